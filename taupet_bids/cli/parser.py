@@ -1,0 +1,158 @@
+"""The BIDS-App command line: ``taupet-bids bids_dir output_dir {participant,group}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from taupet_bids import __version__, atlases
+from taupet_bids.config import DEFAULT_ATLASES, RunConfig
+
+DESCRIPTION = """\
+taupet-bids: regional tau PET SUVR from a BIDS dataset.
+
+participant level: for every PET scan selected, select the frames of the late window,
+correct inter-frame motion, average, register to the subject's T1w, normalise to
+MNI152NLin6Asym, compute SUVR against a reference region, and write regional tables
+(Desikan-Killiany, Braak I-VI, meta-temporal) as BIDS-Derivatives.
+"""
+
+EPILOG = """\
+examples:
+  taupet-bids /data/bids /data/derivatives/taupet participant --participant-label 001 002
+  taupet-bids /data/bids /data/derivatives/taupet participant --pet-window 80 100 \\
+      --reference-region InfCerebGrey --nprocs 8 --work-dir /scratch/taupet-work
+
+A rerun with the same --work-dir reuses every finished step. The exit code is 0 when
+every selected scan succeeded and 1 when any failed (each failure is listed at the end).
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, kept separate so docs and tests can inspect it."""
+    parser = argparse.ArgumentParser(
+        prog="taupet-bids",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=Path, help="the root of the BIDS dataset")
+    parser.add_argument("output_dir", type=Path, help="where the derivatives are written")
+    parser.add_argument(
+        "analysis_level",
+        choices=["participant", "group"],
+        help="participant: process scans; group: gather participant tables",
+    )
+    parser.add_argument("--version", action="version", version=f"taupet-bids {__version__}")
+
+    select = parser.add_argument_group("selecting scans")
+    select.add_argument(
+        "--participant-label",
+        "--participant_label",
+        nargs="+",
+        default=[],
+        metavar="LABEL",
+        help="participants to process, with or without 'sub-' (default: all)",
+    )
+    select.add_argument("--session", "--session-id", help="only this session (ses- label)")
+    select.add_argument("--tracer", "--trc", help="only PET with this trc- label")
+    select.add_argument("--rec", help="only PET with this rec- label")
+    select.add_argument("--run", help="only PET with this run- index")
+
+    quant = parser.add_argument_group("quantification")
+    quant.add_argument(
+        "--reference-region",
+        choices=list(atlases.reference_regions()),
+        help="SUVR reference (default: the tracer's, InfCerebGrey for tau tracers)",
+    )
+    quant.add_argument(
+        "--pet-window",
+        nargs=2,
+        type=float,
+        metavar=("START", "END"),
+        help="time window in minutes post-injection (default: the tracer's, e.g. 80 100)",
+    )
+    quant.add_argument(
+        "--atlas",
+        nargs="+",
+        choices=list(DEFAULT_ATLASES),
+        default=list(DEFAULT_ATLASES),
+        help="atlases for regional tables (default: all)",
+    )
+    quant.add_argument(
+        "--output-spaces",
+        nargs="+",
+        choices=["MNI152NLin6Asym"],
+        default=["MNI152NLin6Asym"],
+        help="template spaces for SUVR images (default: MNI152NLin6Asym, 2 mm)",
+    )
+
+    perf = parser.add_argument_group("performance and execution")
+    perf.add_argument("-w", "--work-dir", type=Path, help="working folder (resumable)")
+    perf.add_argument(
+        "--nprocs",
+        "--n-cpus",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="processes run in parallel (default: all cores)",
+    )
+    perf.add_argument(
+        "--omp-nthreads",
+        type=_positive_int,
+        default=1,
+        help="threads per registration or correction step (default: 1)",
+    )
+    perf.add_argument("--mem-gb", type=float, help="memory limit for the scheduler, in GB")
+    perf.add_argument(
+        "--plugin",
+        default="MultiProc",
+        choices=["MultiProc", "Linear", "SLURM", "SLURMGraph"],
+        help="Nipype execution plugin (default: MultiProc)",
+    )
+    perf.add_argument(
+        "--skip-bids-validation",
+        "--skip_bids_validation",
+        action="store_true",
+        help="do not run bids-validator-deno on the input dataset",
+    )
+    perf.add_argument("--seed", type=int, default=42, help="random seed for registrations")
+    perf.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> RunConfig:
+    """Parse the command line into a :class:`RunConfig`."""
+    args = build_parser().parse_args(argv)
+    output_dir = args.output_dir.absolute()
+    if args.pet_window and not 0 <= args.pet_window[0] < args.pet_window[1]:
+        build_parser().error(f"--pet-window needs 0 <= START < END, got {args.pet_window}")
+    return RunConfig(
+        bids_dir=args.bids_dir.absolute(),
+        output_dir=output_dir,
+        analysis_level=args.analysis_level,
+        work_dir=(args.work_dir or output_dir.parent / "taupet-work").absolute(),
+        participant_label=tuple(label.removeprefix("sub-") for label in args.participant_label),
+        session=args.session.removeprefix("ses-") if args.session else None,
+        tracer=args.tracer,
+        rec=args.rec,
+        run=args.run,
+        reference_region=args.reference_region,
+        pet_window=tuple(args.pet_window) if args.pet_window else None,
+        atlases=tuple(args.atlas),
+        output_spaces=tuple(args.output_spaces),
+        nprocs=args.nprocs,
+        omp_nthreads=args.omp_nthreads,
+        mem_gb=args.mem_gb,
+        plugin=args.plugin,
+        skip_bids_validation=args.skip_bids_validation,
+        seed=args.seed,
+        verbose=args.verbose,
+    )

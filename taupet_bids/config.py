@@ -1,0 +1,54 @@
+"""One typed run configuration, built once from the command line and read everywhere else."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from taupet_bids import atlases
+
+#: Atlases whose regional tables are written by default.
+DEFAULT_ATLASES = atlases.ATLAS_NAMES
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs to know; immutable so no stage can change it behind another."""
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: str
+    work_dir: Path
+    participant_label: tuple[str, ...] = ()
+    session: str | None = None
+    tracer: str | None = None
+    rec: str | None = None
+    run: str | None = None
+    reference_region: str | None = None
+    pet_window: tuple[float, float] | None = None
+    atlases: tuple[str, ...] = DEFAULT_ATLASES
+    output_spaces: tuple[str, ...] = ("MNI152NLin6Asym",)
+    nprocs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    omp_nthreads: int = 1
+    mem_gb: float | None = None
+    plugin: str = "MultiProc"
+    skip_bids_validation: bool = False
+    seed: int = 42
+    verbose: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready view, for logs and the derivatives' provenance."""
+        return {
+            key: (str(value) if isinstance(value, Path) else value)
+            for key, value in asdict(self).items()
+        }
+
+    def plugin_args(self) -> dict:
+        """Arguments for Nipype's execution plugin."""
+        args: dict = {"raise_insufficient": False, "maxtasksperchild": 1}
+        if self.plugin == "MultiProc":
+            args["n_procs"] = self.nprocs
+            if self.mem_gb:
+                args["memory_gb"] = self.mem_gb
+        return args
