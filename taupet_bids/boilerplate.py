@@ -1,0 +1,89 @@
+"""Citable methods text describing exactly what ran, with the versions that ran it."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from taupet_bids import __version__, atlases, templates
+from taupet_bids.config import RunConfig
+
+_PACKAGES = ("antspyx", "nipype", "niworkflows", "pybids", "templateflow", "nibabel", "numpy")
+
+REFERENCES = {
+    "ants": "Avants BB et al. (2011) A reproducible evaluation of ANTs similarity metric "
+    "performance in brain image registration. NeuroImage 54:2033-2044.",
+    "nipype": "Gorgolewski K et al. (2011) Nipype: a flexible, lightweight and extensible "
+    "neuroimaging data processing framework in Python. Front Neuroinform 5:13.",
+    "templateflow": "Ciric R et al. (2022) TemplateFlow: FAIR-sharing of multi-scale, "
+    "multi-species brain models. Nat Methods 19:1568-1571.",
+    "mni152nlin6asym": "Evans AC et al. (2012) Brain templates and atlases. NeuroImage 62:911-922.",
+    "dk": "Desikan RS et al. (2006) An automated labeling system for subdividing the human "
+    "cerebral cortex on MRI scans into gyral based regions of interest. NeuroImage "
+    "31:968-980.",
+    "braak": "Schöll M et al. (2016) PET imaging of tau deposition in the aging human brain. "
+    "Neuron 89:971-982; Maass A et al. (2017) Comparison of multiple tau-PET measures as "
+    "biomarkers in aging and Alzheimer's disease. NeuroImage 157:448-463.",
+    "metatemporal": "Jack CR Jr et al. (2017) Defining imaging biomarker cut points for brain "
+    "aging and Alzheimer's disease. Alzheimers Dement 13:205-216.",
+    "reference": "Baker SL, Maass A, Jagust WJ (2017) Considerations and code for partial "
+    "volume correcting [18F]-AV-1451 tau PET data. Data Brief 15:648-657.",
+    "n4": "Tustison NJ et al. (2010) N4ITK: improved N3 bias correction. IEEE Trans Med "
+    "Imaging 29:1310-1320.",
+}
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the libraries that do the work."""
+    found = {"taupet-bids": __version__}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def methods_text(config: RunConfig) -> str:
+    """The methods paragraph for a paper, in Markdown, with references."""
+    v = package_versions()
+    reference = config.reference_region or atlases.DEFAULT_REFERENCE
+    spec = atlases.reference_regions()[reference]
+    window = (
+        f"{config.pet_window[0]:g}-{config.pet_window[1]:g} min post-injection"
+        if config.pet_window
+        else "the tracer's standard late window (80-100 min post-injection for flortaucipir)"
+    )
+    text = f"""\
+# Methods
+
+Tau PET data were processed with taupet-bids {v["taupet-bids"]}, which builds its workflow with
+Nipype {v["nipype"]} [nipype] and performs image registration and bias correction with ANTs
+through antspyx {v["antspyx"]} [ants]. Inputs were queried with PyBIDS {v["pybids"]}.
+
+For each PET scan, the frames acquired within {window} were selected, realigned to their
+duration-weighted mean with rigid registrations (a second pass used the realigned mean as
+reference), and averaged with frame durations as weights. The T1-weighted image was corrected
+for intensity non-uniformity with N4 [n4] and registered to the MNI152NLin6Asym template
+[mni152nlin6asym] (TemplateFlow {v["templateflow"]} [templateflow]) with a symmetric
+normalisation (rigid, affine and SyN stages); the brain mask was obtained by warping the
+template's brain mask back to the T1w. The averaged PET was registered to the skull-stripped
+T1w with a rigid transform (mutual information), and resampled once into template space at
+2 mm by composing the PET-to-T1w and T1w-to-template transforms (linear interpolation).
+
+Standardized uptake value ratios (SUVR) were computed by dividing by the mean uptake in the
+{spec["name"]} ({spec["definition"]}) [reference]. Regional SUVR was averaged over the
+Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
+MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
+[metatemporal]. No partial-volume correction was applied.
+
+## References
+"""
+    return (
+        text
+        + "".join(f"- [{key}] {ref}\n" for key, ref in REFERENCES.items())
+        + (
+            f"\nTemplate space: {templates.TEMPLATE}, 2 mm. Library versions: "
+            + ", ".join(f"{name} {ver}" for name, ver in v.items())
+            + ".\n"
+        )
+    )

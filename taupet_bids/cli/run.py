@@ -1,0 +1,177 @@
+"""Entry point of the BIDS App: check inputs, build the graph, run it, report every scan."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from taupet_bids import __version__, templates
+from taupet_bids.boilerplate import methods_text
+from taupet_bids.cli.parser import parse_args
+from taupet_bids.config import RunConfig
+from taupet_bids.errors import InputError, TaupetError
+
+LOG = logging.getLogger("taupet_bids")
+
+BIDSIGNORE = ["*_suvr.tsv", "*_suvr.json", "*_xfm.mat", "*_xfm.nii.gz", "logs/", "figures/"]
+
+
+@dataclass
+class ScanOutcome:
+    """What happened to one PET scan."""
+
+    pet: Path
+    ok: bool
+    reason: str = ""
+
+
+def _setup_logging(config: RunConfig) -> Path:
+    log_dir = config.output_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"taupet-bids_{time.strftime('%Y%m%d-%H%M%S')}.log"
+    level = logging.DEBUG if config.verbose > 1 else logging.INFO
+    handlers = [logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)]
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(message)s", handlers=handlers, force=True
+    )
+    logging.getLogger("nipype.workflow").setLevel(
+        logging.INFO if config.verbose else logging.WARNING
+    )
+    return log_file
+
+
+def prepare_output_dir(config: RunConfig) -> None:
+    """Create the output folder with its dataset description, or fail with one clear line."""
+    output = config.output_dir
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".taupet-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise InputError(
+            output,
+            f"cannot write to the output folder ({error.strerror})",
+            "choose a folder you can write to",
+        ) from None
+    description = output / "dataset_description.json"
+    if not description.exists():
+        description.write_text(json.dumps({
+            "Name": "taupet-bids derivatives",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "taupet-bids", "Version": __version__,
+                             "CodeURL": "https://github.com/taupet-bids/taupet-bids"}],
+            "SourceDatasets": [{"URL": config.bids_dir.as_uri()}],
+        }, indent=2) + "\n")  # fmt: skip
+    ignore = output / ".bidsignore"
+    if not ignore.exists():
+        ignore.write_text("\n".join(BIDSIGNORE) + "\n")
+
+
+def _crash_reason(config: RunConfig, name: str) -> str:
+    """The last line of the first Nipype crash report of one scan."""
+    from nipype.utils.filemanip import loadcrash
+
+    for crash in sorted((config.work_dir / "crashes").glob(f"crash-*{name}*")):
+        try:
+            lines = "".join(loadcrash(str(crash))["traceback"]).strip().splitlines()
+        except Exception:  # noqa: BLE001 - a crash file we cannot read still says where to look
+            return f"failed; see {crash}"
+        return f"{lines[-1] if lines else 'failed'} (details: {crash})"
+    return "failed without a crash report; rerun with -vv"
+
+
+def run_participant(config: RunConfig) -> list[ScanOutcome]:
+    """Check every selected scan, process the good ones, return one outcome per scan."""
+    from taupet_bids import bids
+    from taupet_bids.workflows.base import init_participant_wf, scan_id, success_marker
+
+    if not config.skip_bids_validation:
+        LOG.info("Validating %s with bids-validator-deno", config.bids_dir)
+        bids.validate_dataset(config.bids_dir)
+    scans = bids.collect_scans(
+        config.bids_dir,
+        participant_labels=list(config.participant_label) or None,
+        session=config.session,
+        tracer=config.tracer,
+        rec=config.rec,
+        run=config.run,
+    )
+    LOG.info("Found %d PET scan(s)", len(scans))
+    outcomes: list[ScanOutcome] = []
+    runnable = []
+    for scan in scans:
+        try:
+            checked = bids.check_pet_scan(
+                scan, window=config.pet_window, reference_region=config.reference_region
+            )
+        except InputError as error:
+            outcomes.append(ScanOutcome(scan.pet, False, str(error)))
+            LOG.error("SKIPPED %s", error)
+            continue
+        if scan.t1w is None:
+            reason = InputError(
+                scan.pet, "no T1w for this participant/session",
+                "add a T1w; MR-less processing (--mr-less) is not available in this version",
+            )  # fmt: skip
+            outcomes.append(ScanOutcome(scan.pet, False, str(reason)))
+            LOG.error("SKIPPED %s", reason)
+            continue
+        for warning in checked.warnings:
+            LOG.warning("%s: %s", scan.pet.name, warning)
+        runnable.append(checked)
+
+    if runnable:
+        workflow = init_participant_wf(config, runnable)
+        LOG.info("Processing %d scan(s) with %s (%d processes)", len(runnable), config.plugin,
+                 config.nprocs)  # fmt: skip
+        try:
+            workflow.run(plugin=config.plugin, plugin_args=config.plugin_args())
+        except RuntimeError as error:  # Nipype: some nodes failed; which scans is told below
+            LOG.debug("Nipype reported: %s", error)
+    for checked in runnable:
+        done = success_marker(config, checked).exists()
+        reason = "" if done else _crash_reason(config, scan_id(checked))
+        outcomes.append(ScanOutcome(checked.scan.pet, done, reason))
+    return outcomes
+
+
+def _report(outcomes: list[ScanOutcome]) -> None:
+    good = [o for o in outcomes if o.ok]
+    LOG.info("Finished: %d of %d scan(s) succeeded", len(good), len(outcomes))
+    for outcome in outcomes:
+        if not outcome.ok:
+            LOG.error("FAILED %s: %s", outcome.pet.name, outcome.reason)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the BIDS App; exit code 0 only when every selected scan succeeded."""
+    config = parse_args(argv)
+    try:
+        prepare_output_dir(config)
+        log_file = _setup_logging(config)
+        LOG.info("taupet-bids %s: %s level on %s", __version__, config.analysis_level,
+                 config.bids_dir)  # fmt: skip
+        templates.ensure_templateflow()
+        if config.analysis_level != "participant":
+            raise TaupetError("the group level is not available in this version")
+        outcomes = run_participant(config)
+    except TaupetError as error:
+        print(f"taupet-bids: error: {error}", file=sys.stderr)
+        return 1
+    citation = config.output_dir / "logs" / "CITATION.md"
+    citation.write_text(methods_text(config))
+    _report(outcomes)
+    LOG.info("Methods boilerplate: %s; log: %s", citation, log_file)
+    if not outcomes:
+        return 1
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Nipype graph builders (``init_*_wf``): they wire interfaces, they compute nothing."""

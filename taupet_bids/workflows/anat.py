@@ -1,0 +1,60 @@
+"""T1w processing: N4 -> nonlinear registration to the template -> template-based brain mask."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from taupet_bids import templates
+from taupet_bids.interfaces.registration import N4BiasCorrect, RegisterImages, TemplateBrainMask
+
+
+def init_anat_wf(omp_nthreads: int = 1, seed: int = 42, name: str = "anat_wf") -> pe.Workflow:
+    """Register the T1w to MNI152NLin6Asym (2 mm head template) and strip its skull.
+
+    The brain mask comes from the same registration (the template's mask pulled back), so no
+    extra model or download is needed. outputs: ``t1w_preproc``, ``t1w_brain``, ``t1w_mask``,
+    ``t1w2std_xfm`` (ANTs order), ``t1w2std_score``.
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
+    outputnode = pe.Node(
+        niu.IdentityInterface(
+            fields=["t1w_preproc", "t1w_brain", "t1w_mask", "t1w2std_xfm", "t1w2std_score"]
+        ),
+        name="outputnode",
+    )
+    n4 = pe.Node(N4BiasCorrect(num_threads=omp_nthreads), name="n4", n_procs=omp_nthreads)
+    to_template = pe.Node(
+        RegisterImages(
+            fixed_image=str(templates.t1w_path(templates.WORKING_RESOLUTION)),
+            transform_type="SyN",
+            random_seed=seed,
+            num_threads=omp_nthreads,
+        ),
+        name="t1w_to_template",
+        n_procs=omp_nthreads,
+    )
+    brain_mask = pe.Node(
+        TemplateBrainMask(
+            template_mask=str(templates.brain_mask_path(templates.WORKING_RESOLUTION)),
+            num_threads=omp_nthreads,
+        ),
+        name="brain_mask",
+    )
+    workflow.connect([
+        (inputnode, n4, [("t1w", "in_file")]),
+        (n4, to_template, [("out_file", "moving_image")]),
+        (n4, brain_mask, [("out_file", "in_file")]),
+        (to_template, brain_mask, [
+            ("inverse_transforms", "transforms"),
+            ("inverse_invert_flags", "invert_transform_flags"),
+        ]),
+        (n4, outputnode, [("out_file", "t1w_preproc")]),
+        (brain_mask, outputnode, [("out_file", "t1w_brain"), ("out_mask", "t1w_mask")]),
+        (to_template, outputnode, [
+            ("forward_transforms", "t1w2std_xfm"),
+            ("correlation", "t1w2std_score"),
+        ]),
+    ])  # fmt: skip
+    return workflow

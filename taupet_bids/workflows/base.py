@@ -1,0 +1,85 @@
+"""The participant-level graph: one sub-workflow per PET scan, all run by one Nipype plugin."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from nipype.pipeline import engine as pe
+
+from taupet_bids.bids import CheckedScan
+from taupet_bids.config import RunConfig
+from taupet_bids.workflows.anat import init_anat_wf
+from taupet_bids.workflows.outputs import ANAT_FIELDS, init_outputs_wf
+from taupet_bids.workflows.pet import init_pet_preproc_wf
+from taupet_bids.workflows.quantification import init_quantification_wf
+
+PET_FROM_PREPROC = ("pet_average", "motion_params")
+PET_FROM_QUANT = ("pet2t1w_xfm", "suvr_std", "reference_value", "tables")
+
+
+def scan_id(checked: CheckedScan) -> str:
+    """A name for the scan that is safe as a Nipype node name and a folder name."""
+    stem = checked.scan.pet.name.split(".")[0].removesuffix("_pet")
+    return re.sub(r"[^A-Za-z0-9]", "_", stem)
+
+
+def staging_dir(config: RunConfig, checked: CheckedScan) -> Path:
+    """Where one scan's derivatives wait until all of them exist."""
+    return config.work_dir / "staging" / scan_id(checked)
+
+
+def success_marker(config: RunConfig, checked: CheckedScan) -> Path:
+    """Written by the commit node, last: its presence means the scan finished."""
+    return config.work_dir / "committed" / f"{scan_id(checked)}.txt"
+
+
+def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
+    """Everything for one PET scan with a T1w: preprocessing, quantification, derivatives."""
+    if checked.scan.t1w is None:
+        raise ValueError(f"{checked.scan.pet.name}: the MR-based pipeline needs a T1w")
+    name = scan_id(checked)
+    stage = staging_dir(config, checked)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    marker = success_marker(config, checked)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+
+    workflow = pe.Workflow(name=f"scan_{name}")
+    seed, threads = config.seed, config.omp_nthreads
+    pet_wf = init_pet_preproc_wf(checked, omp_nthreads=threads, seed=seed)
+    anat_wf = init_anat_wf(omp_nthreads=threads, seed=seed)
+    reference = checked.reference_region
+    quant_wf = init_quantification_wf(
+        reference, config.atlases, config.work_dir, omp_nthreads=threads, seed=seed
+    )
+    outputs_wf = init_outputs_wf(checked, config.atlases, stage, config.output_dir, marker)
+    pet_wf.inputs.inputnode.pet = str(checked.scan.pet)
+    anat_wf.inputs.inputnode.t1w = str(checked.scan.t1w)
+    outputs_wf.inputs.inputnode.pet_source = str(checked.scan.pet)
+    outputs_wf.inputs.inputnode.t1w_source = str(checked.scan.t1w)
+
+    workflow.connect([
+        (pet_wf, quant_wf, [("outputnode.pet_average", "inputnode.pet_average")]),
+        (anat_wf, quant_wf, [
+            ("outputnode.t1w_brain", "inputnode.t1w_brain"),
+            ("outputnode.t1w_mask", "inputnode.t1w_mask"),
+            ("outputnode.t1w2std_xfm", "inputnode.t1w2std_xfm"),
+        ]),
+        (anat_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS]),
+        (pet_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in PET_FROM_PREPROC]),
+        (quant_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in PET_FROM_QUANT]),
+    ])  # fmt: skip
+    return workflow
+
+
+def init_participant_wf(config: RunConfig, scans: list[CheckedScan]) -> pe.Workflow:
+    """One graph over every scan, so the plugin can run participants in parallel."""
+    workflow = pe.Workflow(name="taupet_participant_wf", base_dir=str(config.work_dir))
+    workflow.config["execution"].update(
+        {"stop_on_first_crash": False, "crashdump_dir": str(config.work_dir / "crashes")}
+    )
+    workflow.add_nodes([init_scan_wf(config, checked) for checked in scans])
+    return workflow

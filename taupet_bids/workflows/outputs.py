@@ -1,0 +1,195 @@
+"""Derivatives of one scan: data sinks into a staging folder, then one atomic commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from taupet_bids import __version__, templates
+from taupet_bids.bids import CheckedScan
+from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
+
+ANAT_FIELDS = ["t1w_preproc", "t1w_mask", "t1w2std_xfm"]
+PET_FIELDS = [
+    "pet_average",
+    "motion_params",
+    "pet2t1w_xfm",
+    "suvr_std",
+    "reference_value",
+    "tables",
+]
+
+TABLE_COLUMNS = {
+    "region": "region name (DK: bilateral, then left-/right-; Braak stages and composites)",
+    "suvr_mean": "mean SUVR over the region's voxels",
+    "suvr_median": "median SUVR over the region's voxels",
+    "suvr_sd": "standard deviation of SUVR over the region's voxels",
+    "volume_ml": "region volume in template space, mL",
+    "n_voxels": "number of template-space voxels in the region",
+}
+
+
+def _pet_metadata(checked: CheckedScan) -> dict:
+    start, end = checked.window_min
+    return {
+        "TracerName": checked.tracer_name,
+        "TimeWindow": [start, end],
+        "TimeWindowUnits": "min",
+        "FramesUsed": [int(i) for i in checked.frames],
+        "FrameTimesStart": [float(checked.frame_start_min[i] * 60.0) for i in checked.frames],
+        "FrameDuration": [float(checked.frame_duration_min[i] * 60.0) for i in checked.frames],
+        "SoftwareVersions": f"taupet-bids {__version__}",
+    }
+
+
+def _suvr_metadata(checked: CheckedScan) -> dict:
+    return {
+        **_pet_metadata(checked),
+        "Units": "unitless",
+        "Description": "standardized uptake value ratio (PET / mean PET in the reference region)",
+        "ReferenceRegion": checked.reference_region,
+        "SkullStripped": False,
+        "Resolution": "2 mm isotropic, MNI152NLin6Asym (TemplateFlow res-02)",
+    }
+
+
+def _reference_meta(value: float) -> dict:
+    return {"ReferenceValue": float(value), "ReferenceValueUnits": "Bq/mL"}
+
+
+def _sink(name: str, base: Path, **fields) -> pe.Node:
+    return pe.Node(
+        DerivativesDataSink(base_directory=str(base), **fields),
+        name=name,
+        run_without_submitting=True,
+        overwrite=True,
+    )
+
+
+def init_outputs_wf(
+    checked: CheckedScan,
+    atlases: tuple[str, ...],
+    staging_dir: Path,
+    output_dir: Path,
+    marker: Path,
+    name: str = "outputs_wf",
+) -> pe.Workflow:
+    """Write every derivative of one scan, committing them only when all were written."""
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(
+        niu.IdentityInterface(fields=["pet_source", "t1w_source", *ANAT_FIELDS, *PET_FIELDS]),
+        name="inputnode",
+    )
+    pet_meta = _pet_metadata(checked)
+    space = templates.TEMPLATE
+    sinks = {
+        "pet_average": _sink(
+            "ds_pet_preproc",
+            staging_dir,
+            desc="preproc",
+            suffix="pet",
+            compress=True,
+            SkullStripped=False,
+            Units="Bq/mL",
+            **pet_meta,
+        ),
+        "suvr_std": _sink(
+            "ds_suvr",
+            staging_dir,
+            space=space,
+            resolution="2",
+            desc="suvr",
+            suffix="pet",
+            compress=True,
+            **_suvr_metadata(checked),
+        ),
+        "motion_params": _sink(
+            "ds_motion",
+            staging_dir,
+            desc="motion",
+            suffix="timeseries",
+            extension=".tsv",
+            Description="rigid inter-frame motion of the selected frames, relative to their "
+            "duration-weighted mean; translations in mm, rotations in degrees",
+        ),
+        "pet2t1w_xfm": _sink(
+            "ds_pet2t1w",
+            staging_dir,
+            suffix="xfm",
+            mode="image",
+            **{"from": "pet", "to": "T1w"},
+        ),
+        "t1w_preproc": _sink(
+            "ds_t1w_preproc",
+            staging_dir,
+            desc="preproc",
+            suffix="T1w",
+            compress=True,
+            SkullStripped=False,
+            Description="T1w after N4 bias-field correction",
+        ),
+        "t1w_mask": _sink(
+            "ds_t1w_mask",
+            staging_dir,
+            desc="brain",
+            suffix="mask",
+            compress=True,
+            Type="Brain",
+            Description="brain mask from the template's, warped to the T1w",
+        ),
+        "t1w2std_xfm": _sink(
+            "ds_t1w2std",
+            staging_dir,
+            suffix="xfm",
+            mode="image",
+            desc=["warp", "affine"],
+            **{"from": "T1w", "to": space},
+        ),
+    }
+    reference_meta = pe.Node(
+        niu.Function(function=_reference_meta, output_names=["meta"]), name="reference_meta"
+    )
+    workflow.connect([
+        (inputnode, reference_meta, [("reference_value", "value")]),
+        (reference_meta, sinks["suvr_std"], [("meta", "meta_dict")]),
+    ])  # fmt: skip
+    for field, sink in sinks.items():
+        source = "t1w_source" if field.startswith("t1w") else "pet_source"
+        workflow.connect([(inputnode, sink, [(source, "source_file"), (field, "in_file")])])
+
+    select_tables = pe.Node(niu.Split(splits=[1] * len(atlases), squeeze=True), name="split_tables")
+    workflow.connect([(inputnode, select_tables, [("tables", "inlist")])])
+    for position, atlas in enumerate(atlases, start=1):
+        sink = _sink(
+            f"ds_table_{atlas}",
+            staging_dir,
+            space=space,
+            segmentation=atlas,
+            label=checked.reference_region,
+            suffix="suvr",
+            extension=".tsv",
+            Columns=TABLE_COLUMNS,
+            ReferenceRegion=checked.reference_region,
+            **pet_meta,
+        )
+        workflow.connect([
+            (inputnode, sink, [("pet_source", "source_file")]),
+            (select_tables, sink, [(f"out{position}", "in_file")]),
+        ])  # fmt: skip
+        sinks[f"table_{atlas}"] = sink
+
+    gather = pe.Node(niu.Merge(len(sinks)), name="gather_sinks", run_without_submitting=True)
+    for position, sink in enumerate(sinks.values(), start=1):
+        workflow.connect([(sink, gather, [("out_file", f"in{position}")])])
+    commit = pe.Node(
+        CommitDerivatives(
+            staging_dir=str(staging_dir), output_dir=str(output_dir), marker=str(marker)
+        ),
+        name="commit",
+        run_without_submitting=True,
+        overwrite=True,
+    )
+    workflow.connect([(gather, commit, [("out", "staged_files")])])
+    return workflow
