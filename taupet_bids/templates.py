@@ -93,11 +93,11 @@ def _bootstrap_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def _bootstrap(home: Path) -> None:
+def _bootstrap(home: Path) -> bool:
     folder = home / f"tpl-{TEMPLATE}"
     marker = folder / f".taupet-bids-{_bootstrap_fingerprint()}"
     if marker.exists():
-        return
+        return False
     regions = build.region_images_1mm()
     for resolution in build.GRIDS:
         prefix = folder / f"tpl-{TEMPLATE}_res-{resolution:02d}_"
@@ -114,6 +114,7 @@ def _bootstrap(home: Path) -> None:
         tsv = folder / f"tpl-{TEMPLATE}_atlas-{atlas}_dseg.tsv"
         _write_atomic(tsv, lambda tmp, text=text: tmp.write_text(text))
     _write_atomic(marker, lambda tmp: tmp.write_text(json.dumps({"version": __version__})))
+    return True
 
 
 def ensure_templateflow(home: Path | None = None) -> Path:
@@ -133,9 +134,9 @@ def ensure_templateflow(home: Path | None = None) -> Path:
             f"TemplateFlow was imported with home {tf_home} before taupet-bids could set "
             f"{os.environ['TEMPLATEFLOW_HOME']}; call ensure_templateflow() first"
         )
-    _bootstrap(tf_home)
-    # New files were added after TemplateFlow may have indexed its home: index again.
-    tf_conf._cache.__dict__.pop("layout", None)
+    if _bootstrap(tf_home):
+        # New files were added after TemplateFlow may have indexed its home: index again.
+        tf_conf._cache.__dict__.pop("layout", None)
     return tf_home
 
 

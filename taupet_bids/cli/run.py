@@ -17,7 +17,16 @@ from taupet_bids.errors import InputError, TaupetError
 
 LOG = logging.getLogger("taupet_bids")
 
-BIDSIGNORE = ["*_suvr.tsv", "*_suvr.json", "*_xfm.mat", "*_xfm.nii.gz", "logs/", "figures/"]
+BIDSIGNORE = [
+    "*_suvr.tsv",
+    "*_suvr.json",
+    "*_timeseries.tsv",
+    "*_timeseries.json",
+    "*_xfm.mat",
+    "*_xfm.nii.gz",
+    "logs/",
+    "figures/",
+]
 
 
 @dataclass
@@ -77,12 +86,15 @@ def _crash_reason(config: RunConfig, name: str) -> str:
     """The last line of the first Nipype crash report of one scan."""
     from nipype.utils.filemanip import loadcrash
 
-    for crash in sorted((config.work_dir / "crashes").glob(f"crash-*{name}*")):
+    for crash in sorted((config.work_dir / "crashes").glob("crash-*.pklz")):
         try:
-            lines = "".join(loadcrash(str(crash))["traceback"]).strip().splitlines()
-        except Exception:  # noqa: BLE001 - a crash file we cannot read still says where to look
-            return f"failed; see {crash}"
-        return f"{lines[-1] if lines else 'failed'} (details: {crash})"
+            report = loadcrash(str(crash))
+        except Exception:  # noqa: BLE001 - a crash file we cannot read is someone else's
+            continue
+        if f"scan_{name}." not in getattr(report.get("node"), "fullname", ""):
+            continue
+        lines = [line for line in "".join(report["traceback"]).splitlines() if line.strip()]
+        return f"{lines[-1].strip() if lines else 'failed'} (details: {crash})"
     return "failed without a crash report; rerun with -vv"
 
 

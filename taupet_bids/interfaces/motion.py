@@ -43,6 +43,16 @@ MOTION_COLUMNS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
+#: A shorter schedule than antsRegistration's default (2100/1200/1200/10 iterations from 6x
+#: shrink): frames of one scan start close together, so 3 levels of few iterations suffice
+#: (measured ~3 s instead of ~6.5 s per frame on a 2 mm PET).
+FAST_RIGID = {
+    "aff_iterations": (100, 50, 20),
+    "aff_shrink_factors": (4, 2, 1),
+    "aff_smoothing_sigmas": (2, 1, 0),
+}
+
+
 def transform_affine_lps(transform_file: str) -> tuple[np.ndarray, np.ndarray]:
     """(A, b) with ``T(x) = A x + b`` in LPS mm, measured by applying the transform."""
     transform = ants.read_transform(transform_file)
@@ -107,6 +117,7 @@ def _register_frame(
             type_of_transform="Rigid",
             aff_metric="meansquares",
             outprefix=prefix,
+            **FAST_RIGID,
         )
     return result["fwdtransforms"][0]
 

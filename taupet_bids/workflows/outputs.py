@@ -32,14 +32,20 @@ TABLE_COLUMNS = {
 
 
 def _pet_metadata(checked: CheckedScan) -> dict:
-    start, end = checked.window_min
+    """Sidecar fields of an averaged image: one 'frame' spanning the frames that were used."""
+    used = list(checked.frames)
+    start_s = float(checked.frame_start_min[used[0]] * 60.0)
+    end_s = float(checked.frame_end_min[used[-1]] * 60.0)
+    window_start, window_end = checked.window_min
     return {
         "TracerName": checked.tracer_name,
-        "TimeWindow": [start, end],
+        "FrameTimesStart": [start_s],
+        "FrameDuration": [end_s - start_s],
+        "TimeWindow": [window_start, window_end],
         "TimeWindowUnits": "min",
-        "FramesUsed": [int(i) for i in checked.frames],
-        "FrameTimesStart": [float(checked.frame_start_min[i] * 60.0) for i in checked.frames],
-        "FrameDuration": [float(checked.frame_duration_min[i] * 60.0) for i in checked.frames],
+        "SourceFrames": [int(i) for i in used],
+        "SourceFrameTimesStart": [float(checked.frame_start_min[i] * 60.0) for i in used],
+        "SourceFrameDuration": [float(checked.frame_duration_min[i] * 60.0) for i in used],
         "SoftwareVersions": f"taupet-bids {__version__}",
     }
 
@@ -139,15 +145,22 @@ def init_outputs_wf(
             Type="Brain",
             Description="brain mask from the template's, warped to the T1w",
         ),
-        "t1w2std_xfm": _sink(
-            "ds_t1w2std",
-            staging_dir,
-            suffix="xfm",
-            mode="image",
-            desc=["warp", "affine"],
+        "t1w2std_warp": _sink(
+            "ds_t1w2std_warp", staging_dir, suffix="xfm", mode="image", desc="warp", compress=True,
             **{"from": "T1w", "to": space},
         ),
-    }
+        "t1w2std_affine": _sink(
+            "ds_t1w2std_affine", staging_dir, suffix="xfm", mode="image", desc="affine",
+            **{"from": "T1w", "to": space},
+        ),
+    }  # fmt: skip
+    # ANTs order: the displacement field first, the affine second.
+    split_xfm = pe.Node(niu.Split(splits=[1, 1], squeeze=True), name="split_t1w2std")
+    workflow.connect([
+        (inputnode, split_xfm, [("t1w2std_xfm", "inlist")]),
+        (split_xfm, sinks["t1w2std_warp"], [("out1", "in_file")]),
+        (split_xfm, sinks["t1w2std_affine"], [("out2", "in_file")]),
+    ])  # fmt: skip
     reference_meta = pe.Node(
         niu.Function(function=_reference_meta, output_names=["meta"]), name="reference_meta"
     )
@@ -157,7 +170,9 @@ def init_outputs_wf(
     ])  # fmt: skip
     for field, sink in sinks.items():
         source = "t1w_source" if field.startswith("t1w") else "pet_source"
-        workflow.connect([(inputnode, sink, [(source, "source_file"), (field, "in_file")])])
+        workflow.connect([(inputnode, sink, [(source, "source_file")])])
+        if field in ANAT_FIELDS or field in PET_FIELDS:
+            workflow.connect([(inputnode, sink, [(field, "in_file")])])
 
     select_tables = pe.Node(niu.Split(splits=[1] * len(atlases), squeeze=True), name="split_tables")
     workflow.connect([(inputnode, select_tables, [("tables", "inlist")])])

@@ -60,7 +60,12 @@ def init_quantification_wf(
         name="outputnode",
     )
     coregister = pe.Node(
-        RegisterImages(transform_type="Rigid", random_seed=seed, num_threads=omp_nthreads),
+        RegisterImages(
+            transform_type="Rigid",
+            fixed_resample_mm=2.0,
+            random_seed=seed,
+            num_threads=omp_nthreads,
+        ),  # fmt: skip
         name="pet_to_t1w",
         n_procs=omp_nthreads,
     )

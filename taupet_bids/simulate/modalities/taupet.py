@@ -1,0 +1,273 @@
+"""Flortaucipir-like tau PET: 5-min frames at 80-100 min p.i. with motion, PSF and noise.
+
+The chain, in the order a scanner would impose it: SUVR map (template) -> pulled into the
+subject's head -> scaled to Bq/mL -> blurred by the scanner PSF -> each frame samples the blurred
+head after that frame's rigid motion, on the scanner's own grid -> correlated Gaussian noise
+whose variance grows with the signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from taupet_bids.simulate import uptake
+from taupet_bids.simulate.anatomy import Anatomy
+from taupet_bids.simulate.grids import (
+    Grid,
+    linear_coordinates,
+    oriented_grid,
+    rigid_matrix,
+    sample,
+)
+from taupet_bids.simulate.modalities.base import Scan, Visit, nifti
+
+
+@dataclass(frozen=True)
+class Scanner:
+    """A PET system as the simulator sees it: native grid, effective resolution, recon."""
+
+    manufacturer: str
+    model: str
+    voxel_mm: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    fwhm_mm: tuple[float, float]
+    recon: str
+    iterations: int
+    subsets: int
+    filter_mm: float
+
+
+#: Plausible ADNI-era systems (grids and recon settings are typical, not vendor specifications);
+#: effective FWHM after reconstruction spans 6-8 mm (Joshi et al. 2009, NeuroImage 46:154).
+SCANNERS = (
+    Scanner(
+        "Siemens",
+        "Biograph mCT",
+        (2.036, 2.036, 2.027),
+        (128, 128, 109),
+        (6.0, 7.0),
+        "OSEM3D+TOF",
+        4,
+        16,
+        2.0,
+    ),
+    Scanner(
+        "Philips",
+        "Ingenuity TF",
+        (2.0, 2.0, 2.0),
+        (128, 128, 90),
+        (6.5, 7.5),
+        "BLOB-OS-TF",
+        3,
+        33,
+        0.0,
+    ),
+    Scanner(
+        "Siemens",
+        "ECAT HR+",
+        (2.057, 2.057, 2.425),
+        (128, 128, 63),
+        (7.0, 8.0),
+        "OSEM2D",
+        4,
+        16,
+        4.0,
+    ),
+)
+#: Native orientation of PET images (differs from the template's LAS and the T1w's PIR).
+ORIENTATION = "RPI"
+#: Late window: frames of 5 min from 80 min p.i. (Baker et al. 2017); a single frame is 80-100.
+SCAN_START_S = 4800.0
+FRAME_S = 300.0
+SINGLE_FRAME_S = 1200.0
+#: Injected activity (MBq; ADNI: 370 +- 10 %), body weight (kg), reference SUV at 80-100 min.
+INJECTED_MBQ = (333.0, 390.0)
+WEIGHT_KG = (55.0, 100.0)
+REFERENCE_SUV = (0.9, 1.3)
+#: Decay-corrected washout of the whole image per frame (relative), leaves SUVR unchanged.
+WASHOUT_PER_FRAME = 0.01
+#: Inter-frame motion: random-walk SD per frame (degrees, mm).
+MOTION_ROTATION_SD_DEG = 0.8
+MOTION_SHIFT_SD_MM = 1.0
+#: PET scanner world vs MR scanner world: rotation SD (degrees) and shift SD (mm).
+PET_TO_T1W_ROTATION_SD_DEG = 4.0
+PET_TO_T1W_SHIFT_SD_MM = 10.0
+#: Noise: relative SD at reference level for a 5-min frame, floor (relative), correlation (vox).
+NOISE_CV_5MIN = 0.10
+NOISE_FLOOR = 0.02
+NOISE_CORRELATION_VOX = 0.7
+#: Subject-space working grid on which the blurred, motion-free PET is made (2 mm, RAS).
+WORKING_VOXEL_MM = 2.0
+WORKING_SHAPE = (112, 128, 120)
+
+
+def frame_timing(n_frames: int) -> tuple[list[float], list[float]]:
+    """FrameTimesStart and FrameDuration (s from injection) for ``n_frames`` late frames."""
+    if n_frames < 1:
+        raise ValueError("a PET image needs at least one frame")
+    if n_frames == 1:
+        return [SCAN_START_S], [SINGLE_FRAME_S]
+    return [SCAN_START_S + FRAME_S * i for i in range(n_frames)], [FRAME_S] * n_frames
+
+
+def _noise_gain(sigma: float) -> float:
+    """SD of unit white noise after the correlating Gaussian filter (to renormalise it)."""
+    delta = np.zeros((15, 15, 15), dtype=np.float32)
+    delta[7, 7, 7] = 1.0
+    return float(np.sqrt((ndimage.gaussian_filter(delta, sigma) ** 2).sum()))
+
+
+def frame_motion(rng: np.random.Generator, n_frames: int) -> list[np.ndarray]:
+    """Rigid head motion per frame (frame world -> motion-free PET world), a random walk."""
+    if n_frames == 1:
+        return [np.eye(4)]
+    rotations = np.cumsum(rng.normal(0.0, MOTION_ROTATION_SD_DEG, (n_frames, 3)), axis=0)
+    shifts = np.cumsum(rng.normal(0.0, MOTION_SHIFT_SD_MM, (n_frames, 3)), axis=0)
+    return [rigid_matrix(r, t) for r, t in zip(rotations, shifts, strict=True)]
+
+
+class TauPET:
+    """Generator of flortaucipir-like PET (``trc-`` and ``rec-`` labels are options)."""
+
+    name = "pet"
+
+    def __init__(self, tracer_label: str = "18FAV1451", rec: str | None = None, n_frames: int = 4):
+        frame_timing(n_frames)
+        self.tracer_label = tracer_label
+        self.rec = rec
+        self.n_frames = n_frames
+
+    def entities(self) -> dict[str, str]:
+        """BIDS entities of the image (``trc``, optional ``rec``)."""
+        out = {"trc": self.tracer_label}
+        if self.rec:
+            out["rec"] = self.rec
+        return out
+
+    def generate(self, anatomy: Anatomy, visit: Visit, rng: np.random.Generator) -> Scan:
+        """Make the PET image, its sidecar and the ground truth needed to score it."""
+        template = visit.template
+        scanner = SCANNERS[int(rng.integers(len(SCANNERS)))]
+        fwhm = float(rng.uniform(*scanner.fwhm_mm))
+        injected = float(rng.uniform(*INJECTED_MBQ))
+        weight = float(rng.uniform(*WEIGHT_KG))
+        reference_bqml = float(rng.uniform(*REFERENCE_SUV)) * injected * 1e6 / (weight * 1e3)
+
+        suvr = uptake.suvr_map(visit.profile, visit.tau, template)
+        centre = anatomy.head_centre(template)
+        working = oriented_grid("RAS", (WORKING_VOXEL_MM,) * 3, WORKING_SHAPE, centre)
+        head = sample(
+            suvr, template.grid_2mm.affine, anatomy.to_template(working.world_coordinates())
+        )
+        sigma_vox = fwhm / (2 * np.sqrt(2 * np.log(2))) / WORKING_VOXEL_MM
+        blurred = ndimage.gaussian_filter(head * np.float32(reference_bqml), sigma_vox)
+
+        pet_to_t1w = rigid_matrix(
+            rng.normal(0.0, PET_TO_T1W_ROTATION_SD_DEG, 3),
+            rng.normal(0.0, PET_TO_T1W_SHIFT_SD_MM, 3),
+        )
+        pet_centre = np.linalg.inv(pet_to_t1w) @ np.append(centre, 1.0)
+        pet_centre = pet_centre[:3] + rng.normal(0.0, 5.0, 3)
+        grid = oriented_grid(ORIENTATION, scanner.voxel_mm, scanner.shape, pet_centre)
+        starts, durations = frame_timing(self.n_frames)
+        motion = frame_motion(rng, self.n_frames)
+        frames = [
+            self._frame(blurred, working, grid, pet_to_t1w @ move, duration, reference_bqml, rng)
+            * np.float32(1 - WASHOUT_PER_FRAME * i)
+            for i, (move, duration) in enumerate(zip(motion, durations, strict=True))
+        ]
+        data = frames[0] if self.n_frames == 1 else np.stack(frames, axis=-1)
+        image = nifti(data.astype(np.float32), grid.affine)
+        if self.n_frames > 1:
+            image.header.set_dim_info(slice=2)
+            image.header["pixdim"][4] = FRAME_S
+        sidecar = self._sidecar(scanner, injected, starts, durations, rng)
+        truth = {
+            "suvr_map": suvr,
+            "blurred": blurred,
+            "working_grid": working,
+            "grid": grid,
+            "pet_to_t1w": pet_to_t1w,
+            "motion": motion,
+            "fwhm_mm": fwhm,
+            "scanner": f"{scanner.manufacturer} {scanner.model}",
+            "injected_mbq": injected,
+            "weight_kg": weight,
+            "reference_bqml": reference_bqml,
+        }
+        return Scan("pet", "pet", self.entities(), image, sidecar, truth)
+
+    @staticmethod
+    def _frame(
+        blurred: np.ndarray,
+        working: Grid,
+        grid: Grid,
+        to_subject: np.ndarray,
+        duration: float,
+        reference_bqml: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """One frame: the blurred head seen through ``to_subject``, plus noise."""
+        signal = sample(
+            blurred, working.affine, linear_coordinates(to_subject @ grid.affine, grid.shape)
+        )
+        cv = NOISE_CV_5MIN * np.sqrt(FRAME_S / duration)
+        sd = (
+            cv * np.sqrt(np.clip(signal, 0, None) * reference_bqml)
+            + NOISE_FLOOR * cv * reference_bqml
+        )
+        noise = ndimage.gaussian_filter(
+            rng.standard_normal(signal.shape, dtype=np.float32), NOISE_CORRELATION_VOX
+        )
+        noise *= np.float32(1.0 / _noise_gain(NOISE_CORRELATION_VOX))
+        return signal + noise * sd.astype(np.float32)
+
+    def _sidecar(
+        self,
+        scanner: Scanner,
+        injected: float,
+        starts: list[float],
+        durations: list[float],
+        rng: np.random.Generator,
+    ) -> dict:
+        """Every REQUIRED BIDS-PET field, plus the recommended ones a real export carries."""
+        mass_ug = float(rng.uniform(0.5, 3.0))
+        hour, minute = int(rng.integers(8, 14)), int(rng.integers(0, 60))
+        return {
+            "Modality": "PT",
+            "Manufacturer": scanner.manufacturer,
+            "ManufacturersModelName": scanner.model,
+            "Units": "Bq/mL",
+            "BodyPart": "Brain",
+            "TracerName": "AV1451",
+            "TracerRadionuclide": "F18",
+            "TracerMolecularWeight": 263.27,
+            "TracerMolecularWeightUnits": "g/mol",
+            "InjectedRadioactivity": round(injected, 1),
+            "InjectedRadioactivityUnits": "MBq",
+            "InjectedMass": round(mass_ug, 3),
+            "InjectedMassUnits": "ug",
+            "SpecificRadioactivity": round(injected / mass_ug, 3),
+            "SpecificRadioactivityUnits": "MBq/ug",
+            "ModeOfAdministration": "bolus",
+            "TimeZero": f"{hour:02d}:{minute:02d}:00",
+            "InjectionStart": 0,
+            "ScanStart": starts[0],
+            "FrameTimesStart": starts,
+            "FrameDuration": durations,
+            "AcquisitionMode": "list mode",
+            "ImageDecayCorrected": True,
+            "ImageDecayCorrectionTime": 0,
+            "ReconMethodName": scanner.recon,
+            "ReconMethodParameterLabels": ["subsets", "iterations"],
+            "ReconMethodParameterUnits": ["none", "none"],
+            "ReconMethodParameterValues": [scanner.subsets, scanner.iterations],
+            "ReconFilterType": "Gaussian" if scanner.filter_mm else "none",
+            "ReconFilterSize": scanner.filter_mm,
+            "AttenuationCorrection": "CT-based",
+            "ScatterCorrectionMethod": "model-based single scatter simulation",
+            "RandomsCorrectionMethod": "delayed coincidence window",
+        }

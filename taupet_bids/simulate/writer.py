@@ -1,0 +1,121 @@
+"""The BIDS layout of a simulated dataset: names, images, sidecars and top-level files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+
+from taupet_bids import __version__
+from taupet_bids.simulate.population import SubjectSpec
+
+BIDS_VERSION = "1.10.0"
+#: Order of entities in file names (BIDS entity table order).
+ENTITY_ORDER = ("sub", "ses", "trc", "rec", "space", "res", "from", "to", "desc")
+
+PARTICIPANT_FIELDS = {
+    "participant_id": {"Description": "Participant identifier"},
+    "age": {"Description": "Age at the first visit", "Units": "year"},
+    "sex": {"Description": "Sex", "Levels": {"F": "female", "M": "male"}},
+    "diagnosis": {
+        "Description": "Clinical diagnosis at the first visit (simulated from the Braak stage)",
+        "Levels": {
+            "CN": "cognitively normal",
+            "MCI": "mild cognitive impairment",
+            "AD": "Alzheimer's disease dementia",
+        },
+    },
+    "braak_stage": {"Description": "Simulated Braak tau stage (0-6) at the first visit"},
+}
+SESSION_FIELDS = {
+    "session_id": {"Description": "Session identifier (months since baseline)"},
+    "age": {"Description": "Age at this visit", "Units": "year"},
+    "diagnosis": PARTICIPANT_FIELDS["diagnosis"],
+    "braak_stage": {"Description": "Simulated Braak tau stage (0-6) at this visit"},
+}
+
+
+def bids_name(entities: dict[str, str | None], suffix: str, extension: str) -> str:
+    """``sub-X_ses-Y_..._suffix.ext`` from entities (None values left out)."""
+    unknown = set(entities) - set(ENTITY_ORDER)
+    if unknown:
+        raise ValueError(f"unknown BIDS entities {sorted(unknown)}")
+    parts = [f"{k}-{entities[k]}" for k in ENTITY_ORDER if entities.get(k) is not None]
+    return "_".join([*parts, suffix]) + extension
+
+
+def subject_folder(root: Path, subject: str, session: str | None) -> Path:
+    """``root/sub-X[/ses-Y]``."""
+    folder = root / f"sub-{subject}"
+    return folder / f"ses-{session}" if session else folder
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON (indented, newline-terminated)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_tsv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
+    """Write a TSV with a header row."""
+    lines = ["\t".join(columns)] + ["\t".join(str(v) for v in row) for row in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_nifti(path: Path, image: nib.Nifti1Image) -> None:
+    """Save an image (nibabel writes gzip with mtime 0, so output is byte-reproducible)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, path)
+
+
+def write_dataset_files(root: Path, subjects: list[SubjectSpec], description: dict) -> None:
+    """dataset_description.json, README, CHANGES, participants and sessions tables."""
+    write_json(
+        root / "dataset_description.json",
+        {
+            "Name": description["name"],
+            "BIDSVersion": BIDS_VERSION,
+            "DatasetType": "raw",
+            "License": "CC0",
+            "Authors": ["taupet-bids simulator"],
+            "HowToAcknowledge": "Cite taupet-bids; this dataset is synthetic (digital phantoms).",
+            "GeneratedBy": [
+                {
+                    "Name": "taupet-bids-simulate",
+                    "Version": __version__,
+                    "Description": description["command"],
+                }
+            ],
+        },
+    )
+    (root / "README").write_text(description["readme"])
+    (root / "CHANGES").write_text(
+        f"1.0.0 {description['date']}\n  - Simulated with taupet-bids-simulate {__version__}.\n"
+    )
+    write_json(root / "participants.json", PARTICIPANT_FIELDS)
+    write_tsv(
+        root / "participants.tsv",
+        list(PARTICIPANT_FIELDS),
+        [
+            [f"sub-{s.label}", s.baseline.age, s.sex, s.baseline.diagnosis, s.baseline.tau.stage]
+            for s in subjects
+        ],
+    )
+    for subject in subjects:
+        if subject.baseline.session is None:
+            continue
+        stem = root / f"sub-{subject.label}" / f"sub-{subject.label}_sessions"
+        write_json(stem.with_suffix(".json"), SESSION_FIELDS)
+        write_tsv(
+            stem.with_suffix(".tsv"),
+            list(SESSION_FIELDS),
+            [[f"ses-{v.session}", v.age, v.diagnosis, v.tau.stage] for v in subject.visits],
+        )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
