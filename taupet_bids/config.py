@@ -46,7 +46,7 @@ class RunConfig:
 
     def plugin_args(self) -> dict:
         """Arguments for Nipype's execution plugin."""
-        args: dict = {"raise_insufficient": False, "maxtasksperchild": 1}
+        args: dict = {"raise_insufficient": False}
         if self.plugin == "MultiProc":
             args["n_procs"] = self.nprocs
             if self.mem_gb:

@@ -38,18 +38,31 @@ class ScanOutcome:
     reason: str = ""
 
 
-def _setup_logging(config: RunConfig) -> Path:
+def _setup_logging(config: RunConfig) -> None:
+    """Log to the terminal from the start; the log file is added once the output folder exists."""
+    from nipype import config as nipype_config
+    from nipype import logging as nipype_logging
+
+    level = logging.DEBUG if config.verbose > 1 else logging.INFO
+    handler = logging.StreamHandler(sys.stdout)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(message)s", handlers=[handler], force=True
+    )
+    # Nipype prints through its own handler: quiet unless asked (-v), and not echoed twice.
+    nipype_level = "INFO" if config.verbose else "WARNING"
+    nipype_config.set("logging", "workflow_level", nipype_level)
+    nipype_config.set("logging", "interface_level", nipype_level)
+    nipype_logging.update_logging(nipype_config)
+    logging.getLogger("nipype").propagate = False
+
+
+def _add_log_file(config: RunConfig) -> Path:
     log_dir = config.output_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"taupet-bids_{time.strftime('%Y%m%d-%H%M%S')}.log"
-    level = logging.DEBUG if config.verbose > 1 else logging.INFO
-    handlers = [logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)]
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(message)s", handlers=handlers, force=True
-    )
-    logging.getLogger("nipype.workflow").setLevel(
-        logging.INFO if config.verbose else logging.WARNING
-    )
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger().addHandler(handler)
     return log_file
 
 
@@ -98,10 +111,9 @@ def _crash_reason(config: RunConfig, name: str) -> str:
     return "failed without a crash report; rerun with -vv"
 
 
-def run_participant(config: RunConfig) -> list[ScanOutcome]:
-    """Check every selected scan, process the good ones, return one outcome per scan."""
+def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
+    """Find and check every selected scan; the ones that fail a check are reported, not run."""
     from taupet_bids import bids
-    from taupet_bids.workflows.base import init_participant_wf, scan_id, success_marker
 
     if not config.skip_bids_validation:
         LOG.info("Validating %s with bids-validator-deno", config.bids_dir)
@@ -115,37 +127,41 @@ def run_participant(config: RunConfig) -> list[ScanOutcome]:
         run=config.run,
     )
     LOG.info("Found %d PET scan(s)", len(scans))
-    outcomes: list[ScanOutcome] = []
-    runnable = []
+    runnable, outcomes = [], []
     for scan in scans:
         try:
             checked = bids.check_pet_scan(
                 scan, window=config.pet_window, reference_region=config.reference_region
             )
+            if scan.t1w is None:
+                raise InputError(
+                    scan.pet, "no T1w for this participant/session",
+                    "add a T1w; MR-less processing (--mr-less) is not available in this version",
+                )  # fmt: skip
         except InputError as error:
             outcomes.append(ScanOutcome(scan.pet, False, str(error)))
             LOG.error("SKIPPED %s", error)
             continue
-        if scan.t1w is None:
-            reason = InputError(
-                scan.pet, "no T1w for this participant/session",
-                "add a T1w; MR-less processing (--mr-less) is not available in this version",
-            )  # fmt: skip
-            outcomes.append(ScanOutcome(scan.pet, False, str(reason)))
-            LOG.error("SKIPPED %s", reason)
-            continue
         for warning in checked.warnings:
             LOG.warning("%s: %s", scan.pet.name, warning)
         runnable.append(checked)
+    return runnable, outcomes
 
-    if runnable:
-        workflow = init_participant_wf(config, runnable)
-        LOG.info("Processing %d scan(s) with %s (%d processes)", len(runnable), config.plugin,
-                 config.nprocs)  # fmt: skip
-        try:
-            workflow.run(plugin=config.plugin, plugin_args=config.plugin_args())
-        except RuntimeError as error:  # Nipype: some nodes failed; which scans is told below
-            LOG.debug("Nipype reported: %s", error)
+
+def process_scans(config: RunConfig, runnable: list) -> list[ScanOutcome]:
+    """Run one graph over every checked scan; a scan succeeded when its commit node ran."""
+    from taupet_bids.workflows.base import init_participant_wf, scan_id, success_marker
+
+    if not runnable:
+        return []
+    workflow = init_participant_wf(config, runnable)
+    LOG.info("Processing %d scan(s) with %s (%d processes)", len(runnable), config.plugin,
+             config.nprocs)  # fmt: skip
+    try:
+        workflow.run(plugin=config.plugin, plugin_args=config.plugin_args())
+    except RuntimeError as error:  # Nipype: some nodes failed; which scans is told below
+        LOG.debug("Nipype reported: %s", error)
+    outcomes = []
     for checked in runnable:
         done = success_marker(config, checked).exists()
         reason = "" if done else _crash_reason(config, scan_id(checked))
@@ -164,25 +180,25 @@ def _report(outcomes: list[ScanOutcome]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the BIDS App; exit code 0 only when every selected scan succeeded."""
     config = parse_args(argv)
+    _setup_logging(config)
     try:
-        prepare_output_dir(config)
-        log_file = _setup_logging(config)
         LOG.info("taupet-bids %s: %s level on %s", __version__, config.analysis_level,
                  config.bids_dir)  # fmt: skip
-        templates.ensure_templateflow()
         if config.analysis_level != "participant":
             raise TaupetError("the group level is not available in this version")
-        outcomes = run_participant(config)
+        templates.ensure_templateflow()
+        runnable, outcomes = select_scans(config)
+        prepare_output_dir(config)
     except TaupetError as error:
         print(f"taupet-bids: error: {error}", file=sys.stderr)
         return 1
+    log_file = _add_log_file(config)
+    outcomes += process_scans(config, runnable)
     citation = config.output_dir / "logs" / "CITATION.md"
     citation.write_text(methods_text(config))
     _report(outcomes)
     LOG.info("Methods boilerplate: %s; log: %s", citation, log_file)
-    if not outcomes:
-        return 1
-    return 0 if all(o.ok for o in outcomes) else 1
+    return 0 if outcomes and all(o.ok for o in outcomes) else 1
 
 
 if __name__ == "__main__":

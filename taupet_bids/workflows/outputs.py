@@ -155,14 +155,18 @@ def init_outputs_wf(
         ),
     }  # fmt: skip
     # ANTs order: the displacement field first, the affine second.
-    split_xfm = pe.Node(niu.Split(splits=[1, 1], squeeze=True), name="split_t1w2std")
+    split_xfm = pe.Node(
+        niu.Split(splits=[1, 1], squeeze=True), name="split_t1w2std", run_without_submitting=True
+    )
     workflow.connect([
         (inputnode, split_xfm, [("t1w2std_xfm", "inlist")]),
         (split_xfm, sinks["t1w2std_warp"], [("out1", "in_file")]),
         (split_xfm, sinks["t1w2std_affine"], [("out2", "in_file")]),
     ])  # fmt: skip
     reference_meta = pe.Node(
-        niu.Function(function=_reference_meta, output_names=["meta"]), name="reference_meta"
+        niu.Function(function=_reference_meta, output_names=["meta"]),
+        name="reference_meta",
+        run_without_submitting=True,
     )
     workflow.connect([
         (inputnode, reference_meta, [("reference_value", "value")]),
@@ -174,7 +178,11 @@ def init_outputs_wf(
         if field in ANAT_FIELDS or field in PET_FIELDS:
             workflow.connect([(inputnode, sink, [(field, "in_file")])])
 
-    select_tables = pe.Node(niu.Split(splits=[1] * len(atlases), squeeze=True), name="split_tables")
+    select_tables = pe.Node(
+        niu.Split(splits=[1] * len(atlases), squeeze=True),
+        name="split_tables",
+        run_without_submitting=True,
+    )
     workflow.connect([(inputnode, select_tables, [("tables", "inlist")])])
     for position, atlas in enumerate(atlases, start=1):
         sink = _sink(

@@ -69,7 +69,11 @@ def init_quantification_wf(
         name="pet_to_t1w",
         n_procs=omp_nthreads,
     )
-    compose = pe.Node(niu.Function(function=_compose, output_names=["transforms"]), name="compose")
+    compose = pe.Node(
+        niu.Function(function=_compose, output_names=["transforms"]),
+        name="compose",
+        run_without_submitting=True,
+    )
     to_template = pe.Node(
         ApplyTransforms(
             reference_image=str(templates.t1w_path(resolution)),
@@ -91,8 +95,9 @@ def init_quantification_wf(
             labels_file=str(reference_labels_file(reference_region, work_dir / "labels")),
         ),
         name="reference_stats",
+        run_without_submitting=True,
     )
-    gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables")
+    gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables", run_without_submitting=True)
     workflow.connect([
         (inputnode, coregister, [("t1w_brain", "fixed_image"), ("pet_average", "moving_image")]),
         (inputnode, compose, [("t1w2std_xfm", "t1w2std")]),
@@ -118,9 +123,10 @@ def init_quantification_wf(
                 groups=region_groups(atlas),
             ),
             name=f"stats_{atlas}",
+            run_without_submitting=True,
         )
-        join = pe.Node(JoinTables(), name=f"join_{atlas}")
-        both = pe.Node(niu.Merge(2), name=f"with_reference_{atlas}")
+        join = pe.Node(JoinTables(), name=f"join_{atlas}", run_without_submitting=True)
+        both = pe.Node(niu.Merge(2), name=f"with_reference_{atlas}", run_without_submitting=True)
         workflow.connect([
             (suvr, stats, [("out_file", "in_file")]),
             (stats, both, [("out_table", "in1")]),

@@ -1,0 +1,272 @@
+"""The real CLI on a small simulated cohort: good scans match the truth, bad ones fail alone.
+
+One run covers two good participants and one broken participant per kind of bad input; each
+test below reads what that run wrote. The broken ones are copies of a good participant with
+one thing damaged, so any failure can only come from that damage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from taupet_bids.simulate import load_truth
+
+GOOD = ("001", "002")
+TRACER = "18FAV1451"
+
+
+def _pet(root: Path, sub: str, ext: str = ".nii.gz") -> Path:
+    return root / f"sub-{sub}" / "pet" / f"sub-{sub}_trc-{TRACER}_pet{ext}"
+
+
+def _edit_sidecar(path: Path, **changes) -> None:
+    meta = json.loads(path.read_text())
+    meta.update(changes)
+    path.write_text(json.dumps(meta))
+
+
+def _edit_image(path: Path, change) -> None:
+    img = nib.load(path)
+    data = change(np.asarray(img.dataobj, dtype=np.float32))
+    nib.save(nib.Nifti1Image(data, img.affine), path)
+
+
+def _truncate(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def _no_t1w(root: Path, sub: str) -> None:
+    shutil.rmtree(root / f"sub-{sub}" / "anat")
+
+
+def _no_sidecar(root: Path, sub: str) -> None:
+    _pet(root, sub, ".json").unlink()
+
+
+def _empty_sidecar(root: Path, sub: str) -> None:
+    _pet(root, sub, ".json").write_text("")
+
+
+def _frames_mismatch(root: Path, sub: str) -> None:
+    meta = json.loads(_pet(root, sub, ".json").read_text())
+    _edit_sidecar(_pet(root, sub, ".json"), FrameDuration=meta["FrameDuration"][:-1])
+
+
+def _nan_voxels(root: Path, sub: str) -> None:
+    def add_nan(data):
+        data[10:12, 10:12, 10:12] = np.nan
+        return data
+
+    _edit_image(_pet(root, sub), add_nan)
+
+
+def _all_zero(root: Path, sub: str) -> None:
+    _edit_image(_pet(root, sub), np.zeros_like)
+
+
+def _two_d(root: Path, sub: str) -> None:
+    _edit_image(_pet(root, sub), lambda data: data[:, :, data.shape[2] // 2, 0])
+
+
+def _five_d(root: Path, sub: str) -> None:
+    _edit_image(_pet(root, sub), lambda data: data[..., None])
+
+
+def _truncated_pet(root: Path, sub: str) -> None:
+    _truncate(_pet(root, sub))
+
+
+def _unknown_tracer(root: Path, sub: str) -> None:
+    _edit_sidecar(_pet(root, sub, ".json"), TracerName="XYZ-123")
+    for path in list((root / f"sub-{sub}" / "pet").iterdir()):
+        path.rename(path.with_name(path.name.replace(f"trc-{TRACER}", "trc-XYZ123")))
+
+
+def _window_not_covered(root: Path, sub: str) -> None:
+    meta = json.loads(_pet(root, sub, ".json").read_text())
+    early = [start - 50 * 60 for start in meta["FrameTimesStart"]]
+    _edit_sidecar(_pet(root, sub, ".json"), FrameTimesStart=early)
+
+
+def _truncated_t1w(root: Path, sub: str) -> None:
+    _truncate(root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz")
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A participant damaged in one way, and words its one-line reason must contain."""
+
+    damage: object
+    words: tuple[str, ...]
+
+
+BROKEN = {
+    "101": Broken(_no_t1w, ("no T1w", "--mr-less")),
+    "102": Broken(_no_sidecar, ("_pet.json", "missing")),
+    "103": Broken(_empty_sidecar, ("_pet.json", "empty")),
+    "104": Broken(_frames_mismatch, ("FrameDuration", "frames")),
+    "105": Broken(_nan_voxels, ("_pet.nii.gz", "NaN")),
+    "106": Broken(_all_zero, ("_pet.nii.gz", "zero")),
+    "107": Broken(_two_d, ("_pet.nii.gz", "2D")),
+    "108": Broken(_five_d, ("_pet.nii.gz", "5D")),
+    "109": Broken(_truncated_pet, ("_pet.nii.gz", "truncated")),
+    "110": Broken(_unknown_tracer, ("XYZ-123", "--reference-region")),
+    "111": Broken(_window_not_covered, ("window", "--pet-window")),
+    "112": Broken(_truncated_t1w, ("sub-112", "Error")),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    bids: Path
+    out: Path
+    work: Path
+    returncode: int
+    log: str
+
+
+def _copy_participant(root: Path, source: str, target: str) -> None:
+    shutil.copytree(root / f"sub-{source}", root / f"sub-{target}")
+    for path in (root / f"sub-{target}").rglob("*"):
+        if path.is_file():
+            path.rename(path.with_name(path.name.replace(f"sub-{source}", f"sub-{target}")))
+    table = pd.read_csv(root / "participants.tsv", sep="\t", dtype=str)
+    row = table[table.participant_id == f"sub-{source}"].assign(participant_id=f"sub-{target}")
+    pd.concat([table, row]).to_csv(root / "participants.tsv", sep="\t", index=False)
+
+
+def taupet_bids(*args: str) -> subprocess.CompletedProcess:
+    """The installed command, as a user runs it."""
+    command = [str(Path(sys.executable).with_name("taupet-bids")), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory, templateflow_home) -> Run:
+    root = tmp_path_factory.mktemp("participant")
+    bids = root / "bids"
+    simulate = Path(sys.executable).with_name("taupet-bids-simulate")
+    subprocess.run([simulate, bids, "--n-subjects", "2", "--seed", "11"], check=True)
+    for label, broken in BROKEN.items():
+        _copy_participant(bids, "001", label)
+        broken.damage(bids, label)
+    out, work = root / "out", root / "work"
+    done = taupet_bids(bids, out, "participant", "-w", work, "--skip-bids-validation")
+    return Run(bids, out, work, done.returncode, done.stdout + done.stderr)
+
+
+def _tables(run: Run, sub: str, atlas: str) -> pd.DataFrame:
+    name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-{atlas}_label-InfCerebGrey_suvr.tsv"
+    return pd.read_csv(run.out / f"sub-{sub}" / "pet" / name, sep="\t", na_values="n/a")
+
+
+def test_exit_code_says_some_scans_failed(cohort: Run) -> None:
+    assert cohort.returncode == 1, cohort.log[-3000:]
+    assert f"{len(GOOD)} of {len(GOOD) + len(BROKEN)} scan(s) succeeded" in cohort.log
+
+
+@pytest.mark.parametrize("sub", GOOD)
+def test_good_participants_match_the_blurred_truth(cohort: Run, sub: str) -> None:
+    truth = load_truth(cohort.bids, sub, kind="blurred").set_index(["atlas", "region"])["suvr"]
+    pairs = [("MetaTemporal", "metatemporal")] + [
+        ("Braak", f"Braak{roman}") for roman in ("I", "III", "IV", "V", "VI")
+    ]
+    for atlas, region in pairs:
+        table = _tables(cohort, sub, atlas).set_index("region")
+        measured = table.loc[region, "suvr_mean"]
+        assert abs(measured / truth[(atlas, region)] - 1) < 0.05, (atlas, region, measured)
+    reference = _tables(cohort, sub, "MetaTemporal").set_index("region")
+    assert reference.loc["reference-InfCerebGrey", "suvr_mean"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_tables_have_every_region_and_column(cohort: Run) -> None:
+    dk = _tables(cohort, GOOD[0], "DK")
+    assert list(dk.columns) == [
+        "region", "suvr_mean", "suvr_median", "suvr_sd", "volume_ml", "n_voxels"
+    ]  # fmt: skip
+    for region in ("entorhinal", "left-entorhinal", "right-entorhinal", "precuneus"):
+        assert dk.set_index("region").loc[region, "n_voxels"] > 0
+    braak = _tables(cohort, GOOD[0], "Braak")["region"].tolist()
+    assert braak[:6] == [f"Braak{r}" for r in ("I", "II", "III", "IV", "V", "VI")]
+
+
+@pytest.mark.parametrize("label", sorted(BROKEN))
+def test_broken_participant_gets_one_line_reason_and_no_output(cohort: Run, label: str) -> None:
+    lines = [line for line in cohort.log.splitlines() if f"sub-{label}" in line and "FAILED" in line
+             or f"sub-{label}" in line and "SKIPPED" in line]  # fmt: skip
+    assert lines, f"no failure line for sub-{label}"
+    for word in BROKEN[label].words:
+        assert any(word in line for line in lines), (word, lines)
+    assert not (cohort.out / f"sub-{label}").exists(), "half-written output left behind"
+
+
+def test_outputs_pass_the_bids_validator(cohort: Run) -> None:
+    validator = Path(sys.executable).with_name("bids-validator-deno")
+    done = subprocess.run(
+        [validator, "--json", cohort.out], capture_output=True, text=True, timeout=300
+    )
+    issues = json.loads(done.stdout)["issues"]["issues"]
+    errors = [issue for issue in issues if issue["severity"] == "error"]
+    assert not errors, errors[:3]
+
+
+def test_methods_boilerplate_names_versions(cohort: Run) -> None:
+    text = (cohort.out / "logs" / "CITATION.md").read_text()
+    assert "antspyx" in text and "Baker" in text and "MNI152NLin6Asym" in text
+
+
+def test_rerun_reuses_finished_steps(cohort: Run) -> None:
+    n4_results = sorted(cohort.work.rglob("scan_sub_001_*/anat_wf/n4/result_n4.pklz"))
+    assert len(n4_results) == 1
+    before = n4_results[0].stat().st_mtime
+    done = taupet_bids(
+        cohort.bids, cohort.out, "participant", "-w", cohort.work,
+        "--skip-bids-validation", "--participant-label", "001",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert n4_results[0].stat().st_mtime == before
+
+
+def test_unknown_participant_is_a_clear_error(cohort: Run, tmp_path: Path) -> None:
+    done = taupet_bids(
+        cohort.bids, tmp_path / "out", "participant", "--participant-label", "999",
+        "--skip-bids-validation",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "999" in done.stderr and "sub-001" in done.stderr
+
+
+def test_unwritable_output_folder_is_a_clear_error(cohort: Run, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = taupet_bids(cohort.bids, blocker / "out", "participant", "--skip-bids-validation")
+    assert done.returncode == 1
+    assert "cannot write to the output folder" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_help_reads_like_a_bids_app() -> None:
+    done = taupet_bids("--help")
+    assert done.returncode == 0
+    for option in ("--participant-label", "--pet-window", "--reference-region", "--work-dir"):
+        assert option in done.stdout
+
+
+def test_gzip_truncation_fixture_really_truncates(tmp_path: Path) -> None:
+    path = tmp_path / "x.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32), np.eye(4)), path)
+    _truncate(path)
+    with pytest.raises((EOFError, OSError)):
+        gzip.decompress(path.read_bytes())
