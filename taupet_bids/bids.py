@@ -135,6 +135,7 @@ def _strip(label: str, prefix: str) -> str:
 
 def _layout(bids_dir: Path):
     from bids import BIDSLayout
+    from bids.layout.index import BIDSLayoutIndexer
 
     if not (bids_dir / "dataset_description.json").is_file():
         raise InputError(
@@ -143,7 +144,14 @@ def _layout(bids_dir: Path):
             "point bids_dir at the dataset root (the folder holding dataset_description.json)",
         )
     try:
-        return BIDSLayout(bids_dir, validate=False, derivatives=False)
+        # No metadata indexing: one unreadable sidecar must not stop every participant (it
+        # is reported for its own scan by check_pet_scan), and indexing is faster without it.
+        return BIDSLayout(
+            bids_dir,
+            validate=False,
+            derivatives=False,
+            indexer=BIDSLayoutIndexer(validate=False, index_metadata=False),
+        )
     except Exception as err:  # pybids raises several unrelated types for a bad dataset
         raise InputError(bids_dir, f"pybids cannot index the dataset ({err})") from err
 
@@ -366,6 +374,20 @@ def _check_voxels(pet: Path, img: Any, data: np.ndarray) -> None:
     lo, hi = data.min(), data.max()
     if lo == hi:
         raise InputError(pet, f"image is constant (every voxel = {float(lo) * slope + inter:g})")
+
+
+def check_t1w(t1w: Path) -> None:
+    """A T1w must be a readable, 3D, finite, non-constant image before any registration uses it.
+
+    ITK reads a truncated .nii.gz without complaint (the missing voxels become zeros), so a
+    damaged T1w would otherwise give a silently wrong normalisation.
+    """
+    img, data = _load_image(t1w)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputError(t1w, f"T1w is {data.ndim}D (shape {data.shape}); it must be one 3D volume")
+    _check_voxels(t1w, img, data)
 
 
 def _units_scale(path: Path, units: str) -> float | None:

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from taupet_bids.bids import PetScan, check_pet_scan, collect_scans, validate_dataset
+from taupet_bids.bids import PetScan, check_pet_scan, check_t1w, collect_scans, validate_dataset
 from taupet_bids.errors import InputError
 
 RNG = np.random.default_rng(0)
@@ -379,3 +379,20 @@ def test_validator_missing(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(InputError, match="bids-validator-deno: executable not found"):
         validate_dataset(tmp_path)
+
+
+def test_truncated_t1w_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    data = np.random.default_rng(1).random((32, 32, 32)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match="sub-01_T1w.nii.gz: image data is truncated"):
+        check_t1w(path)
+
+
+def test_four_d_t1w_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8, 2), np.float32), np.eye(4)), path)
+    with pytest.raises(InputError, match="T1w is 4D"):
+        check_t1w(path)

@@ -104,6 +104,14 @@ def _truncated_t1w(root: Path, sub: str) -> None:
     _truncate(root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz")
 
 
+def _tiny_t1w(root: Path, sub: str) -> None:
+    """Passes every input check, then makes the registration itself fail inside the graph."""
+    noise = np.random.default_rng(0).random((5, 5, 5)).astype(np.float32)
+    nib.save(
+        nib.Nifti1Image(noise, np.eye(4)), root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz"
+    )
+
+
 @dataclass(frozen=True)
 class Broken:
     """A participant damaged in one way, and words its one-line reason must contain."""
@@ -124,7 +132,8 @@ BROKEN = {
     "109": Broken(_truncated_pet, ("_pet.nii.gz", "truncated")),
     "110": Broken(_unknown_tracer, ("XYZ-123", "--reference-region")),
     "111": Broken(_window_not_covered, ("window", "--pet-window")),
-    "112": Broken(_truncated_t1w, ("sub-112", "Error")),
+    "112": Broken(_truncated_t1w, ("_T1w.nii.gz", "truncated")),
+    "113": Broken(_tiny_t1w, ("sub-113", "Error")),
 }
 
 

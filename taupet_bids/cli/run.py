@@ -138,6 +138,7 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
                     scan.pet, "no T1w for this participant/session",
                     "add a T1w; MR-less processing (--mr-less) is not available in this version",
                 )  # fmt: skip
+            bids.check_t1w(scan.t1w)
         except InputError as error:
             outcomes.append(ScanOutcome(scan.pet, False, str(error)))
             LOG.error("SKIPPED %s", error)
