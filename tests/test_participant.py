@@ -124,9 +124,9 @@ BROKEN = {
     "101": Broken(_no_t1w, ("no T1w", "--mr-less")),
     "102": Broken(_no_sidecar, ("_pet.json", "missing")),
     "103": Broken(_empty_sidecar, ("_pet.json", "empty")),
-    "104": Broken(_frames_mismatch, ("FrameDuration", "frames")),
+    "104": Broken(_frames_mismatch, ("FrameDuration has 3", "_pet.json")),
     "105": Broken(_nan_voxels, ("_pet.nii.gz", "NaN")),
-    "106": Broken(_all_zero, ("_pet.nii.gz", "zero")),
+    "106": Broken(_all_zero, ("_pet.nii.gz", "constant")),
     "107": Broken(_two_d, ("_pet.nii.gz", "2D")),
     "108": Broken(_five_d, ("_pet.nii.gz", "5D")),
     "109": Broken(_truncated_pet, ("_pet.nii.gz", "truncated")),
@@ -254,7 +254,8 @@ def test_unknown_participant_is_a_clear_error(cohort: Run, tmp_path: Path) -> No
         "--skip-bids-validation",
     )  # fmt: skip
     assert done.returncode == 1
-    assert "999" in done.stderr and "sub-001" in done.stderr
+    assert "999 not found" in done.stderr and "001, 002" in done.stderr
+    assert not (tmp_path / "out").exists(), "nothing is written for a run that cannot start"
 
 
 def test_unwritable_output_folder_is_a_clear_error(cohort: Run, tmp_path: Path) -> None:
