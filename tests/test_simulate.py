@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from taupet_bids import atlases, templates
+from taupet_bids.bids import OTHER_REQUIRED_FIELDS, QUANTIFICATION_FIELDS
 from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
 from taupet_bids.simulate.anatomy import random_anatomy
 from taupet_bids.simulate.cli import main as cli_main
@@ -21,32 +22,7 @@ from taupet_bids.simulate.truth import read_truth_table, regional_table
 from taupet_bids.simulate.uptake import TauState, random_profile, suvr_map
 
 VALIDATOR = Path(sys.executable).with_name("bids-validator-deno")
-REQUIRED_PET_FIELDS = (
-    "Manufacturer",
-    "ManufacturersModelName",
-    "Units",
-    "TracerName",
-    "TracerRadionuclide",
-    "InjectedRadioactivity",
-    "InjectedRadioactivityUnits",
-    "InjectedMass",
-    "InjectedMassUnits",
-    "SpecificRadioactivity",
-    "SpecificRadioactivityUnits",
-    "ModeOfAdministration",
-    "TimeZero",
-    "ScanStart",
-    "InjectionStart",
-    "FrameTimesStart",
-    "FrameDuration",
-    "AcquisitionMode",
-    "ImageDecayCorrected",
-    "ImageDecayCorrectionTime",
-    "ReconMethodName",
-    "ReconMethodParameterLabels",
-    "ReconFilterType",
-    "AttenuationCorrection",
-)
+REQUIRED_PET_FIELDS = QUANTIFICATION_FIELDS + OTHER_REQUIRED_FIELDS
 
 
 def _simulate(path: Path, **options) -> Path:
