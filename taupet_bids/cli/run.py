@@ -89,6 +89,7 @@ def prepare_output_dir(config: RunConfig) -> None:
             "GeneratedBy": [{"Name": "taupet-bids", "Version": __version__,
                              "CodeURL": "https://github.com/taupet-bids/taupet-bids"}],
             "SourceDatasets": [{"URL": config.bids_dir.as_uri()}],
+            "DatasetLinks": {"raw": config.bids_dir.as_uri()},
         }, indent=2) + "\n")  # fmt: skip
     ignore = output / ".bidsignore"
     if not ignore.exists():

@@ -55,7 +55,9 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
     quant_wf = init_quantification_wf(
         reference, config.atlases, config.work_dir, omp_nthreads=threads, seed=seed
     )
-    outputs_wf = init_outputs_wf(checked, config.atlases, stage, config.output_dir, marker)
+    outputs_wf = init_outputs_wf(
+        checked, config.atlases, stage, config.output_dir, marker, config.bids_dir
+    )
     pet_wf.inputs.inputnode.pet = str(checked.scan.pet)
     anat_wf.inputs.inputnode.t1w = str(checked.scan.t1w)
     outputs_wf.inputs.inputnode.pet_source = str(checked.scan.pet)

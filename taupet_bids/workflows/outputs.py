@@ -61,6 +61,11 @@ def _suvr_metadata(checked: CheckedScan) -> dict:
     }
 
 
+def _bids_uri(path: Path, bids_dir: Path) -> str:
+    """A BIDS URI of a raw input (``raw`` is declared in dataset_description's DatasetLinks)."""
+    return f"bids:raw:{Path(path).relative_to(bids_dir).as_posix()}"
+
+
 def _reference_meta(value: float) -> dict:
     return {"ReferenceValue": float(value), "ReferenceValueUnits": "Bq/mL"}
 
@@ -80,10 +85,13 @@ def init_outputs_wf(
     staging_dir: Path,
     output_dir: Path,
     marker: Path,
+    bids_dir: Path,
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
     workflow = pe.Workflow(name=name)
+    pet_sources = {"Sources": [_bids_uri(checked.scan.pet, bids_dir)]}
+    t1w_sources = {"Sources": [_bids_uri(checked.scan.t1w, bids_dir)]}
     inputnode = pe.Node(
         niu.IdentityInterface(fields=["pet_source", "t1w_source", *ANAT_FIELDS, *PET_FIELDS]),
         name="inputnode",
@@ -100,6 +108,7 @@ def init_outputs_wf(
             SkullStripped=False,
             Units="Bq/mL",
             **pet_meta,
+            **pet_sources,
         ),
         "suvr_std": _sink(
             "ds_suvr",
@@ -110,6 +119,7 @@ def init_outputs_wf(
             suffix="pet",
             compress=True,
             **_suvr_metadata(checked),
+            **pet_sources,
         ),
         "motion_params": _sink(
             "ds_motion",
@@ -119,6 +129,7 @@ def init_outputs_wf(
             extension=".tsv",
             Description="rigid inter-frame motion of the selected frames, relative to their "
             "duration-weighted mean; translations in mm, rotations in degrees",
+            **pet_sources,
         ),
         "pet2t1w_xfm": _sink(
             "ds_pet2t1w",
@@ -135,6 +146,7 @@ def init_outputs_wf(
             compress=True,
             SkullStripped=False,
             Description="T1w after N4 bias-field correction",
+            **t1w_sources,
         ),
         "t1w_mask": _sink(
             "ds_t1w_mask",
@@ -144,6 +156,7 @@ def init_outputs_wf(
             compress=True,
             Type="Brain",
             Description="brain mask from the template's, warped to the T1w",
+            **t1w_sources,
         ),
         "t1w2std_warp": _sink(
             "ds_t1w2std_warp", staging_dir, suffix="xfm", mode="image", desc="warp", compress=True,
@@ -196,6 +209,7 @@ def init_outputs_wf(
             Columns=TABLE_COLUMNS,
             ReferenceRegion=checked.reference_region,
             **pet_meta,
+            **pet_sources,
         )
         workflow.connect([
             (inputnode, sink, [("pet_source", "source_file")]),
