@@ -34,8 +34,11 @@ class RunConfig:
     mem_gb: float | None = None
     plugin: str = "MultiProc"
     skip_bids_validation: bool = False
+    use_fsl: bool = False
     seed: int = 42
     verbose: int = 0
+    tau_cutpoint: float | None = None
+    braak_reference_diagnosis: str = "CN"
 
     def to_dict(self) -> dict:
         """JSON-ready view, for logs and the derivatives' provenance."""
@@ -51,4 +54,23 @@ class RunConfig:
             args["n_procs"] = self.nprocs
             if self.mem_gb:
                 args["memory_gb"] = self.mem_gb
+        elif self.plugin in ("SLURM", "SLURMGraph"):
+            # One Slurm job per Nipype node, sized like one MultiProc worker: omp_nthreads cores
+            # and an equal share of --mem-gb. Site options (partition, account, time) come from
+            # TAUPET_SBATCH_ARGS. Jobs run this interpreter, so they need the same venv on the
+            # compute nodes (no container). See docs/hpc.md.
+            sbatch = [f"--cpus-per-task={self.omp_nthreads}"]
+            if self.mem_gb:
+                sbatch.append(f"--mem={max(1, int(self.mem_gb * 1024 / self.nprocs))}M")
+            sbatch.append(os.environ.get("TAUPET_SBATCH_ARGS", ""))
+            args["sbatch_args"] = " ".join(part for part in sbatch if part)
+            args["template"] = (
+                "#!/bin/bash\nexport NIPYPE_NO_ET=1\n"
+                f"export OMP_NUM_THREADS={self.omp_nthreads}\n"
+                f"export ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={self.omp_nthreads}\n"
+            )
+            if self.plugin == "SLURM":
+                args["max_jobs"] = self.nprocs  # at most --nprocs jobs queued at once
+            else:
+                args["dont_resubmit_completed_jobs"] = True  # a rerun submits what is left
         return args

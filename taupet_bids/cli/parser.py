@@ -8,6 +8,7 @@ from pathlib import Path
 
 from taupet_bids import __version__, atlases
 from taupet_bids.config import DEFAULT_ATLASES, RunConfig
+from taupet_bids.interfaces.fsl import fsl_available
 
 DESCRIPTION = """\
 taupet-bids: regional tau PET SUVR from a BIDS dataset.
@@ -95,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="template spaces for SUVR images (default: MNI152NLin6Asym, 2 mm)",
     )
 
+    group = parser.add_argument_group("group level (see docs/group.md)")
+    group.add_argument(
+        "--tau-cutpoint",
+        type=float,
+        help="meta-temporal SUVR cut-point for tau positivity (default: the tracer's, "
+        "1.23 for flortaucipir; other tracers have none)",
+    )
+    group.add_argument(
+        "--braak-reference-diagnosis",
+        default="CN",
+        help="participants.tsv diagnosis whose scans set the Braak stage thresholds (default: CN)",
+    )
+
     perf = parser.add_argument_group("performance and execution")
     perf.add_argument("-w", "--work-dir", type=Path, help="working folder (resumable)")
     perf.add_argument(
@@ -123,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run bids-validator-deno on the input dataset",
     )
+    perf.add_argument(
+        "--use-fsl",
+        action="store_true",
+        help="motion correction with FSL MCFLIRT and PET-to-T1w with FLIRT (needs FSLDIR); "
+        "default: antspyx for every step",
+    )
     perf.add_argument("--seed", type=int, default=42, help="random seed for registrations")
     perf.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     return parser
@@ -134,6 +154,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     output_dir = args.output_dir.absolute()
     if args.pet_window and not 0 <= args.pet_window[0] < args.pet_window[1]:
         build_parser().error(f"--pet-window needs 0 <= START < END, got {args.pet_window}")
+    if args.use_fsl and not fsl_available():
+        build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
         bids_dir=args.bids_dir.absolute(),
         output_dir=output_dir,
@@ -153,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         mem_gb=args.mem_gb,
         plugin=args.plugin,
         skip_bids_validation=args.skip_bids_validation,
+        use_fsl=args.use_fsl,
         seed=args.seed,
         verbose=args.verbose,
+        tau_cutpoint=args.tau_cutpoint,
+        braak_reference_diagnosis=args.braak_reference_diagnosis,
     )

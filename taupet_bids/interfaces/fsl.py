@@ -14,7 +14,19 @@ import os
 import shutil
 from pathlib import Path
 
+import nitransforms.linear as nitl
+import numpy as np
+import pandas as pd
 from nipype.interfaces import fsl
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from taupet_bids.interfaces.motion import motion_table
 
 OUTPUT_TYPE = "NIFTI_GZ"
 
@@ -60,3 +72,66 @@ def flirt_coregistration(
     if reference:
         interface.inputs.reference = reference
     return interface
+
+
+def mcflirt_motion_table(par_file: str) -> pd.DataFrame:
+    """Our motion table from MCFLIRT's ``.par`` (rotations in radians first, then mm).
+
+    Values stay in FSL's axis convention (scaled-voxel axes of the input), converted to degrees
+    so the columns mean the same as the antspyx path's.
+    """
+    par = np.atleast_2d(np.loadtxt(par_file))
+    params = np.column_stack([par[:, 3:6], np.degrees(par[:, 0:3])])
+    return motion_table(params)
+
+
+def fsl_to_itk(fsl_matrix: str, reference: str, moving: str, out_file: str) -> str:
+    """Convert a FLIRT matrix to an ITK transform that ANTs can compose (via nitransforms)."""
+    transform = nitl.load(fsl_matrix, fmt="fsl", reference=reference, moving=moving)
+    transform.to_filename(out_file, fmt="itk")
+    return out_file
+
+
+class _ParInputSpec(BaseInterfaceInputSpec):
+    par_file = File(exists=True, mandatory=True, desc="MCFLIRT .par motion parameters")
+
+
+class _ParOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="TSV: frame, trans_*, rot_* (deg), framewise_displacement")
+
+
+class MCFLIRTMotionTable(SimpleInterface):
+    """Motion parameters of MCFLIRT in the same table as the antspyx motion correction."""
+
+    input_spec = _ParInputSpec
+    output_spec = _ParOutputSpec
+
+    def _run_interface(self, runtime):
+        out = os.path.join(runtime.cwd, "motion_params.tsv")
+        table = mcflirt_motion_table(self.inputs.par_file)
+        table.to_csv(out, sep="\t", index=False, float_format="%.6f")
+        self._results["out_file"] = out
+        return runtime
+
+
+class _ToITKInputSpec(BaseInterfaceInputSpec):
+    fsl_matrix = File(exists=True, mandatory=True, desc="FLIRT -omat output")
+    reference = File(exists=True, mandatory=True, desc="FLIRT reference image")
+    moving = File(exists=True, mandatory=True, desc="FLIRT input image")
+
+
+class _ToITKOutputSpec(TraitedSpec):
+    transforms = traits.List(File(exists=True), desc="[ITK transform], ANTs order")
+
+
+class FSLToITK(SimpleInterface):
+    """FLIRT's matrix as an ITK transform, so it composes with the ANTs T1w-to-template chain."""
+
+    input_spec = _ToITKInputSpec
+    output_spec = _ToITKOutputSpec
+
+    def _run_interface(self, runtime):
+        out = os.path.join(runtime.cwd, "pet_to_t1w_itk.txt")
+        fsl_to_itk(self.inputs.fsl_matrix, self.inputs.reference, self.inputs.moving, out)
+        self._results["transforms"] = [out]
+        return runtime

@@ -44,8 +44,8 @@ _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 #: A shorter schedule than antsRegistration's default (2100/1200/1200/10 iterations from 6x
-#: shrink): frames of one scan start close together, so two coarse levels of few iterations suffice
-#: (measured ~2 s instead of ~6.5 s per frame on a 2 mm PET; PET has no detail at the finest
+#: shrink): frames of one scan start close together, so two coarse levels of few iterations
+#: suffice (measured ~2 s instead of ~6.5 s per frame on a 2 mm PET; PET has no detail at the finest
 #: level that moves the estimate, see tests/test_interfaces_motion.py).
 FAST_RIGID = {
     "aff_iterations": (100, 50),

@@ -49,11 +49,12 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
 
     workflow = pe.Workflow(name=f"scan_{name}")
     seed, threads = config.seed, config.omp_nthreads
-    pet_wf = init_pet_preproc_wf(checked, omp_nthreads=threads, seed=seed)
+    fsl = config.use_fsl
+    pet_wf = init_pet_preproc_wf(checked, omp_nthreads=threads, seed=seed, use_fsl=fsl)
     anat_wf = init_anat_wf(omp_nthreads=threads, seed=seed)
     reference = checked.reference_region
     quant_wf = init_quantification_wf(
-        reference, config.atlases, config.work_dir, omp_nthreads=threads, seed=seed
+        reference, config.atlases, config.work_dir, omp_nthreads=threads, seed=seed, use_fsl=fsl
     )
     outputs_wf = init_outputs_wf(
         checked, config.atlases, stage, config.output_dir, marker, config.bids_dir

@@ -9,8 +9,9 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import templates
 from taupet_bids.interfaces.quantification import ComputeSUVR, RegionalStatistics
-from taupet_bids.interfaces.registration import ApplyTransforms, RegisterImages
+from taupet_bids.interfaces.registration import ApplyTransforms
 from taupet_bids.interfaces.tables import JoinTables
+from taupet_bids.workflows.coregistration import init_coregistration_wf
 from taupet_bids.workflows.regions import region_groups
 
 
@@ -33,6 +34,7 @@ def init_quantification_wf(
     work_dir: Path,
     omp_nthreads: int = 1,
     seed: int = 42,
+    use_fsl: bool = False,
     name: str = "quantification_wf",
 ) -> pe.Workflow:
     """Coregister the averaged PET, resample it to MNI152NLin6Asym 2 mm, compute SUVR and tables.
@@ -59,16 +61,7 @@ def init_quantification_wf(
         ),
         name="outputnode",
     )
-    coregister = pe.Node(
-        RegisterImages(
-            transform_type="Rigid",
-            fixed_resample_mm=2.0,
-            random_seed=seed,
-            num_threads=omp_nthreads,
-        ),  # fmt: skip
-        name="pet_to_t1w",
-        n_procs=omp_nthreads,
-    )
+    coregister = init_coregistration_wf(use_fsl, omp_nthreads, seed)
     compose = pe.Node(
         niu.Function(function=_compose, output_names=["transforms"]),
         name="compose",
@@ -99,16 +92,19 @@ def init_quantification_wf(
     )
     gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables", run_without_submitting=True)
     workflow.connect([
-        (inputnode, coregister, [("t1w_brain", "fixed_image"), ("pet_average", "moving_image")]),
+        (inputnode, coregister, [
+            ("t1w_brain", "inputnode.t1w_brain"),
+            ("pet_average", "inputnode.pet_average"),
+        ]),
         (inputnode, compose, [("t1w2std_xfm", "t1w2std")]),
-        (coregister, compose, [("forward_transforms", "pet2t1w")]),
+        (coregister, compose, [("outputnode.transforms", "pet2t1w")]),
         (inputnode, to_template, [("pet_average", "in_file")]),
         (compose, to_template, [("transforms", "transforms")]),
         (to_template, suvr, [("out_file", "in_file")]),
         (suvr, reference_stats, [("out_file", "in_file")]),
         (coregister, outputnode, [
-            ("forward_transforms", "pet2t1w_xfm"),
-            ("nmi", "coreg_score"),
+            ("outputnode.transforms", "pet2t1w_xfm"),
+            ("outputnode.score", "coreg_score"),
         ]),
         (to_template, outputnode, [("out_file", "pet_std")]),
         (suvr, outputnode, [("out_file", "suvr_std"), ("reference_value", "reference_value")]),
