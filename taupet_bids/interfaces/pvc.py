@@ -1,0 +1,191 @@
+"""Partial-volume correction as Nipype interfaces over :mod:`taupet_bids.pvc`.
+
+``PVCSegmentation`` turns the template DK atlas into a label image that covers every voxel
+(DK labels, the rest of the brain mask, the rest of the head, air), which GTM needs.
+``PartialVolumeCorrection`` applies GTM, RBV or Müller-Gärtner to an SUVR (or PET) image on
+that grid and writes the corrected image plus a regional table per segmentation label, in the
+columns of :class:`~taupet_bids.interfaces.quantification.RegionalStatistics`. The corrected
+image feeds ``RegionalStatistics`` unchanged for the DK, Braak and meta-temporal tables.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from taupet_bids import atlases, pvc
+from taupet_bids.errors import InputError
+from taupet_bids.interfaces.frames import save_like
+from taupet_bids.interfaces.quantification import (
+    STAT_COLUMNS,
+    check_same_grid,
+    load_3d,
+    read_label_table,
+    regional_statistics,
+)
+from taupet_bids.interfaces.registration import out_path
+
+#: DK tissue classes that Müller-Gärtner treats as grey matter.
+GM_TISSUES = ("cortex", "subcortical", "cerebellar_cortex")
+
+
+def segmentation_table() -> pd.DataFrame:
+    """index, name, tissue of every label :func:`taupet_bids.pvc.pvc_segmentation` can write."""
+    rows = [{"index": 0, "name": "background", "tissue": "background"}]
+    rows += [
+        {"index": lab.index, "name": lab.name, "tissue": lab.tissue} for lab in atlases.dk_labels()
+    ]
+    rows += [
+        {"index": pvc.BRAIN_REST_LABEL, "name": "brain-unlabelled", "tissue": "other"},
+        {"index": pvc.HEAD_REST_LABEL, "name": "extracerebral", "tissue": "extracerebral"},
+    ]
+    return pd.DataFrame(rows)
+
+
+def grey_matter_labels(labels_file: str) -> list[int]:
+    """Labels whose ``tissue`` column is one of :data:`GM_TISSUES`."""
+    table = pd.read_csv(labels_file, sep="\t")
+    if "tissue" not in table.columns:
+        raise InputError(labels_file, "no tissue column to find grey matter", "give gm_labels")
+    return table.loc[table.tissue.isin(GM_TISSUES), "index"].astype(int).tolist()
+
+
+class _SegInputSpec(BaseInterfaceInputSpec):
+    dk_file = File(exists=True, mandatory=True, desc="DK label image (template space)")
+    brain_mask = File(exists=True, mandatory=True, desc="template brain mask, same grid")
+    t1w_file = File(exists=True, mandatory=True, desc="template head T1w, same grid")
+
+
+class _SegOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="label image covering every voxel")
+    labels_file = File(exists=True, desc="TSV: index, name, tissue")
+
+
+class PVCSegmentation(SimpleInterface):
+    """The PVC label image: DK labels + rest of brain mask + rest of head + air (label 0)."""
+
+    input_spec = _SegInputSpec
+    output_spec = _SegOutputSpec
+
+    def _run_interface(self, runtime):
+        dk_file = self.inputs.dk_file
+        for other in (self.inputs.brain_mask, self.inputs.t1w_file):
+            check_same_grid(dk_file, other)
+        brain = load_3d(self.inputs.brain_mask)
+        head = pvc.head_mask(load_3d(self.inputs.t1w_file), brain)
+        seg = pvc.pvc_segmentation(load_3d(dk_file), brain, head)
+        image = nib.load(dk_file)
+        out = out_path(dk_file, "_pvcseg")
+        nib.save(nib.Nifti1Image(seg.astype(np.int16), image.affine, image.header), out)
+        table = out_path(dk_file, "_pvcseg", ext=".tsv")
+        segmentation_table().to_csv(table, sep="\t", index=False)
+        self._results.update(out_file=out, labels_file=table)
+        return runtime
+
+
+class _PVCInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="3D SUVR or PET image")
+    seg_file = File(exists=True, mandatory=True, desc="label image covering every voxel")
+    labels_file = File(
+        exists=True, mandatory=True, desc="TSV: index, name (and tissue, for MG grey matter)"
+    )
+    method = traits.Enum(*pvc.PVC_METHODS, mandatory=True, desc="gtm | rbv | mg")
+    fwhm_mm = traits.Either(
+        traits.Float,
+        traits.List(traits.Float, minlen=3, maxlen=3),
+        desc="PSF FWHM in mm of the image (isotropic, or x y z); overrides the sidecar",
+    )
+    pet_json = File(exists=True, desc="BIDS-PET sidecar: ReconFilterType / ReconFilterSize")
+    scanner_fwhm_mm = traits.Float(desc="scanner resolution (FWHM, mm), used with pet_json")
+    gm_labels = traits.List(traits.Int, desc="MG grey-matter labels (default: tissue column)")
+    min_gm_fraction = traits.Float(
+        pvc.MIN_GM_FRACTION, usedefault=True, desc="MG: smallest blurred grey fraction kept"
+    )
+
+
+class _PVCOutputSpec(TraitedSpec):
+    out_file = File(
+        exists=True,
+        desc="corrected image (gtm: each label painted with its GTM value; mg: NaN off grey)",
+    )
+    out_table = File(exists=True, desc="TSV per label: " + ", ".join(STAT_COLUMNS))
+    fwhm_mm = traits.List(traits.Float, desc="PSF FWHM used (x, y, z mm)")
+    condition_number = traits.Float(desc="condition number of the GTM matrix")
+
+
+class PartialVolumeCorrection(SimpleInterface):
+    """GTM (regional), RBV or Müller-Gärtner (voxel-wise) partial-volume correction."""
+
+    input_spec = _PVCInputSpec
+    output_spec = _PVCOutputSpec
+
+    def _fwhm(self) -> list[float]:
+        if isdefined(self.inputs.fwhm_mm):
+            fwhm = self.inputs.fwhm_mm
+        elif isdefined(self.inputs.pet_json):
+            if not isdefined(self.inputs.scanner_fwhm_mm):
+                raise InputError(
+                    self.inputs.pet_json,
+                    "the sidecar has no scanner resolution",
+                    "give scanner_fwhm_mm or fwhm_mm",
+                )
+            with open(self.inputs.pet_json) as handle:
+                sidecar = json.load(handle)
+            try:
+                fwhm = pvc.psf_fwhm_from_sidecar(sidecar, self.inputs.scanner_fwhm_mm)
+            except ValueError as err:
+                raise InputError(self.inputs.pet_json, str(err)) from err
+        else:
+            raise InputError(None, "no PSF for partial-volume correction", "give fwhm_mm")
+        return [float(v) for v in np.broadcast_to(np.asarray(fwhm, float), (3,))]
+
+    def _run_interface(self, runtime):
+        in_file, seg_file = self.inputs.in_file, self.inputs.seg_file
+        check_same_grid(in_file, seg_file)
+        image = nib.load(in_file)
+        fwhm = self._fwhm()
+        sigma = pvc.fwhm_to_sigma(fwhm, image.header.get_zooms()[:3])
+        data, seg = load_3d(in_file), np.rint(load_3d(seg_file)).astype(np.int64)
+        names = read_label_table(self.inputs.labels_file)
+        try:
+            result = pvc.gtm(data, seg, sigma, labels=names)
+        except ValueError as err:
+            raise InputError(seg_file, str(err), "use the PVCSegmentation label image") from err
+        method = self.inputs.method
+        if method == "gtm":
+            corrected = pvc.paint(seg, result.values())
+        elif method == "rbv":
+            corrected = pvc.rbv(data, seg, sigma, result.values())
+        else:
+            grey = (
+                self.inputs.gm_labels
+                if isdefined(self.inputs.gm_labels)
+                else grey_matter_labels(self.inputs.labels_file)
+            )
+            corrected = pvc.mueller_gaertner(
+                data, seg, sigma, grey, result.values(), self.inputs.min_gm_fraction
+            )
+        out = save_like(corrected, image, out_path(in_file, f"_pvc-{method}"))
+        voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
+        present = {index: name for index, name in names.items() if index in set(result.labels)}
+        table = regional_statistics(corrected, seg, voxel_ml, present)
+        table_file = out_path(in_file, f"_pvc-{method}_regions", ext=".tsv")
+        table.to_csv(table_file, sep="\t", index=False, float_format="%.6f", na_rep="n/a")
+        self._results.update(
+            out_file=out,
+            out_table=table_file,
+            fwhm_mm=fwhm,
+            condition_number=result.condition_number,
+        )
+        return runtime

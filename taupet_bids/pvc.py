@@ -1,0 +1,294 @@
+"""Partial-volume correction (PVC): geometric transfer matrix, RBV and Müller-Gärtner.
+
+Plain NumPy/SciPy functions on arrays; the Nipype wrappers live in
+:mod:`taupet_bids.interfaces.pvc`. The point-spread function (PSF) is a Gaussian, given as its
+full width at half maximum (FWHM) in mm, isotropic or per axis, on an axis-aligned grid.
+
+* **GTM** (Rousset, Ma & Evans 1998, J Nucl Med 39:904): the observed mean ``t_i`` of region
+  ``i`` is ``sum_j W_ij T_j``, where ``T_j`` is the true (uniform) value of region ``j`` and
+  ``W_ij`` the mean over region ``i`` of region ``j``'s indicator blurred by the PSF (its
+  regional spread function). Solving ``W T = t`` gives the regional values. Exact when uptake
+  is piecewise constant on the segmentation and the PSF is right; every voxel that carries
+  signal must belong to some region, so the segmentation must cover the whole image.
+* **RBV**, region-based voxel-wise correction (Thomas et al. 2011, Eur J Nucl Med Mol Imaging
+  38:1104): the GTM values painted on the segmentation give a synthetic sharp image ``S``; the
+  corrected image is ``observed * S / (S blurred)``, which keeps within-region texture.
+* **MG**, Müller-Gärtner et al. (1992, J Cereb Blood Flow Metab 12:571): in grey-matter voxels,
+  ``(observed - (non-grey image) blurred) / (grey mask blurred)``. The classic method takes a
+  single white-matter value and zero for CSF; here every non-grey region keeps its own value
+  from the GTM (as FreeSurfer's PETSurfer does for its MG variant), and grey voxels whose
+  blurred grey fraction is below ``min_gm_fraction`` are left undefined (NaN).
+
+The blur is ``scipy.ndimage.gaussian_filter`` with zero padding outside the field of view,
+truncated at 4 standard deviations, used identically by every method here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: sigma = FWHM / (2 sqrt(2 ln 2)) for a Gaussian.
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+#: Gaussian kernels are truncated at this many standard deviations (SciPy's default).
+TRUNCATE = 4.0
+#: Below this blurred grey-matter fraction, MG leaves a voxel undefined (NaN).
+MIN_GM_FRACTION = 0.1
+PVC_METHODS = ("gtm", "rbv", "mg")
+
+Fwhm = float | Sequence[float]
+
+
+@dataclass(frozen=True)
+class GTMResult:
+    """Regional values of a GTM solve, one entry per label (ascending label order)."""
+
+    labels: np.ndarray
+    corrected: np.ndarray
+    observed: np.ndarray
+    n_voxels: np.ndarray
+    matrix: np.ndarray
+
+    @property
+    def condition_number(self) -> float:
+        """2-norm condition number of the transfer matrix (noise amplification bound)."""
+        return float(np.linalg.cond(self.matrix))
+
+    def values(self) -> dict[int, float]:
+        """Label -> corrected value."""
+        return dict(zip(self.labels.tolist(), self.corrected.tolist(), strict=True))
+
+
+def fwhm_to_sigma(fwhm_mm: Fwhm, zooms: Sequence[float]) -> tuple[float, float, float]:
+    """Per-axis Gaussian sigma in voxels from a FWHM in mm (scalar = isotropic)."""
+    fwhm = np.broadcast_to(np.asarray(fwhm_mm, dtype=float), (3,))
+    if np.any(fwhm < 0):
+        raise ValueError(f"FWHM must be >= 0 mm, got {fwhm_mm}")
+    sigma = fwhm / FWHM_PER_SIGMA / np.asarray(zooms[:3], dtype=float)
+    return tuple(float(s) for s in sigma)
+
+
+def combine_fwhm(*fwhms_mm: float) -> float:
+    """FWHM of Gaussians convolved in sequence: the root of the sum of squares."""
+    return float(np.sqrt(sum(float(f) ** 2 for f in fwhms_mm)))
+
+
+def psf_fwhm_from_sidecar(
+    sidecar: Mapping, scanner_fwhm_mm: float | None = None, default_scanner_fwhm_mm: float = 0.0
+) -> float:
+    """Image resolution (FWHM, mm) from a BIDS-PET sidecar and the scanner's own resolution.
+
+    BIDS has no field for the scanner's intrinsic resolution, so it is a parameter (e.g. the
+    reconstructed-image FWHM from the manufacturer's NEMA NU-2 report). A Gaussian
+    post-reconstruction filter (``ReconFilterType`` "Gaussian", ``ReconFilterSize`` = its
+    FWHM in mm) adds in quadrature; any other non-empty filter type is an error because its
+    width cannot be read as a Gaussian FWHM.
+    """
+    scanner = default_scanner_fwhm_mm if scanner_fwhm_mm is None else scanner_fwhm_mm
+    kind = sidecar.get("ReconFilterType")
+    kinds = [kind] if isinstance(kind, str) or kind is None else list(kind)
+    sizes = sidecar.get("ReconFilterSize", 0.0)
+    sizes = [sizes] if np.isscalar(sizes) or sizes is None else list(sizes)
+    filters = []
+    for name, size in zip(kinds, sizes, strict=False):
+        if name is None or str(name).strip().lower() in ("", "none", "n/a"):
+            continue
+        if "gauss" not in str(name).lower():
+            raise ValueError(
+                f"ReconFilterType {name!r} is not Gaussian: give the PSF FWHM explicitly"
+            )
+        filters.append(float(size or 0.0))
+    fwhm = combine_fwhm(scanner, *filters)
+    if fwhm <= 0:
+        raise ValueError("no PSF: give the scanner resolution or a FWHM explicitly")
+    return fwhm
+
+
+def blur(image: np.ndarray, sigma_vox: Sequence[float]) -> np.ndarray:
+    """The image convolved with the Gaussian PSF (zero outside the field of view)."""
+    return ndimage.gaussian_filter(
+        np.asarray(image, dtype=np.float64), sigma_vox, mode="constant", truncate=TRUNCATE
+    )
+
+
+def _labels_of(seg: np.ndarray, labels: Iterable[int] | None) -> np.ndarray:
+    present = np.unique(seg)
+    if labels is None:
+        return present
+    wanted = np.asarray(sorted(set(int(v) for v in labels)), dtype=np.int64)
+    missing = np.setdiff1d(present, wanted)
+    if missing.size:
+        raise ValueError(f"segmentation has labels outside the region list: {missing[:10]}")
+    return wanted[np.isin(wanted, present)]
+
+
+def transfer_matrix(
+    seg: np.ndarray, sigma_vox: Sequence[float], labels: Iterable[int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, voxel counts, W) with ``W[i, j]`` = mean over region i of region j blurred.
+
+    Each region's indicator is blurred inside its bounding box padded by the kernel's reach, so
+    the cost follows the regions' sizes rather than (number of regions x image size).
+    """
+    seg = np.asarray(seg)
+    if seg.ndim != 3:
+        raise ValueError(f"segmentation must be 3D, got shape {seg.shape}")
+    labels = _labels_of(seg, labels)
+    index = np.searchsorted(labels, seg)
+    counts = np.bincount(index.ravel(), minlength=labels.size).astype(np.float64)
+    reach = [int(np.ceil(TRUNCATE * s)) + 1 for s in sigma_vox]
+    boxes = ndimage.find_objects(index + 1, max_label=labels.size)
+    matrix = np.zeros((labels.size, labels.size))
+    for j, box in enumerate(boxes):
+        if box is None:
+            continue
+        padded = tuple(
+            slice(max(b.start - r, 0), min(b.stop + r, n))
+            for b, r, n in zip(box, reach, seg.shape, strict=True)
+        )
+        local = index[padded]
+        spread = blur((local == j).astype(np.float64), sigma_vox)
+        matrix[:, j] = np.bincount(local.ravel(), weights=spread.ravel(), minlength=labels.size)
+    return labels, counts, matrix / counts[:, None]
+
+
+def regional_means(
+    image: np.ndarray, seg: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, count) of ``image`` over each label in ``labels`` (sorted)."""
+    index = np.searchsorted(labels, seg).ravel()
+    counts = np.bincount(index, minlength=labels.size).astype(np.float64)
+    sums = np.bincount(index, weights=np.asarray(image, np.float64).ravel(), minlength=labels.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts, counts
+
+
+def _check_inputs(image: np.ndarray, seg: np.ndarray) -> None:
+    if image.shape != seg.shape:
+        raise ValueError(f"image shape {image.shape} differs from segmentation {seg.shape}")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image has non-finite voxels; PVC needs a finite image")
+
+
+def gtm(
+    image: np.ndarray,
+    seg: np.ndarray,
+    sigma_vox: Sequence[float],
+    labels: Iterable[int] | None = None,
+) -> GTMResult:
+    """Regional values by the geometric transfer matrix (Rousset et al. 1998).
+
+    ``seg`` is an integer label image covering every voxel (label 0 is a region like any
+    other, typically the background). ``labels`` optionally lists the expected labels; labels
+    absent from ``seg`` are dropped.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    seg = np.rint(seg).astype(np.int64)
+    _check_inputs(image, seg)
+    labels, counts, matrix = transfer_matrix(seg, sigma_vox, labels)
+    observed, _ = regional_means(image, seg, labels)
+    corrected = np.linalg.solve(matrix, observed)
+    return GTMResult(labels, corrected, observed, counts.astype(np.int64), matrix)
+
+
+def paint(seg: np.ndarray, values: Mapping[int, float], fill: float = 0.0) -> np.ndarray:
+    """An image with each label's value (labels not in ``values`` get ``fill``)."""
+    seg = np.rint(seg).astype(np.int64)
+    labels = np.unique(seg)
+    lut = np.array([values.get(int(lab), fill) for lab in labels], dtype=np.float64)
+    return lut[np.searchsorted(labels, seg)]
+
+
+def rbv(
+    image: np.ndarray,
+    seg: np.ndarray,
+    sigma_vox: Sequence[float],
+    regional: Mapping[int, float] | None = None,
+) -> np.ndarray:
+    """Region-based voxel-wise correction (Thomas et al. 2011).
+
+    ``regional`` are the label values of the synthetic image (default: the GTM of ``image``).
+    Where the blurred synthetic image is not positive the observed voxel is kept.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    seg = np.rint(seg).astype(np.int64)
+    _check_inputs(image, seg)
+    if regional is None:
+        regional = gtm(image, seg, sigma_vox).values()
+    synthetic = paint(seg, regional)
+    blurred = blur(synthetic, sigma_vox)
+    tiny = np.abs(blurred) <= 1e-9 * max(float(np.abs(synthetic).max()), 1e-30)
+    ratio = np.divide(synthetic, blurred, out=np.ones_like(blurred), where=~tiny)
+    return image * ratio
+
+
+def mueller_gaertner(
+    image: np.ndarray,
+    seg: np.ndarray,
+    sigma_vox: Sequence[float],
+    gm_labels: Iterable[int],
+    regional: Mapping[int, float] | None = None,
+    min_gm_fraction: float = MIN_GM_FRACTION,
+) -> np.ndarray:
+    """Müller-Gärtner (1992) grey-matter correction; NaN outside grey matter.
+
+    Non-grey regions contribute their ``regional`` values (default: the GTM of ``image``),
+    blurred; the remainder is divided by the blurred grey-matter fraction.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    seg = np.rint(seg).astype(np.int64)
+    _check_inputs(image, seg)
+    grey = np.isin(seg, np.asarray(list(gm_labels), dtype=np.int64))
+    if not grey.any():
+        raise ValueError("no grey-matter voxels: check gm_labels")
+    if regional is None:
+        regional = gtm(image, seg, sigma_vox).values()
+    non_grey = np.where(grey, 0.0, paint(seg, regional))
+    fraction = blur(grey.astype(np.float64), sigma_vox)
+    keep = grey & (fraction >= min_gm_fraction)
+    out = np.full(image.shape, np.nan)
+    out[keep] = (image - blur(non_grey, sigma_vox))[keep] / fraction[keep]
+    return out
+
+
+def uncovered_voxels(seg: np.ndarray, mask: np.ndarray, unlabelled: int = 0) -> int:
+    """Voxels of ``mask`` whose label is ``unlabelled`` (0 when the segmentation covers it)."""
+    return int(np.count_nonzero((np.asarray(mask) > 0) & (np.rint(seg) == unlabelled)))
+
+
+#: Labels added to the DK atlas so that the segmentation covers the whole image (air is 0).
+BRAIN_REST_LABEL = 9001
+HEAD_REST_LABEL = 9002
+EXTRA_LABEL_NAMES = {
+    0: "background",
+    BRAIN_REST_LABEL: "brain-unlabelled",
+    HEAD_REST_LABEL: "extracerebral",
+}
+#: Head = template T1w above this fraction of its 99.9th percentile (holes filled).
+HEAD_FRACTION = 0.1
+
+
+def head_mask(t1w: np.ndarray, brain_mask: np.ndarray) -> np.ndarray:
+    """Head (scalp, skull and brain) from a template T1w: a threshold, holes filled."""
+    t1w = np.asarray(t1w, dtype=np.float64)
+    threshold = HEAD_FRACTION * np.percentile(t1w[np.isfinite(t1w)], 99.9)
+    return ndimage.binary_fill_holes(t1w > threshold) | (np.asarray(brain_mask) > 0)
+
+
+def pvc_segmentation(dk: np.ndarray, brain_mask: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """The PVC label image: every DK label, then the rest of the brain mask, head and air.
+
+    DK labels win where they reach outside the brain mask; brain-mask voxels without a DK
+    label (sulcal CSF, meninges) become ``BRAIN_REST_LABEL``; the rest of the head (scalp,
+    skull) ``HEAD_REST_LABEL``; everything else stays 0 (air). No voxel is left out, which
+    GTM needs to be well-posed.
+    """
+    dk = np.rint(dk).astype(np.int32)
+    out = np.zeros(dk.shape, np.int32)
+    out[np.asarray(head) > 0] = HEAD_REST_LABEL
+    out[np.asarray(brain_mask) > 0] = BRAIN_REST_LABEL
+    out[dk > 0] = dk[dk > 0]
+    return out

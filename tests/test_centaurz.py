@@ -1,0 +1,86 @@
+"""CenTauRz conversions and the approximate/official labelling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from taupet_bids import atlases, centaurz
+
+
+def test_published_flortaucipir_and_mk6240_equations():
+    assert centaurz.to_centaurz(1.0, "FTP", "universal") == pytest.approx(13.63 - 15.85)
+    assert centaurz.to_centaurz(2.0, "AV1451", "meta_temporal") == pytest.approx(12.95 * 2 - 15.37)
+    assert centaurz.to_centaurz(1.5, "18F-MK-6240", "universal") == pytest.approx(
+        10.08 * 1.5 - 10.06
+    )
+    assert centaurz.to_centaurz(1.5, "MK6240", "meta_temporal") == pytest.approx(9.36 * 1.5 - 10.6)
+    assert centaurz.to_centaurz(1.2, "RO948") == pytest.approx(13.05 * 1.2 - 15.57)
+    assert centaurz.to_centaurz(1.2, "PI2620") == pytest.approx(8.45 * 1.2 - 9.61)
+    np.testing.assert_allclose(
+        centaurz.to_centaurz(np.array([1.0, 2.0]), "18FAV1451"), [13.63 - 15.85, 27.26 - 15.85]
+    )
+
+
+def test_every_tracer_has_every_mask_and_a_positive_slope():
+    for tracer, masks in centaurz.CONVERSIONS.items():
+        assert tuple(masks) == centaurz.MASKS, tracer
+        assert all(c.slope > 0 and c.intercept < 0 for c in masks.values())
+    for alias, tracer in centaurz.TRACER_ALIASES.items():
+        assert tracer in centaurz.CONVERSIONS, alias
+
+
+def test_unknown_tracer_and_mask():
+    with pytest.raises(KeyError, match="no CenTauRz conversion"):
+        centaurz.to_centaurz(1.0, "PBR28")
+    with pytest.raises(KeyError, match="unknown CenTauR mask"):
+        centaurz.to_centaurz(1.0, "FTP", "occipital")
+
+
+def test_approximate_masks_use_known_dk_regions():
+    for regions in centaurz.APPROXIMATE_MASKS.values():
+        atlases.dk_indices(regions)  # raises on an unknown region
+    assert centaurz.APPROXIMATE_MASKS["meta_temporal"] == atlases.metatemporal_regions()
+    universal = set(centaurz.APPROXIMATE_MASKS["universal"])
+    for mask in centaurz.MASKS:
+        assert set(centaurz.APPROXIMATE_MASKS[mask]) <= universal
+    assert "hippocampus" not in universal  # choroid-plexus spill-in
+
+
+def dk_table(value_by_region: dict[str, float], voxels: int = 100) -> pd.DataFrame:
+    regions = sorted({label.region for label in atlases.dk_labels()})
+    return pd.DataFrame(
+        {
+            "region": regions,
+            "suvr_mean": [value_by_region.get(r, 1.0) for r in regions],
+            "n_voxels": [voxels] * len(regions),
+        }
+    )
+
+
+def test_approximate_table_is_labelled_and_volume_weighted():
+    table = dk_table({"entorhinal": 2.0, "parahippocampal": 1.0})
+    table.loc[table.region == "entorhinal", "n_voxels"] = 300
+    out = centaurz.approximate_centaurz(table, "FTP").set_index("mask")
+    assert out.loc["mesial_temporal", "suvr"] == pytest.approx((2.0 * 300 + 100) / 400)
+    assert out.approximate.all()
+    assert (out.mask_source == centaurz.APPROXIMATE_LABEL).all()
+    assert "approximate" in centaurz.APPROXIMATE_LABEL
+    expected = 10.42 * out.loc["mesial_temporal", "suvr"] - 12.11
+    assert out.loc["mesial_temporal", "centaurz"] == pytest.approx(expected)
+
+
+def test_official_masks_are_used_as_given_and_not_labelled_approximate():
+    suvr = np.ones((4, 4, 4))
+    suvr[:2] = 2.0
+    suvr[0, 0, 0] = np.nan
+    mask = np.zeros(suvr.shape)
+    mask[:2] = 1
+    out = centaurz.official_centaurz(suvr, {"universal": mask}, "MK6240")
+    row = out.iloc[0]
+    assert row["suvr"] == 2.0 and not row["approximate"]
+    assert row["centaurz"] == pytest.approx(10.08 * 2.0 - 10.06)
+    assert row["mask_source"] == centaurz.OFFICIAL_LABEL
+    with pytest.raises(KeyError):
+        centaurz.official_centaurz(suvr, {"parietal": mask}, "FTP")
+    with pytest.raises(ValueError, match="empty"):
+        centaurz.official_centaurz(suvr, {"frontal": np.zeros(suvr.shape)}, "FTP")

@@ -1,0 +1,220 @@
+"""Partial-volume correction on constructed phantoms whose sharp truth is known."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from taupet_bids import pvc
+from taupet_bids.errors import InputError
+from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
+
+ZOOMS = (2.0, 2.0, 2.0)
+AFFINE = np.diag([*ZOOMS, 1.0])
+FWHM = 7.0
+# label -> sharp value; 0 is the air around the "head"
+VALUES = {0: 0.0, 1: 0.5, 2: 1.2, 3: 2.5, 4: 1.0, 5: 3.0}
+GREY = (3, 4, 5)
+
+
+def phantom(shape=(40, 44, 36)) -> np.ndarray:
+    """Nested shapes: head (1), white matter (2), a cortical shell (3), two small blobs (4, 5)."""
+    grid = np.indices(shape).astype(float)
+    centre = (np.array(shape) - 1) / 2
+    r = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)))
+    seg = np.zeros(shape, np.int32)
+    seg[r < 16] = 1
+    seg[r < 12] = 3
+    seg[r < 9] = 2
+    seg[(grid[0] > 16) & (grid[0] < 20) & (np.abs(grid[1] - centre[1]) < 2) & (r < 9)] = 4
+    blob = np.sqrt((grid[0] - 28) ** 2 + (grid[1] - 20) ** 2 + (grid[2] - 18) ** 2) < 2.5
+    seg[blob & (r < 12)] = 5
+    return seg
+
+
+@pytest.fixture
+def scene():
+    seg = phantom()
+    sharp = pvc.paint(seg, VALUES)
+    sigma = pvc.fwhm_to_sigma(FWHM, ZOOMS)
+    return seg, sharp, pvc.blur(sharp, sigma), sigma
+
+
+def region_mean(image, seg, label):
+    return float(np.nanmean(image[seg == label]))
+
+
+def test_fwhm_and_sidecar_psf():
+    sigma = pvc.fwhm_to_sigma(2.0 * np.sqrt(2.0 * np.log(2.0)), (1.0, 2.0, 0.5))
+    np.testing.assert_allclose(sigma, (1.0, 0.5, 2.0))
+    assert pvc.combine_fwhm(3.0, 4.0) == pytest.approx(5.0)
+    sidecar = {"ReconFilterType": "Gaussian", "ReconFilterSize": 4.0}
+    assert pvc.psf_fwhm_from_sidecar(sidecar, scanner_fwhm_mm=3.0) == pytest.approx(5.0)
+    assert pvc.psf_fwhm_from_sidecar({"ReconFilterType": "none"}, 4.5) == pytest.approx(4.5)
+    with pytest.raises(ValueError, match="not Gaussian"):
+        pvc.psf_fwhm_from_sidecar({"ReconFilterType": "Hann", "ReconFilterSize": 0.5}, 4.0)
+    with pytest.raises(ValueError, match="no PSF"):
+        pvc.psf_fwhm_from_sidecar({"ReconFilterType": "none"})
+
+
+def test_transfer_matrix_matches_full_volume_blur(scene):
+    seg, _, _, sigma = scene
+    labels, counts, matrix = pvc.transfer_matrix(seg, sigma)
+    for j, label in enumerate(labels):
+        spread = pvc.blur((seg == label).astype(float), sigma)
+        for i, other in enumerate(labels):
+            assert matrix[i, j] == pytest.approx(spread[seg == other].mean(), abs=1e-12)
+    assert counts.sum() == seg.size
+
+
+def test_gtm_recovers_piecewise_constant_truth_exactly(scene):
+    seg, _, blurred, sigma = scene
+    result = pvc.gtm(blurred, seg, sigma)
+    truth = np.array([VALUES[int(label)] for label in result.labels])
+    np.testing.assert_allclose(result.corrected, truth, atol=1e-9)
+    # the small blob reads well below its truth before correction
+    assert result.observed[result.labels == 5][0] < 0.85 * VALUES[5]
+
+
+def test_gtm_with_wrong_psf_is_biased_in_the_expected_direction(scene):
+    seg, _, blurred, _ = scene
+    too_small = pvc.gtm(blurred, seg, pvc.fwhm_to_sigma(FWHM - 2, ZOOMS)).values()
+    too_large = pvc.gtm(blurred, seg, pvc.fwhm_to_sigma(FWHM + 2, ZOOMS)).values()
+    assert too_small[5] < VALUES[5] < too_large[5]
+
+
+def test_rbv_is_exact_on_piecewise_constant_and_keeps_texture(scene):
+    seg, sharp, blurred, sigma = scene
+    corrected = pvc.rbv(blurred, seg, sigma)
+    inside = seg > 0
+    np.testing.assert_allclose(corrected[inside], sharp[inside], atol=1e-8)
+    texture = 1.0 + 0.05 * np.sin(np.arange(seg.shape[0]) / 3.0)[:, None, None]
+    textured = pvc.blur(sharp * texture, sigma)
+    corrected = pvc.rbv(textured, seg, sigma)
+    for label in GREY:
+        truth = region_mean(sharp * texture, seg, label)
+        assert region_mean(corrected, seg, label) == pytest.approx(truth, rel=0.05)
+
+
+def test_mg_exact_for_uniform_grey_and_close_otherwise(scene):
+    seg, sharp, blurred, sigma = scene
+    uniform = pvc.paint(seg, {**VALUES, 4: VALUES[3], 5: VALUES[3]})
+    corrected = pvc.mueller_gaertner(pvc.blur(uniform, sigma), seg, sigma, GREY)
+    kept = np.isfinite(corrected)
+    np.testing.assert_allclose(corrected[kept], VALUES[3], atol=1e-8)
+    assert np.all(np.isnan(corrected[~np.isin(seg, GREY)]))
+    # grey regions of different values: MG assumes a voxel's grey neighbours share its value
+    corrected = pvc.mueller_gaertner(blurred, seg, sigma, GREY)
+    assert region_mean(corrected, seg, 3) == pytest.approx(VALUES[3], rel=0.05)
+    before = region_mean(blurred, seg, 3)
+    assert abs(region_mean(corrected, seg, 3) - VALUES[3]) < abs(before - VALUES[3]) / 3
+
+
+def test_pvc_raises_grey_and_lowers_white_matter_spill_in(scene):
+    """The published direction: hot cortex goes up, white matter next to it goes down."""
+    seg, _, blurred, sigma = scene
+    values = pvc.gtm(blurred, seg, sigma).values()
+    assert values[3] > region_mean(blurred, seg, 3)
+    assert values[2] < region_mean(blurred, seg, 2)
+
+
+def test_gtm_rejects_bad_inputs(scene):
+    seg, _, blurred, sigma = scene
+    with pytest.raises(ValueError, match="outside the region list"):
+        pvc.gtm(blurred, seg, sigma, labels=[0, 1, 2])
+    bad = blurred.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        pvc.gtm(bad, seg, sigma)
+
+
+def test_pvc_segmentation_covers_everything():
+    dk = np.zeros((6, 6, 6), np.int32)
+    dk[2:4, 2:4, 2:4] = 17
+    dk[0, 0, 0] = 2  # a DK voxel outside the brain mask keeps its label
+    brain = np.zeros_like(dk)
+    brain[1:5, 1:5, 1:5] = 1
+    t1w = np.zeros(dk.shape)
+    t1w[1:6, 0:6, 1:5] = 500.0
+    head = pvc.head_mask(t1w, brain)
+    seg = pvc.pvc_segmentation(dk, brain, head)
+    assert seg[0, 0, 0] == 2 and seg[2, 2, 2] == 17
+    assert seg[1, 1, 1] == pvc.BRAIN_REST_LABEL
+    assert seg[5, 0, 2] == pvc.HEAD_REST_LABEL and seg[0, 5, 5] == 0
+    assert pvc.uncovered_voxels(seg, brain) == 0
+
+
+def write(path, data):
+    nib.save(nib.Nifti1Image(np.asarray(data), AFFINE), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("method", pvc.PVC_METHODS)
+def test_interface_writes_image_and_table(tmp_path, scene, monkeypatch, method):
+    seg, _, blurred, _ = scene
+    monkeypatch.chdir(tmp_path)
+    labels = pd.DataFrame(
+        {
+            "index": [0, 1, 2, 3, 4, 5, 99],
+            "name": ["air", "head", "wm", "cortex", "blob4", "blob5", "absent"],
+            "tissue": ["bg", "other", "white_matter", "cortex", "cortex", "cortex", "cortex"],
+        }
+    )
+    labels.to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
+    sidecar = tmp_path / "pet.json"
+    sidecar.write_text(json.dumps({"ReconFilterType": "Gaussian", "ReconFilterSize": 0.0}))
+    node = PartialVolumeCorrection(
+        in_file=write(tmp_path / "suvr.nii.gz", blurred.astype(np.float32)),
+        seg_file=write(tmp_path / "seg.nii.gz", seg.astype(np.int16)),
+        labels_file=str(tmp_path / "labels.tsv"),
+        method=method,
+        pet_json=str(sidecar),
+        scanner_fwhm_mm=FWHM,
+    )
+    result = node.run().outputs
+    assert result.fwhm_mm == [FWHM] * 3 and result.condition_number > 1
+    assert f"_pvc-{method}" in result.out_file
+    table = pd.read_csv(result.out_table, sep="\t").set_index("region")
+    assert "absent" not in table.index
+    assert list(table.columns) == ["suvr_mean", "suvr_median", "suvr_sd", "volume_ml", "n_voxels"]
+    assert table.loc["cortex", "suvr_mean"] == pytest.approx(VALUES[3], rel=0.01)
+    assert table.loc["blob5", "n_voxels"] == int((seg == 5).sum())
+
+
+def test_interface_needs_a_psf(tmp_path, scene, monkeypatch):
+    seg, _, blurred, _ = scene
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"index": range(6), "name": list("abcdef")}).to_csv(
+        tmp_path / "labels.tsv", sep="\t", index=False
+    )
+    node = PartialVolumeCorrection(
+        in_file=write(tmp_path / "suvr.nii.gz", blurred.astype(np.float32)),
+        seg_file=write(tmp_path / "seg.nii.gz", seg.astype(np.int16)),
+        labels_file=str(tmp_path / "labels.tsv"),
+        method="gtm",
+    )
+    with pytest.raises(InputError, match="no PSF"):
+        node.run()
+
+
+def test_segmentation_interface_on_template(tmp_path, monkeypatch, templateflow_home):
+    from taupet_bids import templates
+
+    monkeypatch.chdir(tmp_path)
+    out = (
+        PVCSegmentation(
+            dk_file=str(templates.atlas_path("DK", 2)),
+            brain_mask=str(templates.brain_mask_path(2)),
+            t1w_file=str(templates.t1w_path(2)),
+        )
+        .run()
+        .outputs
+    )
+    seg = np.asarray(nib.load(out.out_file).dataobj)
+    brain = np.asarray(nib.load(templates.brain_mask_path(2)).dataobj)
+    assert pvc.uncovered_voxels(seg, brain) == 0
+    table = pd.read_csv(out.labels_file, sep="\t")
+    assert set(np.unique(seg)) <= set(table["index"])
+    assert {pvc.BRAIN_REST_LABEL, pvc.HEAD_REST_LABEL, 0} <= set(np.unique(seg))
