@@ -35,6 +35,9 @@ class RunConfig:
     plugin: str = "MultiProc"
     skip_bids_validation: bool = False
     use_fsl: bool = False
+    pvc: tuple[str, ...] = ()
+    pvc_fwhm: float | None = None
+    centaur_masks: Path | None = None
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None

@@ -13,7 +13,7 @@ from taupet_bids import templates
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Simulate, process at participant level, print the output paths."""
+    """Simulate, process at participant then group level, print the output paths."""
     parser = argparse.ArgumentParser(prog="python -m taupet_bids.demo", description=__doc__)
     parser.add_argument("demo_dir", type=Path, help="folder for the demo data and outputs")
     parser.add_argument("--n-subjects", type=int, default=3, help="simulated participants")
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             return code
     print(f"[demo] running: taupet-bids {bids_dir} {out_dir} participant", flush=True)
     code = run_app([str(bids_dir), str(out_dir), "participant", "-w", str(demo / "work")])
+    print(f"[demo] running: taupet-bids {bids_dir} {out_dir} group", flush=True)
+    group_code = run_app([str(bids_dir), str(out_dir), "group"])
     tables = sorted(out_dir.rglob("*seg-MetaTemporal*_suvr.tsv"))
     print("\n[demo] done.")
     print(f"  simulated BIDS dataset : {bids_dir}")
@@ -42,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  derivatives            : {out_dir}")
     print(f"  regional SUVR tables   : {len(tables)} meta-temporal, e.g. {tables[:1]}")
     print(f"  methods text           : {out_dir / 'logs' / 'CITATION.md'}")
-    return code
+    print(f"  subject reports        : {sorted(out_dir.glob('sub-*.html'))[:1]} ...")
+    print(f"  group tables           : {out_dir / 'group'}")
+    print(f"\n[demo] group report: {out_dir / 'group' / 'report.html'}")
+    return code or group_code
 
 
 if __name__ == "__main__":

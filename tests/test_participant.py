@@ -172,12 +172,16 @@ def cohort(tmp_path_factory, templateflow_home) -> Run:
         _copy_participant(bids, "001", label)
         broken.damage(bids, label)
     out, work = root / "out", root / "work"
-    done = taupet_bids(bids, out, "participant", "-w", work, "--skip-bids-validation")
+    done = taupet_bids(
+        bids, out, "participant", "-w", work, "--skip-bids-validation",
+        "--pvc", "gtm", "--pvc-fwhm", "7",
+    )  # fmt: skip
     return Run(bids, out, work, done.returncode, done.stdout + done.stderr)
 
 
-def _tables(run: Run, sub: str, atlas: str) -> pd.DataFrame:
-    name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-{atlas}_label-InfCerebGrey_suvr.tsv"
+def _tables(run: Run, sub: str, atlas: str, pvc: str = "") -> pd.DataFrame:
+    entities = f"seg-{atlas}_label-InfCerebGrey{pvc}"
+    name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_{entities}_suvr.tsv"
     return pd.read_csv(run.out / f"sub-{sub}" / "pet" / name, sep="\t", na_values="n/a")
 
 
@@ -198,6 +202,28 @@ def test_good_participants_match_the_blurred_truth(cohort: Run, sub: str) -> Non
         assert abs(measured / truth[(atlas, region)] - 1) < 0.05, (atlas, region, measured)
     reference = _tables(cohort, sub, "MetaTemporal").set_index("region")
     assert reference.loc["reference-InfCerebGrey", "suvr_mean"] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("sub", GOOD)
+def test_gtm_moves_metatemporal_towards_the_sharp_truth(cohort: Run, sub: str) -> None:
+    sharp = load_truth(cohort.bids, sub, kind="sharp").set_index(["atlas", "region"])["suvr"]
+    truth = sharp[("MetaTemporal", "metatemporal")]
+    plain = _tables(cohort, sub, "MetaTemporal").set_index("region").suvr_mean["metatemporal"]
+    gtm = _tables(cohort, sub, "MetaTemporal", "_pvc-GTM").set_index("region").suvr_mean
+    assert gtm["metatemporal"] > plain, "PVC raises cortical tau"
+    assert abs(gtm["metatemporal"] / truth - 1) < 0.08
+    assert abs(gtm["metatemporal"] - truth) < abs(plain - truth)
+
+
+def test_centaurz_is_written_and_labelled_approximate(cohort: Run) -> None:
+    name = f"sub-001_trc-{TRACER}_space-MNI152NLin6Asym_label-InfCerebGrey_centaurz.tsv"
+    table = pd.read_csv(cohort.out / "sub-001" / "pet" / name, sep="\t")
+    assert set(table["mask"]) == {
+        "universal", "mesial_temporal", "meta_temporal", "temporo_parietal", "frontal"
+    }  # fmt: skip
+    assert table["approximate"].all()
+    meta = table.set_index("mask").loc["meta_temporal"]
+    assert meta.centaurz == pytest.approx(12.95 * meta.suvr - 15.37, abs=1e-4)
 
 
 def test_tables_have_every_region_and_column(cohort: Run) -> None:

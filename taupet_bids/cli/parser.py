@@ -96,6 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="template spaces for SUVR images (default: MNI152NLin6Asym, 2 mm)",
     )
 
+    quant.add_argument(
+        "--pvc",
+        nargs="+",
+        choices=["none", "gtm", "rbv", "mg"],
+        default=["none"],
+        help="partial-volume correction(s), written beside the uncorrected tables with a pvc- "
+        "entity: gtm (regional), rbv, mg (voxel-wise); see docs/pvc.md (default: none)",
+    )
+    quant.add_argument(
+        "--pvc-fwhm",
+        type=float,
+        metavar="MM",
+        help="effective resolution (PSF FWHM, mm) of the PET for --pvc; required with --pvc",
+    )
+    quant.add_argument(
+        "--centaur-masks",
+        type=Path,
+        metavar="DIR",
+        help="official CenTauR masks (universal.nii.gz, ... on the MNI152NLin6Asym 2 mm grid); "
+        "without them CenTauRz uses approximate DK-based masks and says so",
+    )
+
     group = parser.add_argument_group("group level (see docs/group.md)")
     group.add_argument(
         "--tau-cutpoint",
@@ -154,6 +176,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     output_dir = args.output_dir.absolute()
     if args.pet_window and not 0 <= args.pet_window[0] < args.pet_window[1]:
         build_parser().error(f"--pet-window needs 0 <= START < END, got {args.pet_window}")
+    pvc = tuple(method for method in args.pvc if method != "none")
+    if pvc and not args.pvc_fwhm:
+        build_parser().error("--pvc needs --pvc-fwhm MM, the PET's effective resolution")
+    if args.centaur_masks and not args.centaur_masks.is_dir():
+        build_parser().error(f"--centaur-masks: {args.centaur_masks} is not a folder")
     if args.use_fsl and not fsl_available():
         build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
@@ -176,6 +203,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         plugin=args.plugin,
         skip_bids_validation=args.skip_bids_validation,
         use_fsl=args.use_fsl,
+        pvc=pvc,
+        pvc_fwhm=args.pvc_fwhm,
+        centaur_masks=args.centaur_masks.absolute() if args.centaur_masks else None,
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

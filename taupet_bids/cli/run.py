@@ -14,6 +14,7 @@ from taupet_bids.boilerplate import methods_text
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.config import RunConfig
 from taupet_bids.errors import InputError, TaupetError
+from taupet_bids.reports.progress import ProgressTracker
 
 LOG = logging.getLogger("taupet_bids")
 
@@ -22,10 +23,15 @@ BIDSIGNORE = [
     "*_suvr.json",
     "*_timeseries.tsv",
     "*_timeseries.json",
+    "*_centaurz.tsv",
+    "*_centaurz.json",
     "*_xfm.mat",
     "*_xfm.nii.gz",
+    "*_qc.json",
+    "*.html",
     "logs/",
     "figures/",
+    "/group",
 ]
 
 
@@ -92,8 +98,10 @@ def prepare_output_dir(config: RunConfig) -> None:
             "DatasetLinks": {"raw": config.bids_dir.as_uri()},
         }, indent=2) + "\n")  # fmt: skip
     ignore = output / ".bidsignore"
-    if not ignore.exists():
-        ignore.write_text("\n".join(BIDSIGNORE) + "\n")
+    present = ignore.read_text().splitlines() if ignore.exists() else []
+    missing = [pattern for pattern in BIDSIGNORE if pattern not in present]
+    if missing:  # outputs of an older version get the newer patterns too
+        ignore.write_text("\n".join([*present, *missing]) + "\n")
 
 
 def _crash_reason(config: RunConfig, name: str) -> str:
@@ -157,10 +165,17 @@ def process_scans(config: RunConfig, runnable: list) -> list[ScanOutcome]:
     if not runnable:
         return []
     workflow = init_participant_wf(config, runnable)
+    # Crash reports of an earlier run would be mistaken for this run's.
+    for stale in (config.work_dir / "crashes").glob("crash-*.pklz"):
+        stale.unlink()
     LOG.info("Processing %d scan(s) with %s (%d processes)", len(runnable), config.plugin,
              config.nprocs)  # fmt: skip
+    progress = ProgressTracker([scan_id(checked) for checked in runnable])
     try:
-        workflow.run(plugin=config.plugin, plugin_args=config.plugin_args())
+        workflow.run(
+            plugin=config.plugin,
+            plugin_args={**config.plugin_args(), "status_callback": progress},
+        )
     except RuntimeError as error:  # Nipype: some nodes failed; which scans is told below
         LOG.debug("Nipype reported: %s", error)
     outcomes = []
@@ -175,8 +190,36 @@ def _report(outcomes: list[ScanOutcome]) -> None:
     good = [o for o in outcomes if o.ok]
     LOG.info("Finished: %d of %d scan(s) succeeded", len(good), len(outcomes))
     for outcome in outcomes:
+        if outcome.ok:
+            LOG.info("OK %s", outcome.pet.name)
+    for outcome in outcomes:
         if not outcome.ok:
             LOG.error("FAILED %s: %s", outcome.pet.name, outcome.reason)
+
+
+def _subject_reports(config: RunConfig, outcomes: list[ScanOutcome], methods: str) -> None:
+    """One HTML report per participant with at least one finished scan."""
+    from taupet_bids.reports.subject import write_subject_reports
+
+    subjects = sorted({o.pet.name.split("_")[0] for o in outcomes if o.ok})
+    if subjects:
+        LOG.info("Writing %d subject report(s)", len(subjects))
+        write_subject_reports(config.output_dir, subjects, config.work_dir, methods)
+
+
+def run_group_level(config: RunConfig) -> int:
+    """Gather the participant tables into group tables and a group report."""
+    from taupet_bids.group import run_group
+
+    prepare_output_dir(config)
+    try:
+        report = run_group(config.bids_dir, config.output_dir, config.tau_cutpoint,
+                           config.braak_reference_diagnosis)  # fmt: skip
+    except FileNotFoundError as error:
+        print(f"taupet-bids: error: {error}", file=sys.stderr)
+        return 1
+    LOG.info("Group report: %s", report)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         LOG.info("taupet-bids %s: %s level on %s", __version__, config.analysis_level,
                  config.bids_dir)  # fmt: skip
-        if config.analysis_level != "participant":
-            raise TaupetError("the group level is not available in this version")
+        if config.analysis_level == "group":
+            return run_group_level(config)
         templates.ensure_templateflow()
         runnable, outcomes = select_scans(config)
         prepare_output_dir(config)
@@ -198,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes += process_scans(config, runnable)
     citation = config.output_dir / "logs" / "CITATION.md"
     citation.write_text(methods_text(config))
+    _subject_reports(config, outcomes, citation.read_text())
     _report(outcomes)
     LOG.info("Methods boilerplate: %s; log: %s", citation, log_file)
     return 0 if outcomes and all(o.ok for o in outcomes) else 1

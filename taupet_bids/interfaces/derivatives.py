@@ -28,6 +28,12 @@ _TABLE_PATTERN = (
     "[_trc-{tracer}][_rec-{reconstruction}][_run-{run}][_space-{space}]_seg-{segmentation}"
     "[_label-{label}][_pvc-{pvc}][_desc-{desc}]_{suffix<suvr>}{extension<.tsv|.json>|.tsv}"
 )
+#: CenTauRz tables (one row per CenTauR mask).
+_CENTAURZ_PATTERN = (
+    "sub-{subject}[/ses-{session}]/{datatype<pet>|pet}/sub-{subject}[_ses-{session}]"
+    "[_trc-{tracer}][_rec-{reconstruction}][_run-{run}][_space-{space}][_label-{label}]"
+    "[_desc-{desc}]_{suffix<centaurz>}{extension<.tsv|.json>|.tsv}"
+)
 #: Transforms written by antspyx (.mat affine, .nii.gz displacement field).
 _XFM_PATTERN = (
     "sub-{subject}[/ses-{session}]/{datatype<anat|pet>}/sub-{subject}[_ses-{session}]"
@@ -44,7 +50,9 @@ class DerivativesDataSink(_NiworkflowsSink):
     out_path_base = ""
     _config_entities = _NiworkflowsSink._config_entities | {"segmentation"}
     _config_entities_dict = [*_NiworkflowsSink._config_entities_dict, _SEGMENTATION_ENTITY]
-    _file_patterns = (_TABLE_PATTERN, _XFM_PATTERN, *_NiworkflowsSink._file_patterns)
+    _file_patterns = (
+        _TABLE_PATTERN, _CENTAURZ_PATTERN, _XFM_PATTERN, *_NiworkflowsSink._file_patterns
+    )  # fmt: skip
 
 
 def copy_tree_atomically(source: Path, destination: Path) -> list[Path]:

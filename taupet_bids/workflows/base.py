@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
+from taupet_bids import centaurz
 from taupet_bids.bids import CheckedScan
 from taupet_bids.config import RunConfig
 from taupet_bids.workflows.anat import init_anat_wf
@@ -16,7 +17,17 @@ from taupet_bids.workflows.pet import init_pet_preproc_wf
 from taupet_bids.workflows.quantification import init_quantification_wf
 
 PET_FROM_PREPROC = ("pet_average", "motion_params")
-PET_FROM_QUANT = ("pet2t1w_xfm", "suvr_std", "reference_value", "tables")
+PET_FROM_QUANT = ("pet2t1w_xfm", "suvr_std", "reference_value", "tables", "pvc_tables", "centaurz")
+
+
+def centaurz_tracer(checked: CheckedScan) -> str | None:
+    """The tracer's name when CenTauRz has a conversion for it, else None."""
+    if checked.tracer is None:
+        return None
+    try:
+        return centaurz.canonical_tracer(checked.tracer.name)
+    except KeyError:
+        return None
 
 
 def scan_id(checked: CheckedScan) -> str:
@@ -54,10 +65,27 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
     anat_wf = init_anat_wf(omp_nthreads=threads, seed=seed)
     reference = checked.reference_region
     quant_wf = init_quantification_wf(
-        reference, config.atlases, config.work_dir, omp_nthreads=threads, seed=seed, use_fsl=fsl
+        reference,
+        config.atlases,
+        config.work_dir,
+        omp_nthreads=threads,
+        seed=seed,
+        use_fsl=fsl,
+        pvc_methods=config.pvc,
+        pvc_fwhm_mm=config.pvc_fwhm,
+        centaurz_tracer=centaurz_tracer(checked) if "DK" in config.atlases else None,
+        centaur_masks=config.centaur_masks,
     )
     outputs_wf = init_outputs_wf(
-        checked, config.atlases, stage, config.output_dir, marker, config.bids_dir
+        checked,
+        config.atlases,
+        stage,
+        config.output_dir,
+        marker,
+        config.bids_dir,
+        pvc_methods=config.pvc,
+        pvc_fwhm_mm=config.pvc_fwhm,
+        write_centaurz=quant_wf.get_node("centaurz") is not None,
     )
     pet_wf.inputs.inputnode.pet = str(checked.scan.pet)
     anat_wf.inputs.inputnode.t1w = str(checked.scan.t1w)

@@ -19,7 +19,24 @@ PET_FIELDS = [
     "suvr_std",
     "reference_value",
     "tables",
+    "pvc_tables",
+    "centaurz",
 ]
+
+PVC_NAMES = {
+    "gtm": "geometric transfer matrix (Rousset et al. 1998)",
+    "rbv": "region-based voxel-wise (Thomas et al. 2011)",
+    "mg": "Mueller-Gaertner (Mueller-Gaertner et al. 1992)",
+}
+
+CENTAURZ_COLUMNS = {
+    "mask": "CenTauR mask (universal, mesial_temporal, meta_temporal, temporo_parietal, frontal)",
+    "tracer": "tracer key of the conversion",
+    "suvr": "mean SUVR in the mask",
+    "centaurz": "CenTauRz = slope * SUVR + intercept (constants: docs/pvc.md)",
+    "approximate": "true when the mask is taupet-bids' DK-based approximation",
+    "mask_source": "which masks were used",
+}
 
 TABLE_COLUMNS = {
     "region": "region name (DK: bilateral, then left-/right-; Braak stages and composites)",
@@ -86,6 +103,9 @@ def init_outputs_wf(
     output_dir: Path,
     marker: Path,
     bids_dir: Path,
+    pvc_methods: tuple[str, ...] = (),
+    pvc_fwhm_mm: float | None = None,
+    write_centaurz: bool = False,
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
@@ -216,6 +236,38 @@ def init_outputs_wf(
             (select_tables, sink, [(f"out{position}", "in_file")]),
         ])  # fmt: skip
         sinks[f"table_{atlas}"] = sink
+
+    if pvc_methods:
+        pairs = [(method, atlas) for method in pvc_methods for atlas in atlases]
+        split_pvc = pe.Node(
+            niu.Split(splits=[1] * len(pairs), squeeze=True),
+            name="split_pvc_tables",
+            run_without_submitting=True,
+        )
+        workflow.connect([(inputnode, split_pvc, [("pvc_tables", "inlist")])])
+        for position, (method, atlas) in enumerate(pairs, start=1):
+            sink = _sink(
+                f"ds_table_{atlas}_pvc_{method}", staging_dir, space=space, segmentation=atlas,
+                label=checked.reference_region, pvc=method.upper(), suffix="suvr",
+                extension=".tsv", Columns=TABLE_COLUMNS, ReferenceRegion=checked.reference_region,
+                PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=pvc_fwhm_mm,
+                PSFFWHMUnits="mm", **pet_meta, **pet_sources,
+            )  # fmt: skip
+            workflow.connect([
+                (inputnode, sink, [("pet_source", "source_file")]),
+                (split_pvc, sink, [(f"out{position}", "in_file")]),
+            ])  # fmt: skip
+            sinks[f"table_{atlas}_pvc_{method}"] = sink
+    if write_centaurz:
+        sink = _sink(
+            "ds_centaurz", staging_dir, space=space, label=checked.reference_region,
+            suffix="centaurz", extension=".tsv", Columns=CENTAURZ_COLUMNS, **pet_meta,
+            **pet_sources,
+        )  # fmt: skip
+        workflow.connect([
+            (inputnode, sink, [("pet_source", "source_file"), ("centaurz", "in_file")]),
+        ])  # fmt: skip
+        sinks["centaurz"] = sink
 
     gather = pe.Node(niu.Merge(len(sinks)), name="gather_sinks", run_without_submitting=True)
     for position, sink in enumerate(sinks.values(), start=1):

@@ -8,24 +8,22 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from taupet_bids import templates
-from taupet_bids.interfaces.quantification import ComputeSUVR, RegionalStatistics
+from taupet_bids.interfaces.centaurz import CenTauRzTable
+from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
+from taupet_bids.interfaces.quantification import ComputeSUVR
 from taupet_bids.interfaces.registration import ApplyTransforms
-from taupet_bids.interfaces.tables import JoinTables
 from taupet_bids.workflows.coregistration import init_coregistration_wf
-from taupet_bids.workflows.regions import region_groups
+from taupet_bids.workflows.tables import init_tables_wf
+
+OUTPUT_FIELDS = [
+    "pet2t1w_xfm", "coreg_score", "pet_std", "suvr_std", "reference_value", "tables",
+    "pvc_tables", "centaurz",
+]  # fmt: skip
 
 
 def _compose(t1w2std: list[str], pet2t1w: list[str]) -> list[str]:
     """ANTs applies the last transform first: PET -> T1w, then T1w -> template."""
     return list(t1w2std) + list(pet2t1w)
-
-
-def reference_labels_file(label: str, folder: Path) -> Path:
-    """A one-row label table for the reference mask (label 1)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"reference-{label}.tsv"
-    path.write_text(f"index\tname\n1\treference-{label}\n")
-    return path
 
 
 def init_quantification_wf(
@@ -35,12 +33,17 @@ def init_quantification_wf(
     omp_nthreads: int = 1,
     seed: int = 42,
     use_fsl: bool = False,
+    pvc_methods: tuple[str, ...] = (),
+    pvc_fwhm_mm: float | None = None,
+    centaurz_tracer: str | None = None,
+    centaur_masks: Path | None = None,
     name: str = "quantification_wf",
 ) -> pe.Workflow:
     """Coregister the averaged PET, resample it to MNI152NLin6Asym 2 mm, compute SUVR and tables.
 
     outputs: ``pet2t1w_xfm``, ``coreg_score``, ``suvr_std``, ``reference_value``, ``tables``
-    (one TSV per atlas, in the order of ``atlases``).
+    (one TSV per atlas, in the order of ``atlases``), ``pvc_tables`` (per PVC method, per
+    atlas) and ``centaurz`` (when the tracer has a CenTauRz conversion).
     """
     resolution = templates.WORKING_RESOLUTION
     workflow = pe.Workflow(name=name)
@@ -48,19 +51,7 @@ def init_quantification_wf(
         niu.IdentityInterface(fields=["pet_average", "t1w_brain", "t1w_mask", "t1w2std_xfm"]),
         name="inputnode",
     )
-    outputnode = pe.Node(
-        niu.IdentityInterface(
-            fields=[
-                "pet2t1w_xfm",
-                "coreg_score",
-                "pet_std",
-                "suvr_std",
-                "reference_value",
-                "tables",
-            ]
-        ),
-        name="outputnode",
-    )
+    outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
     coregister = init_coregistration_wf(use_fsl, omp_nthreads, seed)
     compose = pe.Node(
         niu.Function(function=_compose, output_names=["transforms"]),
@@ -82,15 +73,7 @@ def init_quantification_wf(
         ),
         name="suvr",
     )
-    reference_stats = pe.Node(
-        RegionalStatistics(
-            atlas_file=str(templates.reference_mask_path(reference_region, resolution)),
-            labels_file=str(reference_labels_file(reference_region, work_dir / "labels")),
-        ),
-        name="reference_stats",
-        run_without_submitting=True,
-    )
-    gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables", run_without_submitting=True)
+    tables = init_tables_wf(reference_region, atlases, work_dir)
     workflow.connect([
         (inputnode, coregister, [
             ("t1w_brain", "inputnode.t1w_brain"),
@@ -101,33 +84,57 @@ def init_quantification_wf(
         (inputnode, to_template, [("pet_average", "in_file")]),
         (compose, to_template, [("transforms", "transforms")]),
         (to_template, suvr, [("out_file", "in_file")]),
-        (suvr, reference_stats, [("out_file", "in_file")]),
+        (suvr, tables, [("out_file", "inputnode.suvr")]),
         (coregister, outputnode, [
             ("outputnode.transforms", "pet2t1w_xfm"),
             ("outputnode.score", "coreg_score"),
         ]),
         (to_template, outputnode, [("out_file", "pet_std")]),
         (suvr, outputnode, [("out_file", "suvr_std"), ("reference_value", "reference_value")]),
-        (gather, outputnode, [("out", "tables")]),
+        (tables, outputnode, [("outputnode.tables", "tables")]),
     ])  # fmt: skip
 
-    for position, atlas in enumerate(atlases, start=1):
-        stats = pe.Node(
-            RegionalStatistics(
-                atlas_file=str(templates.atlas_path(atlas, resolution)),
-                labels_file=str(templates.atlas_labels_path(atlas)),
-                groups=region_groups(atlas),
-            ),
-            name=f"stats_{atlas}",
-            run_without_submitting=True,
+    if centaurz_tracer:
+        centaur = pe.Node(
+            CenTauRzTable(tracer=centaurz_tracer), name="centaurz", run_without_submitting=True
         )
-        join = pe.Node(JoinTables(), name=f"join_{atlas}", run_without_submitting=True)
-        both = pe.Node(niu.Merge(2), name=f"with_reference_{atlas}", run_without_submitting=True)
+        if centaur_masks:
+            centaur.inputs.masks_dir = str(centaur_masks)
+        pick_dk = pe.Node(niu.Select(index=[atlases.index("DK")]), name="pick_dk")
         workflow.connect([
-            (suvr, stats, [("out_file", "in_file")]),
-            (stats, both, [("out_table", "in1")]),
-            (reference_stats, both, [("out_table", "in2")]),
-            (both, join, [("out", "in_tables")]),
-            (join, gather, [("out_table", f"in{position}")]),
+            (tables, pick_dk, [("outputnode.tables", "inlist")]),
+            (pick_dk, centaur, [("out", "dk_table")]),
+            (suvr, centaur, [("out_file", "suvr_file")]),
+            (centaur, outputnode, [("out_table", "centaurz")]),
         ])  # fmt: skip
+    if pvc_methods:
+        _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, pvc_methods,
+                 pvc_fwhm_mm)  # fmt: skip
     return workflow
+
+
+def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):
+    """Partial-volume correction of the SUVR image, then the same tables for each method."""
+    resolution = templates.WORKING_RESOLUTION
+    segmentation = pe.Node(
+        PVCSegmentation(
+            dk_file=str(templates.atlas_path("DK", resolution)),
+            brain_mask=str(templates.brain_mask_path(resolution)),
+            t1w_file=str(templates.t1w_path(resolution)),
+        ),
+        name="pvc_segmentation",
+    )
+    # Merge concatenates the per-method lists: method-major, atlas-minor.
+    gather = pe.Node(niu.Merge(len(methods)), name="gather_pvc", run_without_submitting=True)
+    workflow.connect([(gather, outputnode, [("out", "pvc_tables")])])
+    for position, method in enumerate(methods, start=1):
+        correct = pe.Node(
+            PartialVolumeCorrection(method=method, fwhm_mm=fwhm_mm), name=f"pvc_{method}"
+        )
+        tables = init_tables_wf(reference_region, atlases, work_dir, name=f"tables_pvc_{method}")
+        workflow.connect([
+            (suvr, correct, [("out_file", "in_file")]),
+            (segmentation, correct, [("out_file", "seg_file"), ("labels_file", "labels_file")]),
+            (correct, tables, [("out_file", "inputnode.suvr")]),
+            (tables, gather, [("outputnode.tables", f"in{position}")]),
+        ])  # fmt: skip

@@ -1,0 +1,72 @@
+"""CenTauRz table of one scan, from its bilateral DK table or from official mask images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    Directory,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from taupet_bids import centaurz
+
+
+def official_masks(masks_dir: str, suvr_file: str) -> dict[str, np.ndarray]:
+    """``<mask>.nii[.gz]`` files of the official CenTauR masks, on the SUVR image's grid."""
+    reference = nib.load(suvr_file)
+    masks = {}
+    for mask in centaurz.MASKS:
+        found = sorted(Path(masks_dir).glob(f"{mask}.nii*"))
+        if not found:
+            continue
+        image = nib.load(found[0])
+        if image.shape[:3] != reference.shape[:3] or not np.allclose(
+            image.affine, reference.affine
+        ):
+            raise ValueError(
+                f"{found[0]}: not on the SUVR grid (MNI152NLin6Asym, 2 mm); resample it first"
+            )
+        masks[mask] = np.asarray(image.dataobj)
+    if not masks:
+        raise FileNotFoundError(f"{masks_dir}: no <mask>.nii.gz for any of {centaurz.MASKS}")
+    return masks
+
+
+class _CenTauRzInputSpec(BaseInterfaceInputSpec):
+    dk_table = File(exists=True, mandatory=True, desc="regional DK table (bilateral rows)")
+    suvr_file = File(exists=True, mandatory=True, desc="SUVR image in template space")
+    tracer = traits.Str(mandatory=True, desc="tracer name (AV1451, MK6240, ...)")
+    masks_dir = Directory(exists=True, desc="official CenTauR masks, one <mask>.nii.gz each")
+
+
+class _CenTauRzOutputSpec(TraitedSpec):
+    out_table = File(exists=True, desc="TSV: " + ", ".join(centaurz.TABLE_COLUMNS))
+
+
+class CenTauRzTable(SimpleInterface):
+    """CenTauRz per mask; labelled approximate unless official masks are given."""
+
+    input_spec = _CenTauRzInputSpec
+    output_spec = _CenTauRzOutputSpec
+
+    def _run_interface(self, runtime):
+        if self.inputs.masks_dir:
+            suvr = np.asarray(nib.load(self.inputs.suvr_file).dataobj, dtype=float)
+            masks = official_masks(self.inputs.masks_dir, self.inputs.suvr_file)
+            table = centaurz.official_centaurz(suvr, masks, self.inputs.tracer)
+        else:
+            dk = pd.read_csv(self.inputs.dk_table, sep="\t", na_values="n/a")
+            table = centaurz.approximate_centaurz(dk, self.inputs.tracer)
+        out = os.path.join(runtime.cwd, "centaurz.tsv")
+        table.to_csv(out, sep="\t", index=False, float_format="%.6f")
+        self._results["out_table"] = out
+        return runtime

@@ -1,0 +1,129 @@
+"""Figures for the reports, returned as HTML fragments that carry their own pixels.
+
+Every figure is embedded in the page (inline SVG for plots, PNG ``data:`` URIs for brain
+slices, which would be megabytes as vector graphics), so a report is one self-contained file:
+it can be mailed or archived and cannot lose an image. Brain figures use nilearn; the images
+are brought into a common space with antspyx and the transforms the participant level wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from nilearn import plotting  # noqa: E402
+
+DPI = 90
+
+
+def png(fig: plt.Figure, alt: str) -> str:
+    """An ``<img>`` holding the figure as a PNG data URI."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor=fig.get_facecolor())
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
+
+
+def svg(fig: plt.Figure, alt: str) -> str:
+    """The figure as inline SVG, labelled for screen readers."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return f'<div class="svg" role="img" aria-label="{alt}">{text[text.index("<svg") :]}</div>'
+
+
+def _ants_to_nifti(image) -> nib.Nifti1Image:
+    """An antspyx image as nibabel, via a temporary file (keeps the affine exact)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "image.nii.gz"
+        image.to_file(str(path))
+        loaded = nib.load(path)
+        return nib.Nifti1Image(np.asarray(loaded.dataobj, dtype=np.float32), loaded.affine)
+
+
+def resample(moving: Path, fixed: Path, transforms: list[Path]) -> nib.Nifti1Image:
+    """``moving`` on the grid of ``fixed`` through ANTs transforms (ANTs order)."""
+    import ants
+
+    out = ants.apply_transforms(
+        fixed=ants.image_read(str(fixed)),
+        moving=ants.image_read(str(moving)),
+        transformlist=[str(t) for t in transforms],
+        interpolator="linear",
+    )
+    return _ants_to_nifti(out)
+
+
+def motion_plot(motion_tsv: Path) -> str:
+    """Translations, rotations and framewise displacement per frame."""
+    motion = pd.read_csv(motion_tsv, sep="\t")
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.6))
+    for ax, columns, unit in (
+        (axes[0], ["trans_x", "trans_y", "trans_z"], "mm"),
+        (axes[1], ["rot_x", "rot_y", "rot_z"], "degrees"),
+        (axes[2], ["framewise_displacement"], "mm"),
+    ):
+        for column in columns:
+            ax.plot(motion["frame"], motion[column], marker="o", label=column)
+        ax.set_xlabel("frame")
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return svg(fig, "motion parameters per frame")
+
+
+def coregistration_overlay(t1w: Path, pet: Path, pet2t1w: Path, mask: Path) -> str:
+    """PET resampled onto the T1w, with the brain-mask outline: do edges line up?"""
+    pet_in_t1w = resample(pet, t1w, [pet2t1w])
+    display = plotting.plot_anat(str(t1w), display_mode="ortho", title="PET on T1w", dim=-0.3)
+    high = float(np.percentile(pet_in_t1w.get_fdata(), 99.5))
+    display.add_overlay(pet_in_t1w, cmap="hot", transparency=0.45, threshold=0.4 * high, vmax=high)
+    display.add_contours(str(mask), levels=[0.5], colors="cyan", linewidths=0.8)
+    return png(display.frame_axes.figure, "PET-to-T1w coregistration overlay")
+
+
+def normalization_overlay(t1w: Path, template: Path, template_mask: Path, xfms: list[Path]) -> str:
+    """T1w warped to the template with the template brain outline: is the anatomy aligned?"""
+    warped = resample(t1w, template, xfms)
+    display = plotting.plot_anat(
+        warped, display_mode="z", cut_coords=6, title="T1w in MNI152NLin6Asym"
+    )
+    display.add_contours(str(template_mask), levels=[0.5], colors="red", linewidths=0.8)
+    display.add_edges(str(template), color="yellow")
+    return png(display.frame_axes.figure, "T1w-to-template normalisation overlay")
+
+
+def region_overlay(suvr: Path, reference_mask: Path, metatemporal: Path, braak: Path) -> str:
+    """SUVR with the reference region (blue), meta-temporal ROI (green) and Braak I (magenta)."""
+    display = plotting.plot_anat(
+        str(suvr), display_mode="ortho", cut_coords=(-25, -55, -30), title="regions on SUVR",
+        vmin=0, vmax=3,
+    )  # fmt: skip
+    braak_i = nib.load(braak)
+    stage_one = nib.Nifti1Image((np.asarray(braak_i.dataobj) == 1).astype(np.uint8), braak_i.affine)
+    for image, color in ((str(reference_mask), "deepskyblue"), (str(metatemporal), "lime"),
+                         (stage_one, "magenta")):  # fmt: skip
+        display.add_contours(image, levels=[0.5], colors=color, linewidths=1.0)
+    return png(display.frame_axes.figure, "reference region and ROI overlays on the SUVR image")
+
+
+def suvr_montage(suvr: Path, template: Path) -> str:
+    """Axial SUVR slices on the template, thresholded at 1 (the reference level)."""
+    display = plotting.plot_stat_map(
+        str(suvr), bg_img=str(template), display_mode="z", cut_coords=list(range(-40, 50, 10)),
+        threshold=1.0, vmin=1.0, vmax=3.0, symmetric_cbar=False, cmap="inferno", title="SUVR",
+    )  # fmt: skip
+    return png(display.frame_axes.figure, "SUVR montage")

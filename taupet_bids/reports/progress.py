@@ -1,0 +1,58 @@
+"""Progress of a participant run on the terminal, from Nipype's node status callback.
+
+Nipype calls ``status_callback(node, status)`` as nodes start, end or crash. Logging every node
+would drown the terminal, so a line is written only when a scan enters a new stage (PET
+preprocessing, T1w, quantification, outputs), finishes, or fails, with the running count.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+LOG = logging.getLogger("taupet_bids")
+
+STAGES = {
+    "pet_preproc_wf": "PET preprocessing",
+    "anat_wf": "T1w registration",
+    "quantification_wf": "quantification",
+    "outputs_wf": "writing outputs",
+}
+
+
+class ProgressTracker:
+    """Counts finished and failed scans; one instance per run, shared by the callback."""
+
+    def __init__(self, scan_names: list[str]) -> None:
+        self.total = len(scan_names)
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self.stage: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _where(self, fullname: str) -> tuple[str | None, str | None]:
+        """(scan, stage) of a node's full name ``taupet_participant_wf.scan_X.anat_wf.n4``."""
+        parts = fullname.split(".")
+        scan = next((p.removeprefix("scan_") for p in parts if p.startswith("scan_")), None)
+        stage = next((STAGES[p] for p in parts if p in STAGES), None)
+        return scan, stage
+
+    def __call__(self, node, status: str) -> None:
+        scan, stage = self._where(getattr(node, "fullname", ""))
+        if scan is None:
+            return
+        with self._lock:
+            if status == "exception" and scan not in self.failed:
+                self.failed.add(scan)
+                LOG.info("[%s] %s: failed at %s", self.count(), scan, node.name)
+            elif status == "end" and node.name == "commit":
+                self.done.add(scan)
+                LOG.info("[%s] %s: finished", self.count(), scan)
+            elif status == "start" and stage and self.stage.get(scan) != stage:
+                self.stage[scan] = stage
+                LOG.info("[%s] %s: %s", self.count(), scan, stage)
+
+    def count(self) -> str:
+        """``3/10 done, 1 failed``."""
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        return f"{len(self.done)}/{self.total} done{failed}"

@@ -1,0 +1,160 @@
+"""The per-subject HTML report, ``OUTPUT_DIR/sub-<label>.html``, built from the derivatives.
+
+One page per participant (fMRIPrep's layout), one section per PET scan: summary, QC flags,
+motion, PET-to-T1w and T1w-to-template overlays, regions on the SUVR image, an SUVR montage,
+the regional tables, and the methods text with citations. Everything comes from the output
+folder (plus the QC scores saved beside it), so reports can be rebuilt without the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from taupet_bids import staging, templates, tracers
+from taupet_bids.boilerplate import package_versions
+from taupet_bids.group import scan_stem
+from taupet_bids.reports import figures, qc
+from taupet_bids.reports.html import definitions, esc, page, table, warnings
+
+LOG = logging.getLogger("taupet_bids")
+
+
+def subject_scans(output_dir: Path, subject: str) -> list[str]:
+    """Stems of the subject's scans that have an SUVR image (i.e. finished)."""
+    found = (output_dir / subject).glob("**/pet/*_desc-suvr_pet.nii.gz")
+    return sorted({scan_stem(path.name) for path in found})
+
+
+def _anat_files(pet_dir: Path) -> dict[str, Path]:
+    """The T1w derivatives used with a scan: the session's anat folder, else the subject's."""
+    for anat in (pet_dir.parent / "anat", pet_dir.parent.parent / "anat"):
+        t1w = sorted(anat.glob("*_desc-preproc_T1w.nii.gz"))
+        if t1w:
+            prefix = t1w[0].name.removesuffix("_desc-preproc_T1w.nii.gz")
+            xfm = f"{prefix}_from-T1w_to-{templates.TEMPLATE}_mode-image"
+            return {
+                "t1w": t1w[0],
+                "mask": anat / f"{prefix}_desc-brain_mask.nii.gz",
+                "warp": anat / f"{xfm}_desc-warp_xfm.nii.gz",
+                "affine": anat / f"{xfm}_desc-affine_xfm.mat",
+            }  # fmt: skip
+    raise FileNotFoundError(f"no T1w derivatives for {pet_dir}")
+
+
+def _tables(pet_dir: Path, stem: str) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for path in sorted(pet_dir.glob(f"{stem}_space-*_seg-*_suvr.tsv")):
+        atlas = path.name.split("_seg-")[1].split("_")[0]
+        tables[atlas] = pd.read_csv(path, sep="\t", na_values="n/a")
+    return tables
+
+
+def _summary(stem: str, meta: dict, tables: dict[str, pd.DataFrame]) -> tuple[dict, list[str]]:
+    """The summary list and the subject-level positivity note."""
+    tracer = tracers.identify_tracer(
+        meta.get("TracerName"), stem.partition("trc-")[2].split("_")[0]
+    )
+    cut = staging.cutpoint_for(tracer.name if tracer else None)
+    meta_table = tables.get("MetaTemporal")
+    value = (
+        float(meta_table.set_index("region").loc["metatemporal", "suvr_mean"])
+        if meta_table is not None else float("nan")
+    )  # fmt: skip
+    positive = staging.is_positive(value, cut)
+    versions = ", ".join(f"{name} {ver}" for name, ver in package_versions().items())
+    window = meta.get("TimeWindow", ["?", "?"])
+    summary = {
+        "scan": stem,
+        "tracer": f"{meta.get('TracerName', 'n/a')} ({tracer.name if tracer else 'unknown'})",
+        "time window": f"{window[0]}-{window[1]} min post-injection",
+        "reference region": meta.get("ReferenceRegion", "n/a"),
+        "method": "SUVR in MNI152NLin6Asym 2 mm, no partial-volume correction",
+        "meta-temporal SUVR": f"{value:.3f}",
+        "tau positivity": "n/a (no cut-point for this tracer)" if positive is None else
+        f"{'positive' if positive else 'negative'} (cut-point {cut.value:g}; {cut.source})",
+        "versions": versions,
+    }  # fmt: skip
+    return summary, []
+
+
+def scan_section(output_dir: Path, stem: str) -> str:
+    """All figures and tables of one scan, as an HTML section."""
+    pet_dir = qc.pet_folder(output_dir, stem)
+    anat = _anat_files(pet_dir)
+    suvr = pet_dir / f"{stem}_space-{templates.TEMPLATE}_res-2_desc-suvr_pet.nii.gz"
+    meta = json.loads(suvr.with_name(suvr.name.replace(".nii.gz", ".json")).read_text())
+    tables = _tables(pet_dir, stem)
+    summary, _ = _summary(stem, meta, tables)
+    flags = qc.flags(qc.scan_metrics(output_dir, stem))
+    template = templates.t1w_path(2)
+    reference = meta.get("ReferenceRegion", "InfCerebGrey")
+    parts = [
+        f'<section id="{esc(stem)}"><h2>{esc(stem)}</h2>',
+        "<h3>Summary</h3>", definitions(summary),
+        "<h3>Warnings (QC flags)</h3>", warnings(flags),
+        "<h3>Motion</h3>", figures.motion_plot(pet_dir / f"{stem}_desc-motion_timeseries.tsv"),
+        "<h3>PET-to-T1w coregistration</h3>",
+        figures.coregistration_overlay(
+            anat["t1w"], pet_dir / f"{stem}_desc-preproc_pet.nii.gz",
+            pet_dir / f"{stem}_from-pet_to-T1w_mode-image_xfm.mat", anat["mask"],
+        ),
+        "<h3>T1w-to-template normalisation</h3>",
+        figures.normalization_overlay(
+            anat["t1w"], template, templates.brain_mask_path(2), [anat["warp"], anat["affine"]]
+        ),
+        "<h3>Reference region and ROIs on the SUVR image</h3>",
+        "<p>Blue: reference region; green: meta-temporal ROI; magenta: Braak I (entorhinal).</p>",
+        figures.region_overlay(
+            suvr, templates.reference_mask_path(reference, 2),
+            templates.atlas_path("MetaTemporal", 2), templates.atlas_path("Braak", 2),
+        ),
+        "<h3>SUVR montage</h3>", figures.suvr_montage(suvr, template),
+        "<h3>Regional SUVR</h3>",
+    ]  # fmt: skip
+    for atlas in ("MetaTemporal", "Braak"):
+        if atlas in tables:
+            parts += [f"<h4>{atlas}</h4>", table(tables[atlas])]
+    if "DK" in tables:
+        parts.append(f"<details><summary>Desikan-Killiany</summary>{table(tables['DK'])}</details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def write_subject_report(output_dir: Path, subject: str, methods: str = "") -> Path:
+    """Write ``OUTPUT_DIR/sub-<label>.html`` for every finished scan of one subject."""
+    stems = subject_scans(output_dir, subject)
+    nav = "".join(f'<a href="#{esc(stem)}">{esc(stem)}</a>' for stem in stems)
+    citation = output_dir / "logs" / "CITATION.md"
+    methods = methods or (citation.read_text() if citation.exists() else "")
+    body = (
+        f"<nav>{nav}</nav>"
+        + "".join(scan_section(output_dir, stem) for stem in stems)
+        + f'<section id="methods"><h2>Methods</h2><pre>{esc(methods)}</pre></section>'
+    )
+    path = output_dir / f"{subject}.html"
+    path.write_text(page(f"taupet-bids report: {subject}", body))
+    return path
+
+
+def write_subject_reports(
+    output_dir: Path, subjects: list[str], work_dir: Path | None = None, methods: str = ""
+) -> list[Path]:
+    """Save QC scores (when a work folder is given) and write one report per subject.
+
+    A report that cannot be drawn is logged, not raised: the derivatives are the product.
+    """
+    written = []
+    for subject in subjects:
+        try:
+            if work_dir is not None:
+                for stem in subject_scans(output_dir, subject):
+                    qc.save_scores(output_dir, work_dir, stem)
+            written.append(write_subject_report(output_dir, subject, methods))
+            LOG.info("Report: %s", written[-1])
+        except Exception as error:  # noqa: BLE001 - one bad figure must not hide the others
+            LOG.error("REPORT FAILED %s: %s: %s", subject, type(error).__name__, error)
+    return written

@@ -1,0 +1,64 @@
+"""Regional tables of one SUVR image: one TSV per atlas, each ending with the reference row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from taupet_bids import templates
+from taupet_bids.interfaces.quantification import RegionalStatistics
+from taupet_bids.interfaces.tables import JoinTables
+from taupet_bids.workflows.regions import region_groups
+
+
+def reference_labels_file(label: str, folder: Path) -> Path:
+    """A one-row label table for the reference mask (label 1)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"reference-{label}.tsv"
+    path.write_text(f"index\tname\n1\treference-{label}\n")
+    return path
+
+
+def init_tables_wf(
+    reference_region: str, atlases: tuple[str, ...], work_dir: Path, name: str = "tables_wf"
+) -> pe.Workflow:
+    """inputs: ``suvr`` (template space). outputs: ``tables`` (one TSV per atlas, in order)."""
+    resolution = templates.WORKING_RESOLUTION
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["suvr"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["tables"]), name="outputnode")
+    reference_stats = pe.Node(
+        RegionalStatistics(
+            atlas_file=str(templates.reference_mask_path(reference_region, resolution)),
+            labels_file=str(reference_labels_file(reference_region, work_dir / "labels")),
+        ),
+        name="reference_stats",
+        run_without_submitting=True,
+    )
+    gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables", run_without_submitting=True)
+    workflow.connect([
+        (inputnode, reference_stats, [("suvr", "in_file")]),
+        (gather, outputnode, [("out", "tables")]),
+    ])  # fmt: skip
+    for position, atlas in enumerate(atlases, start=1):
+        stats = pe.Node(
+            RegionalStatistics(
+                atlas_file=str(templates.atlas_path(atlas, resolution)),
+                labels_file=str(templates.atlas_labels_path(atlas)),
+                groups=region_groups(atlas),
+            ),
+            name=f"stats_{atlas}",
+            run_without_submitting=True,
+        )
+        join = pe.Node(JoinTables(), name=f"join_{atlas}", run_without_submitting=True)
+        both = pe.Node(niu.Merge(2), name=f"with_reference_{atlas}", run_without_submitting=True)
+        workflow.connect([
+            (inputnode, stats, [("suvr", "in_file")]),
+            (stats, both, [("out_table", "in1")]),
+            (reference_stats, both, [("out_table", "in2")]),
+            (both, join, [("out", "in_tables")]),
+            (join, gather, [("out_table", f"in{position}")]),
+        ])  # fmt: skip
+    return workflow
