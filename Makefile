@@ -25,3 +25,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check taupet_bids tests benchmarks
 
 .PHONY: venv demo test lint
+
+# The real container test (root, podman + buildah + debootstrap + runc; ~5 min on 2 cores): builds
+# the image from a local debootstrap base (no registry pull) and runs it on a simulated
+# participant with a read-only input mount and no network. See docs/containers.md.
+container-test: $(VENV)/.installed
+	containers/build.sh
+	containers/run-check.sh 1
+
+.PHONY: container-test
