@@ -31,7 +31,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stats import agreement  # noqa: E402
-from participant_accuracy import environment, markdown_table, truth_table  # noqa: E402
+from participant_accuracy import (  # noqa: E402
+    RESULTS_DIR,
+    SEGMENTATIONS,
+    environment,
+    markdown_table,
+    truth_table,
+)
 
 from taupet_bids import atlases, pvc, templates  # noqa: E402
 from taupet_bids.interfaces.pvc import GM_TISSUES  # noqa: E402
@@ -39,10 +45,8 @@ from taupet_bids.interfaces.quantification import regional_statistics  # noqa: E
 from taupet_bids.workflows.regions import region_groups  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results"
 MARKER_START = "<!-- pvc-recovery:start -->"
 MARKER_END = "<!-- pvc-recovery:end -->"
-SEGMENTATIONS = ("DK", "Braak", "MetaTemporal")
 GOAL_REGIONS = ("metatemporal", "BraakI_II", "BraakIII_IV", "BraakV_VI")
 GOAL_MAPE_PCT = 5.0
 KEY_REGIONS = (*GOAL_REGIONS, "BraakI", "BraakII", "BraakIII", "BraakIV", "BraakV", "BraakVI")
