@@ -110,7 +110,13 @@ def init_participant_wf(config: RunConfig, scans: list[CheckedScan]) -> pe.Workf
     """One graph over every scan, so the plugin can run participants in parallel."""
     workflow = pe.Workflow(name="taupet_participant_wf", base_dir=str(config.work_dir))
     workflow.config["execution"].update(
-        {"stop_on_first_crash": False, "crashdump_dir": str(config.work_dir / "crashes")}
+        {
+            "stop_on_first_crash": False,
+            "crashdump_dir": str(config.work_dir / "crashes"),
+            # Nipype waits this long between scheduling rounds (default 2 s): with chains of
+            # short nodes that idle time was a large part of a scan's wall time.
+            "poll_sleep_duration": 0.1,
+        }
     )
     workflow.add_nodes([init_scan_wf(config, checked) for checked in scans])
     return workflow
