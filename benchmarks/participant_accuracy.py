@@ -248,16 +248,20 @@ def load_node_costs(work_dir: Path) -> pd.DataFrame:
     from nipype.pipeline.engine.utils import load_resultfile
 
     rows = []
-    for path in sorted(work_dir.glob("taupet_participant_wf/scan_*/*/*/result_*.pklz")):
+    root = work_dir / "taupet_participant_wf"
+    # Sub-workflows nest (quantification_wf/coregistration_wf/...): search every depth and
+    # attribute each node to the scan and the top-level stage it belongs to.
+    for path in sorted(root.glob("scan_*/**/result_*.pklz")):
         node_dir = path.parent
+        scan_dir, stage, *inner = node_dir.relative_to(root).parts
         runtime = load_resultfile(str(path)).runtime
         runtimes = runtime if isinstance(runtime, list) else [runtime]
         memory = [getattr(r, "mem_peak_gb", None) for r in runtimes]
         rows.append(
             {
-                "scan": node_dir.parent.parent.name.removeprefix("scan_"),
-                "subworkflow": node_dir.parent.name,
-                "node": node_dir.name,
+                "scan": scan_dir.removeprefix("scan_"),
+                "subworkflow": stage,
+                "node": "/".join(inner),
                 "duration_s": sum(getattr(r, "duration", 0.0) or 0.0 for r in runtimes),
                 "mem_peak_gb": max((m for m in memory if m is not None), default=np.nan),
             }
