@@ -117,6 +117,10 @@ def _bootstrap(home: Path) -> bool:
     return True
 
 
+#: Homes already bootstrapped in this process: the check hashes files, so do it once.
+_READY: set[Path] = set()
+
+
 def ensure_templateflow(home: Path | None = None) -> Path:
     """Make ``templateflow.api.get`` answer offline for the working template; return the home.
 
@@ -134,9 +138,12 @@ def ensure_templateflow(home: Path | None = None) -> Path:
             f"TemplateFlow was imported with home {tf_home} before taupet-bids could set "
             f"{os.environ['TEMPLATEFLOW_HOME']}; call ensure_templateflow() first"
         )
+    if tf_home in _READY:
+        return tf_home
     if _bootstrap(tf_home):
         # New files were added after TemplateFlow may have indexed its home: index again.
         tf_conf._cache.__dict__.pop("layout", None)
+    _READY.add(tf_home)
     return tf_home
 
 

@@ -240,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     log_file = _add_log_file(config)
     outcomes += process_scans(config, runnable)
     citation = config.output_dir / "logs" / "CITATION.md"
-    citation.write_text(methods_text(config))
-    _subject_reports(config, outcomes, citation.read_text())
+    methods = methods_text(config)
+    citation.write_text(methods)
+    _subject_reports(config, outcomes, methods)
     _report(outcomes)
     LOG.info("Methods boilerplate: %s; log: %s", citation, log_file)
     return 0 if outcomes and all(o.ok for o in outcomes) else 1

@@ -43,17 +43,8 @@ class TemplateData:
 
 
 def _load(resolution: int, **entities: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Array and affine of one template file.
-
-    Queries TemplateFlow directly after one ``ensure_templateflow()``: the ``templates.*_path``
-    helpers re-run it (and re-index TemplateFlow, ~2 s) on every call.
-    """
-    from templateflow import api
-
-    path = api.get(templates.TEMPLATE, resolution=resolution, extension=".nii.gz", **entities)
-    if isinstance(path, list):
-        raise LookupError(f"TemplateFlow query {entities} matched {len(path)} files, expected 1")
-    image = nib.load(path)
+    """Array and affine of one template file, through the offline TemplateFlow API."""
+    image = nib.load(templates.get(resolution, extension=".nii.gz", **entities))
     return np.asarray(image.dataobj), image.affine
 
 
