@@ -43,6 +43,41 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def _pvc_sentence(config: RunConfig) -> str:
+    if not config.pvc:
+        return "No partial-volume correction was applied."
+    names = {"gtm": "geometric transfer matrix", "rbv": "region-based voxel-wise",
+             "mg": "Mueller-Gaertner"}  # fmt: skip
+    methods = ", ".join(names[m] for m in config.pvc)
+    return (
+        f"Partial-volume corrected values were also computed ({methods}) with a Gaussian "
+        f"point-spread function of {config.pvc_fwhm:g} mm FWHM."
+    )
+
+
+def _mr_less_paragraph(config: RunConfig) -> str:
+    """How scans without a usable T1w were normalised (nothing when MR-less was disabled)."""
+    if config.mr_less == "never":
+        return ""
+    which = "All PET scans" if config.mr_less == "always" else "PET scans without a T1w image"
+    if config.mr_less_method == "network":
+        how = (
+            "were normalised to MNI152NLin6Asym without MRI by taupet-bids' trained network (an "
+            "affine regression network followed by a MONAI LocalNet displacement stage, trained "
+            "on simulated tau PET; model card in the package), whose output was applied as a "
+            "displacement field"
+        )
+    else:
+        how = (
+            "were normalised to MNI152NLin6Asym without MRI by registering the averaged PET to "
+            "taupet-bids' tau PET template (affine then SyN, antspyx)"
+        )
+    return (
+        f"\n{which} {how}. The normalised PET was checked by its correlation with the tau PET "
+        "template and the field-of-view coverage of the brain and the reference region.\n"
+    )
+
+
 def methods_text(config: RunConfig) -> str:
     """The methods paragraph for a paper, in Markdown, with references."""
     v = package_versions()
@@ -74,8 +109,8 @@ Standardized uptake value ratios (SUVR) were computed by dividing by the mean up
 {spec["name"]} ({spec["definition"]}) [reference]. Regional SUVR was averaged over the
 Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
 MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
-[metatemporal]. No partial-volume correction was applied.
-
+[metatemporal]. {_pvc_sentence(config)}
+{_mr_less_paragraph(config)}
 ## References
 """
     return (

@@ -38,6 +38,9 @@ class RunConfig:
     pvc: tuple[str, ...] = ()
     pvc_fwhm: float | None = None
     centaur_masks: Path | None = None
+    mr_less: str = "auto"
+    mr_less_method: str = "network"
+    mr_less_model: Path | None = None
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None

@@ -186,6 +186,35 @@ def add_staging(
     return pd.concat(out) if out else wide
 
 
+#: Columns of the participant ``_braakstage.tsv`` tables copied into the wide table, renamed so
+#: they are not confused with the data-driven ``braak_stage_estimate``.
+PUBLISHED_STAGE_COLUMNS = {
+    "braak_stage": "braak_stage_published",
+    "braak_stage_label": "braak_stage_published_label",
+    "braak_conforming": "braak_published_conforming",
+    "threshold_set": "braak_published_thresholds",
+}
+
+
+def find_stage_tables(output_dir: Path) -> list[Path]:
+    """Every per-scan Braak stage table the participant level committed."""
+    return sorted(output_dir.glob("sub-*/**/pet/*_braakstage.tsv"))
+
+
+def add_published_stage(wide: pd.DataFrame, output_dir: Path) -> pd.DataFrame:
+    """Copy each scan's published-threshold Braak stage (one row per method) into ``wide``."""
+    frames = []
+    for path in find_stage_tables(output_dir):
+        table = pd.read_csv(path, sep="\t", na_values="n/a", dtype={"braak_stage": "Int64"})
+        table = table[["method", *PUBLISHED_STAGE_COLUMNS]].rename(columns=PUBLISHED_STAGE_COLUMNS)
+        ents = entities(path.name)
+        frames.append(table.assign(scan=scan_stem(path.name), reference=ents.get("label")))
+    if not frames:
+        return wide.assign(**{column: None for column in PUBLISHED_STAGE_COLUMNS.values()})
+    stages = pd.concat(frames, ignore_index=True)
+    return wide.merge(stages, on=["scan", "reference", "method"], how="left")
+
+
 def qc_table(output_dir: Path, wide: pd.DataFrame) -> pd.DataFrame:
     """One row per scan: motion, registration scores, flags (see :mod:`taupet_bids.reports.qc`)."""
     rows = []
@@ -194,8 +223,11 @@ def qc_table(output_dir: Path, wide: pd.DataFrame) -> pd.DataFrame:
         flags = qc.flags(metrics)
         if scan.get("braak_conforming") is False:
             flags.append("Braak pattern non-conforming")
+        if scan.get("braak_published_conforming") is False:
+            flags.append("Braak composites non-conforming (published thresholds)")
         ids = {key: scan[key] for key in ("scan", "participant_id", "session_id")}
-        rows.append({**ids, **metrics, "flags": "; ".join(flags)})
+        numbers = {k: v for k, v in metrics.items() if k != "normalisation_flags"}
+        rows.append({**ids, **numbers, "flags": "; ".join(flags)})
     return pd.DataFrame(rows)
 
 
@@ -207,8 +239,15 @@ SIDECARS = {
     },
     "suvr_wide": {
         "Description": "one row per scan: SUVR (participant tables' suvr_mean) per atlas region "
-        "as <atlas>_<region> columns, participants.tsv/sessions.tsv columns, positivity and "
-        "Braak stage estimate (rules and sources: docs/group.md, taupet_bids/staging.py)",
+        "as <atlas>_<region> columns, participants.tsv/sessions.tsv columns, positivity, "
+        "data-driven Braak stage estimate and the participant level's published-threshold "
+        "Braak stage (rules and sources: docs/group.md, taupet_bids/staging.py)",
+        "braak_stage_published": "braak_stage of the participant _braakstage.tsv table for "
+        "this scan and method (0, 2, 4, 6; n/a: no published threshold set applies, e.g. "
+        "uncorrected SUVR)",
+        "braak_stage_published_label": "0, I-II, III-IV or V-VI",
+        "braak_published_conforming": "false when an earlier Braak composite is not abnormal",
+        "braak_published_thresholds": "key of the published threshold set (Maass2017_PVC)",
     },
     "qc": {"Description": "per-scan quality control: motion, registration scores, flags"},
 }
@@ -234,6 +273,7 @@ def run_group(
             f"no regional tables under {output_dir}; run the participant level first"
         )
     wide = add_staging(add_demographics(wide_table(long), bids_dir), cutpoint, reference_diagnosis)
+    wide = add_published_stage(wide, output_dir)
     quality = qc_table(output_dir, wide)
     folder = output_dir / GROUP_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taupet_bids import group
+from taupet_bids import group, staging
 
 TRC = "18FAV1451"
 SCANS = [("001", "M000"), ("001", "M024"), ("002", None)]
@@ -139,3 +139,27 @@ def test_statsmodels_example_from_the_docs_runs(dataset) -> None:
 def test_group_level_without_participant_outputs_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="run the participant level first"):
         group.run_group(tmp_path, tmp_path)
+
+
+def test_published_braak_stage_is_copied_per_scan_and_method(dataset) -> None:
+    """A PVC Braak table and the participant _braakstage.tsv for one scan reach the wide table."""
+    bids, out = dataset
+    stem = _stem("001", "M000")
+    folder = out / "sub-001" / "ses-M000" / "pet"
+    plain = pd.read_csv(next(folder.glob("*seg-Braak*_suvr.tsv")), sep="\t")
+    gtm = plain.assign(suvr_mean=[2.0, 1.9, 1.6, 1.5, 1.2, 1.1, 1.0])  # I..VI + reference
+    gtm = pd.concat([gtm, pd.DataFrame({"region": list(staging.COMPOSITES),
+                                        "suvr_mean": [1.9, 1.5, 1.15]})])  # fmt: skip
+    base = f"{stem}_space-MNI152NLin6Asym_seg-Braak_label-InfCerebGrey"
+    gtm.to_csv(folder / f"{base}_pvc-GTM_suvr.tsv", sep="\t", index=False)
+    stages = staging.stage_table({"none": plain, "gtm": gtm}, "flortaucipir", "InfCerebGrey")
+    stages.to_csv(folder / f"{base}_braakstage.tsv", sep="\t", index=False, na_rep="n/a")
+    group.run_group(bids, out)
+    wide = pd.read_csv(out / "group" / "suvr_wide.tsv", sep="\t", na_values="n/a")
+    rows = wide.set_index(["scan", "method"])
+    assert rows.loc[(stem, "SUVR-PVC-GTM"), "braak_stage_published"] == 4
+    assert rows.loc[(stem, "SUVR-PVC-GTM"), "braak_stage_published_label"] == "III-IV"
+    assert rows.loc[(stem, "SUVR-PVC-GTM"), "braak_published_thresholds"] == "Maass2017_PVC"
+    assert bool(rows.loc[(stem, "SUVR-PVC-GTM"), "braak_published_conforming"])
+    assert rows["braak_stage_published"].drop((stem, "SUVR-PVC-GTM")).isna().all()
+    assert len(wide) == len(SCANS) + 1

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from taupet_bids import staging
 from taupet_bids.simulate import load_truth
 
 GOOD = ("001", "002")
@@ -174,7 +175,7 @@ def cohort(tmp_path_factory, templateflow_home) -> Run:
     out, work = root / "out", root / "work"
     done = taupet_bids(
         bids, out, "participant", "-w", work, "--skip-bids-validation",
-        "--pvc", "gtm", "--pvc-fwhm", "7",
+        "--pvc", "gtm", "--pvc-fwhm", "7", "--mr-less", "never",
     )  # fmt: skip
     return Run(bids, out, work, done.returncode, done.stdout + done.stderr)
 
@@ -224,6 +225,23 @@ def test_centaurz_is_written_and_labelled_approximate(cohort: Run) -> None:
     assert table["approximate"].all()
     meta = table.set_index("mask").loc["meta_temporal"]
     assert meta.centaurz == pytest.approx(12.95 * meta.suvr - 15.37, abs=1e-4)
+
+
+@pytest.mark.parametrize("sub", GOOD)
+def test_braak_stage_table_applies_the_published_pvc_thresholds(cohort: Run, sub: str) -> None:
+    name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-Braak_label-InfCerebGrey_braakstage"
+    path = cohort.out / f"sub-{sub}" / "pet" / f"{name}.tsv"
+    table = pd.read_csv(path, sep="\t", na_values="n/a").set_index("method")
+    assert list(table.index) == ["SUVR", "SUVR-PVC-GTM"]
+    plain, gtm = table.loc["SUVR"], table.loc["SUVR-PVC-GTM"]
+    assert pd.isna(plain.braak_stage) and plain.note == staging.NO_UNCORRECTED_SET
+    composites = _tables(cohort, sub, "Braak", "_pvc-GTM").set_index("region").suvr_mean
+    assert gtm.BraakI_II_suvr == composites["BraakI_II"]
+    expected = staging.composite_stage(composites.to_dict(), staging.MAASS2017_PVC.thresholds)
+    assert (gtm.braak_stage, gtm.threshold_set) == (expected.stage, "Maass2017_PVC")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["UncorrectedStage"] == staging.NO_UNCORRECTED_SET
+    assert sidecar["ThresholdSets"]["Maass2017_PVC"]["Thresholds"]["BraakV_VI"] == 1.87
 
 
 def test_tables_have_every_region_and_column(cohort: Run) -> None:

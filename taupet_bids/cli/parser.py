@@ -118,6 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
         "without them CenTauRz uses approximate DK-based masks and says so",
     )
 
+    mrless = parser.add_argument_group("MR-less normalisation (see docs/mrless.md)")
+    mrless.add_argument(
+        "--mr-less",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="normalise the PET to the template without MRI: auto = only for sessions without a "
+        "T1w; always = ignore T1w images; never = skip scans without a T1w (default: auto)",
+    )
+    mrless.add_argument(
+        "--mr-less-method",
+        choices=["network", "ants"],
+        default="network",
+        help="network = the shipped trained network (about a second per scan); ants = antspyx "
+        "affine + SyN registration to the tau PET template (default: network)",
+    )
+    mrless.add_argument(
+        "--mr-less-model",
+        type=Path,
+        metavar="BUNDLE",
+        help="a MONAI bundle folder retrained with taupet-bids-train (default: the shipped one)",
+    )
+
     group = parser.add_argument_group("group level (see docs/group.md)")
     group.add_argument(
         "--tau-cutpoint",
@@ -181,6 +203,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         build_parser().error("--pvc needs --pvc-fwhm MM, the PET's effective resolution")
     if args.centaur_masks and not args.centaur_masks.is_dir():
         build_parser().error(f"--centaur-masks: {args.centaur_masks} is not a folder")
+    if args.mr_less_model and not (args.mr_less_model / "configs" / "metadata.json").is_file():
+        build_parser().error(
+            f"--mr-less-model: {args.mr_less_model} is not a bundle (no configs/metadata.json)"
+        )
     if args.use_fsl and not fsl_available():
         build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
@@ -206,6 +232,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         pvc=pvc,
         pvc_fwhm=args.pvc_fwhm,
         centaur_masks=args.centaur_masks.absolute() if args.centaur_masks else None,
+        mr_less=args.mr_less,
+        mr_less_method=args.mr_less_method,
+        mr_less_model=args.mr_less_model.absolute() if args.mr_less_model else None,
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

@@ -25,6 +25,8 @@ BIDSIGNORE = [
     "*_timeseries.json",
     "*_centaurz.tsv",
     "*_centaurz.json",
+    "*_braakstage.tsv",
+    "*_braakstage.json",
     "*_xfm.mat",
     "*_xfm.nii.gz",
     "*_qc.json",
@@ -142,12 +144,13 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
             checked = bids.check_pet_scan(
                 scan, window=config.pet_window, reference_region=config.reference_region
             )
-            if scan.t1w is None:
+            if scan.t1w is None and config.mr_less == "never":
                 raise InputError(
                     scan.pet, "no T1w for this participant/session",
-                    "add a T1w; MR-less processing (--mr-less) is not available in this version",
+                    "add a T1w, or normalise without MRI with --mr-less auto",
                 )  # fmt: skip
-            bids.check_t1w(scan.t1w)
+            if scan.t1w is not None and config.mr_less != "always":
+                bids.check_t1w(scan.t1w)
         except InputError as error:
             outcomes.append(ScanOutcome(scan.pet, False, str(error)))
             LOG.error("SKIPPED %s", error)

@@ -34,6 +34,12 @@ _CENTAURZ_PATTERN = (
     "[_trc-{tracer}][_rec-{reconstruction}][_run-{run}][_space-{space}][_label-{label}]"
     "[_desc-{desc}]_{suffix<centaurz>}{extension<.tsv|.json>|.tsv}"
 )
+#: Per-scan Braak stage tables (one row per method: uncorrected, then each PVC method).
+_BRAAKSTAGE_PATTERN = (
+    "sub-{subject}[/ses-{session}]/{datatype<pet>|pet}/sub-{subject}[_ses-{session}]"
+    "[_trc-{tracer}][_rec-{reconstruction}][_run-{run}][_space-{space}][_seg-{segmentation}]"
+    "[_label-{label}][_desc-{desc}]_{suffix<braakstage>}{extension<.tsv|.json>|.tsv}"
+)
 #: Transforms written by antspyx (.mat affine, .nii.gz displacement field).
 _XFM_PATTERN = (
     "sub-{subject}[/ses-{session}]/{datatype<anat|pet>}/sub-{subject}[_ses-{session}]"
@@ -51,7 +57,8 @@ class DerivativesDataSink(_NiworkflowsSink):
     _config_entities = _NiworkflowsSink._config_entities | {"segmentation"}
     _config_entities_dict = [*_NiworkflowsSink._config_entities_dict, _SEGMENTATION_ENTITY]
     _file_patterns = (
-        _TABLE_PATTERN, _CENTAURZ_PATTERN, _XFM_PATTERN, *_NiworkflowsSink._file_patterns
+        _TABLE_PATTERN, _CENTAURZ_PATTERN, _BRAAKSTAGE_PATTERN, _XFM_PATTERN,
+        *_NiworkflowsSink._file_patterns,
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""Joining regional tables: each atlas table ends with the reference region's own row."""
+"""Regional tables: joining them (each ends with the reference region's own row), and the
+per-scan Braak stage table computed from the seg-Braak tables."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from nipype.interfaces.base import (
     InputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    traits,
 )
+
+from taupet_bids import staging
 
 
 class _JoinInputSpec(BaseInterfaceInputSpec):
@@ -37,5 +41,45 @@ class JoinTables(SimpleInterface):
         out = os.path.join(runtime.cwd, "joined.tsv")
         joined = pd.concat(tables, ignore_index=True)
         joined.to_csv(out, sep="\t", index=False, float_format="%.6f", na_rep="n/a")
+        self._results["out_table"] = out
+        return runtime
+
+
+class _BraakStageInputSpec(BaseInterfaceInputSpec):
+    braak_tables = InputMultiObject(
+        File(exists=True), mandatory=True, desc="seg-Braak tables, in the order of methods"
+    )
+    methods = traits.List(
+        traits.Str, mandatory=True, desc="PVC method of each table: none, gtm, rbv or mg"
+    )
+    tracer = traits.Str("", usedefault=True, desc="canonical tracer name (flortaucipir, ...)")
+    reference_region = traits.Str(mandatory=True, desc="reference region label (InfCerebGrey)")
+
+
+class _BraakStageOutputSpec(TraitedSpec):
+    out_table = File(exists=True, desc="one row per method (taupet_bids.staging.stage_table)")
+
+
+class BraakStageTable(SimpleInterface):
+    """Braak stage of one scan from fixed published thresholds, one row per table."""
+
+    input_spec = _BraakStageInputSpec
+    output_spec = _BraakStageOutputSpec
+
+    def _run_interface(self, runtime):
+        if len(self.inputs.braak_tables) != len(self.inputs.methods):
+            raise ValueError(
+                f"{len(self.inputs.braak_tables)} Braak tables for {len(self.inputs.methods)} "
+                "methods"
+            )
+        tables = {
+            method: pd.read_csv(path, sep="\t", na_values="n/a")
+            for method, path in zip(self.inputs.methods, self.inputs.braak_tables, strict=True)
+        }
+        table = staging.stage_table(
+            tables, self.inputs.tracer or None, self.inputs.reference_region
+        )
+        out = os.path.join(runtime.cwd, "braakstage.tsv")
+        table.to_csv(out, sep="\t", index=False, float_format="%.6f", na_rep="n/a")
         self._results["out_table"] = out
         return runtime

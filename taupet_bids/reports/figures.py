@@ -95,11 +95,17 @@ def coregistration_overlay(t1w: Path, pet: Path, pet2t1w: Path, mask: Path) -> s
     return png(display.frame_axes.figure, "PET-to-T1w coregistration overlay")
 
 
-def normalization_overlay(t1w: Path, template: Path, template_mask: Path, xfms: list[Path]) -> str:
-    """T1w warped to the template with the template brain outline: is the anatomy aligned?"""
-    warped = resample(t1w, template, xfms)
+def normalization_overlay(
+    image: Path, template: Path, template_mask: Path, xfms: list[Path], title: str = "T1w"
+) -> str:
+    """An image warped to the template with the template brain outline: is the anatomy aligned?
+
+    With no transforms the image is taken as already in template space (the SUVR image of an
+    MR-less scan).
+    """
+    warped = resample(image, template, xfms) if xfms else str(image)
     display = plotting.plot_anat(
-        warped, display_mode="z", cut_coords=6, title="T1w in MNI152NLin6Asym"
+        warped, display_mode="z", cut_coords=6, title=f"{title} in MNI152NLin6Asym"
     )
     display.add_contours(str(template_mask), levels=[0.5], colors="red", linewidths=0.8)
     display.add_edges(str(template), color="yellow")

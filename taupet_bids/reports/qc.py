@@ -10,7 +10,10 @@ misalignment at that scale blurs the average even after correction); PET-to-T1w 
 mutual information (1 = independent, 2 = identical) near 1 means the rigid registration found
 little shared structure (good registrations of the simulated cohort score 1.04-1.08); a
 T1w-to-template correlation below 0.9 means the nonlinear registration did not converge (good
-ones score above 0.99).
+ones score above 0.99). Every scan, MR-based or MR-less, also carries the QC of its spatial
+normalisation in the SUVR sidecar (``SpatialNormalisation``: correlation with the tau PET
+template, field-of-view coverage of the brain and reference region, and flags; thresholds in
+:mod:`taupet_bids.interfaces.mrless`).
 """
 
 from __future__ import annotations
@@ -95,7 +98,28 @@ def scan_metrics(output_dir: Path, stem: str) -> dict[str, float]:
     scores = qc_json(output_dir, stem)
     if scores.exists():
         metrics.update(json.loads(scores.read_text()))
+    metrics.update(normalisation_metrics(folder, stem))
     return metrics
+
+
+def normalisation_metrics(folder: Path, stem: str) -> dict:
+    """Method and QC of the scan's spatial normalisation, from its SUVR sidecar."""
+    sidecars = sorted(folder.glob(f"{stem}_space-*_desc-suvr_pet.json"))
+    if not sidecars:
+        return {}
+    found = json.loads(sidecars[0].read_text()).get("SpatialNormalisation", {})
+    return {
+        "normalisation_method": found.get("Method", "n/a"),
+        "template_correlation": found.get("TemplateCorrelation", math.nan),
+        "reference_coverage": found.get("ReferenceCoverage", math.nan),
+        "brain_coverage": found.get("BrainCoverage", math.nan),
+        "normalisation_flags": list(found.get("Flags", [])),
+    }
+
+
+def is_mr_less(metrics: dict) -> bool:
+    """True when the scan was normalised without its T1w."""
+    return str(metrics.get("normalisation_method", "")).startswith("MR-less")
 
 
 def flags(metrics: dict[str, float]) -> list[str]:
@@ -103,6 +127,9 @@ def flags(metrics: dict[str, float]) -> list[str]:
     found = []
     if metrics.get("max_fd_mm", 0) >= MAX_FD_MM:
         found.append(f"motion: max framewise displacement {metrics['max_fd_mm']:.1f} mm")
+    found += [f"normalisation: {flag}" for flag in metrics.get("normalisation_flags", [])]
+    if is_mr_less(metrics):
+        return found
     nmi = metrics.get("coreg_nmi", math.nan)
     if math.isnan(nmi):
         found.append("PET-to-T1w registration score unavailable")

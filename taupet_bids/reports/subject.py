@@ -84,12 +84,12 @@ def _summary(stem: str, meta: dict, tables: dict[str, pd.DataFrame]) -> tuple[di
 def scan_section(output_dir: Path, stem: str) -> str:
     """All figures and tables of one scan, as an HTML section."""
     pet_dir = qc.pet_folder(output_dir, stem)
-    anat = _anat_files(pet_dir)
     suvr = pet_dir / f"{stem}_space-{templates.TEMPLATE}_res-2_desc-suvr_pet.nii.gz"
     meta = json.loads(suvr.with_name(suvr.name.replace(".nii.gz", ".json")).read_text())
     tables = _tables(pet_dir, stem)
     summary, _ = _summary(stem, meta, tables)
-    flags = qc.flags(qc.scan_metrics(output_dir, stem))
+    metrics = qc.scan_metrics(output_dir, stem)
+    flags = qc.flags(metrics)
     template = templates.t1w_path(2)
     reference = meta.get("ReferenceRegion", "InfCerebGrey")
     parts = [
@@ -97,15 +97,7 @@ def scan_section(output_dir: Path, stem: str) -> str:
         "<h3>Summary</h3>", definitions(summary),
         "<h3>Warnings (QC flags)</h3>", warnings(flags),
         "<h3>Motion</h3>", figures.motion_plot(pet_dir / f"{stem}_desc-motion_timeseries.tsv"),
-        "<h3>PET-to-T1w coregistration</h3>",
-        figures.coregistration_overlay(
-            anat["t1w"], pet_dir / f"{stem}_desc-preproc_pet.nii.gz",
-            pet_dir / f"{stem}_from-pet_to-T1w_mode-image_xfm.mat", anat["mask"],
-        ),
-        "<h3>T1w-to-template normalisation</h3>",
-        figures.normalization_overlay(
-            anat["t1w"], template, templates.brain_mask_path(2), [anat["warp"], anat["affine"]]
-        ),
+        *_registration_figures(pet_dir, stem, suvr, metrics),
         "<h3>Reference region and ROIs on the SUVR image</h3>",
         "<p>Blue: reference region; green: meta-temporal ROI; magenta: Braak I (entorhinal).</p>",
         figures.region_overlay(
@@ -122,6 +114,31 @@ def scan_section(output_dir: Path, stem: str) -> str:
         parts.append(f"<details><summary>Desikan-Killiany</summary>{table(tables['DK'])}</details>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _registration_figures(pet_dir: Path, stem: str, suvr: Path, metrics: dict) -> list[str]:
+    """Overlays that show whether the PET reached the template (MR-based or MR-less)."""
+    template, mask = templates.t1w_path(2), templates.brain_mask_path(2)
+    if qc.is_mr_less(metrics):
+        return [
+            f"<h3>PET-to-template normalisation ({esc(metrics['normalisation_method'])})</h3>",
+            f"<p>Correlation with the tau PET template: {metrics['template_correlation']}; "
+            f"brain in field of view: {metrics['brain_coverage']}; reference region in field "
+            f"of view: {metrics['reference_coverage']}.</p>",
+            figures.normalization_overlay(suvr, template, mask, [], title="SUVR (MR-less)"),
+        ]
+    anat = _anat_files(pet_dir)
+    return [
+        "<h3>PET-to-T1w coregistration</h3>",
+        figures.coregistration_overlay(
+            anat["t1w"], pet_dir / f"{stem}_desc-preproc_pet.nii.gz",
+            pet_dir / f"{stem}_from-pet_to-T1w_mode-image_xfm.mat", anat["mask"],
+        ),
+        "<h3>T1w-to-template normalisation</h3>",
+        figures.normalization_overlay(
+            anat["t1w"], template, mask, [anat["warp"], anat["affine"]]
+        ),
+    ]  # fmt: skip
 
 
 def write_subject_report(output_dir: Path, subject: str, methods: str = "") -> Path:

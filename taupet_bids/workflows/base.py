@@ -17,7 +17,10 @@ from taupet_bids.workflows.pet import init_pet_preproc_wf
 from taupet_bids.workflows.quantification import init_quantification_wf
 
 PET_FROM_PREPROC = ("pet_average", "motion_params")
-PET_FROM_QUANT = ("pet2t1w_xfm", "suvr_std", "reference_value", "tables", "pvc_tables", "centaurz")
+PET_FROM_QUANT = (
+    "pet2t1w_xfm", "pet2std_xfm", "normalisation", "suvr_std", "reference_value", "tables",
+    "pvc_tables", "centaurz",
+)  # fmt: skip
 
 
 def centaurz_tracer(checked: CheckedScan) -> str | None:
@@ -46,9 +49,21 @@ def success_marker(config: RunConfig, checked: CheckedScan) -> Path:
     return config.work_dir / "committed" / f"{scan_id(checked)}.txt"
 
 
+def mr_less_method(config: RunConfig, checked: CheckedScan) -> str | None:
+    """The MR-less method to use for this scan, or None for the MR-based path.
+
+    ``--mr-less auto`` goes MR-less exactly when the session has no T1w; ``always`` ignores any
+    T1w; ``never`` requires one (scans without are rejected before the graph is built).
+    """
+    if config.mr_less == "always" or (config.mr_less == "auto" and checked.scan.t1w is None):
+        return config.mr_less_method
+    return None
+
+
 def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
-    """Everything for one PET scan with a T1w: preprocessing, quantification, derivatives."""
-    if checked.scan.t1w is None:
+    """Everything for one PET scan: preprocessing, quantification, derivatives."""
+    method = mr_less_method(config, checked)
+    if method is None and checked.scan.t1w is None:
         raise ValueError(f"{checked.scan.pet.name}: the MR-based pipeline needs a T1w")
     name = scan_id(checked)
     stage = staging_dir(config, checked)
@@ -62,7 +77,6 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
     seed, threads = config.seed, config.omp_nthreads
     fsl = config.use_fsl
     pet_wf = init_pet_preproc_wf(checked, omp_nthreads=threads, seed=seed, use_fsl=fsl)
-    anat_wf = init_anat_wf(omp_nthreads=threads, seed=seed)
     reference = checked.reference_region
     quant_wf = init_quantification_wf(
         reference,
@@ -75,6 +89,8 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
         pvc_fwhm_mm=config.pvc_fwhm,
         centaurz_tracer=centaurz_tracer(checked) if "DK" in config.atlases else None,
         centaur_masks=config.centaur_masks,
+        mr_less_method=method,
+        mr_less_bundle=config.mr_less_model,
     )
     outputs_wf = init_outputs_wf(
         checked,
@@ -86,23 +102,28 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
         pvc_methods=config.pvc,
         pvc_fwhm_mm=config.pvc_fwhm,
         write_centaurz=quant_wf.get_node("centaurz") is not None,
+        mr_less_method=method,
     )
     pet_wf.inputs.inputnode.pet = str(checked.scan.pet)
-    anat_wf.inputs.inputnode.t1w = str(checked.scan.t1w)
     outputs_wf.inputs.inputnode.pet_source = str(checked.scan.pet)
-    outputs_wf.inputs.inputnode.t1w_source = str(checked.scan.t1w)
-
+    from_quant = [f for f in PET_FROM_QUANT if f != ("pet2t1w_xfm" if method else "pet2std_xfm")]
     workflow.connect([
         (pet_wf, quant_wf, [("outputnode.pet_average", "inputnode.pet_average")]),
-        (anat_wf, quant_wf, [
-            ("outputnode.t1w_brain", "inputnode.t1w_brain"),
-            ("outputnode.t1w_mask", "inputnode.t1w_mask"),
-            ("outputnode.t1w2std_xfm", "inputnode.t1w2std_xfm"),
-        ]),
-        (anat_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS]),
         (pet_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in PET_FROM_PREPROC]),
-        (quant_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in PET_FROM_QUANT]),
+        (quant_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in from_quant]),
     ])  # fmt: skip
+    if method is None:
+        anat_wf = init_anat_wf(omp_nthreads=threads, seed=seed)
+        anat_wf.inputs.inputnode.t1w = str(checked.scan.t1w)
+        outputs_wf.inputs.inputnode.t1w_source = str(checked.scan.t1w)
+        workflow.connect([
+            (anat_wf, quant_wf, [
+                ("outputnode.t1w_brain", "inputnode.t1w_brain"),
+                ("outputnode.t1w_mask", "inputnode.t1w_mask"),
+                ("outputnode.t1w2std_xfm", "inputnode.t1w2std_xfm"),
+            ]),
+            (anat_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS]),
+        ])  # fmt: skip
     return workflow
 
 

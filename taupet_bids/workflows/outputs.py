@@ -7,15 +7,18 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from taupet_bids import __version__, templates
+from taupet_bids import __version__, staging, templates
 from taupet_bids.bids import CheckedScan
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
+from taupet_bids.workflows.tables import init_braak_stage_wf
 
 ANAT_FIELDS = ["t1w_preproc", "t1w_mask", "t1w2std_xfm"]
 PET_FIELDS = [
     "pet_average",
     "motion_params",
     "pet2t1w_xfm",
+    "pet2std_xfm",
+    "normalisation",
     "suvr_std",
     "reference_value",
     "tables",
@@ -83,8 +86,17 @@ def _bids_uri(path: Path, bids_dir: Path) -> str:
     return f"bids:raw:{Path(path).relative_to(bids_dir).as_posix()}"
 
 
-def _reference_meta(value: float) -> dict:
-    return {"ReferenceValue": float(value), "ReferenceValueUnits": "Bq/mL"}
+def _reference_meta(value: float, normalisation: str) -> dict:
+    """SUVR sidecar fields known only after the run: reference value, normalisation and its QC."""
+    import json
+
+    with open(normalisation) as handle:
+        qc = json.load(handle)
+    return {
+        "ReferenceValue": float(value),
+        "ReferenceValueUnits": "Bq/mL",
+        "SpatialNormalisation": qc,
+    }
 
 
 def _sink(name: str, base: Path, **fields) -> pe.Node:
@@ -94,6 +106,112 @@ def _sink(name: str, base: Path, **fields) -> pe.Node:
         run_without_submitting=True,
         overwrite=True,
     )
+
+
+def _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, base, meta):
+    """Per-scan Braak stage from fixed published thresholds (:mod:`taupet_bids.staging`)."""
+    stage_wf = init_braak_stage_wf(
+        atlases,
+        tuple(pvc_methods),
+        checked.tracer.name if checked.tracer else None,
+        checked.reference_region,
+    )
+    sink = _sink(
+        "ds_braakstage", base, space=templates.TEMPLATE, segmentation="Braak",
+        label=checked.reference_region, suffix="braakstage", extension=".tsv",
+        **staging.stage_table_sidecar(), **meta,
+    )  # fmt: skip
+    fields = [("tables", "inputnode.tables")]
+    if pvc_methods:
+        fields.append(("pvc_tables", "inputnode.pvc_tables"))
+    workflow.connect([
+        (inputnode, stage_wf, fields),
+        (inputnode, sink, [("pet_source", "source_file")]),
+        (stage_wf, sink, [("outputnode.stage_table", "in_file")]),
+    ])  # fmt: skip
+    sinks["braakstage"] = sink
+
+
+def _add_mr_based_sinks(workflow, inputnode, sinks, staging_dir, checked, bids_dir):
+    """T1w derivatives and the PET->T1w and T1w->template transforms of the MR-based path."""
+    t1w_sources = {"Sources": [_bids_uri(checked.scan.t1w, bids_dir)]}
+    space = templates.TEMPLATE
+    sinks.update({
+        "pet2t1w_xfm": _sink(
+            "ds_pet2t1w",
+            staging_dir,
+            suffix="xfm",
+            mode="image",
+            **{"from": "pet", "to": "T1w"},
+        ),
+        "t1w_preproc": _sink(
+            "ds_t1w_preproc",
+            staging_dir,
+            desc="preproc",
+            suffix="T1w",
+            compress=True,
+            SkullStripped=False,
+            Description="T1w after N4 bias-field correction",
+            **t1w_sources,
+        ),
+        "t1w_mask": _sink(
+            "ds_t1w_mask",
+            staging_dir,
+            desc="brain",
+            suffix="mask",
+            compress=True,
+            Type="Brain",
+            Description="brain mask from the template's, warped to the T1w",
+            **t1w_sources,
+        ),
+        "t1w2std_warp": _sink(
+            "ds_t1w2std_warp", staging_dir, suffix="xfm", mode="image", desc="warp", compress=True,
+            **{"from": "T1w", "to": space},
+        ),
+        "t1w2std_affine": _sink(
+            "ds_t1w2std_affine", staging_dir, suffix="xfm", mode="image", desc="affine",
+            **{"from": "T1w", "to": space},
+        ),
+    })  # fmt: skip
+    # ANTs order: the displacement field first, the affine second.
+    split_xfm = pe.Node(
+        niu.Split(splits=[1, 1], squeeze=True), name="split_t1w2std", run_without_submitting=True
+    )
+    workflow.connect([
+        (inputnode, split_xfm, [("t1w2std_xfm", "inlist")]),
+        (split_xfm, sinks["t1w2std_warp"], [("out1", "in_file")]),
+        (split_xfm, sinks["t1w2std_affine"], [("out2", "in_file")]),
+    ])  # fmt: skip
+
+
+def _add_mr_less_sinks(workflow, inputnode, sinks, staging_dir, method):
+    """The PET->template transform of the MR-less path (a displacement field, or warp + affine)."""
+    from taupet_bids.workflows.quantification import NORMALISATION_NAMES
+
+    space = templates.TEMPLATE
+    entities = {"from": "pet", "to": space, "Method": NORMALISATION_NAMES[method]}
+    if method == "network":
+        sinks["pet2std_xfm"] = _sink(
+            "ds_pet2std", staging_dir, suffix="xfm", mode="image", compress=True,
+            Description="ITK displacement field (template -> PET points) from the MR-less network",
+            **entities,
+        )  # fmt: skip
+        return
+    sinks["pet2std_warp"] = _sink(
+        "ds_pet2std_warp", staging_dir, suffix="xfm", mode="image", desc="warp", compress=True,
+        **entities,
+    )  # fmt: skip
+    sinks["pet2std_affine"] = _sink(
+        "ds_pet2std_affine", staging_dir, suffix="xfm", mode="image", desc="affine", **entities
+    )
+    split_xfm = pe.Node(
+        niu.Split(splits=[1, 1], squeeze=True), name="split_pet2std", run_without_submitting=True
+    )
+    workflow.connect([
+        (inputnode, split_xfm, [("pet2std_xfm", "inlist")]),
+        (split_xfm, sinks["pet2std_warp"], [("out1", "in_file")]),
+        (split_xfm, sinks["pet2std_affine"], [("out2", "in_file")]),
+    ])  # fmt: skip
 
 
 def init_outputs_wf(
@@ -106,12 +224,12 @@ def init_outputs_wf(
     pvc_methods: tuple[str, ...] = (),
     pvc_fwhm_mm: float | None = None,
     write_centaurz: bool = False,
+    mr_less_method: str | None = None,
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
     workflow = pe.Workflow(name=name)
     pet_sources = {"Sources": [_bids_uri(checked.scan.pet, bids_dir)]}
-    t1w_sources = {"Sources": [_bids_uri(checked.scan.t1w, bids_dir)]}
     inputnode = pe.Node(
         niu.IdentityInterface(fields=["pet_source", "t1w_source", *ANAT_FIELDS, *PET_FIELDS]),
         name="inputnode",
@@ -151,58 +269,20 @@ def init_outputs_wf(
             "duration-weighted mean; translations in mm, rotations in degrees",
             **pet_sources,
         ),
-        "pet2t1w_xfm": _sink(
-            "ds_pet2t1w",
-            staging_dir,
-            suffix="xfm",
-            mode="image",
-            **{"from": "pet", "to": "T1w"},
-        ),
-        "t1w_preproc": _sink(
-            "ds_t1w_preproc",
-            staging_dir,
-            desc="preproc",
-            suffix="T1w",
-            compress=True,
-            SkullStripped=False,
-            Description="T1w after N4 bias-field correction",
-            **t1w_sources,
-        ),
-        "t1w_mask": _sink(
-            "ds_t1w_mask",
-            staging_dir,
-            desc="brain",
-            suffix="mask",
-            compress=True,
-            Type="Brain",
-            Description="brain mask from the template's, warped to the T1w",
-            **t1w_sources,
-        ),
-        "t1w2std_warp": _sink(
-            "ds_t1w2std_warp", staging_dir, suffix="xfm", mode="image", desc="warp", compress=True,
-            **{"from": "T1w", "to": space},
-        ),
-        "t1w2std_affine": _sink(
-            "ds_t1w2std_affine", staging_dir, suffix="xfm", mode="image", desc="affine",
-            **{"from": "T1w", "to": space},
-        ),
-    }  # fmt: skip
-    # ANTs order: the displacement field first, the affine second.
-    split_xfm = pe.Node(
-        niu.Split(splits=[1, 1], squeeze=True), name="split_t1w2std", run_without_submitting=True
-    )
-    workflow.connect([
-        (inputnode, split_xfm, [("t1w2std_xfm", "inlist")]),
-        (split_xfm, sinks["t1w2std_warp"], [("out1", "in_file")]),
-        (split_xfm, sinks["t1w2std_affine"], [("out2", "in_file")]),
-    ])  # fmt: skip
+    }
+    if mr_less_method:
+        _add_mr_less_sinks(workflow, inputnode, sinks, staging_dir, mr_less_method)
+    else:
+        _add_mr_based_sinks(workflow, inputnode, sinks, staging_dir, checked, bids_dir)
     reference_meta = pe.Node(
         niu.Function(function=_reference_meta, output_names=["meta"]),
         name="reference_meta",
         run_without_submitting=True,
     )
     workflow.connect([
-        (inputnode, reference_meta, [("reference_value", "value")]),
+        (inputnode, reference_meta, [
+            ("reference_value", "value"), ("normalisation", "normalisation"),
+        ]),
         (reference_meta, sinks["suvr_std"], [("meta", "meta_dict")]),
     ])  # fmt: skip
     for field, sink in sinks.items():
@@ -258,6 +338,9 @@ def init_outputs_wf(
                 (split_pvc, sink, [(f"out{position}", "in_file")]),
             ])  # fmt: skip
             sinks[f"table_{atlas}_pvc_{method}"] = sink
+    if "Braak" in atlases:
+        _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, staging_dir,
+                         {**pet_meta, **pet_sources})  # fmt: skip
     if write_centaurz:
         sink = _sink(
             "ds_centaurz", staging_dir, space=space, label=checked.reference_region,

@@ -9,16 +9,19 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import templates
 from taupet_bids.interfaces.centaurz import CenTauRzTable
+from taupet_bids.interfaces.mrless import NetworkPETNormalisation, NormalisationQC
 from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
 from taupet_bids.interfaces.quantification import ComputeSUVR
 from taupet_bids.interfaces.registration import ApplyTransforms
+from taupet_bids.normalisation.ants_baseline import ANTsPETNormalisation
 from taupet_bids.workflows.coregistration import init_coregistration_wf
 from taupet_bids.workflows.tables import init_tables_wf
 
 OUTPUT_FIELDS = [
-    "pet2t1w_xfm", "coreg_score", "pet_std", "suvr_std", "reference_value", "tables",
-    "pvc_tables", "centaurz",
+    "pet2t1w_xfm", "coreg_score", "pet2std_xfm", "normalisation", "pet_std", "suvr_std",
+    "reference_value", "tables", "pvc_tables", "centaurz",
 ]  # fmt: skip
+MR_LESS_METHODS = ("network", "ants")
 
 
 def _compose(t1w2std: list[str], pet2t1w: list[str]) -> list[str]:
@@ -37,6 +40,8 @@ def init_quantification_wf(
     pvc_fwhm_mm: float | None = None,
     centaurz_tracer: str | None = None,
     centaur_masks: Path | None = None,
+    mr_less_method: str | None = None,
+    mr_less_bundle: str | None = None,
     name: str = "quantification_wf",
 ) -> pe.Workflow:
     """Coregister the averaged PET, resample it to MNI152NLin6Asym 2 mm, compute SUVR and tables.
@@ -44,6 +49,10 @@ def init_quantification_wf(
     outputs: ``pet2t1w_xfm``, ``coreg_score``, ``suvr_std``, ``reference_value``, ``tables``
     (one TSV per atlas, in the order of ``atlases``), ``pvc_tables`` (per PVC method, per
     atlas) and ``centaurz`` (when the tracer has a CenTauRz conversion).
+
+    With ``mr_less_method`` (``network`` or ``ants``) the PET is normalised to the template
+    directly, without the T1w inputs; ``pet2std_xfm`` then holds that transform list.
+    ``normalisation`` is a JSON file with the method and its QC values, for either path.
     """
     resolution = templates.WORKING_RESOLUTION
     workflow = pe.Workflow(name=name)
@@ -52,12 +61,6 @@ def init_quantification_wf(
         name="inputnode",
     )
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
-    coregister = init_coregistration_wf(use_fsl, omp_nthreads, seed)
-    compose = pe.Node(
-        niu.Function(function=_compose, output_names=["transforms"]),
-        name="compose",
-        run_without_submitting=True,
-    )
     to_template = pe.Node(
         ApplyTransforms(
             reference_image=str(templates.t1w_path(resolution)),
@@ -74,21 +77,24 @@ def init_quantification_wf(
         name="suvr",
     )
     tables = init_tables_wf(reference_region, atlases, work_dir)
+    method = mr_less_method or "mr"
+    qc = pe.Node(
+        NormalisationQC(reference_region=reference_region, method=NORMALISATION_NAMES[method]),
+        name="normalisation_qc",
+    )
+    if mr_less_method:
+        normalise = _add_mr_less(workflow, inputnode, to_template, outputnode, mr_less_method,
+                                 mr_less_bundle, omp_nthreads, seed)  # fmt: skip
+        if mr_less_method == "network":
+            workflow.connect([(normalise, qc, [("model_version", "model_version")])])
+    else:
+        _add_mr_based(workflow, inputnode, to_template, outputnode, use_fsl, omp_nthreads, seed)
     workflow.connect([
-        (inputnode, coregister, [
-            ("t1w_brain", "inputnode.t1w_brain"),
-            ("pet_average", "inputnode.pet_average"),
-        ]),
-        (inputnode, compose, [("t1w2std_xfm", "t1w2std")]),
-        (coregister, compose, [("outputnode.transforms", "pet2t1w")]),
         (inputnode, to_template, [("pet_average", "in_file")]),
-        (compose, to_template, [("transforms", "transforms")]),
+        (to_template, qc, [("out_file", "in_file")]),
+        (qc, outputnode, [("out_file", "normalisation")]),
         (to_template, suvr, [("out_file", "in_file")]),
         (suvr, tables, [("out_file", "inputnode.suvr")]),
-        (coregister, outputnode, [
-            ("outputnode.transforms", "pet2t1w_xfm"),
-            ("outputnode.score", "coreg_score"),
-        ]),
         (to_template, outputnode, [("out_file", "pet_std")]),
         (suvr, outputnode, [("out_file", "suvr_std"), ("reference_value", "reference_value")]),
         (tables, outputnode, [("outputnode.tables", "tables")]),
@@ -111,6 +117,66 @@ def init_quantification_wf(
         _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, pvc_methods,
                  pvc_fwhm_mm)  # fmt: skip
     return workflow
+
+
+#: How each path is named in sidecars, QC files and reports.
+NORMALISATION_NAMES = {
+    "mr": "MR-based (PET-to-T1w rigid, T1w-to-template SyN)",
+    "network": "MR-less, network (taupet-bids MONAI bundle)",
+    "ants": "MR-less, ANTs registration to the tau PET template",
+}
+
+
+def _add_mr_based(workflow, inputnode, to_template, outputnode, use_fsl, omp_nthreads, seed):
+    """PET -> T1w (rigid), composed with the T1w -> template transforms."""
+    coregister = init_coregistration_wf(use_fsl, omp_nthreads, seed)
+    compose = pe.Node(
+        niu.Function(function=_compose, output_names=["transforms"]),
+        name="compose",
+        run_without_submitting=True,
+    )
+    workflow.connect([
+        (inputnode, coregister, [
+            ("t1w_brain", "inputnode.t1w_brain"),
+            ("pet_average", "inputnode.pet_average"),
+        ]),
+        (inputnode, compose, [("t1w2std_xfm", "t1w2std")]),
+        (coregister, compose, [("outputnode.transforms", "pet2t1w")]),
+        (compose, to_template, [("transforms", "transforms")]),
+        (coregister, outputnode, [
+            ("outputnode.transforms", "pet2t1w_xfm"),
+            ("outputnode.score", "coreg_score"),
+        ]),
+    ])  # fmt: skip
+
+
+def _add_mr_less(workflow, inputnode, to_template, outputnode, method, bundle, threads, seed):
+    """PET -> template directly: the trained network, or ANTs to the tau PET template."""
+    if method not in MR_LESS_METHODS:
+        raise ValueError(f"unknown MR-less method {method!r}; choose from {MR_LESS_METHODS}")
+    if method == "network":
+        normalise = pe.Node(
+            NetworkPETNormalisation(
+                reference_image=str(templates.t1w_path(templates.WORKING_RESOLUTION)),
+                num_threads=threads,
+            ),
+            name="pet_to_template_network",
+            n_procs=threads,
+        )
+        if bundle:
+            normalise.inputs.bundle = str(bundle)
+    else:
+        normalise = pe.Node(
+            ANTsPETNormalisation(seed=seed, num_threads=threads),
+            name="pet_to_template_ants",
+            n_procs=threads,
+        )
+    workflow.connect([
+        (inputnode, normalise, [("pet_average", "in_file")]),
+        (normalise, to_template, [("transforms", "transforms")]),
+        (normalise, outputnode, [("transforms", "pet2std_xfm")]),
+    ])  # fmt: skip
+    return normalise
 
 
 def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):

@@ -1,4 +1,5 @@
-"""Regional tables of one SUVR image: one TSV per atlas, each ending with the reference row."""
+"""Regional tables of one SUVR image (one TSV per atlas, each ending with the reference row), and
+the per-scan Braak stage table read from the seg-Braak tables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import templates
 from taupet_bids.interfaces.quantification import RegionalStatistics
-from taupet_bids.interfaces.tables import JoinTables
+from taupet_bids.interfaces.tables import BraakStageTable, JoinTables
 from taupet_bids.workflows.regions import region_groups
 
 
@@ -60,5 +61,47 @@ def init_tables_wf(
             (reference_stats, both, [("out_table", "in2")]),
             (both, join, [("out", "in_tables")]),
             (join, gather, [("out_table", f"in{position}")]),
+        ])  # fmt: skip
+    return workflow
+
+
+def init_braak_stage_wf(
+    atlases: tuple[str, ...],
+    pvc_methods: tuple[str, ...],
+    tracer: str | None,
+    reference_region: str,
+    name: str = "braak_stage_wf",
+) -> pe.Workflow:
+    """inputs: ``tables`` (one per atlas), ``pvc_tables`` (method-major, atlas-minor, as the
+    quantification workflow gives them). outputs: ``stage_table`` (rows: uncorrected, then each
+    PVC method). Needs ``Braak`` in ``atlases``.
+    """
+    braak = atlases.index("Braak")
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["tables", "pvc_tables"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["stage_table"]), name="outputnode")
+    stage = pe.Node(
+        BraakStageTable(
+            methods=["none", *pvc_methods], tracer=tracer or "", reference_region=reference_region
+        ),
+        name="braak_stage",
+        run_without_submitting=True,
+    )
+    pick = pe.Node(niu.Select(index=[braak]), name="pick_braak", run_without_submitting=True)
+    both = pe.Node(niu.Merge(2), name="braak_tables", run_without_submitting=True)
+    workflow.connect([
+        (inputnode, pick, [("tables", "inlist")]),
+        (pick, both, [("out", "in1")]),
+        (both, stage, [("out", "braak_tables")]),
+        (stage, outputnode, [("out_table", "stage_table")]),
+    ])  # fmt: skip
+    if pvc_methods:
+        positions = [m * len(atlases) + braak for m in range(len(pvc_methods))]
+        pick_pvc = pe.Node(
+            niu.Select(index=positions), name="pick_braak_pvc", run_without_submitting=True
+        )
+        workflow.connect([
+            (inputnode, pick_pvc, [("pvc_tables", "inlist")]),
+            (pick_pvc, both, [("out", "in2")]),
         ])  # fmt: skip
     return workflow

@@ -1,0 +1,1 @@
+"""MR-less normalisation of tau PET to MNI152NLin6Asym: a trained network, an ANTs baseline."""

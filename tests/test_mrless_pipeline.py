@@ -1,0 +1,115 @@
+"""The BIDS App without MRI: --mr-less auto/always with the network and the ANTs baseline.
+
+One simulated cohort of two subjects; sub-002 loses its T1w. ``--mr-less auto`` must process
+sub-001 with its T1w and sub-002 without; ``--mr-less always --mr-less-method ants`` ignores the
+T1w of sub-001. Every MR-less output must be named like the MR-based ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from taupet_bids.simulate import load_truth, truth_value
+
+TRACER = "18FAV1451"
+TOLERANCE_PCT = 3.0
+
+
+def taupet_bids(*args) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).with_name("taupet-bids")), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, templateflow_home):
+    root = tmp_path_factory.mktemp("mrless_cli")
+    bids = root / "bids"
+    simulate = Path(sys.executable).with_name("taupet-bids-simulate")
+    subprocess.run([simulate, bids, "--n-subjects", "2", "--seed", "12"], check=True)
+    shutil.rmtree(bids / "sub-002" / "anat")
+    auto = taupet_bids(bids, root / "auto", "participant", "-w", root / "work_auto",
+                       "--skip-bids-validation")  # fmt: skip
+    ants = taupet_bids(bids, root / "ants", "participant", "-w", root / "work_ants",
+                       "--skip-bids-validation", "--participant-label", "001",
+                       "--mr-less", "always", "--mr-less-method", "ants")  # fmt: skip
+    return {"bids": bids, "root": root, "auto": auto, "ants": ants}
+
+
+def _pet_files(out: Path, sub: str) -> set[str]:
+    folder = out / f"sub-{sub}" / "pet"
+    return {p.name.replace(f"sub-{sub}_", "") for p in folder.iterdir()}
+
+
+def _sidecar(out: Path, sub: str) -> dict:
+    name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_res-2_desc-suvr_pet.json"
+    return json.loads((out / f"sub-{sub}" / "pet" / name).read_text())
+
+
+def _metatemporal(out: Path, sub: str) -> float:
+    name = (
+        f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-MetaTemporal_label-InfCerebGrey_suvr.tsv"
+    )
+    table = pd.read_csv(out / f"sub-{sub}" / "pet" / name, sep="\t").set_index("region")
+    return float(table.loc["metatemporal", "suvr_mean"])
+
+
+def test_auto_runs_mr_less_only_without_t1w(runs):
+    assert runs["auto"].returncode == 0, runs["auto"].stderr[-3000:]
+    out = runs["root"] / "auto"
+    assert _sidecar(out, "001")["SpatialNormalisation"]["Method"].startswith("MR-based")
+    method = _sidecar(out, "002")["SpatialNormalisation"]
+    assert method["Method"].startswith("MR-less, network"), method
+    assert not (out / "sub-002" / "anat").exists()
+
+
+def test_mr_less_outputs_are_named_like_mr_based_ones(runs):
+    out = runs["root"] / "auto"
+    mr_based, mr_less = _pet_files(out, "001"), _pet_files(out, "002")
+    transforms = {"trc-18FAV1451_from-pet_to-T1w_mode-image_xfm.mat",
+                  "trc-18FAV1451_from-pet_to-MNI152NLin6Asym_mode-image_xfm.nii.gz",
+                  "trc-18FAV1451_from-pet_to-MNI152NLin6Asym_mode-image_xfm.json"}  # fmt: skip
+    assert mr_based - transforms == mr_less - transforms
+    assert "trc-18FAV1451_from-pet_to-MNI152NLin6Asym_mode-image_xfm.nii.gz" in mr_less
+
+
+@pytest.mark.parametrize(("run", "sub"), [("auto", "002"), ("ants", "001")])
+def test_mr_less_suvr_matches_the_blurred_truth(runs, run, sub):
+    assert runs[run].returncode == 0, runs[run].stderr[-3000:]
+    truth = truth_value(
+        load_truth(runs["bids"], sub, kind="blurred"), "MetaTemporal", "metatemporal"
+    )
+    value = _metatemporal(runs["root"] / run, sub)
+    assert abs(value - truth) / truth * 100 <= TOLERANCE_PCT, (value, truth)
+    assert not _sidecar(runs["root"] / run, sub)["SpatialNormalisation"]["Flags"]
+
+
+def test_ants_baseline_ignores_the_t1w_and_keeps_its_transforms(runs):
+    out = runs["root"] / "ants"
+    assert _sidecar(out, "001")["SpatialNormalisation"]["Method"].startswith("MR-less, ANTs")
+    files = _pet_files(out, "001")
+    stem = "trc-18FAV1451_from-pet_to-MNI152NLin6Asym_mode-image"
+    assert {f"{stem}_desc-warp_xfm.nii.gz", f"{stem}_desc-affine_xfm.mat"} <= files
+    assert not (out / "sub-001" / "anat").exists()
+
+
+def test_mr_less_outputs_pass_the_bids_validator(runs):
+    validator = Path(sys.executable).with_name("bids-validator-deno")
+    for run in ("auto", "ants"):
+        done = subprocess.run(
+            [validator, "--json", runs["root"] / run], capture_output=True, text=True, timeout=300
+        )
+        issues = json.loads(done.stdout)["issues"]["issues"]
+        errors = [issue for issue in issues if issue["severity"] == "error"]
+        assert not errors, (run, errors[:3])
+
+
+def test_report_names_the_mr_less_method(runs):
+    report = (runs["root"] / "auto" / "sub-002.html").read_text()
+    assert "MR-less, network" in report and "PET-to-template normalisation" in report
