@@ -16,7 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     """Simulate, process at participant then group level, print the output paths."""
     parser = argparse.ArgumentParser(prog="python -m taupet_bids.demo", description=__doc__)
     parser.add_argument("demo_dir", type=Path, help="folder for the demo data and outputs")
-    parser.add_argument("--n-subjects", type=int, default=3, help="simulated participants")
+    parser.add_argument("--n-subjects", type=int, default=4, help="simulated participants")
+    parser.add_argument(
+        "--no-t1w-fraction",
+        type=float,
+        default=0.25,
+        help="share of participants simulated without a T1w (processed MR-less)",
+    )
     parser.add_argument("--seed", type=int, default=2026, help="simulation seed")
     args = parser.parse_args(argv)
 
@@ -29,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (bids_dir / "dataset_description.json").exists():
         print(f"[demo] simulating {args.n_subjects} participants into {bids_dir}", flush=True)
         code = simulate(
-            [str(bids_dir), "--n-subjects", str(args.n_subjects), "--seed", str(args.seed)]
-        )
+            [str(bids_dir), "--n-subjects", str(args.n_subjects), "--seed", str(args.seed),
+             "--no-t1w-fraction", str(args.no_t1w_fraction)]
+        )  # fmt: skip
         if code:
             return code
     print(f"[demo] running: taupet-bids {bids_dir} {out_dir} participant", flush=True)
@@ -45,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  regional SUVR tables   : {len(tables)} meta-temporal, e.g. {tables[:1]}")
     print(f"  methods text           : {out_dir / 'logs' / 'CITATION.md'}")
     print(f"  subject reports        : {sorted(out_dir.glob('sub-*.html'))[:1]} ...")
+    mr_less = sorted(p.parent.parent.name for p in out_dir.glob("sub-*/pet/*_from-pet_to-MNI*"))
+    print(f"  normalised without MRI : {', '.join(mr_less) or 'none'} (docs/mrless.md)")
     print(f"  group tables           : {out_dir / 'group'}")
     print(f"\n[demo] group report: {out_dir / 'group' / 'report.html'}")
     return code or group_code

@@ -324,3 +324,32 @@ def test_gzip_truncation_fixture_really_truncates(tmp_path: Path) -> None:
     _truncate(path)
     with pytest.raises((EOFError, OSError)):
         gzip.decompress(path.read_bytes())
+
+
+def test_mr_based_outputs_are_training_targets_for_the_mr_less_network(cohort: Run) -> None:
+    """taupet-bids-train --derivatives: the MR path's transforms give each template voxel's
+    PET position; they must agree with the simulator's exact map to registration accuracy."""
+    from taupet_bids.normalisation import geometry
+    from taupet_bids.simulate.grids import apply_affine, sample
+    from taupet_bids.training.heads import derivatives_head, find_derivative_pets
+
+    pets = find_derivative_pets(cohort.out)
+    assert [p.name.split("_")[0] for p in pets] == [f"sub-{s}" for s in GOOD]
+    head = derivatives_head(pets[0])
+    truth = cohort.bids / "derivatives" / "truth" / "sub-001"
+    inverse = nib.load(next(truth.glob("anat/*desc-coordinates_xfm.nii.gz")))
+    coords = np.moveaxis(inverse.get_fdata(dtype=np.float32), -1, 0)
+    points = geometry.template_points()
+    subject = np.stack([sample(coords[k], inverse.affine, points) for k in range(3)])
+    pet_to_t1w = json.loads(next(truth.glob("pet/*from-pet_to-T1w_xfm.json")).read_text())
+    motion = pet_to_t1w["FrameMotion"]
+    expected = apply_affine(np.linalg.inv(np.array(pet_to_t1w["PetToT1w"])), subject)
+    brain = geometry.template_brain_mask()
+    # The averaged PET lives in the frames' mean position: compare with the closest frame.
+    errors = [
+        np.linalg.norm(apply_affine(np.linalg.inv(np.array(m)), expected) - head.targets, axis=0)[
+            brain
+        ].mean()
+        for m in motion
+    ]
+    assert min(errors) < 3.0, errors

@@ -146,6 +146,7 @@ def register(
     seed: int | None = 42,
     metric: str = "mattes",
     fixed_resample_mm: float = 0.0,
+    **options,
 ) -> dict:
     """Register moving onto fixed; return files (warped, transforms) and QC similarity.
 
@@ -153,6 +154,8 @@ def register(
     or global correlation (GC) within one modality, where they lock on rotations better.
     ``fixed_resample_mm`` registers to a coarser copy of the fixed image: a 2 mm T1w is all a
     PET (6-8 mm resolution) can use, and makes the rigid step ~8x faster than at 1 mm.
+    ``options`` go to ``ants.registration`` as they are (e.g. ``syn_metric``, ``flow_sigma``,
+    ``reg_iterations``).
     """
     fixed = ants.image_read(fixed_file)
     if fixed_resample_mm > 0:
@@ -173,6 +176,7 @@ def register(
             mask=fmask,
             moving_mask=mmask,
             aff_metric=metric,
+            **options,
         )
     warped_file = f"{out_prefix}warped.nii.gz"
     ants.image_write(result["warpedmovout"], warped_file)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import ants
 import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import (
@@ -53,6 +52,47 @@ def prepare_pet(in_file: str, out_file: str) -> str:
     return out_file
 
 
+def _env(name, default):
+    import json
+    import os
+
+    return json.loads(os.environ.get(name, json.dumps(default)))
+
+
+def clipped(in_file: str, out_file: str, scale: float, ceiling: float) -> str:
+    image = nib.load(in_file)
+    data = np.asarray(image.dataobj, dtype=np.float32) / scale
+    nib.save(nib.Nifti1Image(np.minimum(data, ceiling).astype(np.float32), image.affine), out_file)
+    return out_file
+
+
+def adapt_template(template_file, warped_file, out_file, sigma):
+    from scipy import ndimage
+
+    tpl_img = nib.load(template_file)
+    tpl = tpl_img.get_fdata()
+    sub = nib.load(warped_file).get_fdata()
+    reference = nib.load(templates.reference_mask_path("InfCerebGrey")).get_fdata() > 0
+    sub = sub / sub[reference].mean()
+    dk = np.asarray(nib.load(templates.atlas_path("DK")).dataobj).astype(int)
+    head = tpl > 0.2
+    labels = np.where(dk > 0, dk, np.where(head, dk.max() + 1, 0))
+    covered = sub > 0
+    ok = covered & (labels > 0)
+    n = np.bincount(labels[ok], minlength=labels.max() + 1)
+    ssum = np.bincount(labels[ok], weights=sub[ok], minlength=labels.max() + 1)
+    tsum = np.bincount(labels[ok], weights=tpl[ok], minlength=labels.max() + 1)
+    ratio = np.ones(labels.max() + 1)
+    good = (n >= 10) & (tsum > 0)
+    ratio[good] = ssum[good] / tsum[good]
+    rmap = np.where(labels > 0, ratio[labels], 1.0)
+    if sigma:
+        rmap = ndimage.gaussian_filter(rmap, sigma)
+    out = (tpl * rmap).astype(np.float32)
+    nib.save(nib.Nifti1Image(out, tpl_img.affine), out_file)
+    return out_file
+
+
 def normalise_pet(
     in_file: str,
     out_prefix: str,
@@ -60,32 +100,64 @@ def normalise_pet(
     seed: int | None = 42,
     num_threads: int = 1,
 ) -> dict:
-    """Register a native PET to the tau PET template; return transforms, warped image and QC.
+    """Register a native PET to the tau PET template; return transforms, warped image and QC."""
+    from taupet_bids.interfaces.registration import apply_transforms
 
-    Returns ``transforms`` (PET -> template, ANTs order), ``warped_file`` (the PET on the
-    template grid), ``similarity`` (Pearson r with the template inside the template brain
-    mask) and ``seconds`` (wall time of the registration).
-    """
     set_threads(num_threads)
     template_file = str(template_file or pet_template_path())
     start = time.perf_counter()
     moving = prepare_pet(in_file, f"{out_prefix}prep.nii.gz")
-    result = register(
-        template_file,
-        moving,
-        out_prefix,
-        transform_type=__import__("os").environ.get("VARIANT_TT", "SyN"),
-        seed=seed,
-        metric="mattes",
-    )
+    stages = _env("STAGES", [["Affine", 0, {}], ["SyNOnly", 1.0, {}]])
+    transforms = None
+    scale = None
+    reference = nib.load(templates.reference_mask_path("InfCerebGrey")).get_fdata() > 0
+    mask = _env("MASK", None)
+    fmask = None
+    if mask:
+        from scipy import ndimage
+
+        b = nib.load(templates.brain_mask_path()).get_fdata() > 0
+        b = ndimage.binary_dilation(b, iterations=mask)
+        ref = nib.load(template_file)
+        fmask = f"{out_prefix}fmask.nii.gz"
+        nib.save(nib.Nifti1Image(b.astype(np.uint8), ref.affine), fmask)
+    for k, (tt, ceiling, opts) in enumerate(stages):
+        if ceiling == "adapt":
+            w = apply_transforms(moving, template_file, transforms, f"{out_prefix}tmp.nii.gz")
+            fixed_s = adapt_template(
+                template_file, w, f"{out_prefix}tpl{k}.nii.gz", _env("ASIG", 2.0)
+            )
+            moving_s = moving
+        elif ceiling:
+            if scale is None:
+                w = apply_transforms(moving, template_file, transforms, f"{out_prefix}tmp.nii.gz")
+                scale = float(nib.load(w).get_fdata()[reference].mean())
+            fixed_s = clipped(template_file, f"{out_prefix}tpl{k}.nii.gz", 1.0, ceiling)
+            moving_s = clipped(moving, f"{out_prefix}pet{k}.nii.gz", scale, ceiling)
+        else:
+            fixed_s, moving_s = template_file, moving
+        init = None if transforms is None else transforms[0]
+        res = register(
+            fixed_s,
+            moving_s,
+            f"{out_prefix}s{k}_",
+            transform_type=tt,
+            initial_transform=init,
+            seed=seed,
+            fixed_mask=fmask,
+            metric=_env("AFFM", "mattes"),
+            **opts,
+        )
+        transforms = res["forward_transforms"]
+    warped_file = apply_transforms(moving, template_file, transforms, f"{out_prefix}warped.nii.gz")
     seconds = time.perf_counter() - start
     mask = nib.load(templates.brain_mask_path()).get_fdata() > 0
     fixed = nib.load(template_file).get_fdata()
-    warped = nib.load(result["warped_file"]).get_fdata()
+    warped = nib.load(warped_file).get_fdata()
     corr, _ = similarity(fixed, warped, mask)
     return {
-        "transforms": result["forward_transforms"],
-        "warped_file": result["warped_file"],
+        "transforms": transforms,
+        "warped_file": warped_file,
         "similarity": corr,
         "seconds": seconds,
     }

@@ -25,7 +25,7 @@ an MRI: an affine stage regresses the pose and size of the head from a 4 mm view
 deformable stage (MONAI LocalNet) adds a smooth displacement for individual anatomy. It is the
 default engine of `taupet-bids ... --mr-less always|auto` (`--mr-less-method network`).
 
-**Trained on simulated data only.** {data}
+**Training data.** {data}
 No image of a real person was used. Real scans differ from the simulator in ways the network has
 not seen (neck and shoulders in the field of view, atrophy beyond the simulated range, off-target
 binding patterns, reconstruction artefacts, other tracers). Validate it on your own data against
@@ -49,8 +49,8 @@ no usable T1w exists. Not for clinical use. Scans whose normalised image correla
 the tau PET template, or whose field of view misses the reference region, are flagged by the
 pipeline's QC score.
 
-**Training run.** `{command}`; {steps}; {seconds:.0f} s on {machine}. Weights: `models/model.pt`
-(sha256 in `configs/metadata.json`, checked on load).
+**Training run.** `{command}` ({steps}, {machine}; the losses are in `training_log.tsv` of the
+run folder). Weights: `models/model.pt` (sha256 in `configs/metadata.json`, checked on load).
 """
 
 
@@ -61,7 +61,8 @@ def _data_description(config: TrainConfig) -> str:
             f"{', '.join(str(p) for p in config.derivatives)}."
         )
     return (
-        f"{config.n_heads} digital phantoms made by taupet-bids' simulator (seed {config.seed}: "
+        f"Simulated data only: {config.n_heads} digital phantoms made by taupet-bids' simulator "
+        f"(seed {config.seed}: "
         "MNI152NLin6Asym warped by a random affine and a smooth deformation, Braak stage 0-VI "
         "uptake, three scanner models with 6-8 mm PSF, Poisson-like noise, one 20-minute frame), "
         "augmented on the fly by random rigid moves, field-of-view cuts, extra noise and uptake "
@@ -82,8 +83,6 @@ def _command(config: TrainConfig) -> str:
 
 def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> Path:
     """Write the bundle of the run in ``config.out_dir`` (weights, metadata, model card)."""
-    log = np.genfromtxt(config.out_dir / "training_log.tsv", delimiter="\t", names=True, dtype=None)
-    seconds = float(np.atleast_1d(log["seconds"])[-1]) if log.size else 0.0
     data = _data_description(config)
     metadata = {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/"
@@ -136,7 +135,6 @@ def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> 
         "taupet_bids": {
             "training_config": config.to_json(),
             "trained": datetime.date.today().isoformat(),
-            "training_seconds": round(seconds, 1),
             "machine": f"{platform.machine()} CPU, {config.threads} torch threads",
         },
     }
@@ -152,7 +150,6 @@ def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> 
         full_max=metrics["full_mm"]["max"],
         command=_command(config),
         steps=f"{config.affine_steps} affine + {config.deform_steps} deformable steps",
-        seconds=seconds,
         machine=metadata["taupet_bids"]["machine"],
     )
     json.dumps(metadata)

@@ -52,7 +52,8 @@ def _normaliser_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="taupet-bids-train", description=__doc__.split("\n")[0])
+    summary = __doc__.split("\n")[0].split(": ", 1)[1]
+    parser = argparse.ArgumentParser(prog="taupet-bids-train", description=summary)
     sub = parser.add_subparsers(dest="command", required=True)
     _normaliser_parser(sub)
     template = sub.add_parser(

@@ -203,7 +203,7 @@ def _run_stage(
     net.train()
     begin = time.perf_counter()
     with context.Pool(1) as workers:
-        batches = workers.imap(_batch_of_config_size(config.batch_size), keys)
+        batches = _prefetch(workers, _batch_of_config_size(config.batch_size), keys)
         for step, (canvas, targets) in zip(range(start_step, steps), batches, strict=True):
             canvas_t, targets_t = torch.from_numpy(canvas), torch.from_numpy(targets)
             if stage == "affine":
@@ -234,6 +234,19 @@ def _run_stage(
                 )
                 log(f"  checkpoint: {stage} step {step + 1}")
     nets["affine"].eval()
+
+
+def _prefetch(workers, make, keys, ahead: int = 3):
+    """Batches made by ``workers`` in order, at most ``ahead`` ahead of the training loop.
+
+    (``Pool.imap`` would make all of them as fast as it can and keep them in memory.)
+    """
+    pending = [workers.apply_async(make, (key,)) for key in keys[:ahead]]
+    for index in range(len(keys)):
+        batch = pending.pop(0).get()
+        if index + ahead < len(keys):
+            pending.append(workers.apply_async(make, (keys[index + ahead],)))
+        yield batch
 
 
 class _batch_of_config_size:  # noqa: N801 - a picklable partial with a readable name
