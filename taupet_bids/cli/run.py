@@ -29,6 +29,7 @@ BIDSIGNORE = [
     "*_braakstage.json",
     "*_xfm.mat",
     "*_xfm.nii.gz",
+    "*_xfm.json",
     "*_qc.json",
     "*.html",
     "logs/",
