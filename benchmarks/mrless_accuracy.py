@@ -35,6 +35,7 @@ from participant_accuracy import (  # noqa: E402
     load_node_costs,
     markdown_table,
     simulate,
+    update_report,
     venv_bin,
 )
 
@@ -70,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("/tmp/taupet-mrless-bench"))
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--run-only", nargs="+", choices=list(METHODS), help="run these methods and stop"
+    )
     return parser.parse_args(argv)
 
 
@@ -206,22 +210,16 @@ def render(args, table: pd.DataFrame, seconds: pd.DataFrame, qc: pd.DataFrame, w
     return "\n".join(lines)
 
 
-def update_report(report: Path, section: str) -> None:
-    text = report.read_text() if report.exists() else "# Benchmarks\n"
-    if MARKER_START in text and MARKER_END in text:
-        before, rest = text.split(MARKER_START, 1)
-        text = before + section + rest.split(MARKER_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    report.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out = args.out.resolve()
     if not (args.out / "bids").exists():
         args.out.mkdir(parents=True, exist_ok=True)
         simulate(args.out / "bids", args.n_subjects, args.seed, args.nprocs)
+    if args.run_only:
+        for method in args.run_only:
+            run_method(args, method)
+        return
     walls = {method: run_method(args, method) for method in METHODS}
     measurements = {
         method: collect_measurements(args.out / "bids", folder(args, method, "derivatives"))
@@ -230,7 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     table = accuracy(measurements)
     seconds = normalisation_seconds(args)
     qc = qc_scores(args)
-    update_report(args.report.resolve(), render(args, table, seconds, qc, walls))
+    update_report(
+        args.report.resolve(), render(args, table, seconds, qc, walls), MARKER_START, MARKER_END
+    )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {
         "arguments": {k: str(v) for k, v in vars(args).items()},

@@ -552,12 +552,17 @@ def _shown(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
-def update_report(report: Path, section: str) -> None:
-    """Replace this benchmark's section between its markers; append it if it is not there yet."""
+def update_report(
+    report: Path, section: str, start: str = MARKER_START, end: str = MARKER_END
+) -> None:
+    """Replace a benchmark's section between its markers; append it if it is not there yet.
+
+    Every benchmark script uses this with its own ``start``/``end`` markers.
+    """
     text = report.read_text() if report.exists() else "# Benchmarks\n"
-    if MARKER_START in text and MARKER_END in text:
-        before, rest = text.split(MARKER_START, 1)
-        after = rest.split(MARKER_END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
         text = before + section + after
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"

@@ -37,6 +37,7 @@ from participant_accuracy import (  # noqa: E402
     environment,
     markdown_table,
     truth_table,
+    update_report,
 )
 
 from taupet_bids import atlases, pvc, templates  # noqa: E402
@@ -370,17 +371,6 @@ def render(args, env: dict, summary, long, timings, goals_table) -> str:
     return "\n".join(lines)
 
 
-def update_report(report: Path, section: str) -> None:
-    """Replace this benchmark's section between its markers; append it if it is not there."""
-    text = report.read_text() if report.exists() else "# Benchmarks\n"
-    if MARKER_START in text and MARKER_END in text:
-        before, rest = text.split(MARKER_START, 1)
-        text = before + section + rest.split(MARKER_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    report.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     templates.ensure_templateflow()
@@ -389,7 +379,12 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise(long)
     goals_table, goals = goal_rows(summary)
     env = environment()
-    update_report(args.report, render(args, env, summary, long, timings, goals_table))
+    update_report(
+        args.report,
+        render(args, env, summary, long, timings, goals_table),
+        MARKER_START,
+        MARKER_END,
+    )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     long.to_csv(RESULTS_DIR / "pvc_recovery_long.csv", index=False, float_format="%.6f")
     summary.to_csv(RESULTS_DIR / "pvc_recovery_regions.csv", index=False, float_format="%.6f")
