@@ -70,7 +70,7 @@ def _mr_less_paragraph(config: RunConfig) -> str:
     else:
         how = (
             "were normalised to MNI152NLin6Asym without MRI by registering the averaged PET to "
-            "taupet-bids' tau PET template (affine then SyN, antspyx)"
+            "taupet-bids' tau PET template (affine, antspyx)"
         )
     return (
         f"\n{which} {how}. The normalised PET was checked by its correlation with the tau PET "

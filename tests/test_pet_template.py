@@ -38,7 +38,7 @@ def test_mean_affine_and_sidecar(tmp_path: Path, grid) -> None:
     images[1][0, 0, 20] = np.nan
     files = [_suvr(tmp_path / NAME.format(sub=i), d, affine) for i, d in enumerate(images)]
     out = pet_template.build_pet_template(
-        files, tmp_path / "tpl" / "t.nii.gz", cohort_seed=9100, command="cmd --x"
+        files, tmp_path / "tpl" / "t.nii.gz", cohort_seed=9100, command="cmd --x", decimals=None
     )
 
     image = nib.load(out)
@@ -54,7 +54,7 @@ def test_mean_affine_and_sidecar(tmp_path: Path, grid) -> None:
     assert data[0, 0, 20] == pytest.approx((images[0][0, 0, 20] + images[2][0, 0, 20]) / 2, 1e-5)
 
     meta = json.loads((tmp_path / "tpl" / "t.json").read_text())
-    assert meta["NumberOfScans"] == 3
+    assert meta["NumberOfScans"] == 3 and meta["RoundedToDecimals"] is None
     assert meta["CohortSeed"] == 9100
     assert meta["Command"] == "cmd --x"
     assert meta["GeneratedBy"][0]["Version"] == __version__
@@ -84,9 +84,17 @@ def test_main_finds_suvr_images_and_skips_pvc(tmp_path: Path, grid, capsys) -> N
     out = tmp_path / "tpl.nii.gz"
     assert pet_template.main([str(deriv), "-o", str(out), "--cohort-seed", "5"]) == 0
     assert np.allclose(nib.load(out).get_fdata(), 1.5)
+    rounded = pet_template.build_pet_template(
+        [deriv / "sub-001" / "pet" / NAME.format(sub="001"), deriv / "sub-001" / "pet" / pvc],
+        tmp_path / "rounded.nii.gz",
+    )
+    assert np.allclose(nib.load(rounded).get_fdata(), 50.5)
     meta = json.loads(pet_template.sidecar_path(out).read_text())
     assert meta["NumberOfScans"] == 2 and meta["CohortSeed"] == 5
-    assert meta["Command"].startswith("pet-template ") and "--cohort-seed 5" in meta["Command"]
+    assert (
+        meta["Command"].startswith("taupet-bids-train pet-template ")
+        and "--cohort-seed 5" in meta["Command"]
+    )
     assert "mean of 2" in capsys.readouterr().out
 
 

@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["network", "ants"],
         default="network",
         help="network = the shipped trained network (about a second per scan); ants = antspyx "
-        "affine + SyN registration to the tau PET template (default: network)",
+        "affine registration to the tau PET template (default: network)",
     )
     mrless.add_argument(
         "--mr-less-model",

@@ -5,7 +5,8 @@ PET to this image instead of to a T1w. It is built from this app's own MR-based 
 ``*_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz`` of a participant-level run is already on
 the template 2 mm grid, so the template is their mean, voxel by voxel (no further registration,
 no iteration). The shipped file was built from a simulated training cohort; docs/pet_template.md
-gives the exact commands. Build your own from your cohort's derivatives with :func:`main`.
+gives the exact commands. Build your own from your cohort's derivatives with
+``taupet-bids-train pet-template DERIVATIVES... -o OUT.nii.gz`` (:func:`main`).
 
 Voxels that are 0 or not finite in a scan count as outside its field of view (the MR-based
 pipeline writes 0 where the PET does not reach) and are left out of that voxel's mean; voxels no
@@ -161,7 +162,7 @@ def find_suvr_images(folders: Sequence[str | Path], pattern: str = SUVR_PATTERN)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pet-template",
+        prog="taupet-bids-train pet-template",
         description=(
             "Build a tau PET template in MNI152NLin6Asym 2 mm: the voxelwise mean of the "
             "template-space SUVR images of MR-based participant-level runs."
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             found,
             args.output,
             cohort_seed=args.cohort_seed,
-            command=shlex.join([parser.prog, *argv]),
+            command=shlex.join([*parser.prog.split(), *argv]),
             description=args.description,
         )
     except InputError as err:

@@ -112,6 +112,11 @@ def scan_section(output_dir: Path, stem: str) -> str:
             parts += [f"<h4>{atlas}</h4>", table(tables[atlas])]
     if "DK" in tables:
         parts.append(f"<details><summary>Desikan-Killiany</summary>{table(tables['DK'])}</details>")
+    for stage_file in sorted(pet_dir.glob(f"{stem}_space-*_braakstage.tsv")):
+        stages = pd.read_csv(stage_file, sep="\t", na_values="n/a")
+        shown = [c for c in ("method", "braak_stage_label", "braak_conforming", "threshold_set",
+                             "note") if c in stages.columns]  # fmt: skip
+        parts += ["<h4>Braak stage (published thresholds)</h4>", table(stages[shown])]
     parts.append("</section>")
     return "".join(parts)
 

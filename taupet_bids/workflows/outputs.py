@@ -185,33 +185,17 @@ def _add_mr_based_sinks(workflow, inputnode, sinks, staging_dir, checked, bids_d
 
 
 def _add_mr_less_sinks(workflow, inputnode, sinks, staging_dir, method):
-    """The PET->template transform of the MR-less path (a displacement field, or warp + affine)."""
+    """The PET->template transform of the MR-less path: one file for either method.
+
+    The network writes an ITK displacement field (``.nii.gz``), the ANTs baseline an affine
+    (``.mat``); both map template points to PET points, as ANTs expects.
+    """
     from taupet_bids.workflows.quantification import NORMALISATION_NAMES
 
-    space = templates.TEMPLATE
-    entities = {"from": "pet", "to": space, "Method": NORMALISATION_NAMES[method]}
-    if method == "network":
-        sinks["pet2std_xfm"] = _sink(
-            "ds_pet2std", staging_dir, suffix="xfm", mode="image", compress=True,
-            Description="ITK displacement field (template -> PET points) from the MR-less network",
-            **entities,
-        )  # fmt: skip
-        return
-    sinks["pet2std_warp"] = _sink(
-        "ds_pet2std_warp", staging_dir, suffix="xfm", mode="image", desc="warp", compress=True,
-        **entities,
+    sinks["pet2std_xfm"] = _sink(
+        "ds_pet2std", staging_dir, suffix="xfm", mode="image", compress=method == "network",
+        Method=NORMALISATION_NAMES[method], **{"from": "pet", "to": templates.TEMPLATE},
     )  # fmt: skip
-    sinks["pet2std_affine"] = _sink(
-        "ds_pet2std_affine", staging_dir, suffix="xfm", mode="image", desc="affine", **entities
-    )
-    split_xfm = pe.Node(
-        niu.Split(splits=[1, 1], squeeze=True), name="split_pet2std", run_without_submitting=True
-    )
-    workflow.connect([
-        (inputnode, split_xfm, [("pet2std_xfm", "inlist")]),
-        (split_xfm, sinks["pet2std_warp"], [("out1", "in_file")]),
-        (split_xfm, sinks["pet2std_affine"], [("out2", "in_file")]),
-    ])  # fmt: skip
 
 
 def init_outputs_wf(
