@@ -57,6 +57,14 @@ def test_compute_suvr_exact(scene):
     assert masked[6:].max() == 0 and masked[4, 4, 4] == scene["pet"][4, 4, 4] / 2
 
 
+def test_reference_mean_ignores_voxels_outside_the_field_of_view():
+    pet = np.full((4, 4, 4), 2.0)
+    pet[:, :, 0] = 0.0  # the lowest slice was not in the PET's field of view
+    suvr, value, count = compute_suvr(pet, np.ones_like(pet))
+    assert value == 2.0 and count == 48
+    assert suvr[1, 1, 1] == 1.0
+
+
 def test_compute_suvr_rejects_empty_and_nonpositive_reference():
     pet = np.ones((3, 3, 3))
     with pytest.raises(ValueError, match="empty"):

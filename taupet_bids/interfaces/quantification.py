@@ -57,10 +57,13 @@ def compute_suvr(
 ) -> tuple[np.ndarray, float, int]:
     """(SUVR image, reference mean, reference voxel count).
 
-    ``reference`` and ``brain`` are masks (> 0 is inside). Non-finite PET voxels are left out of
-    the reference mean. The brain mask only zeroes the SUVR image outside the brain.
+    ``reference`` and ``brain`` are masks (> 0 is inside). Non-finite PET voxels, and voxels that
+    are exactly 0 (outside the PET's field of view after resampling), are left out of the
+    reference mean: a field of view that cuts the cerebellum would otherwise pull the reference
+    down and every SUVR up (the QC reports the reference region's coverage). The brain mask only
+    zeroes the SUVR image outside the brain.
     """
-    inside = (reference > 0) & np.isfinite(pet)
+    inside = (reference > 0) & np.isfinite(pet) & (pet != 0)
     count = int(inside.sum())
     if count == 0:
         raise ValueError("reference region is empty")

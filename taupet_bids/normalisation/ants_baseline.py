@@ -6,10 +6,10 @@ MR-based SUVR on the MNI152NLin6Asym 2 mm grid) with a 12-parameter affine trans
 mutual information (blind to the PET being in Bq/mL and the template in SUVR), whole head.
 
 Initialisation: antsRegistration starts from the images' centres of mass, which absorbs any
-shift; from there the affine stage recovered rotations up to 60 degrees about the left-right
-axis (tested: 30 degrees about each axis with a 40 mm shift). When the result still correlates
-poorly with the template, the affine stage is rerun from six rotated starts (+-60 degrees about
-each axis) and the best-correlated result is kept.
+shift; from there the affine stage recovered 30 degrees about any axis with a 40 mm shift, and
+usually 60 degrees. When the result still correlates poorly with the template, the affine stage
+is rerun from six rotated starts (+-60 degrees about each axis) and the best-correlated result
+is kept (this recovered 90 degrees about the vertical axis).
 
 Why affine only by default: on simulated cohorts never used to build the template, every SyN
 stage tried after the affine one (Mattes or CC, default or strongly regularised, B-spline SyN,
@@ -55,6 +55,8 @@ from taupet_bids.normalisation.pet_template import pet_template_path
 RETRY_BELOW = 0.6
 #: Rotation (degrees) of the extra starts, about each axis in both directions.
 RETRY_ANGLE_DEG = 60.0
+#: antsRegistration settings of the affine stage (antspyx defaults unless measured better).
+AFFINE_OPTIONS: dict = {}
 #: SUVR at which template and PET are clipped for the optional SyN stage (hides tau).
 SYN_CLIP_SUVR = 1.0
 #: The optional SyN stage: strongly regularised (the milder antspyx defaults did worse).
@@ -120,7 +122,9 @@ class _Scorer:
 
 def _affine(template_file: str, moving: str, prefix: str, seed, scorer: _Scorer) -> tuple:
     """The affine stage, retried from rotated starts when it correlates poorly."""
-    first = register(template_file, moving, f"{prefix}affine_", "Affine", seed=seed)
+    first = register(
+        template_file, moving, f"{prefix}affine_", "Affine", seed=seed, **AFFINE_OPTIONS
+    )
     best = (scorer.score(first["warped_file"]), first["forward_transforms"])
     if best[0] >= RETRY_BELOW:
         return best
@@ -131,7 +135,13 @@ def _affine(template_file: str, moving: str, prefix: str, seed, scorer: _Scorer)
                 template_file, moving, axis, sign * RETRY_ANGLE_DEG, f"{tag}init.mat"
             )
             trial = register(
-                template_file, moving, tag, "Affine", initial_transform=start, seed=seed
+                template_file,
+                moving,
+                tag,
+                "Affine",
+                initial_transform=start,
+                seed=seed,
+                **AFFINE_OPTIONS,
             )
             score = scorer.score(trial["warped_file"])
             if score > best[0]:
