@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 from pathlib import Path
 
@@ -152,5 +151,4 @@ def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> 
         steps=f"{config.affine_steps} affine + {config.deform_steps} deformable steps",
         machine=metadata["taupet_bids"]["machine"],
     )
-    json.dumps(metadata)
     return write_bundle(config.out_dir / "model.pt", out_dir, metadata, card)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,12 @@ from taupet_bids.normalisation.networks import (
     sample_canvas,
 )
 from taupet_bids.training.examples import make_example
-from taupet_bids.training.heads import Head, derivatives_head, simulated_head
+from taupet_bids.training.heads import (
+    Head,
+    derivatives_head,
+    find_derivative_pets,
+    simulated_head,
+)
 
 #: Offsets that keep training and validation heads of one seed apart.
 VALIDATION_OFFSET = 50_000
@@ -79,8 +85,6 @@ def _build_simulated(seeds: Sequence[int], jobs: int, log: Callable[[str], None]
 def build_heads(config: TrainConfig, log: Callable[[str], None]) -> tuple[list[Head], list[Head]]:
     """Training and validation heads: simulated from the seed, or from MR-based derivatives."""
     if config.derivatives:
-        from taupet_bids.training.heads import find_derivative_pets
-
         files = [p for d in config.derivatives for p in find_derivative_pets(Path(d))]
         if len(files) < 2:
             raise ValueError(f"need at least 2 processed PET scans in {config.derivatives}")
@@ -203,7 +207,7 @@ def _run_stage(
     net.train()
     begin = time.perf_counter()
     with context.Pool(1) as workers:
-        batches = _prefetch(workers, _batch_of_config_size(config.batch_size), keys)
+        batches = _prefetch(workers, partial(_batch, size=config.batch_size), keys)
         for step, (canvas, targets) in zip(range(start_step, steps), batches, strict=True):
             canvas_t, targets_t = torch.from_numpy(canvas), torch.from_numpy(targets)
             if stage == "affine":
@@ -247,14 +251,6 @@ def _prefetch(workers, make, keys, ahead: int = 3):
         if index + ahead < len(keys):
             pending.append(workers.apply_async(make, (keys[index + ahead],)))
         yield batch
-
-
-class _batch_of_config_size:  # noqa: N801 - a picklable partial with a readable name
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, key: tuple[int, int, int]):
-        return _batch(key, self.size)
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
