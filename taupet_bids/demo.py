@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  regional SUVR tables   : {len(tables)} meta-temporal, e.g. {tables[:1]}")
     print(f"  methods text           : {out_dir / 'logs' / 'CITATION.md'}")
     print(f"  subject reports        : {sorted(out_dir.glob('sub-*.html'))[:1]} ...")
-    mr_less = sorted(p.parent.parent.name for p in out_dir.glob("sub-*/pet/*_from-pet_to-MNI*"))
+    mr_less = sorted({p.parent.parent.name for p in out_dir.glob("sub-*/pet/*_from-pet_to-MNI*")})
     print(f"  normalised without MRI : {', '.join(mr_less) or 'none'} (docs/mrless.md)")
     print(f"  group tables           : {out_dir / 'group'}")
     print(f"\n[demo] group report: {out_dir / 'group' / 'report.html'}")
