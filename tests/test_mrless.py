@@ -252,3 +252,19 @@ def test_command_lines_document_the_mr_less_options(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "is not a bundle" in bad.stderr
+
+
+def test_normalisation_flags_are_repeated_in_the_log(tmp_path, caplog):
+    from taupet_bids.cli.run import ScanOutcome, _report
+
+    pet_dir = tmp_path / "sub-001" / "pet"
+    pet_dir.mkdir(parents=True)
+    flag = "only 60% of the InfCerebGrey reference region is inside the PET field of view"
+    sidecar = {"SpatialNormalisation": {"Method": "MR-less, network", "Flags": [flag]}}
+    name = "sub-001_trc-X_space-MNI152NLin6Asym_res-2_desc-suvr_pet.json"
+    (pet_dir / name).write_text(json.dumps(sidecar))
+    with caplog.at_level("WARNING", logger="taupet_bids"):
+        _report([ScanOutcome(Path("sub-001_trc-X_pet.nii.gz"), True)], tmp_path)
+    assert any(
+        flag in r.message and "sub-001_trc-X_pet.nii.gz" in r.message for r in caplog.records
+    )

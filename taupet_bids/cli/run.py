@@ -190,15 +190,26 @@ def process_scans(config: RunConfig, runnable: list) -> list[ScanOutcome]:
     return outcomes
 
 
-def _report(outcomes: list[ScanOutcome]) -> None:
+def _report(outcomes: list[ScanOutcome], output_dir: Path) -> None:
     good = [o for o in outcomes if o.ok]
     LOG.info("Finished: %d of %d scan(s) succeeded", len(good), len(outcomes))
     for outcome in outcomes:
         if outcome.ok:
             LOG.info("OK %s", outcome.pet.name)
+            _warn_normalisation(output_dir, outcome.pet)
     for outcome in outcomes:
         if not outcome.ok:
             LOG.error("FAILED %s: %s", outcome.pet.name, outcome.reason)
+
+
+def _warn_normalisation(output_dir: Path, pet: Path) -> None:
+    """Repeat a finished scan's normalisation QC flags in the log, where people look first."""
+    from taupet_bids.reports import qc
+
+    stem = pet.name.split(".")[0].removesuffix("_pet")
+    found = qc.normalisation_metrics(qc.pet_folder(output_dir, stem), stem)
+    for flag in found.get("normalisation_flags", []):
+        LOG.warning("QC %s: %s", pet.name, flag)
 
 
 def _subject_reports(config: RunConfig, outcomes: list[ScanOutcome], methods: str) -> None:
@@ -247,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = methods_text(config)
     citation.write_text(methods)
     _subject_reports(config, outcomes, methods)
-    _report(outcomes)
+    _report(outcomes, config.output_dir)
     LOG.info("Methods boilerplate: %s; log: %s", citation, log_file)
     return 0 if outcomes and all(o.ok for o in outcomes) else 1
 
