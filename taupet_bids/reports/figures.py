@@ -109,7 +109,7 @@ def normalization_overlay(
     )
     display.add_contours(str(template_mask), levels=[0.5], colors="red", linewidths=0.8)
     display.add_edges(str(template), color="yellow")
-    return png(display.frame_axes.figure, "T1w-to-template normalisation overlay")
+    return png(display.frame_axes.figure, f"{title} on the template brain outline")
 
 
 def region_overlay(suvr: Path, reference_mask: Path, metatemporal: Path, braak: Path) -> str:
