@@ -22,9 +22,9 @@ from taupet_bids import templates
 #: Below this Pearson correlation with the tau PET template a normalisation is flagged. The
 #: correlation is taken after a 4 mm (SD) Gaussian smoothing, over the template brain dilated by
 #: 10 mm, so that the brain's outline, which any correct normalisation shares with the template,
-#: outweighs the subject's own tau pattern and noise. On the participant benchmark's MR-based
-#: outputs (10 simulated subjects) it was 0.82-0.97; the same images moved by 10 mm or rotated by
-#: 20 degrees scored 0.67-0.80 (measured while choosing it; see docs/mrless.md).
+#: outweighs the subject's own tau pattern and noise. Calibrated by benchmarks/qc_calibration.py
+#: (docs/benchmarks.md): correct normalisations 0.90-0.97, moved by 10 mm or yawed 20 degrees
+#: mostly below 0.80; a 5 mm error is not caught.
 MIN_TEMPLATE_CORRELATION = 0.80
 QC_SMOOTHING_VOXELS = 2.0
 QC_SHELL_VOXELS = 5
