@@ -52,6 +52,8 @@ GOAL_REGIONS = ("metatemporal", "BraakI_II", "BraakIII_IV", "BraakV_VI")
 GOAL_MAPE_PCT = 5.0
 KEY_REGIONS = (*GOAL_REGIONS, "BraakI", "BraakII", "BraakIII", "BraakIV", "BraakV", "BraakVI")
 METHODS = ("none", "gtm", "rbv", "mg")
+#: The reference region of the participant benchmark's SUVR images.
+REFERENCE = "InfCerebGrey"
 #: FWHM offsets (mm) of the GTM sensitivity check.
 FWHM_OFFSETS = (-1.0, 1.0)
 
@@ -72,13 +74,14 @@ def load_template() -> dict:
     brain = data(templates.brain_mask_path(2)) > 0
     dk = np.rint(data(templates.atlas_path("DK", 2))).astype(np.int32)
     head = pvc.head_mask(data(templates.t1w_path(2)), brain)
+    reference = data(templates.reference_mask_path(REFERENCE, 2)) > 0
     return {
         "atlases": {name: data(templates.atlas_path(name, 2)) for name in SEGMENTATIONS},
         "labels": {
             name: {int(r["index"]): r["name"] for r in atlases.atlas_table(name)}
             for name in SEGMENTATIONS
         },
-        "seg": pvc.pvc_segmentation(dk, brain, head),
+        "seg": pvc.pvc_segmentation(dk, brain, head, reference=reference),
         "grey": [lab.index for lab in atlases.dk_labels() if lab.tissue in GM_TISSUES],
         "cortex": [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"],
         "dk": dk,
@@ -101,10 +104,16 @@ def regional_table(image: np.ndarray, template: dict) -> pd.DataFrame:
 
 
 def correct(image: np.ndarray, template: dict, fwhm: float) -> tuple[dict, dict]:
-    """Corrected images by method, and the seconds each took (RBV/MG reuse the GTM solve)."""
+    """Corrected images by method, and the seconds each took (RBV/MG reuse the GTM solve).
+
+    As in the app, each corrected image is divided by its own mean over the reference region
+    (a GTM region of its own). ``gtm_noref`` is GTM without that step, to show what it does;
+    ``seconds["reference_gtm"]`` is the GTM reference value (the factor divided by).
+    """
     seg, sigma = template["seg"], pvc.fwhm_to_sigma(fwhm, (2.0, 2.0, 2.0))
     start = time.perf_counter()
-    values = pvc.gtm(image, seg, sigma).values()
+    result = pvc.gtm(image, seg, sigma)
+    values = result.values()
     gtm_image = pvc.paint(seg, values)
     seconds = {"gtm": time.perf_counter() - start}
     start = time.perf_counter()
@@ -113,7 +122,12 @@ def correct(image: np.ndarray, template: dict, fwhm: float) -> tuple[dict, dict]
     start = time.perf_counter()
     mg_image = pvc.mueller_gaertner(image, seg, sigma, template["grey"], values)
     seconds["mg"] = time.perf_counter() - start + seconds["gtm"]
-    return {"gtm": gtm_image, "rbv": rbv_image, "mg": mg_image}, seconds
+    images = {"gtm_noref": gtm_image}
+    for method, corrected in (("gtm", gtm_image), ("rbv", rbv_image), ("mg", mg_image)):
+        images[method], value = pvc.renormalise(corrected, seg, result, pvc.REFERENCE_LABEL)
+        if method == "gtm":
+            seconds["reference_gtm"] = value
+    return images, seconds
 
 
 def truths(bids: Path, subject: str) -> pd.DataFrame:
@@ -213,6 +227,19 @@ def method_columns(summary: pd.DataFrame, regions, stats=("bias_pct", "mape_pct"
                     stat
                 ]
                 row[f"{label} {name}"] = nominal.loc[(region, method), stat]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reference_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """GTM error with and without dividing by the corrected reference value."""
+    nominal = summary[summary.fwhm == "nominal"].set_index(["region", "method"])
+    rows = []
+    for region in GOAL_REGIONS:
+        row = {"region": region}
+        for method, label in (("gtm_noref", "uncorrected reference"), ("gtm", "corrected")):
+            row[f"bias % ({label})"] = nominal.loc[(region, method), "bias_pct"]
+            row[f"MAPE % ({label})"] = nominal.loc[(region, method), "mape_pct"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -326,12 +353,14 @@ def render(args, env: dict, summary, long, timings, goals_table) -> str:
         f"Input: the {n} template-space SUVR images (`*_space-MNI152NLin6Asym_res-2_desc-suvr_pet`)"
         " of the participant benchmark above (same cohort, no pipeline rerun). PVC as in "
         "`taupet_bids.pvc` (see docs/pvc.md) on the `PVCSegmentation` label image (all DK "
-        "labels + rest of brain mask + rest of head + air). PSF: the **nominal** FWHM of each "
-        "subject (6-8 mm, the simulator's subject-space Gaussian); the app's image was resampled "
-        "once more and the head scaled, so the true effective PSF is somewhat wider and the "
-        "nominal value slightly under-corrects. Errors are 100 (measured - sharp truth) / sharp "
-        "truth per subject; MAPE is their mean absolute value; Braak composites are the "
-        "voxel-weighted means over their stages, as in the app's tables.",
+        "labels + the reference region as its own label + rest of brain mask + rest of head + "
+        "air), each corrected image divided by its mean in the reference region. PSF: the "
+        "**nominal** FWHM of each subject (6-8 mm, the simulator's subject-space Gaussian); the"
+        " app's image was resampled once more and the head scaled, so the true effective PSF is"
+        " somewhat wider and the nominal value slightly under-corrects. Errors are 100 "
+        "(measured - sharp truth) / sharp truth per subject; MAPE is their mean absolute value;"
+        " Braak composites are the voxel-weighted means over their stages, as in the app's "
+        "tables.",
         "",
         f"### Goal: MAPE vs sharp truth <= {GOAL_MAPE_PCT:g} % after GTM",
         "",
@@ -346,6 +375,17 @@ def render(args, env: dict, summary, long, timings, goals_table) -> str:
         "Published behaviour: PVC raises cortical tau signal and lowers white-matter spill-in.",
         "",
         markdown_table(direction_rows(long)),
+        "",
+        "### Reference region corrected too",
+        "",
+        "The app's SUVR image is divided by the *uncorrected* reference mean. The reference is "
+        "a GTM region of its own and each corrected image is divided by its own mean there "
+        "(`pvc.renormalise`). The GTM reference value (what the images were divided by) was "
+        f"{timings.reference_gtm.mean():.3f} on average (range "
+        f"{timings.reference_gtm.min():.3f}-{timings.reference_gtm.max():.3f}). GTM error "
+        "without and with that step:",
+        "",
+        markdown_table(reference_rows(summary)),
         "",
         "### GTM sensitivity to the PSF (bias % vs sharp truth)",
         "",

@@ -49,9 +49,18 @@ def _pvc_sentence(config: RunConfig) -> str:
     names = {"gtm": "geometric transfer matrix", "rbv": "region-based voxel-wise",
              "mg": "Mueller-Gaertner"}  # fmt: skip
     methods = ", ".join(names[m] for m in config.pvc)
+    if config.pvc_fwhm:
+        psf = f"a Gaussian point-spread function of {config.pvc_fwhm:g} mm FWHM"
+    else:
+        psf = (
+            f"a Gaussian point-spread function whose FWHM combined the scanner resolution "
+            f"({config.pvc_scanner_fwhm:g} mm) in quadrature with each scan's Gaussian "
+            "reconstruction filter (BIDS ReconFilterSize)"
+        )
     return (
-        f"Partial-volume corrected values were also computed ({methods}) with a Gaussian "
-        f"point-spread function of {config.pvc_fwhm:g} mm FWHM."
+        f"Partial-volume corrected values were also computed ({methods}) with {psf}, on the "
+        "template-space SUVR image with the atlas labels as regions; the reference region was "
+        "corrected as a region of its own and each corrected image divided by its mean there."
     )
 
 

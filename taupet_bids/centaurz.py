@@ -7,11 +7,16 @@ linearly: ``CTRz = slope * SUVR + intercept``. The constants in :data:`CONVERSIO
 attributed to Leuzy et al. (Alzheimer's & Dementia 2023, doi 10.1002/alz.061177); see
 docs/pvc.md for how they were checked.
 
-The constants hold for SUVR measured with the official masks and reference region
-(cerebellar grey) in the standard pipeline. taupet-bids' own masks approximate the official
-ones from Desikan-Killiany regions (:data:`APPROXIMATE_MASKS`), so values computed from them
-are labelled approximate; values computed with the official mask images a user supplies are
-labelled with their source and not as approximate.
+The constants hold for SUVR measured with the official masks and reference region in the
+standard pipeline. That reference is the *whole* cerebellar grey matter (the GAAIN CenTauR
+pipeline's ``voi_CerebGry_tau_2mm``), not the inferior cerebellar grey this app uses for
+SUVR by default, so every CenTauRz value is computed from SUVR re-referenced to
+:data:`REFERENCE_REGION`, whatever ``--reference-region`` says.
+
+taupet-bids' own masks approximate the official ones from Desikan-Killiany regions
+(:data:`APPROXIMATE_MASKS`), so values computed from them are labelled approximate; values
+computed with the official mask images a user supplies are labelled with their source and not
+as approximate.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import pandas as pd
 from taupet_bids import atlases
 
 MASKS = ("universal", "mesial_temporal", "meta_temporal", "temporo_parietal", "frontal")
+#: The reference region the CenTauRz constants were derived with (whole cerebellar grey).
+REFERENCE_REGION = "CerebGrey"
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,9 @@ APPROXIMATE_MASKS["universal"] = tuple(
 
 APPROXIMATE_LABEL = "approximate (taupet-bids DK-based masks, not the official CenTauR masks)"
 OFFICIAL_LABEL = "official CenTauR masks (user-supplied)"
-TABLE_COLUMNS = ["mask", "tracer", "suvr", "centaurz", "approximate", "mask_source"]
+TABLE_COLUMNS = [
+    "mask", "tracer", "reference", "suvr", "centaurz", "approximate", "mask_source"
+]  # fmt: skip
 
 
 def canonical_tracer(name: str) -> str:
@@ -161,6 +170,7 @@ def centaurz_table(suvr_by_mask: Mapping[str, float], tracer: str, official: boo
         {
             "mask": mask,
             "tracer": canonical_tracer(tracer),
+            "reference": REFERENCE_REGION,
             "suvr": float(suvr),
             "centaurz": to_centaurz(suvr, tracer, mask),
             "approximate": not official,
@@ -171,19 +181,37 @@ def centaurz_table(suvr_by_mask: Mapping[str, float], tracer: str, official: boo
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def approximate_centaurz(dk_table: pd.DataFrame, tracer: str) -> pd.DataFrame:
-    """CenTauRz of every mask from a bilateral DK regional table, labelled approximate."""
-    suvr = {mask: volume_weighted_suvr(dk_table, APPROXIMATE_MASKS[mask]) for mask in MASKS}
+def _check_reference(reference_suvr: float) -> float:
+    if not np.isfinite(reference_suvr) or reference_suvr <= 0:
+        raise ValueError(f"SUVR in the {REFERENCE_REGION} reference is {reference_suvr}")
+    return float(reference_suvr)
+
+
+def approximate_centaurz(
+    dk_table: pd.DataFrame, tracer: str, reference_suvr: float = 1.0
+) -> pd.DataFrame:
+    """CenTauRz of every mask from a bilateral DK regional table, labelled approximate.
+
+    ``reference_suvr`` is the table's SUVR in :data:`REFERENCE_REGION`; mask SUVRs are divided
+    by it so that they are referenced as the constants require.
+    """
+    scale = _check_reference(reference_suvr)
+    suvr = {mask: volume_weighted_suvr(dk_table, APPROXIMATE_MASKS[mask]) / scale for mask in MASKS}
     return centaurz_table(suvr, tracer, official=False)
 
 
 def official_centaurz(
-    suvr_image: np.ndarray, masks: Mapping[str, np.ndarray], tracer: str
+    suvr_image: np.ndarray,
+    masks: Mapping[str, np.ndarray],
+    tracer: str,
+    reference_suvr: float = 1.0,
 ) -> pd.DataFrame:
     """CenTauRz from user-supplied official mask images (same grid as ``suvr_image``).
 
     Masks are used as given: voxels > 0 are inside; non-finite SUVR voxels are skipped.
+    ``reference_suvr`` re-references as in :func:`approximate_centaurz`.
     """
+    scale = _check_reference(reference_suvr)
     unknown = set(masks) - set(MASKS)
     if unknown:
         raise KeyError(f"unknown CenTauR masks {sorted(unknown)}; choose from {MASKS}")
@@ -195,5 +223,5 @@ def official_centaurz(
         values = values[np.isfinite(values)]
         if values.size == 0:
             raise ValueError(f"mask {mask!r} is empty")
-        suvr[mask] = float(values.mean())
+        suvr[mask] = float(values.mean()) / scale
     return centaurz_table(suvr, tracer, official=True)

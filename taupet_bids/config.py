@@ -37,6 +37,7 @@ class RunConfig:
     use_fsl: bool = False
     pvc: tuple[str, ...] = ()
     pvc_fwhm: float | None = None
+    pvc_scanner_fwhm: float | None = None
     centaur_masks: Path | None = None
     mr_less: str = "auto"
     mr_less_method: str = "network"

@@ -90,17 +90,22 @@ def psf_fwhm_from_sidecar(
     scanner = default_scanner_fwhm_mm if scanner_fwhm_mm is None else scanner_fwhm_mm
     kind = sidecar.get("ReconFilterType")
     kinds = [kind] if isinstance(kind, str) or kind is None else list(kind)
-    sizes = sidecar.get("ReconFilterSize", 0.0)
+    sizes = sidecar.get("ReconFilterSize")
     sizes = [sizes] if np.isscalar(sizes) or sizes is None else list(sizes)
     filters = []
-    for name, size in zip(kinds, sizes, strict=False):
+    for position, name in enumerate(kinds):
         if name is None or str(name).strip().lower() in ("", "none", "n/a"):
             continue
         if "gauss" not in str(name).lower():
             raise ValueError(
                 f"ReconFilterType {name!r} is not Gaussian: give the PSF FWHM explicitly"
             )
-        filters.append(float(size or 0.0))
+        size = sizes[position] if position < len(sizes) else None
+        if not isinstance(size, (int, float)) or not np.isfinite(size) or size < 0:
+            raise ValueError(
+                f"ReconFilterType {name!r} needs ReconFilterSize (its FWHM in mm), got {size!r}"
+            )
+        filters.append(float(size))
     fwhm = combine_fwhm(scanner, *filters)
     if fwhm <= 0:
         raise ValueError("no PSF: give the scanner resolution or a FWHM explicitly")
@@ -262,10 +267,13 @@ def uncovered_voxels(seg: np.ndarray, mask: np.ndarray, unlabelled: int = 0) -> 
 #: Labels added to the DK atlas so that the segmentation covers the whole image (air is 0).
 BRAIN_REST_LABEL = 9001
 HEAD_REST_LABEL = 9002
+#: The SUVR reference region, its own GTM region so that its corrected value is solved for.
+REFERENCE_LABEL = 9003
 EXTRA_LABEL_NAMES = {
     0: "background",
     BRAIN_REST_LABEL: "brain-unlabelled",
     HEAD_REST_LABEL: "extracerebral",
+    REFERENCE_LABEL: "reference",
 }
 #: Head = template T1w above this fraction of its 99.9th percentile (holes filled).
 HEAD_FRACTION = 0.1
@@ -278,17 +286,47 @@ def head_mask(t1w: np.ndarray, brain_mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(t1w > threshold) | (np.asarray(brain_mask) > 0)
 
 
-def pvc_segmentation(dk: np.ndarray, brain_mask: np.ndarray, head: np.ndarray) -> np.ndarray:
+def pvc_segmentation(
+    dk: np.ndarray,
+    brain_mask: np.ndarray,
+    head: np.ndarray,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
     """The PVC label image: every DK label, then the rest of the brain mask, head and air.
 
     DK labels win where they reach outside the brain mask; brain-mask voxels without a DK
     label (sulcal CSF, meninges) become ``BRAIN_REST_LABEL``; the rest of the head (scalp,
     skull) ``HEAD_REST_LABEL``; everything else stays 0 (air). No voxel is left out, which
-    GTM needs to be well-posed.
+    GTM needs to be well-posed. With a ``reference`` mask, its voxels become
+    ``REFERENCE_LABEL`` (over any DK label), so the reference gets its own corrected value.
     """
     dk = np.rint(dk).astype(np.int32)
     out = np.zeros(dk.shape, np.int32)
     out[np.asarray(head) > 0] = HEAD_REST_LABEL
     out[np.asarray(brain_mask) > 0] = BRAIN_REST_LABEL
     out[dk > 0] = dk[dk > 0]
+    if reference is not None:
+        out[np.asarray(reference) > 0] = REFERENCE_LABEL
     return out
+
+
+def renormalise(
+    corrected: np.ndarray, seg: np.ndarray, result: GTMResult, reference_label: int
+) -> tuple[np.ndarray, float]:
+    """The corrected image divided by its own mean over the reference region, and that mean.
+
+    An SUVR image corrected for partial volume is still divided by the *uncorrected*
+    reference mean; the reference loses and gains signal to its neighbours too, so the ratio
+    is only right once the reference is corrected as well. Each method's own corrected
+    reference is used (for GTM that is the reference's GTM value); where the method leaves
+    the reference undefined (MG with a reference that is not grey matter) its GTM value is.
+    """
+    values = result.values()
+    if reference_label not in values:
+        raise ValueError(f"the segmentation has no reference label {reference_label}")
+    inside = np.asarray(corrected)[np.rint(seg) == reference_label]
+    inside = inside[np.isfinite(inside)]
+    value = float(inside.mean()) if inside.size else float(values[reference_label])
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"the corrected reference value is {value}, not positive")
+    return corrected / value, value

@@ -84,3 +84,51 @@ def test_official_masks_are_used_as_given_and_not_labelled_approximate():
         centaurz.official_centaurz(suvr, {"parietal": mask}, "FTP")
     with pytest.raises(ValueError, match="empty"):
         centaurz.official_centaurz(suvr, {"frontal": np.zeros(suvr.shape)}, "FTP")
+
+
+def test_values_are_re_referenced_to_whole_cerebellar_grey():
+    """The constants need whole-cerebellar-grey SUVR, whatever the run's reference was."""
+    assert centaurz.REFERENCE_REGION == "CerebGrey"
+    table = dk_table({"entorhinal": 2.2, "parahippocampal": 2.2})
+    out = centaurz.approximate_centaurz(table, "FTP", reference_suvr=1.1).set_index("mask")
+    assert out.loc["mesial_temporal", "suvr"] == pytest.approx(2.0)
+    assert (out.reference == "CerebGrey").all()
+    assert list(out.reset_index().columns) == centaurz.TABLE_COLUMNS
+    suvr = np.full((4, 4, 4), 2.2)
+    official = centaurz.official_centaurz(suvr, {"universal": np.ones(suvr.shape)}, "FTP", 1.1)
+    assert official.iloc[0]["suvr"] == pytest.approx(2.0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="CerebGrey"):
+            centaurz.approximate_centaurz(table, "FTP", reference_suvr=bad)
+
+
+def test_interface_measures_the_reference_on_the_suvr_image(tmp_path, monkeypatch):
+    import nibabel as nib
+
+    from taupet_bids.interfaces.centaurz import CenTauRzTable
+
+    monkeypatch.chdir(tmp_path)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    suvr = np.full((6, 6, 6), 1.6, np.float32)
+    suvr[:2] = 0.8  # the "cerebellar grey", read 0.8 against the run's own reference
+    suvr[0, 0] = 0.0  # out of the field of view: not part of the reference mean
+    reference = np.zeros(suvr.shape, np.uint8)
+    reference[:2] = 1
+    nib.save(nib.Nifti1Image(suvr, affine), tmp_path / "suvr.nii.gz")
+    nib.save(nib.Nifti1Image(reference, affine), tmp_path / "ref.nii.gz")
+    dk_table({"entorhinal": 1.6, "parahippocampal": 1.6}).to_csv(
+        tmp_path / "dk.tsv", sep="\t", index=False
+    )
+    out = (
+        CenTauRzTable(
+            dk_table=str(tmp_path / "dk.tsv"),
+            suvr_file=str(tmp_path / "suvr.nii.gz"),
+            reference_mask=str(tmp_path / "ref.nii.gz"),
+            tracer="AV1451",
+        )
+        .run()
+        .outputs
+    )
+    table = pd.read_csv(out.out_table, sep="\t").set_index("mask")
+    assert table.loc["mesial_temporal", "suvr"] == pytest.approx(2.0)
+    assert table.loc["mesial_temporal", "centaurz"] == pytest.approx(10.42 * 2.0 - 12.11)

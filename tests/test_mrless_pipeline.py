@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from taupet_bids.simulate import load_truth, truth_value
+from taupet_bids.workflows.outputs import PVC_SPACE
 
 TRACER = "18FAV1451"
 TOLERANCE_PCT = 3.0
@@ -35,7 +36,7 @@ def runs(tmp_path_factory, templateflow_home):
     subprocess.run([simulate, bids, "--n-subjects", "2", "--seed", "12"], check=True)
     shutil.rmtree(bids / "sub-002" / "anat")
     auto = taupet_bids(bids, root / "auto", "participant", "-w", root / "work_auto",
-                       "--skip-bids-validation")  # fmt: skip
+                       "--skip-bids-validation", "--pvc", "gtm", "--pvc-fwhm", "7")  # fmt: skip
     ants = taupet_bids(bids, root / "ants", "participant", "-w", root / "work_ants",
                        "--skip-bids-validation", "--participant-label", "001",
                        "--mr-less", "always", "--mr-less-method", "ants")  # fmt: skip
@@ -53,12 +54,13 @@ def _sidecar(out: Path, sub: str) -> dict:
     return json.loads((out / f"sub-{sub}" / "pet" / name).read_text())
 
 
-def _metatemporal(out: Path, sub: str) -> float:
+def _metatemporal(out: Path, sub: str, pvc: str = "", region: str = "metatemporal") -> float:
     name = (
-        f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-MetaTemporal_label-InfCerebGrey_suvr.tsv"
+        f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-MetaTemporal_label-InfCerebGrey"
+        f"{pvc}_suvr.tsv"
     )
     table = pd.read_csv(out / f"sub-{sub}" / "pet" / name, sep="\t").set_index("region")
-    return float(table.loc["metatemporal", "suvr_mean"])
+    return float(table.loc[region, "suvr_mean"])
 
 
 def test_auto_runs_mr_less_only_without_t1w(runs):
@@ -127,3 +129,17 @@ def test_group_qc_table_reports_the_normalisation_of_each_scan(runs):
     assert qc.loc["sub-002", "template_correlation"] >= 0.8
     # An MR-less scan has no T1w registration to score, and must not be flagged for it.
     assert "T1w" not in str(qc.loc["sub-002", "flags"])
+
+
+@pytest.mark.parametrize(("sub", "space"), [("001", "pet"), ("002", "template")])
+def test_pvc_runs_in_pet_space_with_mri_and_in_template_space_without(runs, sub, space):
+    """MR-based scans are corrected on their PET grid, MR-less ones on the template grid."""
+    out = runs["root"] / "auto"
+    sharp = truth_value(load_truth(runs["bids"], sub, kind="sharp"), "MetaTemporal", "metatemporal")
+    gtm = _metatemporal(out, sub, "_pvc-GTM")
+    assert abs(gtm - sharp) < abs(_metatemporal(out, sub) - sharp), (gtm, sharp)
+    assert abs(gtm / sharp - 1) < 0.06, (gtm, sharp)
+    assert _metatemporal(out, sub, "_pvc-GTM", "reference-InfCerebGrey") == pytest.approx(1.0)
+    name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-MetaTemporal_label-InfCerebGrey"
+    sidecar = json.loads((out / f"sub-{sub}" / "pet" / f"{name}_pvc-GTM_suvr.json").read_text())
+    assert sidecar["PVCSpace"] == PVC_SPACE[space]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taupet_bids import staging
+from taupet_bids import centaurz, staging
 from taupet_bids.simulate import load_truth
 
 GOOD = ("001", "002")
@@ -175,7 +175,7 @@ def cohort(tmp_path_factory, templateflow_home) -> Run:
     out, work = root / "out", root / "work"
     done = taupet_bids(
         bids, out, "participant", "-w", work, "--skip-bids-validation",
-        "--pvc", "gtm", "--pvc-fwhm", "7", "--mr-less", "never",
+        "--pvc", "gtm", "rbv", "--pvc-fwhm", "7", "--mr-less", "never",
     )  # fmt: skip
     return Run(bids, out, work, done.returncode, done.stdout + done.stderr)
 
@@ -211,14 +211,29 @@ def test_gtm_moves_metatemporal_towards_the_sharp_truth(cohort: Run, sub: str) -
     truth = sharp[("MetaTemporal", "metatemporal")]
     plain = _tables(cohort, sub, "MetaTemporal").set_index("region").suvr_mean["metatemporal"]
     gtm = _tables(cohort, sub, "MetaTemporal", "_pvc-GTM").set_index("region").suvr_mean
+    assert gtm["reference-InfCerebGrey"] == pytest.approx(1.0, abs=1e-4), "renormalised"
     assert gtm["metatemporal"] > plain, "PVC raises cortical tau"
-    assert abs(gtm["metatemporal"] / truth - 1) < 0.08
+    assert abs(gtm["metatemporal"] / truth - 1) < 0.05
     assert abs(gtm["metatemporal"] - truth) < abs(plain - truth)
+    # RBV, corrected on the PET grid too, lands on the same regional values
+    rbv = _tables(cohort, sub, "MetaTemporal", "_pvc-RBV").set_index("region").suvr_mean
+    assert rbv["metatemporal"] == pytest.approx(gtm["metatemporal"], rel=0.01)
+    assert rbv["reference-InfCerebGrey"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_centaurz_is_written_and_labelled_approximate(cohort: Run) -> None:
-    name = f"sub-001_trc-{TRACER}_space-MNI152NLin6Asym_label-InfCerebGrey_centaurz.tsv"
+    name = f"sub-001_trc-{TRACER}_space-MNI152NLin6Asym_label-CerebGrey_centaurz.tsv"
     table = pd.read_csv(cohort.out / "sub-001" / "pet" / name, sep="\t")
+    assert (table["reference"] == "CerebGrey").all()
+    # re-referenced from the run's inferior cerebellar grey to the whole cerebellar grey
+    dk = _tables(cohort, "001", "DK").set_index("region")
+    meta_temporal = table.set_index("mask").loc["meta_temporal"]
+    uncorrected = centaurz.volume_weighted_suvr(
+        dk.reset_index(), centaurz.APPROXIMATE_MASKS["meta_temporal"]
+    )
+    ratio = uncorrected / meta_temporal.suvr
+    assert ratio == pytest.approx(dk.loc["cerebellum-cortex", "suvr_mean"], rel=0.02)
+    assert abs(ratio - 1) > 1e-3
     assert set(table["mask"]) == {
         "universal", "mesial_temporal", "meta_temporal", "temporo_parietal", "frontal"
     }  # fmt: skip
@@ -232,7 +247,7 @@ def test_braak_stage_table_applies_the_published_pvc_thresholds(cohort: Run, sub
     name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-Braak_label-InfCerebGrey_braakstage"
     path = cohort.out / f"sub-{sub}" / "pet" / f"{name}.tsv"
     table = pd.read_csv(path, sep="\t", na_values="n/a").set_index("method")
-    assert list(table.index) == ["SUVR", "SUVR-PVC-GTM"]
+    assert list(table.index) == ["SUVR", "SUVR-PVC-GTM", "SUVR-PVC-RBV"]
     plain, gtm = table.loc["SUVR"], table.loc["SUVR-PVC-GTM"]
     assert pd.isna(plain.braak_stage) and plain.note == staging.NO_UNCORRECTED_SET
     composites = _tables(cohort, sub, "Braak", "_pvc-GTM").set_index("region").suvr_mean

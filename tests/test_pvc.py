@@ -57,6 +57,8 @@ def test_fwhm_and_sidecar_psf():
         pvc.psf_fwhm_from_sidecar({"ReconFilterType": "Hann", "ReconFilterSize": 0.5}, 4.0)
     with pytest.raises(ValueError, match="no PSF"):
         pvc.psf_fwhm_from_sidecar({"ReconFilterType": "none"})
+    with pytest.raises(ValueError, match="needs ReconFilterSize"):
+        pvc.psf_fwhm_from_sidecar({"ReconFilterType": "Gaussian"}, 4.0)
 
 
 def test_transfer_matrix_matches_full_volume_blur(scene):
@@ -218,3 +220,198 @@ def test_segmentation_interface_on_template(tmp_path, monkeypatch, templateflow_
     table = pd.read_csv(out.labels_file, sep="\t")
     assert set(np.unique(seg)) <= set(table["index"])
     assert {pvc.BRAIN_REST_LABEL, pvc.HEAD_REST_LABEL, 0} <= set(np.unique(seg))
+
+
+# ----------------------------------------------------------- reference region renormalisation
+
+
+def with_reference(seg: np.ndarray) -> np.ndarray:
+    """A small grey reference region in the white matter, away from the cortex and blobs."""
+    grid = np.indices(seg.shape)
+    ball = np.sqrt((grid[0] - 14) ** 2 + (grid[1] - 21.5) ** 2 + (grid[2] - 17.5) ** 2) < 2.5
+    out = seg.copy()
+    out[ball & (seg == 2)] = pvc.REFERENCE_LABEL
+    return out
+
+
+def test_renormalise_divides_by_the_corrected_reference(scene):
+    """With the reference as a GTM region, corrected ratios equal the sharp truth's ratios."""
+    seg, _, _, sigma = scene
+    seg = with_reference(seg)
+    truth = {**VALUES, pvc.REFERENCE_LABEL: 1.6}
+    sharp = pvc.paint(seg, truth)
+    blurred = pvc.blur(sharp, sigma)
+    # the app's input: SUVR against the *uncorrected* reference mean
+    suvr = blurred / region_mean(blurred, seg, pvc.REFERENCE_LABEL)
+    result = pvc.gtm(suvr, seg, sigma)
+    painted = pvc.paint(seg, result.values())
+    corrected, value = pvc.renormalise(painted, seg, result, pvc.REFERENCE_LABEL)
+    assert value > 1.05  # the blurred reference under-reads its truth, so this is not 1
+    assert region_mean(corrected, seg, pvc.REFERENCE_LABEL) == pytest.approx(1.0)
+    for label in (2, 3, 5):
+        assert region_mean(corrected, seg, label) == pytest.approx(truth[label] / 1.6, rel=1e-6)
+    with pytest.raises(ValueError, match="no reference label"):
+        pvc.renormalise(corrected, scene[0], pvc.gtm(suvr, scene[0], sigma), pvc.REFERENCE_LABEL)
+
+
+def test_reference_tissue_classes():
+    from taupet_bids.interfaces.pvc import reference_tissue, segmentation_table
+
+    assert reference_tissue("InfCerebGrey") == "cerebellar_cortex"
+    assert reference_tissue("WholeCereb") == "other"  # grey and white mixed
+    assert reference_tissue("Pons") == "subcortical"
+    table = segmentation_table("InfCerebGrey").set_index("index")
+    assert table.loc[pvc.REFERENCE_LABEL, "name"] == "reference-InfCerebGrey"
+    assert pvc.REFERENCE_LABEL not in segmentation_table()["index"].tolist()
+
+
+@pytest.mark.parametrize("method", pvc.PVC_METHODS)
+def test_interface_renormalises_to_the_reference(tmp_path, scene, monkeypatch, method):
+    seg, _, _, sigma = scene
+    seg = with_reference(seg)
+    sharp = pvc.paint(seg, {**VALUES, pvc.REFERENCE_LABEL: 1.6})
+    blurred = pvc.blur(sharp, sigma)
+    suvr = blurred / region_mean(blurred, seg, pvc.REFERENCE_LABEL)
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame(
+        {
+            "index": [0, 1, 2, 3, 4, 5, pvc.REFERENCE_LABEL],
+            "name": ["air", "head", "wm", "cortex", "blob4", "blob5", "reference-X"],
+            "tissue": ["bg", "other", "white_matter", "cortex", "cortex", "cortex", "cortex"],
+        }
+    ).to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
+    node = PartialVolumeCorrection(
+        in_file=write(tmp_path / "suvr.nii.gz", suvr.astype(np.float32)),
+        seg_file=write(tmp_path / "seg.nii.gz", seg.astype(np.int16)),
+        labels_file=str(tmp_path / "labels.tsv"),
+        method=method,
+        fwhm_mm=FWHM,
+        reference_label=pvc.REFERENCE_LABEL,
+    )
+    result = node.run().outputs
+    assert result.reference_value > 1.05
+    table = pd.read_csv(result.out_table, sep="\t").set_index("region")
+    assert table.loc["reference-X", "suvr_mean"] == pytest.approx(1.0)
+    assert table.loc["cortex", "suvr_mean"] == pytest.approx(2.5 / 1.6, rel=0.03)
+
+
+def test_segmentation_gives_the_reference_its_own_label(tmp_path, monkeypatch, templateflow_home):
+    from taupet_bids import templates
+
+    monkeypatch.chdir(tmp_path)
+    mask = templates.reference_mask_path("InfCerebGrey", 2)
+    out = (
+        PVCSegmentation(
+            dk_file=str(templates.atlas_path("DK", 2)),
+            brain_mask=str(templates.brain_mask_path(2)),
+            t1w_file=str(templates.t1w_path(2)),
+            reference_mask=str(mask),
+            reference_region="InfCerebGrey",
+        )
+        .run()
+        .outputs
+    )
+    seg = np.asarray(nib.load(out.out_file).dataobj)
+    reference = np.asarray(nib.load(mask).dataobj) > 0
+    assert np.array_equal(seg == pvc.REFERENCE_LABEL, reference)
+    table = pd.read_csv(out.labels_file, sep="\t").set_index("index")
+    assert table.loc[pvc.REFERENCE_LABEL, "tissue"] == "cerebellar_cortex"
+
+
+# --------------------------------------------------------------------- PSF for a pipeline run
+
+
+def _checked(tmp_path, **sidecar_fields):
+    from taupet_bids.bids import check_pet_scan
+    from tests.test_bids import sidecar, write_scan
+
+    return check_pet_scan(write_scan(tmp_path / "pet", sidecar(**sidecar_fields)))
+
+
+def test_psf_per_scan_from_the_sidecar(tmp_path):
+    from taupet_bids.config import RunConfig
+    from taupet_bids.workflows.base import pvc_fwhm_for
+
+    base = dict(
+        bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant",
+        work_dir=tmp_path / "work",
+    )  # fmt: skip
+    gauss = _checked(tmp_path, ReconFilterType="Gaussian", ReconFilterSize=4.0)
+    assert pvc_fwhm_for(RunConfig(**base), gauss) is None  # no --pvc
+    scanner = RunConfig(**base, pvc=("gtm",), pvc_scanner_fwhm=3.0)
+    assert pvc_fwhm_for(scanner, gauss) == pytest.approx(5.0)
+    assert pvc_fwhm_for(RunConfig(**base, pvc=("gtm",), pvc_fwhm=7.5), gauss) == 7.5
+    hann = _checked(tmp_path, ReconFilterType="Hann", ReconFilterSize=5.0)
+    with pytest.raises(InputError) as info:
+        pvc_fwhm_for(scanner, hann)
+    assert "sub-01_trc-FTP_pet.json" in str(info.value) and "--pvc-fwhm" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ([], "--pvc needs the PET's resolution"),
+        (["--pvc-fwhm", "0"], "between 0 and 30"),
+        (["--pvc-scanner-fwhm", "45"], "between 0 and 30"),
+    ],
+)
+def test_cli_needs_a_sensible_psf(tmp_path, capsys, extra, problem):
+    from taupet_bids.cli.parser import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args([str(tmp_path), str(tmp_path / "out"), "participant", "--pvc", "gtm", *extra])
+    assert problem in capsys.readouterr().err
+
+
+def test_cli_takes_the_scanner_resolution(tmp_path):
+    from taupet_bids.cli.parser import parse_args
+
+    config = parse_args(
+        [str(tmp_path), str(tmp_path / "out"), "participant", "--pvc", "gtm", "rbv",
+         "--pvc-scanner-fwhm", "4.5"]
+    )  # fmt: skip
+    assert config.pvc == ("gtm", "rbv") and config.pvc_scanner_fwhm == 4.5
+    assert config.pvc_fwhm is None
+
+
+def test_regional_values_and_painting_them_on_another_grid(tmp_path, scene, monkeypatch):
+    """Label values move between grids without resampling; labels without values are NaN."""
+    from taupet_bids.interfaces.pvc import PaintRegions, regional_values
+
+    seg, _, blurred, sigma = scene
+    result = pvc.gtm(blurred, seg, sigma)
+    mg = pvc.mueller_gaertner(blurred, seg, sigma, GREY, result.values())
+    values = regional_values(mg, seg, result).set_index("index")["value"]
+    assert np.isnan(values[2])  # white matter: MG leaves it undefined
+    assert values[3] == pytest.approx(np.nanmean(mg[seg == 3]))
+    gtm_values = regional_values(pvc.paint(seg, result.values()), seg, result)
+    np.testing.assert_allclose(gtm_values.value, result.corrected)
+
+    monkeypatch.chdir(tmp_path)
+    other = np.zeros((10, 10, 10), np.int16)  # another grid with labels 3, 5 and 7
+    other[:5], other[5:8], other[8:] = 3, 5, 7
+    gtm_values.to_csv(tmp_path / "values.tsv", sep="\t", index=False, na_rep="n/a")
+    out = (
+        PaintRegions(
+            seg_file=write(tmp_path / "other.nii.gz", other),
+            values_file=str(tmp_path / "values.tsv"),
+        )
+        .run()
+        .outputs.out_file
+    )
+    painted = np.asarray(nib.load(out).dataobj)
+    assert painted[0, 0, 0] == pytest.approx(VALUES[3], rel=1e-4)
+    assert painted[6, 0, 0] == pytest.approx(VALUES[5], rel=1e-4)
+    assert np.isnan(painted[9]).all()  # label 7 has no value
+
+
+def test_inverse_composition_order():
+    """PET -> template: the rigid PET-to-T1w inverted first, then the template registration's
+    inverse with its own flags (antspyx maps points through the list in order)."""
+    from taupet_bids.workflows.quantification import _compose, _compose_inverse
+
+    transforms, flags = _compose_inverse(["rigid.mat"], ["affine.mat", "inv_warp.nii.gz"],
+                                         [True, False])  # fmt: skip
+    assert transforms == ["rigid.mat", "affine.mat", "inv_warp.nii.gz"]
+    assert flags == [True, True, False]
+    assert _compose(["warp.nii.gz", "affine.mat"], ["rigid.mat"])[-1] == "rigid.mat"

@@ -108,7 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--pvc-fwhm",
         type=float,
         metavar="MM",
-        help="effective resolution (PSF FWHM, mm) of the PET for --pvc; required with --pvc",
+        help="effective resolution (PSF FWHM, mm) of every PET for --pvc; overrides "
+        "--pvc-scanner-fwhm",
+    )
+    quant.add_argument(
+        "--pvc-scanner-fwhm",
+        type=float,
+        metavar="MM",
+        help="the scanner's own resolution (FWHM, mm, e.g. from its NEMA NU-2 report) for --pvc: "
+        "each scan's PSF is this combined with the Gaussian filter in its sidecar "
+        "(ReconFilterType/ReconFilterSize); --pvc needs this or --pvc-fwhm",
     )
     quant.add_argument(
         "--centaur-masks",
@@ -199,8 +208,16 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     if args.pet_window and not 0 <= args.pet_window[0] < args.pet_window[1]:
         build_parser().error(f"--pet-window needs 0 <= START < END, got {args.pet_window}")
     pvc = tuple(method for method in args.pvc if method != "none")
-    if pvc and not args.pvc_fwhm:
-        build_parser().error("--pvc needs --pvc-fwhm MM, the PET's effective resolution")
+    for option in ("pvc_fwhm", "pvc_scanner_fwhm"):
+        value = getattr(args, option)
+        if value is not None and not 0 < value < 30:
+            flag = "--" + option.replace("_", "-")
+            build_parser().error(f"{flag} must be a FWHM in mm between 0 and 30, got {value}")
+    if pvc and not (args.pvc_fwhm or args.pvc_scanner_fwhm):
+        build_parser().error(
+            "--pvc needs the PET's resolution: --pvc-fwhm MM (effective PSF of every scan) or "
+            "--pvc-scanner-fwhm MM (scanner resolution, combined with each sidecar's filter)"
+        )
     if args.centaur_masks and not args.centaur_masks.is_dir():
         build_parser().error(f"--centaur-masks: {args.centaur_masks} is not a folder")
     if args.mr_less_model and not (args.mr_less_model / "configs" / "metadata.json").is_file():
@@ -231,6 +248,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         use_fsl=args.use_fsl,
         pvc=pvc,
         pvc_fwhm=args.pvc_fwhm,
+        pvc_scanner_fwhm=args.pvc_scanner_fwhm,
         centaur_masks=args.centaur_masks.absolute() if args.centaur_masks else None,
         mr_less=args.mr_less,
         mr_less_method=args.mr_less_method,

@@ -126,6 +126,7 @@ def _crash_reason(config: RunConfig, name: str) -> str:
 def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
     """Find and check every selected scan; the ones that fail a check are reported, not run."""
     from taupet_bids import bids
+    from taupet_bids.workflows.base import pvc_fwhm_for
 
     if not config.skip_bids_validation:
         LOG.info("Validating %s with bids-validator-deno", config.bids_dir)
@@ -152,6 +153,10 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
                 )  # fmt: skip
             if scan.t1w is not None and config.mr_less != "always":
                 bids.check_t1w(scan.t1w)
+            pvc_fwhm = pvc_fwhm_for(config, checked)
+            if pvc_fwhm is not None and not config.pvc_fwhm:
+                LOG.info("%s: PSF for --pvc %.2f mm FWHM (scanner and sidecar filter)",
+                         scan.pet.name, pvc_fwhm)  # fmt: skip
         except InputError as error:
             outcomes.append(ScanOutcome(scan.pet, False, str(error)))
             LOG.error("SKIPPED %s", error)

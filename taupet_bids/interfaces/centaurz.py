@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 )
 
 from taupet_bids import centaurz
+from taupet_bids.interfaces.quantification import check_same_grid, compute_suvr
 
 
 def official_masks(masks_dir: str, suvr_file: str) -> dict[str, np.ndarray]:
@@ -46,6 +47,11 @@ class _CenTauRzInputSpec(BaseInterfaceInputSpec):
     suvr_file = File(exists=True, mandatory=True, desc="SUVR image in template space")
     tracer = traits.Str(mandatory=True, desc="tracer name (AV1451, MK6240, ...)")
     masks_dir = Directory(exists=True, desc="official CenTauR masks, one <mask>.nii.gz each")
+    reference_mask = File(
+        exists=True,
+        mandatory=True,
+        desc=f"{centaurz.REFERENCE_REGION} mask on the SUVR grid: CenTauRz's reference region",
+    )
 
 
 class _CenTauRzOutputSpec(TraitedSpec):
@@ -59,13 +65,17 @@ class CenTauRzTable(SimpleInterface):
     output_spec = _CenTauRzOutputSpec
 
     def _run_interface(self, runtime):
+        suvr = np.asarray(nib.load(self.inputs.suvr_file).dataobj, dtype=float)
+        check_same_grid(self.inputs.suvr_file, self.inputs.reference_mask)
+        reference = np.asarray(nib.load(self.inputs.reference_mask).dataobj)
+        # the same rule as the SUVR reference: out-of-field-of-view (0) voxels do not count
+        _, reference_suvr, _ = compute_suvr(suvr, reference)
         if self.inputs.masks_dir:
-            suvr = np.asarray(nib.load(self.inputs.suvr_file).dataobj, dtype=float)
             masks = official_masks(self.inputs.masks_dir, self.inputs.suvr_file)
-            table = centaurz.official_centaurz(suvr, masks, self.inputs.tracer)
+            table = centaurz.official_centaurz(suvr, masks, self.inputs.tracer, reference_suvr)
         else:
             dk = pd.read_csv(self.inputs.dk_table, sep="\t", na_values="n/a")
-            table = centaurz.approximate_centaurz(dk, self.inputs.tracer)
+            table = centaurz.approximate_centaurz(dk, self.inputs.tracer, reference_suvr)
         out = os.path.join(runtime.cwd, "centaurz.tsv")
         table.to_csv(out, sep="\t", index=False, float_format="%.6f")
         self._results["out_table"] = out

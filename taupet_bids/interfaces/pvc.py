@@ -40,7 +40,18 @@ from taupet_bids.interfaces.registration import out_path
 GM_TISSUES = ("cortex", "subcortical", "cerebellar_cortex")
 
 
-def segmentation_table() -> pd.DataFrame:
+def reference_tissue(reference_region: str) -> str:
+    """The tissue class of a reference region: that of its DK regions when they share one.
+
+    A grey reference (inferior or whole cerebellar grey) is grey matter for Müller-Gärtner;
+    the whole cerebellum mixes grey and white and is treated as neither ("other").
+    """
+    regions = set(atlases.reference_regions()[reference_region]["dk_regions"])
+    tissues = {lab.tissue for lab in atlases.dk_labels() if lab.region in regions}
+    return tissues.pop() if len(tissues) == 1 else "other"
+
+
+def segmentation_table(reference_region: str | None = None) -> pd.DataFrame:
     """index, name, tissue of every label :func:`taupet_bids.pvc.pvc_segmentation` can write."""
     rows = [{"index": 0, "name": "background", "tissue": "background"}]
     rows += [
@@ -50,6 +61,14 @@ def segmentation_table() -> pd.DataFrame:
         {"index": pvc.BRAIN_REST_LABEL, "name": "brain-unlabelled", "tissue": "other"},
         {"index": pvc.HEAD_REST_LABEL, "name": "extracerebral", "tissue": "extracerebral"},
     ]
+    if reference_region:
+        rows.append(
+            {
+                "index": pvc.REFERENCE_LABEL,
+                "name": f"reference-{reference_region}",
+                "tissue": reference_tissue(reference_region),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -61,10 +80,27 @@ def grey_matter_labels(labels_file: str) -> list[int]:
     return table.loc[table.tissue.isin(GM_TISSUES), "index"].astype(int).tolist()
 
 
+def regional_values(corrected: np.ndarray, seg: np.ndarray, result: pvc.GTMResult) -> pd.DataFrame:
+    """index, value: the corrected image's mean over each label (finite voxels; NaN if none).
+
+    For GTM these are the GTM values. Regional values do not depend on the grid, so they can
+    be painted on the template labels (:class:`PaintRegions`) instead of resampling the image.
+    """
+    means, _ = pvc.regional_means(np.nan_to_num(corrected, nan=0.0), seg, result.labels)
+    finite, _ = pvc.regional_means(np.isfinite(corrected).astype(float), seg, result.labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(finite > 0, means / finite, np.nan)
+    return pd.DataFrame({"index": result.labels, "value": values})
+
+
 class _SegInputSpec(BaseInterfaceInputSpec):
     dk_file = File(exists=True, mandatory=True, desc="DK label image (template space)")
     brain_mask = File(exists=True, mandatory=True, desc="template brain mask, same grid")
     t1w_file = File(exists=True, mandatory=True, desc="template head T1w, same grid")
+    reference_mask = File(
+        exists=True, requires=["reference_region"], desc="SUVR reference mask: its own label"
+    )
+    reference_region = traits.Str(desc="reference region name (its tissue class and row name)")
 
 
 class _SegOutputSpec(TraitedSpec):
@@ -84,12 +120,17 @@ class PVCSegmentation(SimpleInterface):
             check_same_grid(dk_file, other)
         brain = load_3d(self.inputs.brain_mask)
         head = pvc.head_mask(load_3d(self.inputs.t1w_file), brain)
-        seg = pvc.pvc_segmentation(load_3d(dk_file), brain, head)
+        reference, reference_region = None, None
+        if isdefined(self.inputs.reference_mask):
+            check_same_grid(dk_file, self.inputs.reference_mask)
+            reference = load_3d(self.inputs.reference_mask) > 0
+            reference_region = self.inputs.reference_region
+        seg = pvc.pvc_segmentation(load_3d(dk_file), brain, head, reference)
         image = nib.load(dk_file)
         out = out_path(dk_file, "_pvcseg")
         nib.save(nib.Nifti1Image(seg.astype(np.int16), image.affine, image.header), out)
         table = out_path(dk_file, "_pvcseg", ext=".tsv")
-        segmentation_table().to_csv(table, sep="\t", index=False)
+        segmentation_table(reference_region).to_csv(table, sep="\t", index=False)
         self._results.update(out_file=out, labels_file=table)
         return runtime
 
@@ -112,6 +153,9 @@ class _PVCInputSpec(BaseInterfaceInputSpec):
     min_gm_fraction = traits.Float(
         pvc.MIN_GM_FRACTION, usedefault=True, desc="MG: smallest blurred grey fraction kept"
     )
+    reference_label = traits.Int(
+        desc="label of the SUVR reference region: divide the result by its corrected value"
+    )
 
 
 class _PVCOutputSpec(TraitedSpec):
@@ -120,8 +164,12 @@ class _PVCOutputSpec(TraitedSpec):
         desc="corrected image (gtm: each label painted with its GTM value; mg: NaN off grey)",
     )
     out_table = File(exists=True, desc="TSV per label: " + ", ".join(STAT_COLUMNS))
+    out_values = File(exists=True, desc="TSV per label: index, value (mean of out_file)")
     fwhm_mm = traits.List(traits.Float, desc="PSF FWHM used (x, y, z mm)")
     condition_number = traits.Float(desc="condition number of the GTM matrix")
+    reference_value = traits.Float(
+        desc="corrected reference value the result was divided by (1 without reference_label)"
+    )
 
 
 class PartialVolumeCorrection(SimpleInterface):
@@ -176,16 +224,64 @@ class PartialVolumeCorrection(SimpleInterface):
             corrected = pvc.mueller_gaertner(
                 data, seg, sigma, grey, result.values(), self.inputs.min_gm_fraction
             )
+        reference_value = 1.0
+        if isdefined(self.inputs.reference_label):
+            try:
+                corrected, reference_value = pvc.renormalise(
+                    corrected, seg, result, self.inputs.reference_label
+                )
+            except ValueError as err:
+                raise InputError(seg_file, str(err), "build it with a reference_mask") from err
         out = save_like(corrected, image, out_path(in_file, f"_pvc-{method}"))
         voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
         present = {index: name for index, name in names.items() if index in set(result.labels)}
         table = regional_statistics(corrected, seg, voxel_ml, present)
         table_file = out_path(in_file, f"_pvc-{method}_regions", ext=".tsv")
         table.to_csv(table_file, sep="\t", index=False, float_format="%.6f", na_rep="n/a")
+        values_file = out_path(in_file, f"_pvc-{method}_values", ext=".tsv")
+        regional_values(corrected, seg, result).to_csv(
+            values_file, sep="\t", index=False, float_format="%.8g", na_rep="n/a"
+        )
         self._results.update(
             out_file=out,
             out_table=table_file,
+            out_values=values_file,
             fwhm_mm=fwhm,
             condition_number=result.condition_number,
+            reference_value=reference_value,
         )
+        return runtime
+
+
+class _PaintInputSpec(BaseInterfaceInputSpec):
+    seg_file = File(exists=True, mandatory=True, desc="label image to paint (e.g. template grid)")
+    values_file = File(exists=True, mandatory=True, desc="TSV: index, value")
+
+
+class _PaintOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="each label painted with its value (0 where absent)")
+
+
+class PaintRegions(SimpleInterface):
+    """Regional values (e.g. a GTM solved in PET space) painted on another grid's labels.
+
+    Regional values do not depend on the grid they were solved on, so a GTM solved on the
+    subject's PET can be written on the template atlas without resampling (and blurring) it.
+    """
+
+    input_spec = _PaintInputSpec
+    output_spec = _PaintOutputSpec
+
+    def _run_interface(self, runtime):
+        values = pd.read_csv(self.inputs.values_file, sep="\t", na_values="n/a")
+        image = nib.load(self.inputs.seg_file)
+        # labels the values do not cover (lost when the atlas was pulled into the PET grid)
+        # stay undefined rather than reading 0
+        painted = pvc.paint(
+            load_3d(self.inputs.seg_file),
+            dict(zip(values["index"], values["value"], strict=True)),
+            fill=np.nan,
+        )
+        out = out_path(self.inputs.values_file, "_painted")
+        self._results["out_file"] = save_like(painted, image, out)
         return runtime

@@ -14,13 +14,22 @@ def init_anat_wf(omp_nthreads: int = 1, seed: int = 42, name: str = "anat_wf") -
 
     The brain mask comes from the same registration (the template's mask pulled back), so no
     extra model or download is needed. outputs: ``t1w_preproc``, ``t1w_brain``, ``t1w_mask``,
-    ``t1w2std_xfm`` (ANTs order), ``t1w2std_score``.
+    ``t1w2std_xfm`` (ANTs order), ``t1w2std_score``, and the inverse ``std2t1w_xfm`` with its
+    ``std2t1w_invert`` flags (template -> T1w, for pulling template labels into the subject).
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(
         niu.IdentityInterface(
-            fields=["t1w_preproc", "t1w_brain", "t1w_mask", "t1w2std_xfm", "t1w2std_score"]
+            fields=[
+                "t1w_preproc",
+                "t1w_brain",
+                "t1w_mask",
+                "t1w2std_xfm",
+                "t1w2std_score",
+                "std2t1w_xfm",
+                "std2t1w_invert",
+            ]  # fmt: skip
         ),
         name="outputnode",
     )
@@ -55,6 +64,8 @@ def init_anat_wf(omp_nthreads: int = 1, seed: int = 42, name: str = "anat_wf") -
         (to_template, outputnode, [
             ("forward_transforms", "t1w2std_xfm"),
             ("correlation", "t1w2std_score"),
+            ("inverse_transforms", "std2t1w_xfm"),
+            ("inverse_invert_flags", "std2t1w_invert"),
         ]),
     ])  # fmt: skip
     return workflow

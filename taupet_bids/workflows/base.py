@@ -8,9 +8,10 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from taupet_bids import centaurz
+from taupet_bids import centaurz, pvc
 from taupet_bids.bids import CheckedScan
 from taupet_bids.config import RunConfig
+from taupet_bids.errors import InputError
 from taupet_bids.workflows.anat import init_anat_wf
 from taupet_bids.workflows.outputs import ANAT_FIELDS, init_outputs_wf
 from taupet_bids.workflows.pet import init_pet_preproc_wf
@@ -49,6 +50,30 @@ def success_marker(config: RunConfig, checked: CheckedScan) -> Path:
     return config.work_dir / "committed" / f"{scan_id(checked)}.txt"
 
 
+def pvc_fwhm_for(config: RunConfig, checked: CheckedScan) -> float | None:
+    """The PSF FWHM (mm) for this scan's partial-volume correction; None without ``--pvc``.
+
+    ``--pvc-fwhm`` is taken as given. Otherwise ``--pvc-scanner-fwhm`` is combined in
+    quadrature with the Gaussian post-reconstruction filter in the scan's sidecar
+    (``ReconFilterType``/``ReconFilterSize``), so scans reconstructed differently get
+    different PSFs. A filter that is not Gaussian cannot be turned into a FWHM: that scan is
+    refused with the sidecar named.
+    """
+    if not config.pvc:
+        return None
+    if config.pvc_fwhm:
+        return float(config.pvc_fwhm)
+    if not config.pvc_scanner_fwhm:
+        raise InputError(None, "--pvc needs --pvc-fwhm or --pvc-scanner-fwhm")
+    try:
+        return pvc.psf_fwhm_from_sidecar(checked.metadata, config.pvc_scanner_fwhm)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            checked.scan.sidecar or checked.scan.pet, f"no PSF for --pvc: {err}",
+            "give the effective resolution with --pvc-fwhm",
+        ) from err  # fmt: skip
+
+
 def mr_less_method(config: RunConfig, checked: CheckedScan) -> str | None:
     """The MR-less method to use for this scan, or None for the MR-based path.
 
@@ -78,6 +103,7 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
     fsl = config.use_fsl
     pet_wf = init_pet_preproc_wf(checked, omp_nthreads=threads, seed=seed, use_fsl=fsl)
     reference = checked.reference_region
+    fwhm = pvc_fwhm_for(config, checked)
     quant_wf = init_quantification_wf(
         reference,
         config.atlases,
@@ -86,7 +112,7 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
         seed=seed,
         use_fsl=fsl,
         pvc_methods=config.pvc,
-        pvc_fwhm_mm=config.pvc_fwhm,
+        pvc_fwhm_mm=fwhm,
         centaurz_tracer=centaurz_tracer(checked) if "DK" in config.atlases else None,
         centaur_masks=config.centaur_masks,
         mr_less_method=method,
@@ -100,7 +126,7 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
         marker,
         config.bids_dir,
         pvc_methods=config.pvc,
-        pvc_fwhm_mm=config.pvc_fwhm,
+        pvc_fwhm_mm=fwhm,
         write_centaurz=quant_wf.get_node("centaurz") is not None,
         mr_less_method=method,
     )
@@ -121,6 +147,8 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
                 ("outputnode.t1w_brain", "inputnode.t1w_brain"),
                 ("outputnode.t1w_mask", "inputnode.t1w_mask"),
                 ("outputnode.t1w2std_xfm", "inputnode.t1w2std_xfm"),
+                ("outputnode.std2t1w_xfm", "inputnode.std2t1w_xfm"),
+                ("outputnode.std2t1w_invert", "inputnode.std2t1w_invert"),
             ]),
             (anat_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS]),
         ])  # fmt: skip

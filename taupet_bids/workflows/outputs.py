@@ -7,7 +7,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from taupet_bids import __version__, staging, templates
+from taupet_bids import __version__, centaurz, staging, templates
 from taupet_bids.bids import CheckedScan
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
 from taupet_bids.workflows.tables import init_braak_stage_wf
@@ -35,7 +35,9 @@ PVC_NAMES = {
 CENTAURZ_COLUMNS = {
     "mask": "CenTauR mask (universal, mesial_temporal, meta_temporal, temporo_parietal, frontal)",
     "tracer": "tracer key of the conversion",
-    "suvr": "mean SUVR in the mask",
+    "reference": "reference region of the SUVR in this table (whole cerebellar grey, as the "
+    "CenTauRz constants require, whatever the run's reference region)",
+    "suvr": "mean SUVR in the mask, divided by the mean in the reference",
     "centaurz": "CenTauRz = slope * SUVR + intercept (constants: docs/pvc.md)",
     "approximate": "true when the mask is taupet-bids' DK-based approximation",
     "mask_source": "which masks were used",
@@ -106,6 +108,21 @@ def _sink(name: str, base: Path, **fields) -> pe.Node:
         run_without_submitting=True,
         overwrite=True,
     )
+
+
+#: Where the correction ran, by path (the sidecar of every pvc- table says which).
+PVC_SPACE = {
+    "pet": "the subject's PET grid, with the template labels pulled onto it through the "
+    "inverse of the PET-to-T1w and T1w-to-template registrations; label values painted back on "
+    "the template labels for these tables",
+    "template": "the template-space SUVR image with the template labels (MR-less path: the "
+    "PET-to-template transform has no inverse to pull labels onto the PET)",
+}
+#: How PVC tables are referenced (the sidecar says it, since the PVC literature does both).
+REFERENCE_RENORMALISATION = (
+    "the corrected image was divided by its own mean over the reference region, which is a "
+    "region of its own in the correction, so the reference row reads 1"
+)
 
 
 def _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, base, meta):
@@ -315,7 +332,9 @@ def init_outputs_wf(
                 label=checked.reference_region, pvc=method.upper(), suffix="suvr",
                 extension=".tsv", Columns=TABLE_COLUMNS, ReferenceRegion=checked.reference_region,
                 PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=pvc_fwhm_mm,
-                PSFFWHMUnits="mm", **pet_meta, **pet_sources,
+                PSFFWHMUnits="mm", ReferenceRenormalisation=REFERENCE_RENORMALISATION,
+                PVCSpace=PVC_SPACE["template" if mr_less_method else "pet"],
+                **pet_meta, **pet_sources,
             )  # fmt: skip
             workflow.connect([
                 (inputnode, sink, [("pet_source", "source_file")]),
@@ -327,7 +346,7 @@ def init_outputs_wf(
                          {**pet_meta, **pet_sources})  # fmt: skip
     if write_centaurz:
         sink = _sink(
-            "ds_centaurz", staging_dir, space=space, label=checked.reference_region,
+            "ds_centaurz", staging_dir, space=space, label=centaurz.REFERENCE_REGION,
             suffix="centaurz", extension=".tsv", Columns=CENTAURZ_COLUMNS, **pet_meta,
             **pet_sources,
         )  # fmt: skip

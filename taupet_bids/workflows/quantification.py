@@ -7,10 +7,10 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from taupet_bids import templates
+from taupet_bids import centaurz, pvc, templates
 from taupet_bids.interfaces.centaurz import CenTauRzTable
 from taupet_bids.interfaces.mrless import NetworkPETNormalisation, NormalisationQC
-from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
+from taupet_bids.interfaces.pvc import PaintRegions, PartialVolumeCorrection, PVCSegmentation
 from taupet_bids.interfaces.quantification import ComputeSUVR
 from taupet_bids.interfaces.registration import ApplyTransforms
 from taupet_bids.normalisation.ants_baseline import ANTsPETNormalisation
@@ -25,8 +25,19 @@ MR_LESS_METHODS = ("network", "ants")
 
 
 def _compose(t1w2std: list[str], pet2t1w: list[str]) -> list[str]:
-    """ANTs applies the last transform first: PET -> T1w, then T1w -> template."""
+    """Template -> PET for resampling the PET: antspyx maps a template point through the list
+    in order, so first T1w -> template's transforms (template point to T1w), then the rigid."""
     return list(t1w2std) + list(pet2t1w)
+
+
+def _compose_inverse(
+    pet2t1w: list[str], std2t1w: list[str], std2t1w_invert: list[bool]
+) -> tuple[list[str], list[bool]]:
+    """PET -> template points, for pulling template labels onto the PET grid: the rigid
+    inverted first, then the T1w registration's inverse (its own flags)."""
+    transforms = list(pet2t1w) + list(std2t1w)
+    flags = [True] * len(pet2t1w) + [bool(flag) for flag in std2t1w_invert]
+    return transforms, flags
 
 
 def init_quantification_wf(
@@ -57,7 +68,16 @@ def init_quantification_wf(
     resolution = templates.WORKING_RESOLUTION
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(
-        niu.IdentityInterface(fields=["pet_average", "t1w_brain", "t1w_mask", "t1w2std_xfm"]),
+        niu.IdentityInterface(
+            fields=[
+                "pet_average",
+                "t1w_brain",
+                "t1w_mask",
+                "t1w2std_xfm",
+                "std2t1w_xfm",
+                "std2t1w_invert",
+            ]  # fmt: skip
+        ),
         name="inputnode",
     )
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
@@ -88,7 +108,9 @@ def init_quantification_wf(
         if mr_less_method == "network":
             workflow.connect([(normalise, qc, [("model_version", "model_version")])])
     else:
-        _add_mr_based(workflow, inputnode, to_template, outputnode, use_fsl, omp_nthreads, seed)
+        coregister = _add_mr_based(
+            workflow, inputnode, to_template, outputnode, use_fsl, omp_nthreads, seed
+        )
     workflow.connect([
         (inputnode, to_template, [("pet_average", "in_file")]),
         (to_template, qc, [("out_file", "in_file")]),
@@ -102,7 +124,14 @@ def init_quantification_wf(
 
     if centaurz_tracer:
         centaur = pe.Node(
-            CenTauRzTable(tracer=centaurz_tracer), name="centaurz", run_without_submitting=True
+            CenTauRzTable(
+                tracer=centaurz_tracer,
+                reference_mask=str(
+                    templates.reference_mask_path(centaurz.REFERENCE_REGION, resolution)
+                ),
+            ),
+            name="centaurz",
+            run_without_submitting=True,
         )
         if centaur_masks:
             centaur.inputs.masks_dir = str(centaur_masks)
@@ -113,9 +142,13 @@ def init_quantification_wf(
             (suvr, centaur, [("out_file", "suvr_file")]),
             (centaur, outputnode, [("out_table", "centaurz")]),
         ])  # fmt: skip
-    if pvc_methods:
+    if pvc_methods and mr_less_method:
         _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, pvc_methods,
                  pvc_fwhm_mm)  # fmt: skip
+    elif pvc_methods:
+        _add_native_pvc(workflow, inputnode, coregister, outputnode,
+                        reference_region, atlases, work_dir, pvc_methods, pvc_fwhm_mm,
+                        omp_nthreads)  # fmt: skip
     return workflow
 
 
@@ -148,6 +181,7 @@ def _add_mr_based(workflow, inputnode, to_template, outputnode, use_fsl, omp_nth
             ("outputnode.score", "coreg_score"),
         ]),
     ])  # fmt: skip
+    return coregister
 
 
 def _add_mr_less(workflow, inputnode, to_template, outputnode, method, bundle, threads, seed):
@@ -179,23 +213,92 @@ def _add_mr_less(workflow, inputnode, to_template, outputnode, method, bundle, t
     return normalise
 
 
-def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):
-    """Partial-volume correction of the SUVR image, then the same tables for each method."""
+def _pvc_segmentation_node(reference_region: str) -> pe.Node:
+    """The PVC label image on the template grid, with the reference as its own label."""
     resolution = templates.WORKING_RESOLUTION
-    segmentation = pe.Node(
+    return pe.Node(
         PVCSegmentation(
             dk_file=str(templates.atlas_path("DK", resolution)),
             brain_mask=str(templates.brain_mask_path(resolution)),
             t1w_file=str(templates.t1w_path(resolution)),
+            reference_mask=str(templates.reference_mask_path(reference_region, resolution)),
+            reference_region=reference_region,
         ),
         name="pvc_segmentation",
     )
+
+
+def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_region,
+                    atlases, work_dir, methods, fwhm_mm, omp_nthreads):  # fmt: skip
+    """PVC on the subject's own PET grid (the MR-based path), then the usual template tables.
+
+    The template label image is pulled onto the PET grid through the inverse of the subject's
+    registrations (the subject's segmentation in PET space), so the correction runs where the
+    PSF is the scanner's, before any resampling widens it. The corrected image is already SUVR
+    (it is divided by its own corrected reference). Each label's corrected value (GTM; the
+    RBV/MG image's mean over the label) is painted on the template labels, so the tables are
+    the usual ones without resampling a sharpened image, which would blur it again.
+    """
+    segmentation = _pvc_segmentation_node(reference_region)
+    inverse = pe.Node(
+        niu.Function(function=_compose_inverse, output_names=["transforms", "flags"]),
+        name="compose_inverse",
+        run_without_submitting=True,
+    )
+    labels_to_pet = pe.Node(
+        ApplyTransforms(interpolation="genericLabel", out_suffix="_pet", num_threads=omp_nthreads),
+        name="pvc_labels_to_pet",
+    )
+    workflow.connect([
+        (coregister, inverse, [("outputnode.transforms", "pet2t1w")]),
+        (inputnode, inverse, [("std2t1w_xfm", "std2t1w"), ("std2t1w_invert", "std2t1w_invert")]),
+        (segmentation, labels_to_pet, [("out_file", "in_file")]),
+        (inputnode, labels_to_pet, [("pet_average", "reference_image")]),
+        (inverse, labels_to_pet, [
+            ("transforms", "transforms"), ("flags", "invert_transform_flags"),
+        ]),
+    ])  # fmt: skip
+    gather = pe.Node(niu.Merge(len(methods)), name="gather_pvc", run_without_submitting=True)
+    workflow.connect([(gather, outputnode, [("out", "pvc_tables")])])
+    for position, method in enumerate(methods, start=1):
+        correct = pe.Node(
+            PartialVolumeCorrection(
+                method=method, fwhm_mm=fwhm_mm, reference_label=pvc.REFERENCE_LABEL
+            ),
+            name=f"pvc_{method}",
+        )
+        tables = init_tables_wf(reference_region, atlases, work_dir, name=f"tables_pvc_{method}")
+        workflow.connect([
+            (inputnode, correct, [("pet_average", "in_file")]),
+            (labels_to_pet, correct, [("out_file", "seg_file")]),
+            (segmentation, correct, [("labels_file", "labels_file")]),
+            (tables, gather, [("outputnode.tables", f"in{position}")]),
+        ])  # fmt: skip
+        to_std = pe.Node(PaintRegions(), name=f"pvc_{method}_to_template")
+        workflow.connect([
+            (segmentation, to_std, [("out_file", "seg_file")]),
+            (correct, to_std, [("out_values", "values_file")]),
+        ])  # fmt: skip
+        workflow.connect([(to_std, tables, [("out_file", "inputnode.suvr")])])
+
+
+def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):
+    """Partial-volume correction of the template-space SUVR image (the MR-less path, whose
+    network transform has no inverse to pull labels onto the PET), then the same tables.
+
+    The reference region is its own GTM region and every corrected image is divided by its
+    own mean over it, so corrected SUVRs are ratios of corrected values throughout.
+    """
+    segmentation = _pvc_segmentation_node(reference_region)
     # Merge concatenates the per-method lists: method-major, atlas-minor.
     gather = pe.Node(niu.Merge(len(methods)), name="gather_pvc", run_without_submitting=True)
     workflow.connect([(gather, outputnode, [("out", "pvc_tables")])])
     for position, method in enumerate(methods, start=1):
         correct = pe.Node(
-            PartialVolumeCorrection(method=method, fwhm_mm=fwhm_mm), name=f"pvc_{method}"
+            PartialVolumeCorrection(
+                method=method, fwhm_mm=fwhm_mm, reference_label=pvc.REFERENCE_LABEL
+            ),
+            name=f"pvc_{method}",
         )
         tables = init_tables_wf(reference_region, atlases, work_dir, name=f"tables_pvc_{method}")
         workflow.connect([
