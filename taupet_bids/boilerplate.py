@@ -58,10 +58,33 @@ def _pvc_sentence(config: RunConfig) -> str:
             "reconstruction filter (BIDS ReconFilterSize)"
         )
     return (
-        f"Partial-volume corrected values were also computed ({methods}) with {psf}, on the "
-        "template-space SUVR image with the atlas labels as regions; the reference region was "
-        "corrected as a region of its own and each corrected image divided by its mean there."
+        f"Partial-volume corrected values were also computed ({methods}) with {psf}. Scans "
+        "with a T1w image were corrected on their own PET grid, with the atlas regions brought "
+        "into PET space through the inverse of their registrations, and the regional values "
+        "carried back to the template regions; scans normalised without MRI were corrected on "
+        "the template-space image. The reference region was corrected as a region of its own "
+        "and each corrected image divided by its mean there."
     )
+
+
+def _staging_sentence(config: RunConfig) -> str:
+    """How the per-scan Braak stage was assigned (nothing without the Braak atlas)."""
+    if "Braak" not in config.atlases:
+        return ""
+    parts = []
+    if config.pvc:
+        parts.append(
+            "Flortaucipir scans were assigned a Braak stage (0, I-II, III-IV or V-VI) from their "
+            "partial-volume corrected Braak composites with the thresholds of Maass et al. "
+            "(2017; 1.13, 1.30 and 1.87), going from the latest composite to the earliest [braak]."
+        )
+    if config.braak_thresholds:
+        values = ", ".join(f"{v:g}" for v in config.braak_thresholds)
+        parts.append(
+            f"Uncorrected composites were staged with the same rule and thresholds of {values} "
+            f"for Braak I/II, III/IV and V/VI ({config.braak_thresholds_source})."
+        )
+    return " ".join(parts)
 
 
 def _mr_less_paragraph(config: RunConfig) -> str:
@@ -118,7 +141,7 @@ Standardized uptake value ratios (SUVR) were computed by dividing by the mean up
 {spec["name"]} ({spec["definition"]}) [reference]. Regional SUVR was averaged over the
 Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
 MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
-[metatemporal]. {_pvc_sentence(config)}
+[metatemporal]. {_pvc_sentence(config)} {_staging_sentence(config)}
 {_mr_less_paragraph(config)}
 ## References
 """

@@ -46,6 +46,8 @@ class RunConfig:
     verbose: int = 0
     tau_cutpoint: float | None = None
     braak_reference_diagnosis: str = "CN"
+    braak_thresholds: tuple[float, ...] | None = None
+    braak_thresholds_source: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready view, for logs and the derivatives' provenance."""

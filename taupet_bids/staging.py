@@ -188,19 +188,54 @@ NO_UNCORRECTED_SET = (
     "no stage: taupet-bids has no fixed threshold set for uncorrected SUVR that it could check "
     "against its published source (Maass et al. 2017 state non-PVC thresholds in their text, "
     "which could not be verified), so none is applied; use a --pvc method for the published "
-    "PVC thresholds, or the group level's data-driven braak_stage_estimate"
+    "PVC thresholds, give your own with --braak-thresholds, or use the group level's "
+    "data-driven braak_stage_estimate"
 )
 
 
+#: Key of a threshold set the user gave for uncorrected SUVR (``--braak-thresholds``).
+USER_SET_KEY = "user_uncorrected"
+USER_SET_NOTE = (
+    "user-supplied thresholds for uncorrected SUVR (--braak-thresholds); taupet-bids has not "
+    "checked that they suit this tracer, reference region and pipeline"
+)
+
+
+def user_threshold_set(
+    thresholds: tuple[float, float, float], citation: str, reference_region: str
+) -> ThresholdSet:
+    """A set for uncorrected SUVR from the command line: I/II, III/IV, V/VI and its source."""
+    if len(thresholds) != len(COMPOSITES) or not all(
+        math.isfinite(t) and t > 0 for t in thresholds
+    ):
+        raise ValueError(f"Braak thresholds must be three positive SUVRs, got {thresholds}")
+    if not citation or not citation.strip():
+        raise ValueError("user Braak thresholds need their source (a citation)")
+    return ThresholdSet(
+        key=USER_SET_KEY,
+        citation=citation.strip(),
+        tracer="any (user's responsibility)",
+        reference_region=reference_region,
+        pvc="none",
+        thresholds=dict(zip(COMPOSITES, (float(t) for t in thresholds), strict=True)),
+    )
+
+
 def threshold_set_for(
-    tracer: str | None, reference_region: str, pvc: str | None
+    tracer: str | None,
+    reference_region: str,
+    pvc: str | None,
+    uncorrected: ThresholdSet | None = None,
 ) -> tuple[ThresholdSet | None, str]:
-    """The published set that applies to a table, or None; and a note on why or with what caveat.
+    """The threshold set that applies to a table, or None; and a note on why or with what caveat.
 
     ``pvc`` is the correction method of the table (``gtm``, ``rbv``, ``mg``), None or ``none``
-    for uncorrected SUVR.
+    for uncorrected SUVR. ``uncorrected`` is a user-supplied set for uncorrected SUVR
+    (:func:`user_threshold_set`); without it uncorrected tables get no stage.
     """
     if not pvc or pvc.lower() == "none":
+        if uncorrected is not None:
+            return uncorrected, USER_SET_NOTE
         return None, NO_UNCORRECTED_SET
     chosen = MAASS2017_PVC
     if tracer != chosen.tracer:
@@ -265,17 +300,21 @@ def stage_table_columns() -> list[str]:
 
 
 def stage_table(
-    braak_tables: Mapping[str, pd.DataFrame], tracer: str | None, reference_region: str
+    braak_tables: Mapping[str, pd.DataFrame],
+    tracer: str | None,
+    reference_region: str,
+    uncorrected: ThresholdSet | None = None,
 ) -> pd.DataFrame:
     """One row per table: ``braak_tables`` maps a PVC method (``none`` first) to a seg-Braak table.
 
-    ``method`` is named as the group tables name it (``SUVR``, ``SUVR-PVC-GTM``).
+    ``method`` is named as the group tables name it (``SUVR``, ``SUVR-PVC-GTM``);
+    ``uncorrected`` optionally stages the uncorrected row (:func:`threshold_set_for`).
     """
     rows = []
     for pvc, table in braak_tables.items():
         values = table.set_index("region")["suvr_mean"].astype(float)
         suvr = {name: float(values.get(name, np.nan)) for name in COMPOSITES}
-        chosen, note = threshold_set_for(tracer, reference_region, pvc)
+        chosen, note = threshold_set_for(tracer, reference_region, pvc, uncorrected)
         corrected = bool(pvc) and pvc.lower() != "none"
         row: dict[str, object] = {
             "method": f"SUVR-PVC-{pvc.upper()}" if corrected else "SUVR",
@@ -311,7 +350,7 @@ STAGING_RULE = (
 )
 
 
-def stage_table_sidecar() -> dict:
+def stage_table_sidecar(uncorrected: ThresholdSet | None = None) -> dict:
     """Sidecar fields of the ``_braakstage.tsv`` table: columns, rule and threshold sets."""
     columns = {
         "method": "SUVR (uncorrected) or SUVR-PVC-<METHOD>, as in the group tables",
@@ -330,13 +369,14 @@ def stage_table_sidecar() -> dict:
         note="why the stage is empty, or a caveat on the thresholds used",
     )
     sets = {
-        MAASS2017_PVC.key: {
-            "Citation": MAASS2017_PVC.citation,
-            "Tracer": MAASS2017_PVC.tracer,
-            "ReferenceRegion": MAASS2017_PVC.reference_region,
-            "PartialVolumeCorrection": MAASS2017_PVC.pvc,
-            "Thresholds": dict(MAASS2017_PVC.thresholds),
+        chosen.key: {
+            "Citation": chosen.citation,
+            "Tracer": chosen.tracer,
+            "ReferenceRegion": chosen.reference_region,
+            "PartialVolumeCorrection": chosen.pvc,
+            "Thresholds": dict(chosen.thresholds),
         }
+        for chosen in filter(None, (MAASS2017_PVC, uncorrected))
     }
     return {
         "Description": "Braak stage of this scan from fixed published thresholds on the Braak "
@@ -344,5 +384,5 @@ def stage_table_sidecar() -> dict:
         "Columns": columns,
         "StagingRule": STAGING_RULE,
         "ThresholdSets": sets,
-        "UncorrectedStage": NO_UNCORRECTED_SET,
+        "UncorrectedStage": USER_SET_NOTE if uncorrected else NO_UNCORRECTED_SET,
     }

@@ -39,7 +39,9 @@ def runs(tmp_path_factory, templateflow_home):
                        "--skip-bids-validation", "--pvc", "gtm", "--pvc-fwhm", "7")  # fmt: skip
     ants = taupet_bids(bids, root / "ants", "participant", "-w", root / "work_ants",
                        "--skip-bids-validation", "--participant-label", "001",
-                       "--mr-less", "always", "--mr-less-method", "ants")  # fmt: skip
+                       "--mr-less", "always", "--mr-less-method", "ants",
+                       "--braak-thresholds", "1.2", "1.3", "1.4",
+                       "--braak-thresholds-source", "test values, not published")  # fmt: skip
     group = taupet_bids(bids, root / "auto", "group")
     return {"bids": bids, "root": root, "auto": auto, "ants": ants, "group": group}
 
@@ -143,3 +145,26 @@ def test_pvc_runs_in_pet_space_with_mri_and_in_template_space_without(runs, sub,
     name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-MetaTemporal_label-InfCerebGrey"
     sidecar = json.loads((out / f"sub-{sub}" / "pet" / f"{name}_pvc-GTM_suvr.json").read_text())
     assert sidecar["PVCSpace"] == PVC_SPACE[space]
+
+
+def test_user_braak_thresholds_reach_the_stage_table(runs):
+    """--braak-thresholds stages the uncorrected row, citing the source the user gave."""
+    from taupet_bids import staging
+
+    folder = runs["root"] / "ants" / "sub-001" / "pet"
+    name = f"sub-001_trc-{TRACER}_space-MNI152NLin6Asym_seg-Braak_label-InfCerebGrey_braakstage"
+    table = pd.read_csv(folder / f"{name}.tsv", sep="\t", na_values="n/a").set_index("method")
+    plain = table.loc["SUVR"]
+    assert plain.threshold_set == staging.USER_SET_KEY
+    assert plain.citation == "test values, not published"
+    braak = (
+        pd.read_csv(folder / name.replace("_braakstage", "_suvr.tsv"), sep="\t")
+        .set_index("region")
+        .suvr_mean
+    )
+    composites = {c: braak[c] for c in staging.COMPOSITES}
+    thresholds = dict(zip(staging.COMPOSITES, (1.2, 1.3, 1.4), strict=True))
+    expected = staging.composite_stage(composites, thresholds)
+    assert plain.braak_stage == expected.stage
+    sidecar = json.loads((folder / f"{name}.json").read_text())
+    assert sidecar["ThresholdSets"][staging.USER_SET_KEY]["Thresholds"]["BraakV_VI"] == 1.4

@@ -415,3 +415,29 @@ def test_inverse_composition_order():
     assert transforms == ["rigid.mat", "affine.mat", "inv_warp.nii.gz"]
     assert flags == [True, True, False]
     assert _compose(["warp.nii.gz", "affine.mat"], ["rigid.mat"])[-1] == "rigid.mat"
+
+
+def test_methods_text_says_how_pvc_and_staging_were_done(tmp_path):
+    from taupet_bids.boilerplate import methods_text
+    from taupet_bids.config import RunConfig
+
+    base = dict(
+        bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant",
+        work_dir=tmp_path / "work", reference_region="InfCerebGrey",
+    )  # fmt: skip
+    plain = " ".join(methods_text(RunConfig(**base)).split())
+    assert "No partial-volume correction was applied." in plain and "1.13" not in plain
+    text = " ".join(
+        methods_text(
+            RunConfig(
+                **base,
+                pvc=("gtm",),
+                pvc_scanner_fwhm=4.5,
+                braak_thresholds=(1.2, 1.3, 1.4),
+                braak_thresholds_source="Example 2020",
+            )  # fmt: skip
+        ).split()
+    )
+    assert "scanner resolution (4.5 mm) in quadrature" in text
+    assert "on their own PET grid" in text and "reference region was corrected" in text
+    assert "1.13, 1.30 and 1.87" in text and "1.2, 1.3, 1.4" in text and "Example 2020" in text

@@ -201,3 +201,51 @@ def test_stage_sidecar_names_the_rule_the_thresholds_and_the_empty_uncorrected_s
     assert meta["ThresholdSets"]["Maass2017_PVC"]["Thresholds"]["BraakIII_IV"] == 1.30
     assert "strictly above" in meta["StagingRule"]
     assert meta["UncorrectedStage"] == staging.NO_UNCORRECTED_SET
+
+
+def test_user_thresholds_stage_the_uncorrected_row() -> None:
+    user = staging.user_threshold_set((1.2, 1.25, 1.4), "Example et al. 2020, Table 2", "X")
+    tables = {"none": _braak_table(1.3, 1.3, 1.35), "gtm": _braak_table(1.5, 1.45, 1.3)}
+    table = staging.stage_table(tables, "flortaucipir", "InfCerebGrey", user)
+    plain, gtm = table.set_index("method").loc[["SUVR", "SUVR-PVC-GTM"]].to_dict("records")
+    assert (plain["braak_stage"], plain["threshold_set"]) == (4, staging.USER_SET_KEY)
+    assert plain["citation"] == "Example et al. 2020, Table 2"
+    assert plain["note"] == staging.USER_SET_NOTE and plain["BraakV_VI_threshold"] == 1.4
+    assert gtm["threshold_set"] == "Maass2017_PVC"  # PVC rows keep the published set
+    meta = staging.stage_table_sidecar(user)
+    assert meta["ThresholdSets"][staging.USER_SET_KEY]["Thresholds"]["BraakI_II"] == 1.2
+    assert meta["UncorrectedStage"] == staging.USER_SET_NOTE
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "citation", "problem"),
+    [((1.2, 1.3), "x", "three positive"), ((1.2, -1.0, 1.4), "x", "three positive"),
+     ((1.2, 1.3, float("nan")), "x", "three positive"), ((1.2, 1.3, 1.4), " ", "source")],
+)  # fmt: skip
+def test_user_thresholds_are_checked(thresholds, citation, problem) -> None:
+    with pytest.raises(ValueError, match=problem):
+        staging.user_threshold_set(thresholds, citation, "InfCerebGrey")
+
+
+def test_cli_braak_thresholds(tmp_path, capsys) -> None:
+    from taupet_bids.cli.parser import parse_args
+
+    base = [str(tmp_path), str(tmp_path / "out"), "participant"]
+    config = parse_args([*base, "--braak-thresholds", "1.2", "1.3", "1.5",
+                         "--braak-thresholds-source", "Example 2020"])  # fmt: skip
+    assert config.braak_thresholds == (1.2, 1.3, 1.5)
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--braak-thresholds", "1.2", "1.3", "1.5"])
+    assert "source" in capsys.readouterr().err
+
+
+def test_stage_table_interface_takes_user_thresholds(tmp_path) -> None:
+    from taupet_bids.interfaces.tables import BraakStageTable
+
+    path = tmp_path / "plain.tsv"
+    _braak_table(1.3, 1.1, 1.0).to_csv(path, sep="\t", index=False)
+    node = BraakStageTable(braak_tables=[str(path)], methods=["none"], tracer="flortaucipir",
+                           reference_region="InfCerebGrey", uncorrected_thresholds=[1.2, 1.25, 1.4],
+                           uncorrected_citation="Example 2020")  # fmt: skip
+    table = pd.read_csv(node.run(cwd=str(tmp_path)).outputs.out_table, sep="\t")
+    assert table.loc[0, "braak_stage"] == 2 and table.loc[0, "citation"] == "Example 2020"

@@ -120,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(ReconFilterType/ReconFilterSize); --pvc needs this or --pvc-fwhm",
     )
     quant.add_argument(
+        "--braak-thresholds",
+        nargs=3,
+        type=float,
+        metavar=("I_II", "III_IV", "V_VI"),
+        help="SUVR thresholds of the Braak I/II, III/IV and V/VI composites for staging the "
+        "*uncorrected* tables (no verified published set ships; PVC tables use Maass et al. "
+        "2017); needs --braak-thresholds-source",
+    )
+    quant.add_argument(
+        "--braak-thresholds-source",
+        metavar="TEXT",
+        help="where --braak-thresholds come from (a citation), written beside every stage",
+    )
+    quant.add_argument(
         "--centaur-masks",
         type=Path,
         metavar="DIR",
@@ -218,6 +232,15 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             "--pvc needs the PET's resolution: --pvc-fwhm MM (effective PSF of every scan) or "
             "--pvc-scanner-fwhm MM (scanner resolution, combined with each sidecar's filter)"
         )
+    if args.braak_thresholds or args.braak_thresholds_source:
+        from taupet_bids import staging
+
+        try:
+            staging.user_threshold_set(
+                tuple(args.braak_thresholds or ()), args.braak_thresholds_source or "", "any"
+            )
+        except ValueError as err:
+            build_parser().error(f"--braak-thresholds: {err}")
     if args.centaur_masks and not args.centaur_masks.is_dir():
         build_parser().error(f"--centaur-masks: {args.centaur_masks} is not a folder")
     if args.mr_less_model and not (args.mr_less_model / "configs" / "metadata.json").is_file():
@@ -257,4 +280,6 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,
         braak_reference_diagnosis=args.braak_reference_diagnosis,
+        braak_thresholds=tuple(args.braak_thresholds) if args.braak_thresholds else None,
+        braak_thresholds_source=args.braak_thresholds_source,
     )

@@ -12,6 +12,7 @@ from nipype.interfaces.base import (
     InputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -54,6 +55,10 @@ class _BraakStageInputSpec(BaseInterfaceInputSpec):
     )
     tracer = traits.Str("", usedefault=True, desc="canonical tracer name (flortaucipir, ...)")
     reference_region = traits.Str(mandatory=True, desc="reference region label (InfCerebGrey)")
+    uncorrected_thresholds = traits.List(
+        traits.Float, minlen=3, maxlen=3, desc="user thresholds (I/II, III/IV, V/VI), no PVC"
+    )
+    uncorrected_citation = traits.Str(desc="where uncorrected_thresholds come from")
 
 
 class _BraakStageOutputSpec(TraitedSpec):
@@ -76,8 +81,16 @@ class BraakStageTable(SimpleInterface):
             method: pd.read_csv(path, sep="\t", na_values="n/a")
             for method, path in zip(self.inputs.methods, self.inputs.braak_tables, strict=True)
         }
+        uncorrected = None
+        if isdefined(self.inputs.uncorrected_thresholds):
+            uncorrected = staging.user_threshold_set(
+                tuple(self.inputs.uncorrected_thresholds),
+                self.inputs.uncorrected_citation if isdefined(self.inputs.uncorrected_citation)
+                else "",
+                self.inputs.reference_region,
+            )  # fmt: skip
         table = staging.stage_table(
-            tables, self.inputs.tracer or None, self.inputs.reference_region
+            tables, self.inputs.tracer or None, self.inputs.reference_region, uncorrected
         )
         out = os.path.join(runtime.cwd, "braakstage.tsv")
         table.to_csv(out, sep="\t", index=False, float_format="%.6f", na_rep="n/a")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from taupet_bids import centaurz, pvc
+from taupet_bids import centaurz, pvc, staging
 from taupet_bids.bids import CheckedScan
 from taupet_bids.config import RunConfig
 from taupet_bids.errors import InputError
@@ -74,6 +74,16 @@ def pvc_fwhm_for(config: RunConfig, checked: CheckedScan) -> float | None:
         ) from err  # fmt: skip
 
 
+def braak_uncorrected_set(config: RunConfig, checked: CheckedScan):
+    """The user's ``--braak-thresholds`` for uncorrected SUVR as a threshold set, or None."""
+    if not config.braak_thresholds:
+        return None
+    return staging.user_threshold_set(
+        tuple(config.braak_thresholds), config.braak_thresholds_source or "",
+        checked.reference_region,
+    )  # fmt: skip
+
+
 def mr_less_method(config: RunConfig, checked: CheckedScan) -> str | None:
     """The MR-less method to use for this scan, or None for the MR-based path.
 
@@ -129,6 +139,7 @@ def init_scan_wf(config: RunConfig, checked: CheckedScan) -> pe.Workflow:
         pvc_fwhm_mm=fwhm,
         write_centaurz=quant_wf.get_node("centaurz") is not None,
         mr_less_method=method,
+        braak_uncorrected=braak_uncorrected_set(config, checked),
     )
     pet_wf.inputs.inputnode.pet = str(checked.scan.pet)
     outputs_wf.inputs.inputnode.pet_source = str(checked.scan.pet)

@@ -125,18 +125,20 @@ REFERENCE_RENORMALISATION = (
 )
 
 
-def _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, base, meta):
+def _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, base, meta,
+                     uncorrected):  # fmt: skip
     """Per-scan Braak stage from fixed published thresholds (:mod:`taupet_bids.staging`)."""
     stage_wf = init_braak_stage_wf(
         atlases,
         tuple(pvc_methods),
         checked.tracer.name if checked.tracer else None,
         checked.reference_region,
+        uncorrected,
     )
     sink = _sink(
         "ds_braakstage", base, space=templates.TEMPLATE, segmentation="Braak",
         label=checked.reference_region, suffix="braakstage", extension=".tsv",
-        **staging.stage_table_sidecar(), **meta,
+        **staging.stage_table_sidecar(uncorrected), **meta,
     )  # fmt: skip
     fields = [("tables", "inputnode.tables")]
     if pvc_methods:
@@ -226,6 +228,7 @@ def init_outputs_wf(
     pvc_fwhm_mm: float | None = None,
     write_centaurz: bool = False,
     mr_less_method: str | None = None,
+    braak_uncorrected: staging.ThresholdSet | None = None,
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
@@ -343,7 +346,7 @@ def init_outputs_wf(
             sinks[f"table_{atlas}_pvc_{method}"] = sink
     if "Braak" in atlases:
         _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, staging_dir,
-                         {**pet_meta, **pet_sources})  # fmt: skip
+                         {**pet_meta, **pet_sources}, braak_uncorrected)  # fmt: skip
     if write_centaurz:
         sink = _sink(
             "ds_centaurz", staging_dir, space=space, label=centaurz.REFERENCE_REGION,

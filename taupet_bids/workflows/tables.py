@@ -8,7 +8,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from taupet_bids import templates
+from taupet_bids import staging, templates
 from taupet_bids.interfaces.quantification import RegionalStatistics
 from taupet_bids.interfaces.tables import BraakStageTable, JoinTables
 from taupet_bids.workflows.regions import region_groups
@@ -70,6 +70,7 @@ def init_braak_stage_wf(
     pvc_methods: tuple[str, ...],
     tracer: str | None,
     reference_region: str,
+    uncorrected: staging.ThresholdSet | None = None,
     name: str = "braak_stage_wf",
 ) -> pe.Workflow:
     """inputs: ``tables`` (one per atlas), ``pvc_tables`` (method-major, atlas-minor, as the
@@ -87,6 +88,11 @@ def init_braak_stage_wf(
         name="braak_stage",
         run_without_submitting=True,
     )
+    if uncorrected is not None:
+        stage.inputs.uncorrected_thresholds = [
+            uncorrected.thresholds[name] for name in staging.COMPOSITES
+        ]
+        stage.inputs.uncorrected_citation = uncorrected.citation
     pick = pe.Node(niu.Select(index=[braak]), name="pick_braak", run_without_submitting=True)
     both = pe.Node(niu.Merge(2), name="braak_tables", run_without_submitting=True)
     workflow.connect([
