@@ -127,6 +127,10 @@ APPROXIMATE_MASKS["universal"] = tuple(
 
 APPROXIMATE_LABEL = "approximate (taupet-bids DK-based masks, not the official CenTauR masks)"
 OFFICIAL_LABEL = "official CenTauR masks (user-supplied)"
+#: Added to the label when the official masks came without the official reference mask.
+OWN_REFERENCE_NOTE = "; reference: taupet-bids CerebGrey (DK cerebellum cortex), not the official"
+#: File name of the official reference mask in a --centaur-masks folder.
+REFERENCE_MASK_NAME = "reference"
 TABLE_COLUMNS = [
     "mask", "tracer", "reference", "suvr", "centaurz", "approximate", "mask_source"
 ]  # fmt: skip
@@ -205,6 +209,7 @@ def official_centaurz(
     masks: Mapping[str, np.ndarray],
     tracer: str,
     reference_suvr: float = 1.0,
+    official_reference: bool = True,
 ) -> pd.DataFrame:
     """CenTauRz from user-supplied official mask images (same grid as ``suvr_image``).
 
@@ -224,4 +229,7 @@ def official_centaurz(
         if values.size == 0:
             raise ValueError(f"mask {mask!r} is empty")
         suvr[mask] = float(values.mean()) / scale
-    return centaurz_table(suvr, tracer, official=True)
+    table = centaurz_table(suvr, tracer, official=True)
+    if not official_reference:
+        table["mask_source"] = OFFICIAL_LABEL + OWN_REFERENCE_NOTE
+    return table

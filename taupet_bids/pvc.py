@@ -269,11 +269,14 @@ BRAIN_REST_LABEL = 9001
 HEAD_REST_LABEL = 9002
 #: The SUVR reference region, its own GTM region so that its corrected value is solved for.
 REFERENCE_LABEL = 9003
+#: PET voxels outside the template's box (e.g. neck), when labels are pulled onto a PET grid.
+OUTSIDE_LABEL = 9004
 EXTRA_LABEL_NAMES = {
     0: "background",
     BRAIN_REST_LABEL: "brain-unlabelled",
     HEAD_REST_LABEL: "extracerebral",
     REFERENCE_LABEL: "reference",
+    OUTSIDE_LABEL: "outside-template",
 }
 #: Head = template T1w above this fraction of its 99.9th percentile (holes filled).
 HEAD_FRACTION = 0.1
@@ -324,9 +327,13 @@ def renormalise(
     values = result.values()
     if reference_label not in values:
         raise ValueError(f"the segmentation has no reference label {reference_label}")
-    inside = np.asarray(corrected)[np.rint(seg) == reference_label]
+    in_reference = np.rint(seg) == reference_label
+    inside = np.asarray(corrected)[in_reference]
     inside = inside[np.isfinite(inside)]
     value = float(inside.mean()) if inside.size else float(values[reference_label])
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"the corrected reference value is {value}, not positive")
-    return corrected / value, value
+    out = np.asarray(corrected, dtype=np.float64) / value
+    if not inside.size:  # undefined there (MG, non-grey reference): its GTM value, now 1
+        out[in_reference] = 1.0
+    return out, value

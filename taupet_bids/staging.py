@@ -379,7 +379,8 @@ def stage_table_sidecar(uncorrected: ThresholdSet | None = None) -> dict:
         for chosen in filter(None, (MAASS2017_PVC, uncorrected))
     }
     return {
-        "Description": "Braak stage of this scan from fixed published thresholds on the Braak "
+        "Description": "Braak stage of this scan from fixed thresholds (published, or the "
+        "user's for uncorrected SUVR: see ThresholdSets) on the Braak "
         "composites of the seg-Braak tables; one row per method",
         "Columns": columns,
         "StagingRule": STAGING_RULE,

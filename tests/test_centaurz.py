@@ -132,3 +132,45 @@ def test_interface_measures_the_reference_on_the_suvr_image(tmp_path, monkeypatc
     table = pd.read_csv(out.out_table, sep="\t").set_index("mask")
     assert table.loc["mesial_temporal", "suvr"] == pytest.approx(2.0)
     assert table.loc["mesial_temporal", "centaurz"] == pytest.approx(10.42 * 2.0 - 12.11)
+
+
+@pytest.mark.parametrize("with_reference", [False, True])
+def test_interface_with_official_masks_says_which_reference(tmp_path, monkeypatch, with_reference):
+    import nibabel as nib
+
+    from taupet_bids.interfaces.centaurz import CenTauRzTable
+
+    monkeypatch.chdir(tmp_path)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    suvr = np.full((6, 6, 6), 2.4, np.float32)
+    suvr[:2] = 1.2  # our cerebellar grey
+    suvr[2] = 0.8  # the "official" reference
+    ours, official, universal = (np.zeros(suvr.shape, np.uint8) for _ in range(3))
+    ours[:2], official[2], universal[4:] = 1, 1, 1
+    nib.save(nib.Nifti1Image(suvr, affine), tmp_path / "suvr.nii.gz")
+    nib.save(nib.Nifti1Image(ours, affine), tmp_path / "ours.nii.gz")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    nib.save(nib.Nifti1Image(universal, affine), masks / "universal.nii.gz")
+    if with_reference:
+        nib.save(nib.Nifti1Image(official, affine), masks / "reference.nii.gz")
+    dk_table({}).to_csv(tmp_path / "dk.tsv", sep="\t", index=False)
+    out = (
+        CenTauRzTable(
+            dk_table=str(tmp_path / "dk.tsv"),
+            suvr_file=str(tmp_path / "suvr.nii.gz"),
+            reference_mask=str(tmp_path / "ours.nii.gz"),
+            masks_dir=str(masks),
+            tracer="MK6240",
+        )
+        .run()
+        .outputs
+    )
+    row = pd.read_csv(out.out_table, sep="\t").iloc[0]
+    assert row["mask"] == "universal" and not row["approximate"]
+    if with_reference:
+        assert row["suvr"] == pytest.approx(3.0)
+        assert row["mask_source"] == centaurz.OFFICIAL_LABEL
+    else:
+        assert row["suvr"] == pytest.approx(2.0)
+        assert row["mask_source"] == centaurz.OFFICIAL_LABEL + centaurz.OWN_REFERENCE_NOTE

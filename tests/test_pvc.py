@@ -441,3 +441,57 @@ def test_methods_text_says_how_pvc_and_staging_were_done(tmp_path):
     assert "scanner resolution (4.5 mm) in quadrature" in text
     assert "on their own PET grid" in text and "reference region was corrected" in text
     assert "1.13, 1.30 and 1.87" in text and "1.2, 1.3, 1.4" in text and "Example 2020" in text
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    matrix = np.eye(3)
+    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
+    return matrix
+
+
+def test_labels_pulled_back_land_where_the_pet_came_from(tmp_path):
+    """A PET blob pushed to the template (_compose) and its template label pulled back onto the
+    PET grid (_compose_inverse) overlap; the other order does not. Rotations and shifts are
+    chosen so that the order of the transforms matters."""
+    import ants
+
+    from taupet_bids.interfaces.registration import apply_transforms
+    from taupet_bids.workflows.quantification import _compose, _compose_inverse
+
+    def affine_file(name, matrix, shift):
+        transform = ants.create_ants_transform(
+            transform_type="AffineTransform", dimension=3, matrix=matrix, translation=shift
+        )
+        ants.write_transform(transform, str(tmp_path / name))
+        return str(tmp_path / name)
+
+    template_to_t1w = affine_file("s.mat", _rotation(2, 25), (6.0, -8.0, 4.0))
+    t1w_to_pet = affine_file("r.mat", _rotation(0, 20), (-7.0, 5.0, 9.0))
+    grid = np.diag([2.0, 2.0, 2.0, 1.0])
+    grid[:3, 3] = -40.0
+    blob = np.zeros((40, 40, 40), np.float32)
+    blob[24:30, 10:16, 14:20] = 100.0  # off-centre, so rotations move it
+    nib.save(nib.Nifti1Image(blob, grid), tmp_path / "pet.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((40, 40, 40), np.float32), grid), tmp_path / "std.nii.gz")
+    forward = _compose([template_to_t1w], [t1w_to_pet])
+    pushed = apply_transforms(
+        str(tmp_path / "pet.nii.gz"), str(tmp_path / "std.nii.gz"), forward,
+        str(tmp_path / "pet_std.nii.gz"),
+    )  # fmt: skip
+    label = (np.asarray(nib.load(pushed).dataobj) > 50).astype(np.int16) * 7
+    assert label.any()
+    nib.save(nib.Nifti1Image(label, grid), tmp_path / "label_std.nii.gz")
+
+    def pull(transforms, flags):
+        out = apply_transforms(
+            str(tmp_path / "label_std.nii.gz"), str(tmp_path / "pet.nii.gz"), transforms,
+            str(tmp_path / "label_pet.nii.gz"), invert_flags=flags, interpolation="genericLabel",
+        )  # fmt: skip
+        pulled = np.asarray(nib.load(out).dataobj) == 7
+        original = blob > 0
+        return 2 * (pulled & original).sum() / (pulled.sum() + original.sum())
+
+    assert pull(*_compose_inverse([t1w_to_pet], [template_to_t1w], [True])) > 0.8
+    assert pull([template_to_t1w, t1w_to_pet], [True, True]) < 0.3  # the wrong order

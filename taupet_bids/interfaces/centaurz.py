@@ -18,14 +18,19 @@ from nipype.interfaces.base import (
 )
 
 from taupet_bids import centaurz
+from taupet_bids.errors import InputError
 from taupet_bids.interfaces.quantification import check_same_grid, compute_suvr
 
 
 def official_masks(masks_dir: str, suvr_file: str) -> dict[str, np.ndarray]:
-    """``<mask>.nii[.gz]`` files of the official CenTauR masks, on the SUVR image's grid."""
+    """``<mask>.nii[.gz]`` files of the official CenTauR masks, on the SUVR image's grid.
+
+    ``reference.nii[.gz]`` (the official cerebellar grey reference), when present, comes back
+    under the key :data:`taupet_bids.centaurz.REFERENCE_MASK_NAME`.
+    """
     reference = nib.load(suvr_file)
     masks = {}
-    for mask in centaurz.MASKS:
+    for mask in (*centaurz.MASKS, centaurz.REFERENCE_MASK_NAME):
         found = sorted(Path(masks_dir).glob(f"{mask}.nii*"))
         if not found:
             continue
@@ -37,7 +42,7 @@ def official_masks(masks_dir: str, suvr_file: str) -> dict[str, np.ndarray]:
                 f"{found[0]}: not on the SUVR grid (MNI152NLin6Asym, 2 mm); resample it first"
             )
         masks[mask] = np.asarray(image.dataobj)
-    if not masks:
+    if not set(masks) - {centaurz.REFERENCE_MASK_NAME}:
         raise FileNotFoundError(f"{masks_dir}: no <mask>.nii.gz for any of {centaurz.MASKS}")
     return masks
 
@@ -65,17 +70,27 @@ class CenTauRzTable(SimpleInterface):
     output_spec = _CenTauRzOutputSpec
 
     def _run_interface(self, runtime):
-        suvr = np.asarray(nib.load(self.inputs.suvr_file).dataobj, dtype=float)
-        check_same_grid(self.inputs.suvr_file, self.inputs.reference_mask)
+        suvr_file = self.inputs.suvr_file
+        suvr = np.asarray(nib.load(suvr_file).dataobj, dtype=float)
+        check_same_grid(suvr_file, self.inputs.reference_mask)
         reference = np.asarray(nib.load(self.inputs.reference_mask).dataobj)
-        # the same rule as the SUVR reference: out-of-field-of-view (0) voxels do not count
-        _, reference_suvr, _ = compute_suvr(suvr, reference)
-        if self.inputs.masks_dir:
-            masks = official_masks(self.inputs.masks_dir, self.inputs.suvr_file)
-            table = centaurz.official_centaurz(suvr, masks, self.inputs.tracer, reference_suvr)
-        else:
-            dk = pd.read_csv(self.inputs.dk_table, sep="\t", na_values="n/a")
-            table = centaurz.approximate_centaurz(dk, self.inputs.tracer, reference_suvr)
+        masks = official_masks(self.inputs.masks_dir, suvr_file) if self.inputs.masks_dir else {}
+        official_reference = centaurz.REFERENCE_MASK_NAME in masks
+        reference = masks.pop(centaurz.REFERENCE_MASK_NAME, reference)
+        try:
+            # the same rule as the SUVR reference: out-of-field-of-view (0) voxels do not count
+            _, reference_suvr, _ = compute_suvr(suvr, reference)
+            if masks:
+                table = centaurz.official_centaurz(
+                    suvr, masks, self.inputs.tracer, reference_suvr, official_reference
+                )
+            else:
+                dk = pd.read_csv(self.inputs.dk_table, sep="\t", na_values="n/a")
+                table = centaurz.approximate_centaurz(dk, self.inputs.tracer, reference_suvr)
+        except ValueError as err:
+            raise InputError(
+                suvr_file, f"CenTauRz: {err}", "check the cerebellar grey reference mask"
+            ) from err
         out = os.path.join(runtime.cwd, "centaurz.tsv")
         table.to_csv(out, sep="\t", index=False, float_format="%.6f")
         self._results["out_table"] = out

@@ -1,16 +1,19 @@
 """Partial-volume correction as Nipype interfaces over :mod:`taupet_bids.pvc`.
 
 ``PVCSegmentation`` turns the template DK atlas into a label image that covers every voxel
-(DK labels, the rest of the brain mask, the rest of the head, air), which GTM needs.
-``PartialVolumeCorrection`` applies GTM, RBV or Müller-Gärtner to an SUVR (or PET) image on
-that grid and writes the corrected image plus a regional table per segmentation label, in the
-columns of :class:`~taupet_bids.interfaces.quantification.RegionalStatistics`. The corrected
-image feeds ``RegionalStatistics`` unchanged for the DK, Braak and meta-temporal tables.
+(DK labels, the reference region, the rest of the brain mask, the rest of the head, air),
+which GTM needs. ``PartialVolumeCorrection`` applies GTM, RBV or Müller-Gärtner to an SUVR or
+PET image on the grid of that label image (the template's, or the PET's once the labels are
+pulled onto it) and writes the corrected image, a regional table per label in the columns of
+:class:`~taupet_bids.interfaces.quantification.RegionalStatistics`, and each label's corrected
+value. ``PaintRegions`` writes those values on the template labels, for the usual tables.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -36,6 +39,8 @@ from taupet_bids.interfaces.quantification import (
 )
 from taupet_bids.interfaces.registration import out_path
 
+LOG = logging.getLogger("nipype.interface")
+
 #: DK tissue classes that Müller-Gärtner treats as grey matter.
 GM_TISSUES = ("cortex", "subcortical", "cerebellar_cortex")
 
@@ -60,6 +65,7 @@ def segmentation_table(reference_region: str | None = None) -> pd.DataFrame:
     rows += [
         {"index": pvc.BRAIN_REST_LABEL, "name": "brain-unlabelled", "tissue": "other"},
         {"index": pvc.HEAD_REST_LABEL, "name": "extracerebral", "tissue": "extracerebral"},
+        {"index": pvc.OUTSIDE_LABEL, "name": "outside-template", "tissue": "extracerebral"},
     ]
     if reference_region:
         rows.append(
@@ -83,8 +89,9 @@ def grey_matter_labels(labels_file: str) -> list[int]:
 def regional_values(corrected: np.ndarray, seg: np.ndarray, result: pvc.GTMResult) -> pd.DataFrame:
     """index, value: the corrected image's mean over each label (finite voxels; NaN if none).
 
-    For GTM these are the GTM values. Regional values do not depend on the grid, so they can
-    be painted on the template labels (:class:`PaintRegions`) instead of resampling the image.
+    For GTM these are the GTM values (divided by the reference's, when renormalised). Values do
+    not depend on the grid, so they can be painted on the template labels (:class:`PaintRegions`)
+    instead of resampling the image.
     """
     means, _ = pvc.regional_means(np.nan_to_num(corrected, nan=0.0), seg, result.labels)
     finite, _ = pvc.regional_means(np.isfinite(corrected).astype(float), seg, result.labels)
@@ -206,6 +213,8 @@ class PartialVolumeCorrection(SimpleInterface):
         sigma = pvc.fwhm_to_sigma(fwhm, image.header.get_zooms()[:3])
         data, seg = load_3d(in_file), np.rint(load_3d(seg_file)).astype(np.int64)
         names = read_label_table(self.inputs.labels_file)
+        if not np.all(np.isfinite(data)):
+            raise InputError(in_file, "has non-finite voxels; PVC needs a finite image")
         try:
             result = pvc.gtm(data, seg, sigma, labels=names)
         except ValueError as err:
@@ -231,7 +240,11 @@ class PartialVolumeCorrection(SimpleInterface):
                     corrected, seg, result, self.inputs.reference_label
                 )
             except ValueError as err:
-                raise InputError(seg_file, str(err), "build it with a reference_mask") from err
+                raise InputError(
+                    seg_file, f"{err} (in {Path(in_file).name})",
+                    "the reference region must be a label of its own (PVCSegmentation with a "
+                    "reference_mask) and inside the PET's field of view",
+                ) from err  # fmt: skip
         out = save_like(corrected, image, out_path(in_file, f"_pvc-{method}"))
         voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
         present = {index: name for index, name in names.items() if index in set(result.labels)}
@@ -275,13 +288,15 @@ class PaintRegions(SimpleInterface):
     def _run_interface(self, runtime):
         values = pd.read_csv(self.inputs.values_file, sep="\t", na_values="n/a")
         image = nib.load(self.inputs.seg_file)
-        # labels the values do not cover (lost when the atlas was pulled into the PET grid)
-        # stay undefined rather than reading 0
-        painted = pvc.paint(
-            load_3d(self.inputs.seg_file),
-            dict(zip(values["index"], values["value"], strict=True)),
-            fill=np.nan,
-        )
+        seg = np.rint(load_3d(self.inputs.seg_file)).astype(np.int64)
+        # labels the values do not cover (lost when the atlas was pulled onto the PET grid, or
+        # outside its field of view) stay undefined rather than reading 0, and are named
+        known = dict(zip(values["index"], values["value"], strict=True))
+        missing = sorted(set(np.unique(seg).tolist()) - {k for k, v in known.items() if v == v})
+        if missing:
+            LOG.warning("%s: no corrected value for labels %s; their regions are left out of "
+                        "the tables' means", self.inputs.values_file, missing[:20])  # fmt: skip
+        painted = pvc.paint(seg, known, fill=np.nan)
         out = out_path(self.inputs.values_file, "_painted")
         self._results["out_file"] = save_like(painted, image, out)
         return runtime

@@ -217,7 +217,8 @@ def apply_transforms(
     """Resample a 3D image (or each frame of a 4D one) onto the reference grid.
 
     Continuous images are written float32; with a label interpolator and an integer-typed input
-    the output keeps integer labels (int32). Transforms follow ANTs order: last applied first.
+    the output keeps integer labels (int32). Transforms as antspyx takes them: each output-grid
+    point is mapped through the list in order (first transform first) into the input image.
     """
     flags = _check_flags(transforms, invert_flags)
     source = nib.load(in_file)

@@ -66,7 +66,7 @@ class _BraakStageOutputSpec(TraitedSpec):
 
 
 class BraakStageTable(SimpleInterface):
-    """Braak stage of one scan from fixed published thresholds, one row per table."""
+    """Braak stage of one scan from fixed thresholds (published, or the user's), a row per table."""
 
     input_spec = _BraakStageInputSpec
     output_spec = _BraakStageOutputSpec

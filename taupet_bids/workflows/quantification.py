@@ -25,17 +25,19 @@ MR_LESS_METHODS = ("network", "ants")
 
 
 def _compose(t1w2std: list[str], pet2t1w: list[str]) -> list[str]:
-    """Template -> PET for resampling the PET: antspyx maps a template point through the list
-    in order, so first T1w -> template's transforms (template point to T1w), then the rigid."""
+    """Template -> PET for resampling the PET: antspyx maps each output point through the list
+    in order (tests/test_pvc.py checks it), so first the T1w registration's transforms (template
+    point to T1w point), then the rigid (T1w point to PET point)."""
     return list(t1w2std) + list(pet2t1w)
 
 
 def _compose_inverse(
     pet2t1w: list[str], std2t1w: list[str], std2t1w_invert: list[bool]
 ) -> tuple[list[str], list[bool]]:
-    """PET -> template points, for pulling template labels onto the PET grid: the rigid
-    inverted first, then the T1w registration's inverse (its own flags)."""
-    transforms = list(pet2t1w) + list(std2t1w)
+    """PET -> template points, for pulling template labels onto the PET grid: the PET-to-T1w
+    chain inverted (reversed, each transform inverted) first, then the T1w registration's
+    inverse with its own flags."""
+    transforms = list(reversed(pet2t1w)) + list(std2t1w)
     flags = [True] * len(pet2t1w) + [bool(flag) for flag in std2t1w_invert]
     return transforms, flags
 
@@ -246,7 +248,12 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_regio
         run_without_submitting=True,
     )
     labels_to_pet = pe.Node(
-        ApplyTransforms(interpolation="genericLabel", out_suffix="_pet", num_threads=omp_nthreads),
+        ApplyTransforms(
+            interpolation="genericLabel",
+            default_value=float(pvc.OUTSIDE_LABEL),  # PET voxels beyond the template's box
+            out_suffix="_pet",
+            num_threads=omp_nthreads,
+        ),
         name="pvc_labels_to_pet",
     )
     workflow.connect([
