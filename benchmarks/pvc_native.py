@@ -34,14 +34,12 @@ from participant_accuracy import (  # noqa: E402
     truth_table,
     update_report,
 )
+from pvc_recovery import GOAL_MAPE_PCT, GOAL_REGIONS, KEY_REGIONS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER_START = "<!-- pvc-native:start -->"
 MARKER_END = "<!-- pvc-native:end -->"
 METHODS = ("none", "GTM", "RBV", "MG")
-GOAL_REGIONS = ("metatemporal", "BraakI_II", "BraakIII_IV", "BraakV_VI")
-KEY_REGIONS = (*GOAL_REGIONS, "BraakI", "BraakII", "BraakIII", "BraakIV", "BraakV", "BraakVI")
-GOAL_MAPE_PCT = 5.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -216,18 +216,25 @@ def add_published_stage(wide: pd.DataFrame, output_dir: Path) -> pd.DataFrame:
 
 
 def qc_table(output_dir: Path, wide: pd.DataFrame) -> pd.DataFrame:
-    """One row per scan: motion, registration scores, flags (see :mod:`taupet_bids.reports.qc`)."""
+    """One row per scan: motion, registration scores, flags (see :mod:`taupet_bids.reports.qc`).
+
+    ``wide`` has a row per scan and method (uncorrected, each PVC method); the staging flags
+    of all of a scan's rows are gathered on its one QC row, naming the method.
+    """
     rows = []
-    for _, scan in wide.iterrows():
-        metrics = qc.scan_metrics(output_dir, scan["scan"])
+    for name, scan_rows in wide.groupby("scan", sort=False):
+        metrics = qc.scan_metrics(output_dir, name)
         flags = qc.flags(metrics)
-        if scan.get("braak_conforming") is False:
-            flags.append("Braak pattern non-conforming")
-        if scan.get("braak_published_conforming") is False:
-            flags.append("Braak composites non-conforming (published thresholds)")
-        ids = {key: scan[key] for key in ("scan", "participant_id", "session_id")}
+        for _, row in scan_rows.iterrows():
+            method = f" ({row['method']})" if "method" in row and len(scan_rows) > 1 else ""
+            if row.get("braak_conforming") is False:
+                flags.append(f"Braak pattern non-conforming{method}")
+            if row.get("braak_published_conforming") is False:
+                flags.append(f"Braak composites non-conforming (published thresholds){method}")
+        first = scan_rows.iloc[0]
+        ids = {key: first[key] for key in ("scan", "participant_id", "session_id")}
         numbers = {k: v for k, v in metrics.items() if k != "normalisation_flags"}
-        rows.append({**ids, **numbers, "flags": "; ".join(flags)})
+        rows.append({**ids, **numbers, "flags": "; ".join(dict.fromkeys(flags))})
     return pd.DataFrame(rows)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,17 @@ def test_published_braak_stage_is_copied_per_scan_and_method(dataset) -> None:
     assert bool(rows.loc[(stem, "SUVR-PVC-GTM"), "braak_published_conforming"])
     assert rows["braak_stage_published"].drop((stem, "SUVR-PVC-GTM")).isna().all()
     assert len(wide) == len(SCANS) + 1
+
+
+def test_qc_table_has_one_row_per_scan_with_pvc_tables(dataset) -> None:
+    """Extra pvc- tables add rows to the wide table, never to the QC table."""
+    bids, out = dataset
+    stem = _stem("001", "M000")
+    folder = out / "sub-001" / "ses-M000" / "pet"
+    for path in sorted(folder.glob("*_seg-*_suvr.tsv")):
+        shutil.copy(path, path.with_name(path.name.replace("_suvr.tsv", "_pvc-GTM_suvr.tsv")))
+    group.run_group(bids, out)
+    qc_rows = pd.read_csv(out / "group" / "qc.tsv", sep="\t")
+    assert qc_rows.scan.is_unique and stem in set(qc_rows.scan)
+    wide = pd.read_csv(out / "group" / "suvr_wide.tsv", sep="\t")
+    assert (wide.scan == stem).sum() == 2

@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from taupet_bids.simulate import load_truth, truth_value
-from taupet_bids.workflows.outputs import PVC_SPACE
 
 TRACER = "18FAV1451"
 TOLERANCE_PCT = 3.0
@@ -126,6 +125,7 @@ def test_group_qc_table_reports_the_normalisation_of_each_scan(runs):
     qc = pd.read_csv(runs["root"] / "auto" / "group" / "qc.tsv", sep="\t").set_index(
         "participant_id"
     )
+    assert qc.index.is_unique, "one QC row per scan, whatever the number of PVC methods"
     assert qc.loc["sub-001", "normalisation_method"].startswith("MR-based")
     assert qc.loc["sub-002", "normalisation_method"].startswith("MR-less, network")
     assert qc.loc["sub-002", "template_correlation"] >= 0.8
@@ -133,14 +133,21 @@ def test_group_qc_table_reports_the_normalisation_of_each_scan(runs):
     assert "T1w" not in str(qc.loc["sub-002", "flags"])
 
 
-@pytest.mark.parametrize(("sub", "space"), [("001", "pet"), ("002", "template")])
-def test_pvc_runs_in_pet_space_with_mri_and_in_template_space_without(runs, sub, space):
-    """MR-based scans are corrected on their PET grid, MR-less ones on the template grid."""
+@pytest.mark.parametrize(
+    ("sub", "space", "tolerance"), [("001", "pet", 0.06), ("002", "template", 0.10)]
+)
+def test_pvc_runs_in_pet_space_with_mri_and_in_template_space_without(runs, sub, space, tolerance):
+    """MR-based scans are corrected on their PET grid, MR-less ones on the template grid.
+
+    The template-space image was resampled and the head scaled, so its PSF is wider than the
+    7 mm given and GTM under-corrects more there (docs/benchmarks.md): a wider tolerance."""
+    from taupet_bids.workflows.outputs import PVC_SPACE  # after the TemplateFlow fixture
+
     out = runs["root"] / "auto"
     sharp = truth_value(load_truth(runs["bids"], sub, kind="sharp"), "MetaTemporal", "metatemporal")
     gtm = _metatemporal(out, sub, "_pvc-GTM")
     assert abs(gtm - sharp) < abs(_metatemporal(out, sub) - sharp), (gtm, sharp)
-    assert abs(gtm / sharp - 1) < 0.06, (gtm, sharp)
+    assert abs(gtm / sharp - 1) < tolerance, (gtm, sharp)
     assert _metatemporal(out, sub, "_pvc-GTM", "reference-InfCerebGrey") == pytest.approx(1.0)
     name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_seg-MetaTemporal_label-InfCerebGrey"
     sidecar = json.loads((out / f"sub-{sub}" / "pet" / f"{name}_pvc-GTM_suvr.json").read_text())
