@@ -292,7 +292,8 @@ class PaintRegions(SimpleInterface):
         # labels the values do not cover (lost when the atlas was pulled onto the PET grid, or
         # outside its field of view) stay undefined rather than reading 0, and are named
         known = dict(zip(values["index"], values["value"], strict=True))
-        missing = sorted(set(np.unique(seg).tolist()) - {k for k, v in known.items() if v == v})
+        # (NaN values, e.g. MG off grey matter, are by design and not reported)
+        missing = sorted(set(np.unique(seg).tolist()) - set(known))
         if missing:
             LOG.warning("%s: no corrected value for labels %s; their regions are left out of "
                         "the tables' means", self.inputs.values_file, missing[:20])  # fmt: skip

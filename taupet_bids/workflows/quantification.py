@@ -265,21 +265,13 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_regio
             ("transforms", "transforms"), ("flags", "invert_transform_flags"),
         ]),
     ])  # fmt: skip
-    gather = pe.Node(niu.Merge(len(methods)), name="gather_pvc", run_without_submitting=True)
-    workflow.connect([(gather, outputnode, [("out", "pvc_tables")])])
-    for position, method in enumerate(methods, start=1):
-        correct = pe.Node(
-            PartialVolumeCorrection(
-                method=method, fwhm_mm=fwhm_mm, reference_label=pvc.REFERENCE_LABEL
-            ),
-            name=f"pvc_{method}",
-        )
-        tables = init_tables_wf(reference_region, atlases, work_dir, name=f"tables_pvc_{method}")
+    for method, correct, tables in _pvc_method_nodes(
+        workflow, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm
+    ):
         workflow.connect([
             (inputnode, correct, [("pet_average", "in_file")]),
             (labels_to_pet, correct, [("out_file", "seg_file")]),
             (segmentation, correct, [("labels_file", "labels_file")]),
-            (tables, gather, [("outputnode.tables", f"in{position}")]),
         ])  # fmt: skip
         to_std = pe.Node(PaintRegions(), name=f"pvc_{method}_to_template")
         workflow.connect([
@@ -297,7 +289,19 @@ def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, me
     own mean over it, so corrected SUVRs are ratios of corrected values throughout.
     """
     segmentation = _pvc_segmentation_node(reference_region)
-    # Merge concatenates the per-method lists: method-major, atlas-minor.
+    for _, correct, tables in _pvc_method_nodes(
+        workflow, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm
+    ):
+        workflow.connect([
+            (suvr, correct, [("out_file", "in_file")]),
+            (segmentation, correct, [("out_file", "seg_file"), ("labels_file", "labels_file")]),
+            (correct, tables, [("out_file", "inputnode.suvr")]),
+        ])  # fmt: skip
+
+
+def _pvc_method_nodes(workflow, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):
+    """Per method: the correction node (divided by the corrected reference) and its tables
+    workflow, whose tables are gathered method-major, atlas-minor into ``pvc_tables``."""
     gather = pe.Node(niu.Merge(len(methods)), name="gather_pvc", run_without_submitting=True)
     workflow.connect([(gather, outputnode, [("out", "pvc_tables")])])
     for position, method in enumerate(methods, start=1):
@@ -308,9 +312,5 @@ def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, me
             name=f"pvc_{method}",
         )
         tables = init_tables_wf(reference_region, atlases, work_dir, name=f"tables_pvc_{method}")
-        workflow.connect([
-            (suvr, correct, [("out_file", "in_file")]),
-            (segmentation, correct, [("out_file", "seg_file"), ("labels_file", "labels_file")]),
-            (correct, tables, [("out_file", "inputnode.suvr")]),
-            (tables, gather, [("outputnode.tables", f"in{position}")]),
-        ])  # fmt: skip
+        workflow.connect([(tables, gather, [("outputnode.tables", f"in{position}")])])
+        yield method, correct, tables
