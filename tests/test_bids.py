@@ -2,6 +2,8 @@
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -354,8 +356,27 @@ def _valid_dataset(root: Path) -> Path:
     return root
 
 
+def _validator_json(root: Path) -> dict:
+    """The validator's own JSON report on ``root`` (what validate_dataset reads)."""
+    validator = Path(sys.executable).with_name("bids-validator-deno")
+    done = subprocess.run([validator, "--format", "json", root], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def _errors(report: dict) -> list[str]:
+    return [issue["code"] for issue in report["issues"]["issues"] if issue["severity"] == "error"]
+
+
 def test_validator_accepts_valid_dataset(tmp_path):
-    validate_dataset(_valid_dataset(tmp_path / "ok"))
+    root = _valid_dataset(tmp_path / "ok")
+    report = _validator_json(root)
+    # The validator read the dataset (not an empty or unreadable folder) and found no error...
+    assert report["summary"]["subjects"] == ["01"]
+    assert {"anat", "pet"} <= set(report["summary"]["dataTypes"])
+    assert _errors(report) == []
+    # ...so the app's check passes it (it raises InputError on any validator error).
+    assert validate_dataset(root) is None
 
 
 def test_validator_reports_broken_dataset(tmp_path):
@@ -363,6 +384,7 @@ def test_validator_reports_broken_dataset(tmp_path):
     (root / "dataset_description.json").unlink()
     pet = root / "sub-01/pet/sub-01_trc-18FAV1451_pet.nii.gz"
     pet.rename(pet.with_name("sub-01_trc-18FAV1451_tau.nii.gz"))
+    assert {"MISSING_DATASET_DESCRIPTION", "NOT_INCLUDED"} <= set(_errors(_validator_json(root)))
     with pytest.raises(InputError) as info:
         validate_dataset(root)
     message = str(info.value)
