@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from taupet_bids import atlases
+from taupet_bids import atlases, tracers
 
 MASKS = ("universal", "mesial_temporal", "meta_temporal", "temporo_parietal", "frontal")
 #: The reference region the CenTauRz constants were derived with (whole cerebellar grey).
@@ -65,28 +65,15 @@ CONVERSIONS: dict[str, dict[str, Conversion]] = {
     ),
 }
 
-#: Names seen in ``TracerName`` and ``trc-`` labels, normalised (upper case, no separators).
-TRACER_ALIASES = {
-    "FTP": "FTP",
-    "AV1451": "FTP",
-    "18FAV1451": "FTP",
-    "FLORTAUCIPIR": "FTP",
-    "18FFLORTAUCIPIR": "FTP",
-    "T807": "FTP",
+#: The conversion's key for each tracer :mod:`taupet_bids.tracers` recognises (by its name there;
+#: aliases are recognised in that one place).
+CONVERSION_KEYS = {
+    "flortaucipir": "FTP",
     "MK6240": "MK6240",
-    "18FMK6240": "MK6240",
-    "FLORQUINITAU": "MK6240",
     "RO948": "RO948",
-    "18FRO948": "RO948",
-    "RO6958948": "RO948",
     "PI2620": "PI2620",
-    "18FPI2620": "PI2620",
     "GTP1": "GTP1",
-    "18FGTP1": "GTP1",
     "PMPBB3": "PMPBB3",
-    "18FPMPBB3": "PMPBB3",
-    "APN1607": "PMPBB3",
-    "FLORZOLOTAU": "PMPBB3",
 }
 
 #: taupet-bids' approximation of each CenTauR mask by bilateral DK regions (see docs/pvc.md).
@@ -138,9 +125,9 @@ TABLE_COLUMNS = [
 
 def canonical_tracer(name: str) -> str:
     """The :data:`CONVERSIONS` key of a tracer name (``AV1451``, ``18F-MK-6240``, ...)."""
-    key = "".join(ch for ch in str(name).upper() if ch.isalnum())
-    if key in TRACER_ALIASES:
-        return TRACER_ALIASES[key]
+    tracer = tracers.identify_tracer(str(name))
+    if tracer is not None and tracer.name in CONVERSION_KEYS:
+        return CONVERSION_KEYS[tracer.name]
     raise KeyError(f"no CenTauRz conversion for tracer {name!r}; known: {sorted(CONVERSIONS)}")
 
 

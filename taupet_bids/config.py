@@ -28,7 +28,6 @@ class RunConfig:
     reference_region: str | None = None
     pet_window: tuple[float, float] | None = None
     atlases: tuple[str, ...] = DEFAULT_ATLASES
-    output_spaces: tuple[str, ...] = ("MNI152NLin6Asym",)
     nprocs: int = field(default_factory=lambda: os.cpu_count() or 1)
     omp_nthreads: int = 1
     mem_gb: float | None = None

@@ -16,36 +16,14 @@ import numpy as np
 import pandas as pd
 
 from taupet_bids import staging, tracers
+from taupet_bids.naming import SCAN_ENTITIES, entities, scan_stem
 from taupet_bids.reports import qc
 
 LOG = logging.getLogger("taupet_bids")
 
-#: Entities that identify a scan, in file-name order; they become the first columns.
-SCAN_ENTITIES = {"sub": "participant_id", "ses": "session_id", "trc": "tracer", "rec": "rec",
-                 "run": "run"}  # fmt: skip
 TABLE_COLUMNS = ["suvr_mean", "suvr_median", "suvr_sd", "volume_ml", "n_voxels"]
 ID_COLUMNS = ["scan", *SCAN_ENTITIES.values(), "tracer_name", "method", "reference"]
 GROUP_DIR = "group"
-
-
-def entities(name: str) -> dict[str, str]:
-    """The ``key-value`` pairs of a BIDS file name, in order."""
-    stem = name.split(".")[0]
-    return dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
-
-
-#: Entities taupet-bids adds to a derivative's name; those before them come from the input PET.
-DERIVATIVE_ENTITIES = ("space", "res", "desc", "seg", "label", "pvc", "from", "to", "mode")
-
-
-def scan_stem(name: str) -> str:
-    """The input PET's entities (``sub-001_ses-M000_trc-X``): what identifies a scan."""
-    kept = []
-    for part in name.split(".")[0].split("_"):
-        if "-" not in part or part.split("-", 1)[0] in DERIVATIVE_ENTITIES:
-            break
-        kept.append(part)
-    return "_".join(kept)
 
 
 def find_tables(output_dir: Path) -> list[Path]:
@@ -224,7 +202,7 @@ def qc_table(output_dir: Path, wide: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name, scan_rows in wide.groupby("scan", sort=False):
         metrics = qc.scan_metrics(output_dir, name)
-        flags = qc.flags(metrics)
+        flags = list(metrics["flags"])
         for _, row in scan_rows.iterrows():
             method = f" ({row['method']})" if "method" in row and len(scan_rows) > 1 else ""
             if row.get("braak_conforming") is False:
@@ -233,7 +211,7 @@ def qc_table(output_dir: Path, wide: pd.DataFrame) -> pd.DataFrame:
                 flags.append(f"Braak composites non-conforming (published thresholds){method}")
         first = scan_rows.iloc[0]
         ids = {key: first[key] for key in ("scan", "participant_id", "session_id")}
-        numbers = {k: v for k, v in metrics.items() if k != "normalisation_flags"}
+        numbers = {k: v for k, v in metrics.items() if k not in ("normalisation_flags", "flags")}
         rows.append({**ids, **numbers, "flags": "; ".join(dict.fromkeys(flags))})
     return pd.DataFrame(rows)
 

@@ -25,8 +25,11 @@ def test_every_tracer_has_every_mask_and_a_positive_slope():
     for tracer, masks in centaurz.CONVERSIONS.items():
         assert tuple(masks) == centaurz.MASKS, tracer
         assert all(c.slope > 0 and c.intercept < 0 for c in masks.values())
-    for alias, tracer in centaurz.TRACER_ALIASES.items():
-        assert tracer in centaurz.CONVERSIONS, alias
+    for name, key in centaurz.CONVERSION_KEYS.items():
+        assert key in centaurz.CONVERSIONS, name
+        assert centaurz.canonical_tracer(name) == key
+    for alias in ("18F-AV-1451", "T807", "18Fflortaucipir", "florquinitau", "APN-1607"):
+        assert centaurz.canonical_tracer(alias) in centaurz.CONVERSIONS, alias
 
 
 def test_unknown_tracer_and_mask():

@@ -15,24 +15,31 @@ from taupet_bids.workflows.pet import init_pet_preproc_wf
 FRAMES = SimpleNamespace(frames=(0, 1, 2), frame_duration_min=(5.0, 5.0, 5.0))
 
 
+def _plan(use_fsl: bool = False) -> SimpleNamespace:
+    """The plan fields the PET and coregistration factories read."""
+    return SimpleNamespace(
+        checked=FRAMES, use_fsl=use_fsl, seed=42, omp_nthreads=1, units_scale=1.0
+    )
+
+
 def _interfaces(workflow) -> dict:
     return {name: workflow.get_node(name).interface for name in workflow.list_node_names()}
 
 
 def test_pet_preproc_uses_mcflirt_when_asked() -> None:
-    nodes = _interfaces(init_pet_preproc_wf(FRAMES, use_fsl=True))
+    nodes = _interfaces(init_pet_preproc_wf(_plan(use_fsl=True)))
     assert isinstance(nodes["mcflirt"], fsl.MCFLIRT)
     assert nodes["mcflirt"].inputs.save_plots and nodes["mcflirt"].inputs.dof == 6
     assert "motion_correct" not in nodes
-    default = _interfaces(init_pet_preproc_wf(FRAMES))
+    default = _interfaces(init_pet_preproc_wf(_plan()))
     assert "motion_correct" in default and "mcflirt" not in default
 
 
 def test_coregistration_uses_flirt_when_asked() -> None:
-    nodes = _interfaces(init_coregistration_wf(use_fsl=True))
+    nodes = _interfaces(init_coregistration_wf(_plan(use_fsl=True)))
     assert isinstance(nodes["flirt"], fsl.FLIRT)
     assert nodes["flirt"].inputs.cost == "normmi" and nodes["flirt"].inputs.dof == 6
-    assert "pet_to_t1w" in _interfaces(init_coregistration_wf())
+    assert "pet_to_t1w" in _interfaces(init_coregistration_wf(_plan()))
 
 
 def test_mcflirt_parameters_become_our_motion_table(tmp_path) -> None:

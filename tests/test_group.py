@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taupet_bids import group, staging
+from taupet_bids import group, naming, staging
+from taupet_bids.core.qc import scan_qc
 
 TRC = "18FAV1451"
 SCANS = [("001", "M000"), ("001", "M024"), ("002", None)]
@@ -45,10 +46,11 @@ def _write_scan(out: Path, sub: str, ses: str | None, rng: np.random.Generator) 
     motion = pd.DataFrame({"frame": range(3), "trans_x": [0, 1, 2.0], "trans_y": 0.0,
                            "trans_z": 0.0, "rot_x": 0.0, "rot_y": 0.0, "rot_z": 0.0,
                            "framewise_displacement": [0, 1.0, 6.0]})  # fmt: skip
-    motion.to_csv(folder / f"{stem}_desc-motion_timeseries.tsv", sep="\t", index=False)
-    (folder / f"{stem}_qc.json").write_text(
-        json.dumps({"coreg_nmi": 1.06, "t1w2std_correlation": 0.99})
-    )
+    motion_tsv = folder / f"{stem}_desc-motion_timeseries.tsv"
+    motion.to_csv(motion_tsv, sep="\t", index=False)
+    # the record the participant graph's QC node writes
+    record = scan_qc(motion_tsv, {"Method": "MR-based"}, coreg_nmi=1.06, t1w2std_correlation=0.99)
+    (folder / f"{stem}_qc.json").write_text(json.dumps(record))
 
 
 @pytest.fixture
@@ -68,19 +70,13 @@ def dataset(tmp_path: Path) -> tuple[Path, Path]:
     return bids, out
 
 
-def test_entities_and_scan_stem() -> None:
-    name = "sub-01_ses-A_trc-X_rec-acstat_space-MNI152NLin6Asym_seg-DK_label-Ref_suvr.tsv"
-    assert group.scan_stem(name) == "sub-01_ses-A_trc-X_rec-acstat"
-    assert group.entities(name)["seg"] == "DK"
-
-
 def test_long_table_copies_every_participant_value(dataset) -> None:
     _, out = dataset
     long = group.long_table(out)
     assert len(long) == sum(len(r) + 1 for r in REGIONS.values()) * len(SCANS)
     for path in group.find_tables(out):
         source = pd.read_csv(path, sep="\t")
-        stem, atlas = group.scan_stem(path.name), group.entities(path.name)["seg"]
+        stem, atlas = naming.scan_stem(path.name), naming.entities(path.name)["seg"]
         rows = long[(long.scan == stem) & (long.atlas == atlas)]
         assert rows["region"].tolist() == source["region"].tolist()
         assert rows["suvr"].tolist() == source["suvr_mean"].tolist()

@@ -328,25 +328,6 @@ def _checked(tmp_path, **sidecar_fields):
     return check_pet_scan(write_scan(tmp_path / "pet", sidecar(**sidecar_fields)))
 
 
-def test_psf_per_scan_from_the_sidecar(tmp_path):
-    from taupet_bids.config import RunConfig
-    from taupet_bids.workflows.base import pvc_fwhm_for
-
-    base = dict(
-        bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant",
-        work_dir=tmp_path / "work",
-    )  # fmt: skip
-    gauss = _checked(tmp_path, ReconFilterType="Gaussian", ReconFilterSize=4.0)
-    assert pvc_fwhm_for(RunConfig(**base), gauss) is None  # no --pvc
-    scanner = RunConfig(**base, pvc=("gtm",), pvc_scanner_fwhm=3.0)
-    assert pvc_fwhm_for(scanner, gauss) == pytest.approx(5.0)
-    assert pvc_fwhm_for(RunConfig(**base, pvc=("gtm",), pvc_fwhm=7.5), gauss) == 7.5
-    hann = _checked(tmp_path, ReconFilterType="Hann", ReconFilterSize=5.0)
-    with pytest.raises(InputError) as info:
-        pvc_fwhm_for(scanner, hann)
-    assert "sub-01_trc-FTP_pet.json" in str(info.value) and "--pvc-fwhm" in str(info.value)
-
-
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [

@@ -89,14 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="atlases for regional tables (default: all)",
     )
     quant.add_argument(
-        "--output-spaces",
-        nargs="+",
-        choices=["MNI152NLin6Asym"],
-        default=["MNI152NLin6Asym"],
-        help="template spaces for SUVR images (default: MNI152NLin6Asym, 2 mm)",
-    )
-
-    quant.add_argument(
         "--pvc",
         nargs="+",
         choices=["none", "gtm", "rbv", "mg"],
@@ -262,7 +254,6 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         reference_region=args.reference_region,
         pet_window=tuple(args.pet_window) if args.pet_window else None,
         atlases=tuple(args.atlas),
-        output_spaces=tuple(args.output_spaces),
         nprocs=args.nprocs,
         omp_nthreads=args.omp_nthreads,
         mem_gb=args.mem_gb,

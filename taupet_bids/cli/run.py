@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from taupet_bids import __version__, templates
+from taupet_bids import __version__, naming, templates
 from taupet_bids.boilerplate import methods_text
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.config import RunConfig
@@ -124,9 +124,9 @@ def _crash_reason(config: RunConfig, name: str) -> str:
 
 
 def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
-    """Find and check every selected scan; the ones that fail a check are reported, not run."""
+    """Find, check and plan every selected scan; the ones that fail are reported, not run."""
     from taupet_bids import bids
-    from taupet_bids.workflows.base import pvc_fwhm_for
+    from taupet_bids.plan import plan_scan
 
     if not config.skip_bids_validation:
         LOG.info("Validating %s with bids-validator-deno", config.bids_dir)
@@ -140,46 +140,44 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
         run=config.run,
     )
     LOG.info("Found %d PET scan(s)", len(scans))
-    runnable, outcomes = [], []
+    plans, outcomes = [], []
     for scan in scans:
         try:
             checked = bids.check_pet_scan(
                 scan, window=config.pet_window, reference_region=config.reference_region
             )
-            if scan.t1w is None and config.mr_less == "never":
-                raise InputError(
-                    scan.pet, "no T1w for this participant/session",
-                    "add a T1w, or normalise without MRI with --mr-less auto",
-                )  # fmt: skip
-            if scan.t1w is not None and config.mr_less != "always":
+            plan = plan_scan(config, checked)
+            if not plan.mr_less:
                 bids.check_t1w(scan.t1w)
-            pvc_fwhm = pvc_fwhm_for(config, checked)
-            if pvc_fwhm is not None and not config.pvc_fwhm:
+            if plan.pvc_fwhm_mm is not None and not config.pvc_fwhm:
                 LOG.info("%s: PSF for --pvc %.2f mm FWHM (scanner and sidecar filter)",
-                         scan.pet.name, pvc_fwhm)  # fmt: skip
+                         scan.pet.name, plan.pvc_fwhm_mm)  # fmt: skip
         except InputError as error:
             outcomes.append(ScanOutcome(scan.pet, False, str(error)))
             LOG.error("SKIPPED %s", error)
             continue
         for warning in checked.warnings:
             LOG.warning("%s: %s", scan.pet.name, warning)
-        runnable.append(checked)
-    return runnable, outcomes
+        plans.append(plan)
+    return plans, outcomes
 
 
-def process_scans(config: RunConfig, runnable: list) -> list[ScanOutcome]:
-    """Run one graph over every checked scan; a scan succeeded when its commit node ran."""
-    from taupet_bids.workflows.base import init_participant_wf, scan_id, success_marker
+def process_scans(config: RunConfig, plans: list) -> list[ScanOutcome]:
+    """Run one graph over every planned scan; a scan succeeded when its commit node ran."""
+    from taupet_bids.plan import reset_scan_folders
+    from taupet_bids.workflows.base import init_participant_wf
 
-    if not runnable:
+    if not plans:
         return []
-    workflow = init_participant_wf(config, runnable)
+    workflow = init_participant_wf(plans, config.work_dir)
+    for plan in plans:
+        reset_scan_folders(plan)
     # Crash reports of an earlier run would be mistaken for this run's.
     for stale in (config.work_dir / "crashes").glob("crash-*.pklz"):
         stale.unlink()
-    LOG.info("Processing %d scan(s) with %s (%d processes)", len(runnable), config.plugin,
+    LOG.info("Processing %d scan(s) with %s (%d processes)", len(plans), config.plugin,
              config.nprocs)  # fmt: skip
-    progress = ProgressTracker([scan_id(checked) for checked in runnable])
+    progress = ProgressTracker([plan.name for plan in plans])
     try:
         workflow.run(
             plugin=config.plugin,
@@ -188,10 +186,10 @@ def process_scans(config: RunConfig, runnable: list) -> list[ScanOutcome]:
     except RuntimeError as error:  # Nipype: some nodes failed; which scans is told below
         LOG.debug("Nipype reported: %s", error)
     outcomes = []
-    for checked in runnable:
-        done = success_marker(config, checked).exists()
-        reason = "" if done else _crash_reason(config, scan_id(checked))
-        outcomes.append(ScanOutcome(checked.scan.pet, done, reason))
+    for plan in plans:
+        done = plan.marker.exists()
+        reason = "" if done else _crash_reason(config, plan.name)
+        outcomes.append(ScanOutcome(plan.pet, done, reason))
     return outcomes
 
 
@@ -211,8 +209,7 @@ def _warn_normalisation(output_dir: Path, pet: Path) -> None:
     """Repeat a finished scan's normalisation QC flags in the log, where people look first."""
     from taupet_bids.reports import qc
 
-    stem = pet.name.split(".")[0].removesuffix("_pet")
-    found = qc.normalisation_metrics(qc.pet_folder(output_dir, stem), stem)
+    found = qc.scan_metrics(output_dir, naming.scan_stem(pet.name))
     for flag in found.get("normalisation_flags", []):
         LOG.warning("QC %s: %s", pet.name, flag)
 
@@ -221,10 +218,10 @@ def _subject_reports(config: RunConfig, outcomes: list[ScanOutcome], methods: st
     """One HTML report per participant with at least one finished scan."""
     from taupet_bids.reports.subject import write_subject_reports
 
-    subjects = sorted({o.pet.name.split("_")[0] for o in outcomes if o.ok})
+    subjects = sorted({naming.subject_of(o.pet.name) for o in outcomes if o.ok})
     if subjects:
         LOG.info("Writing %d subject report(s)", len(subjects))
-        write_subject_reports(config.output_dir, subjects, config.work_dir, methods)
+        write_subject_reports(config.output_dir, subjects, methods)
 
 
 def run_group_level(config: RunConfig) -> int:
@@ -252,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         if config.analysis_level == "group":
             return run_group_level(config)
         templates.ensure_templateflow()
-        runnable, outcomes = select_scans(config)
+        plans, outcomes = select_scans(config)
         prepare_output_dir(config)
     except TaupetError as error:
         print(f"taupet-bids: error: {error}", file=sys.stderr)
         return 1
     log_file = _add_log_file(config)
-    outcomes += process_scans(config, runnable)
+    outcomes += process_scans(config, plans)
     citation = config.output_dir / "logs" / "CITATION.md"
     methods = methods_text(config)
     citation.write_text(methods)

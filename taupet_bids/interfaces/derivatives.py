@@ -47,6 +47,11 @@ _XFM_PATTERN = (
     "_mode-{mode<image|points>|image}[_desc-{desc}]_{suffix<xfm>|xfm}"
     "{extension<.mat|.nii.gz|.txt|.h5>}"
 )
+#: The QC record of one scan (registration scores, motion, normalisation QC, flags).
+_QC_PATTERN = (
+    "sub-{subject}[/ses-{session}]/{datatype<pet>|pet}/sub-{subject}[_ses-{session}]"
+    "[_trc-{tracer}][_rec-{reconstruction}][_run-{run}]_{suffix<qc>}{extension<.json>|.json}"
+)
 _SEGMENTATION_ENTITY = {"name": "segmentation", "pattern": "[_/\\\\]+seg-([a-zA-Z0-9]+)"}
 
 
@@ -57,7 +62,7 @@ class DerivativesDataSink(_NiworkflowsSink):
     _config_entities = _NiworkflowsSink._config_entities | {"segmentation"}
     _config_entities_dict = [*_NiworkflowsSink._config_entities_dict, _SEGMENTATION_ENTITY]
     _file_patterns = (
-        _TABLE_PATTERN, _CENTAURZ_PATTERN, _BRAAKSTAGE_PATTERN, _XFM_PATTERN,
+        _TABLE_PATTERN, _CENTAURZ_PATTERN, _BRAAKSTAGE_PATTERN, _XFM_PATTERN, _QC_PATTERN,
         *_NiworkflowsSink._file_patterns,
     )  # fmt: skip
 
@@ -81,7 +86,7 @@ def copy_tree_atomically(source: Path, destination: Path) -> list[Path]:
 
 
 class _CommitInputSpec(BaseInterfaceInputSpec):
-    staging_dir = Directory(exists=True, mandatory=True, desc="where this scan's sinks wrote")
+    staging_dir = Directory(mandatory=True, desc="where this scan's sinks wrote (made at run time)")
     output_dir = Directory(mandatory=True, desc="the derivatives folder")
     staged_files = InputMultiObject(
         traits.Any, mandatory=True, desc="the sinks' outputs: connecting them orders the commit"

@@ -93,6 +93,9 @@ class SelectFrames(SimpleInterface):
 class _TWAInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="4D (motion-corrected) PET or 3D")
     frame_durations = traits.List(traits.Float, desc="seconds, one per frame (needed for 4D)")
+    scale = traits.Float(
+        1.0, usedefault=True, desc="factor into the output units (e.g. 1000 for kBq/mL -> Bq/mL)"
+    )
 
 
 class _TWAOutputSpec(TraitedSpec):
@@ -109,7 +112,8 @@ class TimeWeightedAverage(SimpleInterface):
         image = nib.load(self.inputs.in_file)
         data = np.asarray(image.dataobj)
         try:
-            mean = time_weighted_average(data, self.inputs.frame_durations or [])
+            durations = self.inputs.frame_durations or []
+            mean = time_weighted_average(data, durations) * self.inputs.scale
         except ValueError as err:
             raise InputError(self.inputs.in_file, str(err), "check FrameDuration") from err
         out = out_path(self.inputs.in_file, "_twa")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from taupet_bids import staging, templates, tracers
+from taupet_bids import naming, staging, templates, tracers
 from taupet_bids.boilerplate import package_versions
-from taupet_bids.group import scan_stem
+from taupet_bids.naming import scan_stem
 from taupet_bids.reports import figures, qc
 from taupet_bids.reports.html import definitions, esc, page, table, warnings
 
@@ -83,13 +83,13 @@ def _summary(stem: str, meta: dict, tables: dict[str, pd.DataFrame]) -> tuple[di
 
 def scan_section(output_dir: Path, stem: str) -> str:
     """All figures and tables of one scan, as an HTML section."""
-    pet_dir = qc.pet_folder(output_dir, stem)
-    suvr = pet_dir / f"{stem}_space-{templates.TEMPLATE}_res-2_desc-suvr_pet.nii.gz"
-    meta = json.loads(suvr.with_name(suvr.name.replace(".nii.gz", ".json")).read_text())
+    pet_dir = naming.pet_folder(output_dir, stem)
+    suvr = naming.suvr_image(output_dir, stem)
+    meta = json.loads(naming.sidecar(suvr).read_text())
     tables = _tables(pet_dir, stem)
     summary, _ = _summary(stem, meta, tables)
     metrics = qc.scan_metrics(output_dir, stem)
-    flags = qc.flags(metrics)
+    flags = metrics["flags"]
     template = templates.t1w_path(2)
     reference = meta.get("ReferenceRegion", "InfCerebGrey")
     parts = [
@@ -163,18 +163,15 @@ def write_subject_report(output_dir: Path, subject: str, methods: str = "") -> P
 
 
 def write_subject_reports(
-    output_dir: Path, subjects: list[str], work_dir: Path | None = None, methods: str = ""
+    output_dir: Path, subjects: list[str], methods: str = ""
 ) -> list[Path]:
-    """Save QC scores (when a work folder is given) and write one report per subject.
+    """Write one report per subject.
 
     A report that cannot be drawn is logged, not raised: the derivatives are the product.
     """
     written = []
     for subject in subjects:
         try:
-            if work_dir is not None:
-                for stem in subject_scans(output_dir, subject):
-                    qc.save_scores(output_dir, work_dir, stem)
             written.append(write_subject_report(output_dir, subject, methods))
             LOG.info("Report: %s", written[-1])
         except Exception as error:  # noqa: BLE001 - one bad figure must not hide the others

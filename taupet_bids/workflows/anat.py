@@ -7,9 +7,13 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import templates
 from taupet_bids.interfaces.registration import N4BiasCorrect, RegisterImages, TemplateBrainMask
+from taupet_bids.plan import ScanPlan
+
+#: Outputs written as derivatives.
+DERIVATIVES = ("t1w_preproc", "t1w_mask", "t1w2std_xfm")
 
 
-def init_anat_wf(omp_nthreads: int = 1, seed: int = 42, name: str = "anat_wf") -> pe.Workflow:
+def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
     """Register the T1w to MNI152NLin6Asym (2 mm head template) and strip its skull.
 
     The brain mask comes from the same registration (the template's mask pulled back), so no
@@ -17,6 +21,7 @@ def init_anat_wf(omp_nthreads: int = 1, seed: int = 42, name: str = "anat_wf") -
     ``t1w2std_xfm`` (ANTs order), ``t1w2std_score``, and the inverse ``std2t1w_xfm`` with its
     ``std2t1w_invert`` flags (template -> T1w, for pulling template labels into the subject).
     """
+    omp_nthreads, seed = plan.omp_nthreads, plan.seed
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(

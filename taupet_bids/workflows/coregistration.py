@@ -7,11 +7,10 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids.interfaces.fsl import FSLToITK, flirt_coregistration
 from taupet_bids.interfaces.registration import RegisterImages
+from taupet_bids.plan import ScanPlan
 
 
-def init_coregistration_wf(
-    use_fsl: bool = False, omp_nthreads: int = 1, seed: int = 42, name: str = "coregistration_wf"
-) -> pe.Workflow:
+def init_coregistration_wf(plan: ScanPlan, name: str = "coregistration_wf") -> pe.Workflow:
     """Rigid PET-to-T1w transform as an ANTs-composable list.
 
     inputs: ``pet_average``, ``t1w_brain``. outputs: ``transforms`` (ITK, ANTs order) and
@@ -20,7 +19,7 @@ def init_coregistration_wf(
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["pet_average", "t1w_brain"]), "inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["transforms", "score"]), "outputnode")
-    if use_fsl:
+    if plan.use_fsl:
         flirt = pe.Node(flirt_coregistration(), name="flirt")
         to_itk = pe.Node(FSLToITK(), name="flirt_to_itk", run_without_submitting=True)
         workflow.connect([
@@ -35,11 +34,11 @@ def init_coregistration_wf(
         RegisterImages(
             transform_type="Rigid",
             fixed_resample_mm=2.0,
-            random_seed=seed,
-            num_threads=omp_nthreads,
+            random_seed=plan.seed,
+            num_threads=plan.omp_nthreads,
         ),
         name="pet_to_t1w",
-        n_procs=omp_nthreads,
+        n_procs=plan.omp_nthreads,
     )
     workflow.connect([
         (inputnode, register, [("t1w_brain", "fixed_image"), ("pet_average", "moving_image")]),

@@ -7,24 +7,15 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from taupet_bids import __version__, centaurz, staging, templates
+from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
+from taupet_bids.plan import ScanPlan
+from taupet_bids.workflows import anat, pet, quantification, reportlets
 from taupet_bids.workflows.tables import init_braak_stage_wf
 
-ANAT_FIELDS = ["t1w_preproc", "t1w_mask", "t1w2std_xfm"]
-PET_FIELDS = [
-    "pet_average",
-    "motion_params",
-    "pet2t1w_xfm",
-    "pet2std_xfm",
-    "normalisation",
-    "suvr_std",
-    "reference_value",
-    "tables",
-    "pvc_tables",
-    "centaurz",
-]
+ANAT_FIELDS = list(anat.DERIVATIVES)
+PET_FIELDS = [*pet.DERIVATIVES, *quantification.DERIVATIVES, *reportlets.DERIVATIVES]
 
 PVC_NAMES = {
     "gtm": "geometric transfer matrix (Rousset et al. 1998)",
@@ -79,8 +70,20 @@ def _suvr_metadata(checked: CheckedScan) -> dict:
         "Description": "standardized uptake value ratio (PET / mean PET in the reference region)",
         "ReferenceRegion": checked.reference_region,
         "SkullStripped": False,
-        "Resolution": "2 mm isotropic, MNI152NLin6Asym (TemplateFlow res-02)",
+        "Resolution": f"{naming.RESOLUTION} mm isotropic, {templates.TEMPLATE} (TemplateFlow "
+        f"res-{templates.WORKING_RESOLUTION:02d})",
     }
+
+
+def _units_note(plan: ScanPlan) -> dict:
+    """Say how the averaged PET's values relate to the input's, when they are not the same."""
+    if plan.checked.units_scale is None:
+        return {"UnitsNote": f"as in the input ({plan.checked.units}): an SUV image has no "
+                "activity scale, so it is not converted to Bq/mL"}  # fmt: skip
+    if plan.units_scale != 1.0:
+        return {"UnitsNote": f"converted from the input's {plan.checked.units} "
+                f"(values multiplied by {plan.units_scale:g})"}  # fmt: skip
+    return {}
 
 
 def _bids_uri(path: Path, bids_dir: Path) -> str:
@@ -88,7 +91,7 @@ def _bids_uri(path: Path, bids_dir: Path) -> str:
     return f"bids:raw:{Path(path).relative_to(bids_dir).as_posix()}"
 
 
-def _reference_meta(value: float, normalisation: str) -> dict:
+def _reference_meta(value: float, normalisation: str, units: str) -> dict:
     """SUVR sidecar fields known only after the run: reference value, normalisation and its QC."""
     import json
 
@@ -96,7 +99,7 @@ def _reference_meta(value: float, normalisation: str) -> dict:
         qc = json.load(handle)
     return {
         "ReferenceValue": float(value),
-        "ReferenceValueUnits": "Bq/mL",
+        "ReferenceValueUnits": units,
         "SpatialNormalisation": qc,
     }
 
@@ -125,23 +128,19 @@ REFERENCE_RENORMALISATION = (
 )
 
 
-def _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, base, meta,
-                     uncorrected):  # fmt: skip
+def _add_braak_stage(workflow, inputnode, sinks, plan: ScanPlan, meta):
     """Per-scan Braak stage from fixed published thresholds (:mod:`taupet_bids.staging`)."""
     stage_wf = init_braak_stage_wf(
-        atlases,
-        tuple(pvc_methods),
-        checked.tracer.name if checked.tracer else None,
-        checked.reference_region,
-        uncorrected,
-    )
+        plan.atlases, plan.pvc_methods, plan.tracer, plan.reference_region,
+        plan.braak_uncorrected,
+    )  # fmt: skip
     sink = _sink(
-        "ds_braakstage", base, space=templates.TEMPLATE, segmentation="Braak",
-        label=checked.reference_region, suffix="braakstage", extension=".tsv",
-        **staging.stage_table_sidecar(uncorrected), **meta,
+        "ds_braakstage", plan.staging_dir, space=templates.TEMPLATE, segmentation="Braak",
+        label=plan.reference_region, suffix="braakstage", extension=".tsv",
+        **staging.stage_table_sidecar(plan.braak_uncorrected), **meta,
     )  # fmt: skip
     fields = [("tables", "inputnode.tables")]
-    if pvc_methods:
+    if plan.pvc_methods:
         fields.append(("pvc_tables", "inputnode.pvc_tables"))
     workflow.connect([
         (inputnode, stage_wf, fields),
@@ -151,9 +150,10 @@ def _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, 
     sinks["braakstage"] = sink
 
 
-def _add_mr_based_sinks(workflow, inputnode, sinks, staging_dir, checked, bids_dir):
+def _add_mr_based_sinks(workflow, inputnode, sinks, plan: ScanPlan):
     """T1w derivatives and the PET->T1w and T1w->template transforms of the MR-based path."""
-    t1w_sources = {"Sources": [_bids_uri(checked.scan.t1w, bids_dir)]}
+    staging_dir = plan.staging_dir
+    t1w_sources = {"Sources": [_bids_uri(plan.t1w, plan.bids_dir)]}
     space = templates.TEMPLATE
     sinks.update({
         "pet2t1w_xfm": _sink(
@@ -203,37 +203,25 @@ def _add_mr_based_sinks(workflow, inputnode, sinks, staging_dir, checked, bids_d
     ])  # fmt: skip
 
 
-def _add_mr_less_sinks(workflow, inputnode, sinks, staging_dir, method):
+def _add_mr_less_sinks(workflow, inputnode, sinks, plan: ScanPlan):
     """The PET->template transform of the MR-less path: one file for either method.
 
     The network writes an ITK displacement field (``.nii.gz``), the ANTs baseline an affine
     (``.mat``); both map template points to PET points, as ANTs expects.
     """
-    from taupet_bids.workflows.quantification import NORMALISATION_NAMES
-
+    method = plan.normalisation
     sinks["pet2std_xfm"] = _sink(
-        "ds_pet2std", staging_dir, suffix="xfm", mode="image", compress=method == "network",
-        Method=NORMALISATION_NAMES[method], **{"from": "pet", "to": templates.TEMPLATE},
+        "ds_pet2std", plan.staging_dir, suffix="xfm", mode="image", compress=method == "network",
+        Method=quantification.NORMALISATION_NAMES[method],
+        **{"from": "pet", "to": templates.TEMPLATE},
     )  # fmt: skip
 
 
-def init_outputs_wf(
-    checked: CheckedScan,
-    atlases: tuple[str, ...],
-    staging_dir: Path,
-    output_dir: Path,
-    marker: Path,
-    bids_dir: Path,
-    pvc_methods: tuple[str, ...] = (),
-    pvc_fwhm_mm: float | None = None,
-    write_centaurz: bool = False,
-    mr_less_method: str | None = None,
-    braak_uncorrected: staging.ThresholdSet | None = None,
-    name: str = "outputs_wf",
-) -> pe.Workflow:
+def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
+    checked, staging_dir, atlases = plan.checked, plan.staging_dir, plan.atlases
     workflow = pe.Workflow(name=name)
-    pet_sources = {"Sources": [_bids_uri(checked.scan.pet, bids_dir)]}
+    pet_sources = {"Sources": [_bids_uri(plan.pet, plan.bids_dir)]}
     inputnode = pe.Node(
         niu.IdentityInterface(fields=["pet_source", "t1w_source", *ANAT_FIELDS, *PET_FIELDS]),
         name="inputnode",
@@ -248,7 +236,8 @@ def init_outputs_wf(
             suffix="pet",
             compress=True,
             SkullStripped=False,
-            Units="Bq/mL",
+            Units=plan.units,
+            **_units_note(plan),
             **pet_meta,
             **pet_sources,
         ),
@@ -256,7 +245,7 @@ def init_outputs_wf(
             "ds_suvr",
             staging_dir,
             space=space,
-            resolution="2",
+            resolution=naming.RESOLUTION,
             desc="suvr",
             suffix="pet",
             compress=True,
@@ -274,15 +263,17 @@ def init_outputs_wf(
             **pet_sources,
         ),
     }
-    if mr_less_method:
-        _add_mr_less_sinks(workflow, inputnode, sinks, staging_dir, mr_less_method)
+    sinks["qc_json"] = _sink("ds_qc", staging_dir, suffix="qc", extension=".json")
+    if plan.mr_less:
+        _add_mr_less_sinks(workflow, inputnode, sinks, plan)
     else:
-        _add_mr_based_sinks(workflow, inputnode, sinks, staging_dir, checked, bids_dir)
+        _add_mr_based_sinks(workflow, inputnode, sinks, plan)
     reference_meta = pe.Node(
         niu.Function(function=_reference_meta, output_names=["meta"]),
         name="reference_meta",
         run_without_submitting=True,
     )
+    reference_meta.inputs.units = plan.units
     workflow.connect([
         (inputnode, reference_meta, [
             ("reference_value", "value"), ("normalisation", "normalisation"),
@@ -321,8 +312,8 @@ def init_outputs_wf(
         ])  # fmt: skip
         sinks[f"table_{atlas}"] = sink
 
-    if pvc_methods:
-        pairs = [(method, atlas) for method in pvc_methods for atlas in atlases]
+    if plan.pvc_methods:
+        pairs = [(method, atlas) for method in plan.pvc_methods for atlas in atlases]
         split_pvc = pe.Node(
             niu.Split(splits=[1] * len(pairs), squeeze=True),
             name="split_pvc_tables",
@@ -334,9 +325,9 @@ def init_outputs_wf(
                 f"ds_table_{atlas}_pvc_{method}", staging_dir, space=space, segmentation=atlas,
                 label=checked.reference_region, pvc=method.upper(), suffix="suvr",
                 extension=".tsv", Columns=TABLE_COLUMNS, ReferenceRegion=checked.reference_region,
-                PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=pvc_fwhm_mm,
+                PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=plan.pvc_fwhm_mm,
                 PSFFWHMUnits="mm", ReferenceRenormalisation=REFERENCE_RENORMALISATION,
-                PVCSpace=PVC_SPACE["template" if mr_less_method else "pet"],
+                PVCSpace=PVC_SPACE["template" if plan.mr_less else "pet"],
                 **pet_meta, **pet_sources,
             )  # fmt: skip
             workflow.connect([
@@ -345,9 +336,8 @@ def init_outputs_wf(
             ])  # fmt: skip
             sinks[f"table_{atlas}_pvc_{method}"] = sink
     if "Braak" in atlases:
-        _add_braak_stage(workflow, inputnode, sinks, checked, atlases, pvc_methods, staging_dir,
-                         {**pet_meta, **pet_sources}, braak_uncorrected)  # fmt: skip
-    if write_centaurz:
+        _add_braak_stage(workflow, inputnode, sinks, plan, {**pet_meta, **pet_sources})
+    if plan.write_centaurz:
         sink = _sink(
             "ds_centaurz", staging_dir, space=space, label=centaurz.REFERENCE_REGION,
             suffix="centaurz", extension=".tsv", Columns=CENTAURZ_COLUMNS, **pet_meta,
@@ -363,7 +353,7 @@ def init_outputs_wf(
         workflow.connect([(sink, gather, [("out_file", f"in{position}")])])
     commit = pe.Node(
         CommitDerivatives(
-            staging_dir=str(staging_dir), output_dir=str(output_dir), marker=str(marker)
+            staging_dir=str(staging_dir), output_dir=str(plan.output_dir), marker=str(plan.marker)
         ),
         name="commit",
         run_without_submitting=True,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -14,6 +12,7 @@ from taupet_bids.interfaces.pvc import PaintRegions, PartialVolumeCorrection, PV
 from taupet_bids.interfaces.quantification import ComputeSUVR
 from taupet_bids.interfaces.registration import ApplyTransforms
 from taupet_bids.normalisation.ants_baseline import ANTsPETNormalisation
+from taupet_bids.plan import ScanPlan
 from taupet_bids.workflows.coregistration import init_coregistration_wf
 from taupet_bids.workflows.tables import init_tables_wf
 
@@ -21,6 +20,12 @@ OUTPUT_FIELDS = [
     "pet2t1w_xfm", "coreg_score", "pet2std_xfm", "normalisation", "pet_std", "suvr_std",
     "reference_value", "tables", "pvc_tables", "centaurz",
 ]  # fmt: skip
+#: Outputs written as derivatives (``pet2t1w_xfm`` or ``pet2std_xfm`` by path; the rest when
+#: the plan asks for them).
+DERIVATIVES = (
+    "pet2t1w_xfm", "pet2std_xfm", "normalisation", "suvr_std", "reference_value", "tables",
+    "pvc_tables", "centaurz",
+)  # fmt: skip
 MR_LESS_METHODS = ("network", "ants")
 
 
@@ -42,31 +47,18 @@ def _compose_inverse(
     return transforms, flags
 
 
-def init_quantification_wf(
-    reference_region: str,
-    atlases: tuple[str, ...],
-    work_dir: Path,
-    omp_nthreads: int = 1,
-    seed: int = 42,
-    use_fsl: bool = False,
-    pvc_methods: tuple[str, ...] = (),
-    pvc_fwhm_mm: float | None = None,
-    centaurz_tracer: str | None = None,
-    centaur_masks: Path | None = None,
-    mr_less_method: str | None = None,
-    mr_less_bundle: str | None = None,
-    name: str = "quantification_wf",
-) -> pe.Workflow:
+def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> pe.Workflow:
     """Coregister the averaged PET, resample it to MNI152NLin6Asym 2 mm, compute SUVR and tables.
 
     outputs: ``pet2t1w_xfm``, ``coreg_score``, ``suvr_std``, ``reference_value``, ``tables``
-    (one TSV per atlas, in the order of ``atlases``), ``pvc_tables`` (per PVC method, per
+    (one TSV per atlas, in the order of the plan's atlases), ``pvc_tables`` (per PVC method, per
     atlas) and ``centaurz`` (when the tracer has a CenTauRz conversion).
 
-    With ``mr_less_method`` (``network`` or ``ants``) the PET is normalised to the template
-    directly, without the T1w inputs; ``pet2std_xfm`` then holds that transform list.
-    ``normalisation`` is a JSON file with the method and its QC values, for either path.
+    On an MR-less plan the PET is normalised to the template directly, without the T1w inputs;
+    ``pet2std_xfm`` then holds that transform list. ``normalisation`` is a JSON file with the
+    method and its QC values, for either path.
     """
+    reference_region, atlases = plan.reference_region, plan.atlases
     resolution = templates.WORKING_RESOLUTION
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(
@@ -88,7 +80,7 @@ def init_quantification_wf(
             reference_image=str(templates.t1w_path(resolution)),
             interpolation="linear",
             out_suffix="_std",
-            num_threads=omp_nthreads,
+            num_threads=plan.omp_nthreads,
         ),
         name="pet_to_template",
     )
@@ -98,21 +90,19 @@ def init_quantification_wf(
         ),
         name="suvr",
     )
-    tables = init_tables_wf(reference_region, atlases, work_dir)
-    method = mr_less_method or "mr"
+    tables = init_tables_wf(reference_region, atlases)
     qc = pe.Node(
-        NormalisationQC(reference_region=reference_region, method=NORMALISATION_NAMES[method]),
+        NormalisationQC(
+            reference_region=reference_region, method=NORMALISATION_NAMES[plan.normalisation]
+        ),
         name="normalisation_qc",
     )
-    if mr_less_method:
-        normalise = _add_mr_less(workflow, inputnode, to_template, outputnode, mr_less_method,
-                                 mr_less_bundle, omp_nthreads, seed)  # fmt: skip
-        if mr_less_method == "network":
+    if plan.mr_less:
+        normalise = _add_mr_less(workflow, inputnode, to_template, outputnode, plan)
+        if plan.normalisation == "network":
             workflow.connect([(normalise, qc, [("model_version", "model_version")])])
     else:
-        coregister = _add_mr_based(
-            workflow, inputnode, to_template, outputnode, use_fsl, omp_nthreads, seed
-        )
+        coregister = _add_mr_based(workflow, inputnode, to_template, outputnode, plan)
     workflow.connect([
         (inputnode, to_template, [("pet_average", "in_file")]),
         (to_template, qc, [("out_file", "in_file")]),
@@ -124,10 +114,10 @@ def init_quantification_wf(
         (tables, outputnode, [("outputnode.tables", "tables")]),
     ])  # fmt: skip
 
-    if centaurz_tracer:
+    if plan.centaurz_tracer:
         centaur = pe.Node(
             CenTauRzTable(
-                tracer=centaurz_tracer,
+                tracer=plan.centaurz_tracer,
                 reference_mask=str(
                     templates.reference_mask_path(centaurz.REFERENCE_REGION, resolution)
                 ),
@@ -135,8 +125,8 @@ def init_quantification_wf(
             name="centaurz",
             run_without_submitting=True,
         )
-        if centaur_masks:
-            centaur.inputs.masks_dir = str(centaur_masks)
+        if plan.centaur_masks:
+            centaur.inputs.masks_dir = str(plan.centaur_masks)
         pick_dk = pe.Node(niu.Select(index=[atlases.index("DK")]), name="pick_dk")
         workflow.connect([
             (tables, pick_dk, [("outputnode.tables", "inlist")]),
@@ -144,13 +134,10 @@ def init_quantification_wf(
             (suvr, centaur, [("out_file", "suvr_file")]),
             (centaur, outputnode, [("out_table", "centaurz")]),
         ])  # fmt: skip
-    if pvc_methods and mr_less_method:
-        _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, pvc_methods,
-                 pvc_fwhm_mm)  # fmt: skip
-    elif pvc_methods:
-        _add_native_pvc(workflow, inputnode, coregister, outputnode,
-                        reference_region, atlases, work_dir, pvc_methods, pvc_fwhm_mm,
-                        omp_nthreads)  # fmt: skip
+    if plan.pvc_methods and plan.mr_less:
+        _add_pvc(workflow, suvr, outputnode, plan)
+    elif plan.pvc_methods:
+        _add_native_pvc(workflow, inputnode, coregister, outputnode, plan)
     return workflow
 
 
@@ -162,9 +149,9 @@ NORMALISATION_NAMES = {
 }
 
 
-def _add_mr_based(workflow, inputnode, to_template, outputnode, use_fsl, omp_nthreads, seed):
+def _add_mr_based(workflow, inputnode, to_template, outputnode, plan: ScanPlan):
     """PET -> T1w (rigid), composed with the T1w -> template transforms."""
-    coregister = init_coregistration_wf(use_fsl, omp_nthreads, seed)
+    coregister = init_coregistration_wf(plan)
     compose = pe.Node(
         niu.Function(function=_compose, output_names=["transforms"]),
         name="compose",
@@ -186,8 +173,9 @@ def _add_mr_based(workflow, inputnode, to_template, outputnode, use_fsl, omp_nth
     return coregister
 
 
-def _add_mr_less(workflow, inputnode, to_template, outputnode, method, bundle, threads, seed):
+def _add_mr_less(workflow, inputnode, to_template, outputnode, plan: ScanPlan):
     """PET -> template directly: the trained network, or ANTs to the tau PET template."""
+    method, threads = plan.normalisation, plan.omp_nthreads
     if method not in MR_LESS_METHODS:
         raise ValueError(f"unknown MR-less method {method!r}; choose from {MR_LESS_METHODS}")
     if method == "network":
@@ -199,11 +187,11 @@ def _add_mr_less(workflow, inputnode, to_template, outputnode, method, bundle, t
             name="pet_to_template_network",
             n_procs=threads,
         )
-        if bundle:
-            normalise.inputs.bundle = str(bundle)
+        if plan.mr_less_bundle:
+            normalise.inputs.bundle = str(plan.mr_less_bundle)
     else:
         normalise = pe.Node(
-            ANTsPETNormalisation(seed=seed, num_threads=threads),
+            ANTsPETNormalisation(seed=plan.seed, num_threads=threads),
             name="pet_to_template_ants",
             n_procs=threads,
         )
@@ -230,8 +218,7 @@ def _pvc_segmentation_node(reference_region: str) -> pe.Node:
     )
 
 
-def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_region,
-                    atlases, work_dir, methods, fwhm_mm, omp_nthreads):  # fmt: skip
+def _add_native_pvc(workflow, inputnode, coregister, outputnode, plan: ScanPlan):
     """PVC on the subject's own PET grid (the MR-based path), then the usual template tables.
 
     The template label image is pulled onto the PET grid through the inverse of the subject's
@@ -241,7 +228,7 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_regio
     RBV/MG image's mean over the label) is painted on the template labels, so the tables are
     the usual ones without resampling a sharpened image, which would blur it again.
     """
-    segmentation = _pvc_segmentation_node(reference_region)
+    segmentation = _pvc_segmentation_node(plan.reference_region)
     inverse = pe.Node(
         niu.Function(function=_compose_inverse, output_names=["transforms", "flags"]),
         name="compose_inverse",
@@ -252,7 +239,7 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_regio
             interpolation="genericLabel",
             default_value=float(pvc.OUTSIDE_LABEL),  # PET voxels beyond the template's box
             out_suffix="_pet",
-            num_threads=omp_nthreads,
+            num_threads=plan.omp_nthreads,
         ),
         name="pvc_labels_to_pet",
     )
@@ -265,9 +252,7 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_regio
             ("transforms", "transforms"), ("flags", "invert_transform_flags"),
         ]),
     ])  # fmt: skip
-    for method, correct, tables in _pvc_method_nodes(
-        workflow, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm
-    ):
+    for method, correct, tables in _pvc_method_nodes(workflow, outputnode, plan):
         workflow.connect([
             (inputnode, correct, [("pet_average", "in_file")]),
             (labels_to_pet, correct, [("out_file", "seg_file")]),
@@ -281,17 +266,15 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, reference_regio
         workflow.connect([(to_std, tables, [("out_file", "inputnode.suvr")])])
 
 
-def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):
+def _add_pvc(workflow, suvr, outputnode, plan: ScanPlan):
     """Partial-volume correction of the template-space SUVR image (the MR-less path, whose
     network transform has no inverse to pull labels onto the PET), then the same tables.
 
     The reference region is its own GTM region and every corrected image is divided by its
     own mean over it, so corrected SUVRs are ratios of corrected values throughout.
     """
-    segmentation = _pvc_segmentation_node(reference_region)
-    for _, correct, tables in _pvc_method_nodes(
-        workflow, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm
-    ):
+    segmentation = _pvc_segmentation_node(plan.reference_region)
+    for _, correct, tables in _pvc_method_nodes(workflow, outputnode, plan):
         workflow.connect([
             (suvr, correct, [("out_file", "in_file")]),
             (segmentation, correct, [("out_file", "seg_file"), ("labels_file", "labels_file")]),
@@ -299,18 +282,19 @@ def _add_pvc(workflow, suvr, outputnode, reference_region, atlases, work_dir, me
         ])  # fmt: skip
 
 
-def _pvc_method_nodes(workflow, outputnode, reference_region, atlases, work_dir, methods, fwhm_mm):
+def _pvc_method_nodes(workflow, outputnode, plan: ScanPlan):
     """Per method: the correction node (divided by the corrected reference) and its tables
     workflow, whose tables are gathered method-major, atlas-minor into ``pvc_tables``."""
+    methods = plan.pvc_methods
     gather = pe.Node(niu.Merge(len(methods)), name="gather_pvc", run_without_submitting=True)
     workflow.connect([(gather, outputnode, [("out", "pvc_tables")])])
     for position, method in enumerate(methods, start=1):
         correct = pe.Node(
             PartialVolumeCorrection(
-                method=method, fwhm_mm=fwhm_mm, reference_label=pvc.REFERENCE_LABEL
+                method=method, fwhm_mm=plan.pvc_fwhm_mm, reference_label=pvc.REFERENCE_LABEL
             ),
             name=f"pvc_{method}",
         )
-        tables = init_tables_wf(reference_region, atlases, work_dir, name=f"tables_pvc_{method}")
+        tables = init_tables_wf(plan.reference_region, plan.atlases, name=f"tables_pvc_{method}")
         workflow.connect([(tables, gather, [("outputnode.tables", f"in{position}")])])
         yield method, correct, tables

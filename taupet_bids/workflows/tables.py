@@ -3,8 +3,6 @@ the per-scan Braak stage table read from the seg-Braak tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -14,26 +12,32 @@ from taupet_bids.interfaces.tables import BraakStageTable, JoinTables
 from taupet_bids.workflows.regions import region_groups
 
 
-def reference_labels_file(label: str, folder: Path) -> Path:
-    """A one-row label table for the reference mask (label 1)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"reference-{label}.tsv"
+def reference_labels_file(label: str) -> str:
+    """A one-row label table for the reference mask (label 1), in the node's folder."""
+    from pathlib import Path
+
+    path = Path.cwd() / f"reference-{label}.tsv"
     path.write_text(f"index\tname\n1\treference-{label}\n")
-    return path
+    return str(path)
 
 
 def init_tables_wf(
-    reference_region: str, atlases: tuple[str, ...], work_dir: Path, name: str = "tables_wf"
+    reference_region: str, atlases: tuple[str, ...], name: str = "tables_wf"
 ) -> pe.Workflow:
     """inputs: ``suvr`` (template space). outputs: ``tables`` (one TSV per atlas, in order)."""
     resolution = templates.WORKING_RESOLUTION
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["suvr"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["tables"]), name="outputnode")
+    reference_labels = pe.Node(
+        niu.Function(function=reference_labels_file, output_names=["labels_file"]),
+        name="reference_labels",
+        run_without_submitting=True,
+    )
+    reference_labels.inputs.label = reference_region
     reference_stats = pe.Node(
         RegionalStatistics(
-            atlas_file=str(templates.reference_mask_path(reference_region, resolution)),
-            labels_file=str(reference_labels_file(reference_region, work_dir / "labels")),
+            atlas_file=str(templates.reference_mask_path(reference_region, resolution))
         ),
         name="reference_stats",
         run_without_submitting=True,
@@ -41,6 +45,7 @@ def init_tables_wf(
     gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables", run_without_submitting=True)
     workflow.connect([
         (inputnode, reference_stats, [("suvr", "in_file")]),
+        (reference_labels, reference_stats, [("labels_file", "labels_file")]),
         (gather, outputnode, [("out", "tables")]),
     ])  # fmt: skip
     for position, atlas in enumerate(atlases, start=1):
