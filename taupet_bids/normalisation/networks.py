@@ -7,6 +7,8 @@
 - :class:`DeformNet` is MONAI's LocalNet (Hu et al. 2018, the DeepReg design): it sees the PET
   after the affine, on the 4 mm template grid, and predicts the residual displacement ``d(x)`` in
   millimetres that the affine cannot express (individual anatomy).
+
+:class:`NormaliserNet` chains the two; it is what the bundle's config instantiates.
 """
 
 from __future__ import annotations
@@ -89,6 +91,30 @@ class DeformNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         coarse = self.net(functional.avg_pool3d(image, 2)) * DISPLACEMENT_SCALE
         return functional.interpolate(coarse, size=image.shape[2:], mode="trilinear")
+
+
+class NormaliserNet(nn.Module):
+    """Both stages in one module, the bundle's ``network_def``: canvas -> (affine, displacement).
+
+    The deformable stage sees the PET sampled onto the 4 mm template grid through the affine
+    stage's result (:meth:`template_view`), which is also how training builds its input.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.affine = AffineNet()
+        self.deform = DeformNet()
+        points = torch.from_numpy(geometry.template_points())[None]
+        self.register_buffer("template_points", points, persistent=False)
+
+    def template_view(self, canvas: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+        """The canvas images sampled at the template grid's points through ``affine``."""
+        points = self.template_points.expand(canvas.shape[0], -1, -1, -1, -1)
+        return sample_canvas(canvas, canvas_positions(affine, points))
+
+    def forward(self, canvas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        affine = self.affine(canvas)
+        return affine, self.deform(self.template_view(canvas, affine))
 
 
 def canvas_positions(affine: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

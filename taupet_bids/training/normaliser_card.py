@@ -1,21 +1,24 @@
-"""Metadata and model card of a trained MR-less normaliser, written from its own training run."""
+"""Metadata and model card of a trained MR-less normaliser, written from its own training run.
+
+The card is rendered from the bundle's metadata alone (:func:`render_card`), so the shipped
+card can be checked against the shipped metadata.
+"""
 
 from __future__ import annotations
 
-import datetime
-import platform
 from pathlib import Path
 
-import monai
-import numpy as np
-import torch
-
-from taupet_bids import __version__
 from taupet_bids.normalisation import geometry
-from taupet_bids.normalisation.bundle import write_bundle
-from taupet_bids.training.loop import TrainConfig
+from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE
+from taupet_bids.training import engine
+from taupet_bids.training.normaliser import TrainConfig
 
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.2.0"
+CHANGELOG = {
+    "0.2.0": "configs/inference.json is a complete MONAI bundle config (python -m monai.bundle "
+    "run); weights and outputs unchanged",
+    "0.1.0": "first release: affine + LocalNet stages, simulated training",
+}
 
 CARD = """# MR-less tau PET normaliser, version {version}
 
@@ -50,18 +53,33 @@ pipeline's QC score.
 
 **Training run.** `{command}` ({steps}, {machine}; the losses are in `training_log.tsv` of the
 run folder). Weights: `models/model.pt` (sha256 in `configs/metadata.json`, checked on load).
+
+**Running it without taupet-bids' pipeline** (MONAI's bundle runner, which needs `fire`):
+
+```
+python -m monai.bundle run --config_file BUNDLE/configs/inference.json \\
+    --meta_file BUNDLE/configs/metadata.json --bundle_root BUNDLE \\
+    --input_file PET.nii.gz --output_dir OUT [--reference_image GRID.nii.gz] [--num_threads 1]
+```
+
+writes `OUT/<PET name>_from-pet_to-MNI152NLin6Asym_mode-image_xfm.nii.gz`, the ITK displacement
+field (template to PET) that the pipeline computes, on the grid of `--reference_image` (default:
+the MNI152NLin6Asym 2 mm T1w), for `antsApplyTransforms` with the template as reference.
+The input is an averaged native PET (3-D, or 4-D with one frame) in any units, voxel size and
+orientation. `monai.bundle.ConfigWorkflow` with the same arguments (`workflow_type=None`) runs it
+from Python.
 """
 
 
-def _data_description(config: TrainConfig) -> str:
-    if config.derivatives:
+def _data_description(config: dict) -> str:
+    if config["derivatives"]:
         return (
             "Trained on scans processed by taupet-bids' MR-based pipeline in "
-            f"{', '.join(str(p) for p in config.derivatives)}."
+            f"{', '.join(config['derivatives'])}."
         )
     return (
-        f"Simulated data only: {config.n_heads} digital phantoms made by taupet-bids' simulator "
-        f"(seed {config.seed}: "
+        f"Simulated data only: {config['n_heads']} digital phantoms made by taupet-bids' "
+        f"simulator (seed {config['seed']}: "
         "MNI152NLin6Asym warped by a random affine and a smooth deformation, Braak stage 0-VI "
         "uptake, three scanner models with 6-8 mm PSF, Poisson-like noise, one 20-minute frame), "
         "augmented on the fly by random rigid moves, field-of-view cuts, extra noise and uptake "
@@ -69,35 +87,31 @@ def _data_description(config: TrainConfig) -> str:
     )
 
 
-def _command(config: TrainConfig) -> str:
-    parts = ["taupet-bids-train normaliser", f"--seed {config.seed}"]
-    if config.derivatives:
-        parts.append("--derivatives " + " ".join(str(p) for p in config.derivatives))
+def _command(config: dict) -> str:
+    parts = ["taupet-bids-train normaliser", f"--seed {config['seed']}"]
+    if config["derivatives"]:
+        parts.append("--derivatives " + " ".join(config["derivatives"]))
     else:
-        parts.append(f"--heads {config.n_heads}")
-    parts += [f"--affine-steps {config.affine_steps}", f"--deform-steps {config.deform_steps}"]
-    parts.append(f"--batch-size {config.batch_size}")
+        parts.append(f"--heads {config['n_heads']}")
+    parts += [
+        f"--affine-steps {config['affine_steps']}",
+        f"--deform-steps {config['deform_steps']}",
+        f"--batch-size {config['batch_size']}",
+    ]
     return " ".join(parts)
 
 
-def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> Path:
-    """Write the bundle of the run in ``config.out_dir`` (weights, metadata, model card)."""
-    data = _data_description(config)
-    metadata = {
-        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/"
-        "0.8.1/meta_schema_20220324.json",
+def metadata(config: TrainConfig, metrics: dict) -> dict:
+    """The bundle metadata of a training run (write_bundle adds checksum, versions, machine)."""
+    return {
         "version": MODEL_VERSION,
-        "changelog": {MODEL_VERSION: "first release: affine + LocalNet stages, simulated training"},
-        "monai_version": monai.__version__,
-        "pytorch_version": torch.__version__.split("+")[0],
-        "numpy_version": np.__version__,
-        "required_packages_version": {"taupet-bids": __version__},
+        "changelog": CHANGELOG,
         "name": "taupet-bids MR-less tau PET normaliser",
         "task": "Spatial normalisation of native tau PET to MNI152NLin6Asym without MRI",
         "description": "Affine regression network plus LocalNet displacement on a 4 mm canvas.",
         "authors": "taupet-bids developers",
         "copyright": "taupet-bids developers, Apache-2.0",
-        "data_source": data,
+        "data_source": _data_description(config.to_json()),
         "data_type": "nibabel",
         "intended_use": "Research SUVR quantification of tau PET without T1w; not clinical use.",
         "limitations": "Trained on simulated data only; validate on your own cohort.",
@@ -131,15 +145,17 @@ def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> 
                 },
             },
         },
-        "taupet_bids": {
-            "training_config": config.to_json(),
-            "trained": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()} CPU, {config.threads} torch threads",
-        },
+        "taupet_bids": {"training_config": config.to_json()},
     }
-    card = CARD.format(
-        version=MODEL_VERSION,
-        data=data,
+
+
+def render_card(metadata: dict) -> str:
+    """The model card (the bundle's docs/README.md) from the bundle's metadata."""
+    config = metadata["taupet_bids"]["training_config"]
+    metrics = metadata["eval_metrics"]
+    return CARD.format(
+        version=metadata["version"],
+        data=metadata["data_source"],
         n_val=metrics["n_validation"],
         affine_mean=metrics["affine_mm"]["mean"],
         affine_p95=metrics["affine_mm"]["p95"],
@@ -148,7 +164,17 @@ def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> 
         full_p95=metrics["full_mm"]["p95"],
         full_max=metrics["full_mm"]["max"],
         command=_command(config),
-        steps=f"{config.affine_steps} affine + {config.deform_steps} deformable steps",
+        steps=f"{config['affine_steps']} affine + {config['deform_steps']} deformable steps",
         machine=metadata["taupet_bids"]["machine"],
     )
-    return write_bundle(config.out_dir / "model.pt", out_dir, metadata, card)
+
+
+def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> Path:
+    """Write the bundle of the run in ``config.out_dir`` (weights, metadata, model card)."""
+    return engine.write_bundle(
+        out_dir,
+        config.out_dir / "model.pt",
+        metadata(config, metrics),
+        render_card,
+        SHIPPED_BUNDLE / "configs",
+    )

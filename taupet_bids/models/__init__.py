@@ -1,0 +1,1 @@
+"""The trained models taupet-bids ships, as MONAI bundle folders, and the code that loads them."""
