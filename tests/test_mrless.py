@@ -24,6 +24,7 @@ from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE, load_normaliser
 from taupet_bids.simulate import CohortConfig, load_truth, simulate_cohort, truth_value
 from taupet_bids.simulate.grids import linear_coordinates, oriented_grid, rigid_matrix
 from taupet_bids.training.normaliser import TrainConfig, train
+from taupet_bids.training.normaliser_card import export_trained_bundle
 
 #: Largest meta-temporal SUVR error (vs the blurred truth) accepted without a QC flag. The
 #: network's worst meta-temporal error in the held-out benchmark was 3.8 % (docs/benchmarks.md);
@@ -232,6 +233,12 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path, templateflow_ho
     resumed_log = (tmp_path / "b" / "training_log.tsv").read_text().splitlines()
     without_seconds = [row.split("\t")[:3] for row in log]
     assert [row.split("\t")[:3] for row in resumed_log] == without_seconds
+    # The run's bundle loads like the shipped one, with the run's weights.
+    bundle = export_trained_bundle(_tiny(tmp_path / "a"), first, tmp_path / "bundle")
+    loaded = load_normaliser(bundle)
+    assert loaded.metadata["eval_metrics"] == first
+    for key, value in loaded.network.affine.state_dict().items():
+        assert torch.equal(value, a["affine"][key]), key
 
 
 def test_command_lines_document_the_mr_less_options(tmp_path):
