@@ -17,14 +17,33 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m taupet_bids.demo $(DEMO_DIR)
 
-test: $(VENV)/.installed
+# `make test` runs every tier (what CI runs: .ci/run) after installing the Debian packages the
+# tests use for real: Chromium renders the HTML reports (tests/test_reports.py) and, as root, a
+# one-node Slurm cluster runs the HPC array (tests/test_slurm.py starts its daemons as root, so
+# for another user it is skipped with the reason). As root, a Slurm that cannot start fails the
+# test instead of skipping it; `make test TAUPET_REQUIRE_SLURM=0` allows the skip.
+# `make test-fast` runs the unit tier only (no system packages, under two minutes); the tiers are
+# pytest markers, assigned in tests/conftest.py (docs/development.md).
+TAUPET_REQUIRE_SLURM ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
+export TAUPET_REQUIRE_SLURM
+
+test-deps:
+	bash .ci/install-chromium.sh
+ifeq ($(TAUPET_REQUIRE_SLURM),1)
+	bash .ci/install-slurm.sh
+endif
+
+test: $(VENV)/.installed test-deps
 	$(PY) -m pytest -q tests
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not integration and not e2e" tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check taupet_bids tests benchmarks
 	$(VENV)/bin/ruff format --check taupet_bids tests benchmarks
 
-.PHONY: venv demo test lint
+.PHONY: venv demo test test-deps test-fast lint
 
 # The real container test (root, podman + buildah + debootstrap + runc; ~5 min on 2 cores): builds
 # the image from a local debootstrap base (no registry pull) and runs it on a simulated

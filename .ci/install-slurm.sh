@@ -3,7 +3,7 @@
 # The daemons are not started here: tests/test_slurm.py starts its own slurmctld, slurmd and
 # munged on free ports with a generated slurm.conf in a temporary folder, and stops them.
 set -euo pipefail
-needed=(slurmctld slurmd sbatch squeue scontrol munged)
+needed=(slurmctld slurmd sbatch squeue scontrol sinfo munged munge)
 missing=()
 for program in "${needed[@]}"; do
     command -v "$program" >/dev/null 2>&1 || missing+=("$program")
@@ -12,10 +12,7 @@ if [[ ${#missing[@]} -eq 0 ]]; then
     echo "Slurm and munge are installed ($(slurmctld -V))"
     exit 0
 fi
-echo "installing slurm-wlm and munge (missing: ${missing[*]})"
-sudo=""
-[[ $(id -u) -eq 0 ]] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends slurm-wlm munge
+source "$(dirname "$0")/apt-install.sh"
+apt_install "tests/test_slurm.py runs a one-node Slurm cluster (missing: ${missing[*]})" \
+    slurm-wlm munge
 slurmctld -V

@@ -11,6 +11,37 @@ from taupet_bids import templates  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 
+# Test tiers (pytest markers registered in pyproject.toml; docs/development.md). A module not
+# listed here is a unit test: `make test-fast` runs those alone, `make test` runs every tier. A
+# test marked with a tier itself (e.g. one slow test of a unit module) keeps its marker.
+TIERS = {
+    # Run the real command line over a simulated cohort: taupet-bids, the report, Slurm.
+    "e2e": {"test_participant", "test_mrless_pipeline", "test_reports", "test_slurm"},
+    # Run antspyx registrations, MONAI's bundle runner, training or whole simulated cohorts.
+    "integration": {
+        "test_ants_baseline",
+        "test_bundle",
+        "test_interfaces_motion",
+        "test_interfaces_registration",
+        "test_mrless",
+        "test_simulate",
+    },
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    listed = set().union(*TIERS.values())
+    gone = listed - {path.stem for path in Path(__file__).parent.glob("test_*.py")}
+    if gone:  # a renamed slow module would silently join the fast tier
+        raise pytest.UsageError(f"tests/conftest.py TIERS names missing modules: {sorted(gone)}")
+    for item in items:
+        if any(item.get_closest_marker(name) for name in ("unit", *TIERS)):
+            continue
+        module = item.path.stem
+        tier = next((name for name, modules in TIERS.items() if module in modules), "unit")
+        item.add_marker(tier)
+
 
 @pytest.fixture(scope="session")
 def templateflow_home() -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from taupet_bids import templates
 
@@ -41,6 +42,7 @@ RESOLVE = textwrap.dedent(
 )
 
 
+@pytest.mark.integration  # copies TemplateFlow into a new home (seconds)
 def test_templates_resolve_offline_in_a_fresh_home(tmp_path: Path) -> None:
     blocker = tmp_path / "site"
     blocker.mkdir()
