@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import REPO, RESULTS_DIR, markdown_table, update_report  # noqa: E402
 
 from taupet_bids import templates  # noqa: E402
-from taupet_bids.normalisation import geometry, inference  # noqa: E402
+from taupet_bids.core.grids import linear_coordinates, sample  # noqa: E402
+from taupet_bids.normalisation import inference  # noqa: E402
 from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE, load_normaliser  # noqa: E402
 from taupet_bids.simulate import load_truth, truth_value  # noqa: E402
-from taupet_bids.simulate.grids import linear_coordinates  # noqa: E402
 
 MARKER_START = "<!-- mrless-reproduction:start -->"
 MARKER_END = "<!-- mrless-reproduction:end -->"
@@ -62,7 +62,7 @@ def errors(bundle: Path, bench: Path) -> pd.DataFrame:
         image = nib.load(pet_file)
         volume = np.asarray(image.dataobj, dtype=np.float32)
         mapping = inference.normalise(volume, image.affine, normaliser)
-        pet = geometry.sample_world(volume, image.affine, mapping.pet_points(points))
+        pet = sample(volume, image.affine, mapping.pet_points(points))
         suvr = pet / pet[ref_mask & (pet != 0)].mean()
         truth = load_truth(bench / "bids", subject, kind="blurred")
         for name, (atlas, region, image_name, label) in REGIONS.items():

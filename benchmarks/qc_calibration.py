@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import REPO, RESULTS_DIR, markdown_table, update_report  # noqa: E402
 
 from taupet_bids import templates  # noqa: E402
+from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matrix, sample  # noqa: E402
 from taupet_bids.interfaces.mrless import MIN_TEMPLATE_CORRELATION, normalisation_qc  # noqa: E402
 from taupet_bids.normalisation import geometry  # noqa: E402
 from taupet_bids.normalisation.pet_template import pet_template_path  # noqa: E402
-from taupet_bids.simulate.grids import apply_affine, linear_coordinates, rigid_matrix  # noqa: E402
 
 MARKER_START = "<!-- qc-calibration:start -->"
 MARKER_END = "<!-- qc-calibration:end -->"
@@ -61,7 +61,7 @@ def scores(bench: Path) -> pd.DataFrame:
         for name, (rotation, shift) in MOVES.items():
             move = rigid_matrix(rotation, shift)
             move[:3, 3] += centre - move[:3, :3] @ centre  # rotate about the template centre
-            moved = geometry.sample_world(suvr, image.affine, apply_affine(move, points))
+            moved = sample(suvr, image.affine, apply_affine(move, points))
             qc = normalisation_qc(moved, "InfCerebGrey")
             inside = brain & (moved != 0)
             plain = float(np.corrcoef(moved[inside], template[inside])[0, 1])

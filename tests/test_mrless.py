@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from taupet_bids import templates
+from taupet_bids.core.grids import linear_coordinates, oriented_grid, rigid_matrix, sample
 from taupet_bids.interfaces.mrless import normalisation_qc
 from taupet_bids.models.bundle import ModelIntegrityError
 from taupet_bids.normalisation import geometry, inference
 from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE, load_normaliser
 from taupet_bids.simulate import CohortConfig, load_truth, simulate_cohort, truth_value
-from taupet_bids.simulate.grids import linear_coordinates, oriented_grid, rigid_matrix
 from taupet_bids.training.normaliser import TrainConfig, train
 from taupet_bids.training.normaliser_card import export_trained_bundle
 
@@ -73,7 +73,7 @@ def metatemporal_and_qc(volume, affine, normaliser) -> tuple[float, dict]:
     result = inference.normalise(volume, affine, normaliser)
     reference = nib.load(templates.t1w_path(2))
     points = linear_coordinates(reference.affine, reference.shape)
-    pet = geometry.sample_world(volume, affine, result.pet_points(points))
+    pet = sample(volume, affine, result.pet_points(points))
     mask = nib.load(templates.reference_mask_path("InfCerebGrey", 2)).get_fdata() > 0
     meta = nib.load(templates.atlas_path("MetaTemporal", 2)).get_fdata() == 1
     suvr = pet / pet[mask & (pet != 0)].mean()
@@ -92,7 +92,7 @@ def _resampled(volume, affine, orientation: str, voxel_mm, shape):
     centre = geometry.intensity_centre(volume, affine)
     grid = oriented_grid(orientation, voxel_mm, shape, centre)
     points = linear_coordinates(grid.affine, grid.shape)
-    return geometry.sample_world(volume, affine, points), grid.affine
+    return sample(volume, affine, points), grid.affine
 
 
 CASES = {
@@ -172,7 +172,7 @@ def test_ants_applies_the_exported_field_like_the_network_samples(subject, norma
         interpolator="linear",
     ).numpy()
     points = linear_coordinates(reference.affine, reference.shape)
-    direct = geometry.sample_world(volume, affine, result.pet_points(points))
+    direct = sample(volume, affine, result.pet_points(points))
     inside = direct > 0
     assert np.abs(warped - direct)[inside].max() < 1e-4 * direct.max()
 

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from taupet_bids import templates
-from taupet_bids.simulate.grids import apply_affine, linear_coordinates, oriented_grid
+from taupet_bids.core.grids import linear_coordinates, oriented_grid, sample
 
 CANVAS_SHAPE = (48, 48, 48)
 CANVAS_MM = 4.0
@@ -64,20 +64,8 @@ def template_points() -> np.ndarray:
 def template_brain_mask() -> np.ndarray:
     """MNI152NLin6Asym brain mask resampled to the 4 mm template grid (bool)."""
     image = nib.load(templates.brain_mask_path(templates.WORKING_RESOLUTION))
-    values = sample_world(
-        np.asarray(image.dataobj, dtype=np.float32), image.affine, template_points()
-    )
+    values = sample(np.asarray(image.dataobj, dtype=np.float32), image.affine, template_points())
     return values > 0.5
-
-
-def sample_world(
-    volume: np.ndarray, affine: np.ndarray, points: np.ndarray, order: int = 1
-) -> np.ndarray:
-    """Values of ``volume`` at world ``points`` (3, ...); zero outside its field of view."""
-    voxels = apply_affine(np.linalg.inv(affine), points)
-    return ndimage.map_coordinates(
-        volume, voxels, order=order, mode="constant", cval=0.0, prefilter=False, output=np.float32
-    )
 
 
 def intensity_centre(
@@ -110,7 +98,7 @@ def normalise_intensity(canvas: np.ndarray) -> np.ndarray:
 
 def to_canvas(volume: np.ndarray, affine: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """The PET resampled (trilinear) onto the canvas centred on ``centre``, intensity-normalised."""
-    canvas = sample_world(
+    canvas = sample(
         volume, affine, canvas_points() + np.asarray(centre, np.float32)[:, None, None, None]
     )
     return normalise_intensity(np.clip(canvas, 0.0, None))

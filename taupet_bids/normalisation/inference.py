@@ -23,9 +23,9 @@ from nitransforms.io.itk import ITKDisplacementsField
 from scipy import ndimage
 
 from taupet_bids import templates
+from taupet_bids.core.grids import apply_affine, linear_coordinates
 from taupet_bids.normalisation import geometry
 from taupet_bids.normalisation.bundle import Normaliser
-from taupet_bids.simulate.grids import apply_affine, linear_coordinates
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from taupet_bids.simulate.grids import Grid, apply_affine, oriented_grid, rigid_matrix
+from taupet_bids.core.grids import Grid, apply_affine, oriented_grid, rigid_matrix
 from taupet_bids.simulate.template import TemplateData
 
 #: Spacing of the displacement field's control grid (mm): coarse, because anatomy varies smoothly.

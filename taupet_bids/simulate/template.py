@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from taupet_bids import atlases, templates
-from taupet_bids.simulate.grids import Grid
+from taupet_bids.core.grids import Grid
 
 #: Template T1w intensity above which a voxel is head (scalp, skull, brain), not air.
 HEAD_THRESHOLD = 1000.0

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from taupet_bids import atlases, templates
+from taupet_bids.core.grids import Grid, sample
 from taupet_bids.simulate import writer
 from taupet_bids.simulate.anatomy import Anatomy
-from taupet_bids.simulate.grids import Grid, sample
 from taupet_bids.simulate.modalities.base import Scan, Visit
 from taupet_bids.simulate.template import TemplateData
 from taupet_bids.simulate.uptake import label_suvr

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matrix, sample
 from taupet_bids.normalisation import geometry
-from taupet_bids.simulate.grids import apply_affine, linear_coordinates, rigid_matrix
 from taupet_bids.training.heads import Head
 
 MAX_ROTATION_DEG = 35.0
@@ -65,7 +65,7 @@ def make_example(head: Head, rng: np.random.Generator | None = None) -> Example:
         keep = (z >= cut[0]) & (z <= cut[1])
     centre = geometry.intensity_centre(head.volume, affine, keep=keep)
     points = geometry.canvas_points() + centre.astype(np.float32)[:, None, None, None]
-    canvas = geometry.sample_world(head.volume, affine, points)
+    canvas = sample(head.volume, affine, points)
     if keep is not None:
         canvas[(points[2] < cut[0]) | (points[2] > cut[1])] = 0.0
     if rng is not None:

@@ -19,10 +19,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from taupet_bids.core.grids import apply_affine
 from taupet_bids.normalisation import geometry
 from taupet_bids.simulate import anatomy as anatomy_mod
 from taupet_bids.simulate import uptake
-from taupet_bids.simulate.grids import apply_affine
 from taupet_bids.simulate.modalities import TauPET, Visit
 from taupet_bids.simulate.population import STAGE_WEIGHTS
 from taupet_bids.simulate.template import load_template

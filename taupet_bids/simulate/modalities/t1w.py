@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from taupet_bids.core.grids import linear_coordinates, oriented_grid, sample
 from taupet_bids.simulate.anatomy import Anatomy
-from taupet_bids.simulate.grids import linear_coordinates, oriented_grid, sample
 from taupet_bids.simulate.modalities.base import Scan, Visit, nifti
 
 #: Native grid: axes posterior, inferior, right; 1.0 x 1.0 x 1.2 mm (ADNI-GO/2 MPRAGE).

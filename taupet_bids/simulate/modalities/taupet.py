@@ -13,15 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from taupet_bids.simulate import uptake
-from taupet_bids.simulate.anatomy import Anatomy
-from taupet_bids.simulate.grids import (
+from taupet_bids.core.grids import (
     Grid,
     linear_coordinates,
     oriented_grid,
     rigid_matrix,
     sample,
 )
+from taupet_bids.simulate import uptake
+from taupet_bids.simulate.anatomy import Anatomy
 from taupet_bids.simulate.modalities.base import Scan, Visit, nifti
 
 

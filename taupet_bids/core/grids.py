@@ -1,8 +1,8 @@
-"""Voxel grids and resampling: the geometry every generator shares.
+"""Voxel grids and world sampling, shared by the MR-less normalisation and the simulator.
 
 All coordinates are world millimetres in RAS+ (NIfTI convention). A grid is a shape plus a
-voxel-to-world affine; images are sampled at world points with trilinear interpolation so
-that every generator resamples the same way and the truth can repeat it exactly.
+voxel-to-world affine; images are sampled at world points with trilinear interpolation, so the
+network's inference, its training examples and the simulator's truth all resample the same way.
 """
 
 from __future__ import annotations
