@@ -344,8 +344,8 @@ def test_gzip_truncation_fixture_really_truncates(tmp_path: Path) -> None:
 def test_mr_based_outputs_are_training_targets_for_the_mr_less_network(cohort: Run) -> None:
     """taupet-bids-train --derivatives: the MR path's transforms give each template voxel's
     PET position; they must agree with the simulator's exact map to registration accuracy."""
+    from taupet_bids.core.grids import apply_affine, sample
     from taupet_bids.normalisation import geometry
-    from taupet_bids.simulate.grids import apply_affine, sample
     from taupet_bids.training.heads import derivatives_head, find_derivative_pets
 
     pets = find_derivative_pets(cohort.out)
