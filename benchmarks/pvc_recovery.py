@@ -2,7 +2,7 @@
 
 Runs post hoc on the template-space SUVR images the participant benchmark left behind
 (``benchmarks/participant_accuracy.py --out /tmp/taupet-bench``), so no pipeline rerun is
-needed. For every subject it applies GTM, RBV and Müller-Gärtner (``taupet_bids.pvc``) with the
+needed. For every subject it applies GTM, RBV and Müller-Gärtner (``taupet_bids.core.pvc``) with the
 segmentation the app uses (``PVCSegmentation``: all DK labels, rest of brain mask, rest of head,
 air), then averages the corrected images over the same DK, Braak and meta-temporal regions as
 the app's tables, and compares them with the **sharp truth** (the unblurred label-constant
@@ -40,9 +40,15 @@ from participant_accuracy import (  # noqa: E402
     update_report,
 )
 
-from taupet_bids import atlases, pvc, templates  # noqa: E402
-from taupet_bids.interfaces.pvc import GM_TISSUES  # noqa: E402
-from taupet_bids.interfaces.quantification import regional_statistics  # noqa: E402
+from taupet_bids import atlases, templates  # noqa: E402
+from taupet_bids.core import pvc  # noqa: E402
+from taupet_bids.core.pvc_segmentation import (  # noqa: E402
+    grey_matter_labels,
+    head_mask,
+    pvc_segmentation,
+    segmentation_table,
+)
+from taupet_bids.core.regions import regional_statistics  # noqa: E402
 from taupet_bids.workflows.regions import region_groups  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +79,7 @@ def load_template() -> dict:
 
     brain = data(templates.brain_mask_path(2)) > 0
     dk = np.rint(data(templates.atlas_path("DK", 2))).astype(np.int32)
-    head = pvc.head_mask(data(templates.t1w_path(2)), brain)
+    head = head_mask(data(templates.t1w_path(2)), brain)
     reference = data(templates.reference_mask_path(REFERENCE, 2)) > 0
     return {
         "atlases": {name: data(templates.atlas_path(name, 2)) for name in SEGMENTATIONS},
@@ -81,8 +87,8 @@ def load_template() -> dict:
             name: {int(r["index"]): r["name"] for r in atlases.atlas_table(name)}
             for name in SEGMENTATIONS
         },
-        "seg": pvc.pvc_segmentation(dk, brain, head, reference=reference),
-        "grey": [lab.index for lab in atlases.dk_labels() if lab.tissue in GM_TISSUES],
+        "seg": pvc_segmentation(dk, brain, head, reference=reference),
+        "grey": grey_matter_labels(segmentation_table(REFERENCE)),
         "cortex": [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"],
         "dk": dk,
     }
@@ -103,30 +109,28 @@ def regional_table(image: np.ndarray, template: dict) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def correct(image: np.ndarray, template: dict, fwhm: float) -> tuple[dict, dict]:
-    """Corrected images by method, and the seconds each took (RBV/MG reuse the GTM solve).
+def correct(
+    image: np.ndarray, template: dict, fwhm: float, methods: tuple[str, ...] = pvc.PVC_METHODS
+) -> tuple[dict, dict]:
+    """Corrected images by method and the seconds each took, by the app's own :func:`pvc.correct`.
 
     As in the app, each corrected image is divided by its own mean over the reference region
     (a GTM region of its own). ``gtm_noref`` is GTM without that step, to show what it does;
     ``seconds["reference_gtm"]`` is the GTM reference value (the factor divided by).
     """
     seg, sigma = template["seg"], pvc.fwhm_to_sigma(fwhm, (2.0, 2.0, 2.0))
-    start = time.perf_counter()
-    result = pvc.gtm(image, seg, sigma)
-    values = result.values()
-    gtm_image = pvc.paint(seg, values)
-    seconds = {"gtm": time.perf_counter() - start}
-    start = time.perf_counter()
-    rbv_image = pvc.rbv(image, seg, sigma, values)
-    seconds["rbv"] = time.perf_counter() - start + seconds["gtm"]
-    start = time.perf_counter()
-    mg_image = pvc.mueller_gaertner(image, seg, sigma, template["grey"], values)
-    seconds["mg"] = time.perf_counter() - start + seconds["gtm"]
-    images = {"gtm_noref": gtm_image}
-    for method, corrected in (("gtm", gtm_image), ("rbv", rbv_image), ("mg", mg_image)):
-        images[method], value = pvc.renormalise(corrected, seg, result, pvc.REFERENCE_LABEL)
+    images, seconds = {}, {}
+    for method in methods:
+        start = time.perf_counter()
+        result = pvc.correct(
+            method, image, seg, sigma, gm_labels=template["grey"],
+            reference_label=pvc.REFERENCE_LABEL,
+        )  # fmt: skip
+        seconds[method] = time.perf_counter() - start
+        images[method] = result.image
         if method == "gtm":
-            seconds["reference_gtm"] = value
+            seconds["reference_gtm"] = result.reference_value
+            images["gtm_noref"] = pvc.correct("gtm", image, seg, sigma).image
     return images, seconds
 
 
@@ -176,7 +180,7 @@ def collect(bench: Path, template: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         timings.append({"subject": subject, "fwhm_mm": nominal, **seconds})
         runs = [("nominal", method, img) for method, img in images.items()]
         for offset in FWHM_OFFSETS:
-            shifted, _ = correct(image, template, nominal + offset)
+            shifted, _ = correct(image, template, nominal + offset, methods=("gtm",))
             runs.append((f"nominal{offset:+g}", "gtm", shifted["gtm"]))
         for fwhm_label, method, img in runs:
             measured = regional_table(img, template).rename(columns={"suvr_mean": "measured"})
@@ -352,7 +356,7 @@ def render(args, env: dict, summary, long, timings, goals_table) -> str:
         "",
         f"Input: the {n} template-space SUVR images (`*_space-MNI152NLin6Asym_res-2_desc-suvr_pet`)"
         " of the participant benchmark above (same cohort, no pipeline rerun). PVC as in "
-        "`taupet_bids.pvc` (see docs/pvc.md) on the `PVCSegmentation` label image (all DK "
+        "`taupet_bids.core.pvc` (see docs/pvc.md) on the `PVCSegmentation` label image (all DK "
         "labels + the reference region as its own label + rest of brain mask + rest of head + "
         "air), each corrected image divided by its mean in the reference region. PSF: the "
         "**nominal** FWHM of each subject (6-8 mm, the simulator's subject-space Gaussian); the"

@@ -3,7 +3,7 @@
 Takes the MR-based SUVR images of the MR-less benchmark cohort (``benchmarks/mrless_accuracy.py``
 must have run first), moves each by known amounts (shifts of 5 and 10 mm, rotations of 10 and 20
 degrees about the template centre) and computes, for the original and every moved copy, the QC
-score the pipeline uses (:func:`taupet_bids.interfaces.mrless.normalisation_qc`) and, for
+score the pipeline uses (:func:`taupet_bids.normalisation.qc.normalisation_qc`) and, for
 comparison, the plain voxelwise correlation with the tau PET template inside the brain mask.
 Writes the "Normalisation QC score" section of docs/benchmarks.md.
 
@@ -26,9 +26,9 @@ from participant_accuracy import REPO, RESULTS_DIR, markdown_table, update_repor
 
 from taupet_bids import templates  # noqa: E402
 from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matrix, sample  # noqa: E402
-from taupet_bids.interfaces.mrless import MIN_TEMPLATE_CORRELATION, normalisation_qc  # noqa: E402
 from taupet_bids.normalisation import geometry  # noqa: E402
 from taupet_bids.normalisation.pet_template import pet_template_path  # noqa: E402
+from taupet_bids.normalisation.qc import MIN_TEMPLATE_CORRELATION, normalisation_qc  # noqa: E402
 
 MARKER_START = "<!-- qc-calibration:start -->"
 MARKER_END = "<!-- qc-calibration:end -->"

@@ -17,8 +17,8 @@ from pathlib import Path
 from taupet_bids import centaurz, naming, staging
 from taupet_bids.bids import CheckedScan
 from taupet_bids.config import RunConfig
+from taupet_bids.core.pvc import psf_fwhm_from_sidecar
 from taupet_bids.errors import InputError
-from taupet_bids.pvc import psf_fwhm_from_sidecar
 
 #: Output units of the averaged PET and the reference value when the input is an activity
 #: concentration (every such input is converted: see :attr:`ScanPlan.units_scale`).

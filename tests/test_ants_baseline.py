@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from taupet_bids import templates
+from taupet_bids.core.suvr import compute_suvr
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces.quantification import compute_suvr
+from taupet_bids.interfaces.mrless import ANTsPETNormalisation
 from taupet_bids.interfaces.registration import ApplyTransforms
-from taupet_bids.normalisation.ants_baseline import ANTsPETNormalisation, prepare_pet
+from taupet_bids.normalisation.ants_baseline import prepare_pet
 from taupet_bids.simulate import CohortConfig, load_truth, simulate_cohort, truth_value
 from taupet_bids.simulate.template import load_template
 from taupet_bids.simulate.truth import regional_table

@@ -8,7 +8,8 @@ import pytest
 from nipype.interfaces import fsl
 
 from taupet_bids.cli.parser import parse_args
-from taupet_bids.interfaces.fsl import fsl_to_itk, mcflirt_motion_table
+from taupet_bids.core.motion import mcflirt_motion_table
+from taupet_bids.core.registration import fsl_to_itk
 from taupet_bids.workflows.coregistration import init_coregistration_wf
 from taupet_bids.workflows.pet import init_pet_preproc_wf
 

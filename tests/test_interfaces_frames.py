@@ -5,13 +5,9 @@ import numpy as np
 import pytest
 from nipype import Node, Workflow
 
+from taupet_bids.core.frames import select_frames, time_weighted_average
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces.frames import (
-    SelectFrames,
-    TimeWeightedAverage,
-    select_frames,
-    time_weighted_average,
-)
+from taupet_bids.interfaces.frames import SelectFrames, TimeWeightedAverage
 
 
 def constant_series(values: list[float], shape=(4, 5, 6)) -> np.ndarray:

@@ -11,13 +11,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from nipype import Node, Workflow  # noqa: E402
 
-from taupet_bids.interfaces.motion import (  # noqa: E402
+from taupet_bids.core.motion import (  # noqa: E402
     MOTION_COLUMNS,
-    MotionCorrect,
     euler_degrees,
     framewise_displacement,
     motion_parameters,
 )
+from taupet_bids.interfaces.motion import MotionCorrect  # noqa: E402
 from tests.phantoms import phantom, rotation  # noqa: E402
 
 

@@ -6,13 +6,10 @@ import pandas as pd
 import pytest
 from nipype import Node, Workflow
 
+from taupet_bids.core.regions import regional_statistics
+from taupet_bids.core.suvr import compute_suvr
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces.quantification import (
-    ComputeSUVR,
-    RegionalStatistics,
-    compute_suvr,
-    regional_statistics,
-)
+from taupet_bids.interfaces.quantification import ComputeSUVR, RegionalStatistics
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])  # 8 ul voxels
 

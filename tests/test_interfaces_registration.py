@@ -12,13 +12,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from nipype import Node, Workflow  # noqa: E402
 
-from taupet_bids.interfaces.motion import motion_parameters, transform_affine_lps  # noqa: E402
+from taupet_bids.core.motion import motion_parameters, transform_affine_lps  # noqa: E402
+from taupet_bids.core.registration import register  # noqa: E402
 from taupet_bids.interfaces.registration import (  # noqa: E402
     ApplyTransforms,
     N4BiasCorrect,
     RegisterImages,
     TemplateBrainMask,
-    register,
 )
 from tests.phantoms import phantom  # noqa: E402
 

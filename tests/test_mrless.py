@@ -18,10 +18,10 @@ import torch
 
 from taupet_bids import templates
 from taupet_bids.core.grids import linear_coordinates, oriented_grid, rigid_matrix, sample
-from taupet_bids.interfaces.mrless import normalisation_qc
 from taupet_bids.models.bundle import ModelIntegrityError
 from taupet_bids.normalisation import geometry, inference
 from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE, load_normaliser
+from taupet_bids.normalisation.qc import normalisation_qc
 from taupet_bids.simulate import CohortConfig, load_truth, simulate_cohort, truth_value
 from taupet_bids.training.normaliser import TrainConfig, train
 from taupet_bids.training.normaliser_card import export_trained_bundle

@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taupet_bids import pvc
+from taupet_bids.core import pvc
+from taupet_bids.core.pvc_segmentation import (
+    head_mask,
+    pvc_segmentation,
+    reference_tissue,
+    segmentation_table,
+    uncovered_voxels,
+)
 from taupet_bids.errors import InputError
 from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
 
@@ -140,12 +147,12 @@ def test_pvc_segmentation_covers_everything():
     brain[1:5, 1:5, 1:5] = 1
     t1w = np.zeros(dk.shape)
     t1w[1:6, 0:6, 1:5] = 500.0
-    head = pvc.head_mask(t1w, brain)
-    seg = pvc.pvc_segmentation(dk, brain, head)
+    head = head_mask(t1w, brain)
+    seg = pvc_segmentation(dk, brain, head)
     assert seg[0, 0, 0] == 2 and seg[2, 2, 2] == 17
     assert seg[1, 1, 1] == pvc.BRAIN_REST_LABEL
     assert seg[5, 0, 2] == pvc.HEAD_REST_LABEL and seg[0, 5, 5] == 0
-    assert pvc.uncovered_voxels(seg, brain) == 0
+    assert uncovered_voxels(seg, brain) == 0
 
 
 def write(path, data):
@@ -216,7 +223,7 @@ def test_segmentation_interface_on_template(tmp_path, monkeypatch, templateflow_
     )
     seg = np.asarray(nib.load(out.out_file).dataobj)
     brain = np.asarray(nib.load(templates.brain_mask_path(2)).dataobj)
-    assert pvc.uncovered_voxels(seg, brain) == 0
+    assert uncovered_voxels(seg, brain) == 0
     table = pd.read_csv(out.labels_file, sep="\t")
     assert set(np.unique(seg)) <= set(table["index"])
     assert {pvc.BRAIN_REST_LABEL, pvc.HEAD_REST_LABEL, 0} <= set(np.unique(seg))
@@ -254,9 +261,40 @@ def test_renormalise_divides_by_the_corrected_reference(scene):
         pvc.renormalise(corrected, scene[0], pvc.gtm(suvr, scene[0], sigma), pvc.REFERENCE_LABEL)
 
 
-def test_reference_tissue_classes():
-    from taupet_bids.interfaces.pvc import reference_tissue, segmentation_table
+@pytest.mark.parametrize("method", pvc.PVC_METHODS)
+def test_correct_is_the_method_then_the_reference_division(scene, method):
+    """correct() (the app's and the benchmark's one entry point) composes the GTM solve, the
+    method and the renormalisation exactly as the separate functions do."""
+    seg, _, _, sigma = scene
+    seg = with_reference(seg)
+    blurred = pvc.blur(pvc.paint(seg, {**VALUES, pvc.REFERENCE_LABEL: 1.6}), sigma)
+    result = pvc.gtm(blurred, seg, sigma)
+    by_hand = {
+        "gtm": lambda: pvc.paint(seg, result.values()),
+        "rbv": lambda: pvc.rbv(blurred, seg, sigma, result.values()),
+        "mg": lambda: pvc.mueller_gaertner(blurred, seg, sigma, GREY, result.values()),
+    }[method]()
+    expected, value = pvc.renormalise(by_hand, seg, result, pvc.REFERENCE_LABEL)
+    done = pvc.correct(
+        method, blurred, seg, sigma, gm_labels=GREY, reference_label=pvc.REFERENCE_LABEL
+    )
+    np.testing.assert_array_equal(done.image, expected)
+    assert done.reference_value == value > 1.05
+    np.testing.assert_array_equal(done.gtm.corrected, result.corrected)
+    plain = pvc.correct(method, blurred, seg, sigma, gm_labels=GREY)
+    np.testing.assert_array_equal(plain.image, by_hand)
+    assert plain.reference_value == 1.0
 
+
+def test_correct_rejects_unknown_methods_and_mg_without_grey_matter(scene):
+    seg, _, blurred, sigma = scene
+    with pytest.raises(ValueError, match="unknown PVC method"):
+        pvc.correct("pvc-free", blurred, seg, sigma)
+    with pytest.raises(ValueError, match="grey-matter labels"):
+        pvc.correct("mg", blurred, seg, sigma)
+
+
+def test_reference_tissue_classes():
     assert reference_tissue("InfCerebGrey") == "cerebellar_cortex"
     assert reference_tissue("WholeCereb") == "other"  # grey and white mixed
     assert reference_tissue("Pons") == "subcortical"
@@ -357,15 +395,15 @@ def test_cli_takes_the_scanner_resolution(tmp_path):
 
 def test_regional_values_and_painting_them_on_another_grid(tmp_path, scene, monkeypatch):
     """Label values move between grids without resampling; labels without values are NaN."""
-    from taupet_bids.interfaces.pvc import PaintRegions, regional_values
+    from taupet_bids.interfaces.pvc import PaintRegions
 
     seg, _, blurred, sigma = scene
     result = pvc.gtm(blurred, seg, sigma)
     mg = pvc.mueller_gaertner(blurred, seg, sigma, GREY, result.values())
-    values = regional_values(mg, seg, result).set_index("index")["value"]
+    values = pvc.regional_values(mg, seg, result.labels).set_index("index")["value"]
     assert np.isnan(values[2])  # white matter: MG leaves it undefined
     assert values[3] == pytest.approx(np.nanmean(mg[seg == 3]))
-    gtm_values = regional_values(pvc.paint(seg, result.values()), seg, result)
+    gtm_values = pvc.regional_values(pvc.paint(seg, result.values()), seg, result.labels)
     np.testing.assert_allclose(gtm_values.value, result.corrected)
 
     monkeypatch.chdir(tmp_path)
@@ -438,7 +476,7 @@ def test_labels_pulled_back_land_where_the_pet_came_from(tmp_path):
     chosen so that the order of the transforms matters."""
     import ants
 
-    from taupet_bids.interfaces.registration import apply_transforms
+    from taupet_bids.core.registration import apply_transforms
     from taupet_bids.workflows.quantification import _compose, _compose_inverse
 
     def affine_file(name, matrix, shift):

@@ -1,7 +1,8 @@
 """Nipype interfaces of the participant pipeline: one small class per operation.
 
-Each interface wraps module-level functions (tested without Nipype) and writes its outputs into
-the node's working directory. Names resolve lazily so that importing one light submodule does
+Each interface loads its inputs, calls one plain function of :mod:`taupet_bids.core` (or
+:mod:`taupet_bids.normalisation`; tested without Nipype) and writes its outputs into the node's
+working directory. Names resolve lazily so that importing one light submodule does
 not pay for importing antspyx.
 """
 

@@ -1,12 +1,9 @@
-"""CenTauRz table of one scan, from its bilateral DK table or from official mask images."""
+"""Nipype wrapper of :mod:`taupet_bids.core.centaurz_scan`: the CenTauRz table of one scan."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pandas as pd
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -18,33 +15,9 @@ from nipype.interfaces.base import (
 )
 
 from taupet_bids import centaurz
+from taupet_bids.core.centaurz_scan import official_masks, scan_centaurz
+from taupet_bids.core.images import check_same_grid, load_3d
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces.quantification import check_same_grid, compute_suvr
-
-
-def official_masks(masks_dir: str, suvr_file: str) -> dict[str, np.ndarray]:
-    """``<mask>.nii[.gz]`` files of the official CenTauR masks, on the SUVR image's grid.
-
-    ``reference.nii[.gz]`` (the official cerebellar grey reference), when present, comes back
-    under the key :data:`taupet_bids.centaurz.REFERENCE_MASK_NAME`.
-    """
-    reference = nib.load(suvr_file)
-    masks = {}
-    for mask in (*centaurz.MASKS, centaurz.REFERENCE_MASK_NAME):
-        found = sorted(Path(masks_dir).glob(f"{mask}.nii*"))
-        if not found:
-            continue
-        image = nib.load(found[0])
-        if image.shape[:3] != reference.shape[:3] or not np.allclose(
-            image.affine, reference.affine
-        ):
-            raise ValueError(
-                f"{found[0]}: not on the SUVR grid (MNI152NLin6Asym, 2 mm); resample it first"
-            )
-        masks[mask] = np.asarray(image.dataobj)
-    if not set(masks) - {centaurz.REFERENCE_MASK_NAME}:
-        raise FileNotFoundError(f"{masks_dir}: no <mask>.nii.gz for any of {centaurz.MASKS}")
-    return masks
 
 
 class _CenTauRzInputSpec(BaseInterfaceInputSpec):
@@ -71,22 +44,16 @@ class CenTauRzTable(SimpleInterface):
 
     def _run_interface(self, runtime):
         suvr_file = self.inputs.suvr_file
-        suvr = np.asarray(nib.load(suvr_file).dataobj, dtype=float)
         check_same_grid(suvr_file, self.inputs.reference_mask)
-        reference = np.asarray(nib.load(self.inputs.reference_mask).dataobj)
         masks = official_masks(self.inputs.masks_dir, suvr_file) if self.inputs.masks_dir else {}
-        official_reference = centaurz.REFERENCE_MASK_NAME in masks
-        reference = masks.pop(centaurz.REFERENCE_MASK_NAME, reference)
         try:
-            # the same rule as the SUVR reference: out-of-field-of-view (0) voxels do not count
-            _, reference_suvr, _ = compute_suvr(suvr, reference)
-            if masks:
-                table = centaurz.official_centaurz(
-                    suvr, masks, self.inputs.tracer, reference_suvr, official_reference
-                )
-            else:
-                dk = pd.read_csv(self.inputs.dk_table, sep="\t", na_values="n/a")
-                table = centaurz.approximate_centaurz(dk, self.inputs.tracer, reference_suvr)
+            table = scan_centaurz(
+                load_3d(suvr_file),
+                load_3d(self.inputs.reference_mask),
+                self.inputs.tracer,
+                pd.read_csv(self.inputs.dk_table, sep="\t", na_values="n/a"),
+                masks,
+            )
         except ValueError as err:
             raise InputError(
                 suvr_file, f"CenTauRz: {err}", "check the cerebellar grey reference mask"

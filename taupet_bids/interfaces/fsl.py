@@ -14,9 +14,6 @@ import os
 import shutil
 from pathlib import Path
 
-import nitransforms.linear as nitl
-import numpy as np
-import pandas as pd
 from nipype.interfaces import fsl
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -26,7 +23,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from taupet_bids.interfaces.motion import motion_table
+from taupet_bids.core.motion import mcflirt_motion_table
+from taupet_bids.core.registration import fsl_to_itk
 
 OUTPUT_TYPE = "NIFTI_GZ"
 
@@ -72,24 +70,6 @@ def flirt_coregistration(
     if reference:
         interface.inputs.reference = reference
     return interface
-
-
-def mcflirt_motion_table(par_file: str) -> pd.DataFrame:
-    """Our motion table from MCFLIRT's ``.par`` (rotations in radians first, then mm).
-
-    Values stay in FSL's axis convention (scaled-voxel axes of the input), converted to degrees
-    so the columns mean the same as the antspyx path's.
-    """
-    par = np.atleast_2d(np.loadtxt(par_file))
-    params = np.column_stack([par[:, 3:6], np.degrees(par[:, 0:3])])
-    return motion_table(params)
-
-
-def fsl_to_itk(fsl_matrix: str, reference: str, moving: str, out_file: str) -> str:
-    """Convert a FLIRT matrix to an ITK transform that ANTs can compose (via nitransforms)."""
-    transform = nitl.load(fsl_matrix, fmt="fsl", reference=reference, moving=moving)
-    transform.to_filename(out_file, fmt="itk")
-    return out_file
 
 
 class _ParInputSpec(BaseInterfaceInputSpec):

@@ -1,4 +1,9 @@
-"""Nipype interfaces of the MR-less path: network normalisation and its QC score."""
+"""Nipype interfaces of spatial normalisation without MRI, and the QC of every normalisation.
+
+The network (:mod:`taupet_bids.normalisation.inference`), the classical antspyx baseline
+(:mod:`taupet_bids.normalisation.ants_baseline`) and the QC score
+(:mod:`taupet_bids.normalisation.qc`) are plain functions; these wrappers load and write files.
+"""
 
 from __future__ import annotations
 
@@ -15,22 +20,10 @@ from nipype.interfaces.base import (
     TraitedSpec,
     traits,
 )
-from scipy import ndimage
 
-from taupet_bids import templates
-
-#: Below this Pearson correlation with the tau PET template a normalisation is flagged. The
-#: correlation is taken after a 4 mm (SD) Gaussian smoothing, over the template brain dilated by
-#: 10 mm, so that the brain's outline, which any correct normalisation shares with the template,
-#: outweighs the subject's own tau pattern and noise. Calibrated by benchmarks/qc_calibration.py
-#: (docs/benchmarks.md): correct normalisations 0.90-0.97, moved by 10 mm or yawed 20 degrees
-#: mostly below 0.80; a 5 mm error is not caught.
-MIN_TEMPLATE_CORRELATION = 0.80
-QC_SMOOTHING_VOXELS = 2.0
-QC_SHELL_VOXELS = 5
-#: Minimum fraction of the reference region and of the brain inside the PET field of view.
-MIN_REFERENCE_COVERAGE = 0.95
-MIN_BRAIN_COVERAGE = 0.90
+from taupet_bids.core.images import load_3d, out_path
+from taupet_bids.normalisation.ants_baseline import normalise_pet
+from taupet_bids.normalisation.qc import normalisation_qc
 
 
 class _NetworkInputSpec(BaseInterfaceInputSpec):
@@ -62,13 +55,8 @@ class NetworkPETNormalisation(SimpleInterface):
         start = time.perf_counter()
         torch.set_num_threads(max(1, self.inputs.num_threads))
         normaliser = load_normaliser(self.inputs.bundle or None)
-        image = nib.load(self.inputs.in_file)
-        volume = np.asarray(image.dataobj, dtype=np.float32)
-        if volume.ndim == 4 and volume.shape[3] == 1:
-            volume = volume[..., 0]
-        if volume.ndim != 3:
-            raise ValueError(f"{self.inputs.in_file}: expected a 3-D averaged PET")
-        result = normalise(volume, image.affine, normaliser)
+        volume = load_3d(self.inputs.in_file, np.float32)
+        result = normalise(volume, nib.load(self.inputs.in_file).affine, normaliser)
         field = str(Path(runtime.cwd) / "pet_to_template_field.nii.gz")
         write_itk_displacement(result, nib.load(self.inputs.reference_image), field)
         seconds = time.perf_counter() - start
@@ -107,42 +95,6 @@ class _QCOutputSpec(TraitedSpec):
     flags = traits.List(traits.Str, desc="human-readable QC warnings (empty when all pass)")
 
 
-def normalisation_qc(pet_std: np.ndarray, reference_region: str) -> dict:
-    """Similarity to the tau PET template and field-of-view coverage of a normalised PET."""
-    from taupet_bids.normalisation.pet_template import pet_template_path
-
-    resolution = templates.WORKING_RESOLUTION
-    template = np.asarray(nib.load(pet_template_path()).dataobj, dtype=np.float32)
-    brain = np.asarray(nib.load(templates.brain_mask_path(resolution)).dataobj) > 0
-    reference = (
-        np.asarray(nib.load(templates.reference_mask_path(reference_region, resolution)).dataobj)
-        > 0
-    )
-    covered = np.isfinite(pet_std) & (pet_std != 0)
-    region = ndimage.binary_dilation(brain, iterations=QC_SHELL_VOXELS)
-    smooth = ndimage.gaussian_filter(np.nan_to_num(pet_std), QC_SMOOTHING_VOXELS)
-    score = float(np.corrcoef(smooth[region], template[region])[0, 1]) if covered.any() else 0.0
-    values = {
-        "TemplateCorrelation": round(score, 4),
-        "ReferenceCoverage": round(float(covered[reference].mean()), 4),
-        "BrainCoverage": round(float(covered[brain].mean()), 4),
-    }
-    flags = []
-    if score < MIN_TEMPLATE_CORRELATION:
-        flags.append(
-            f"normalised PET correlates poorly with the tau PET template ({score:.2f} < "
-            f"{MIN_TEMPLATE_CORRELATION}): check the normalisation"
-        )
-    if values["ReferenceCoverage"] < MIN_REFERENCE_COVERAGE:
-        flags.append(
-            f"only {values['ReferenceCoverage']:.0%} of the {reference_region} reference region "
-            "is inside the PET field of view: SUVR is unreliable"
-        )
-    if values["BrainCoverage"] < MIN_BRAIN_COVERAGE:
-        flags.append(f"only {values['BrainCoverage']:.0%} of the brain is in the field of view")
-    return {**values, "Flags": flags}
-
-
 class NormalisationQC(SimpleInterface):
     """QC of a template-space PET: template similarity and coverage, with flags."""
 
@@ -158,4 +110,41 @@ class NormalisationQC(SimpleInterface):
         out = Path(runtime.cwd) / "normalisation_qc.json"
         out.write_text(json.dumps(qc, indent=2))
         self._results.update(out_file=str(out), score=qc["TemplateCorrelation"], flags=qc["Flags"])
+        return runtime
+
+
+class _NormaliseInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="averaged PET, native space (Bq/mL)")
+    template_file = File(exists=True, desc="tau PET template (default: the shipped one)")
+    deformable = traits.Bool(False, usedefault=True, desc="add a SyN stage (less accurate)")
+    seed = traits.Int(42, usedefault=True, desc="antsRegistration --random-seed")
+    num_threads = traits.Int(1, usedefault=True, nohash=True, desc="1 = bitwise reproducible")
+
+
+class _NormaliseOutputSpec(TraitedSpec):
+    transforms = traits.List(File(exists=True), desc="PET -> template (ANTs order)")
+    warped_file = File(exists=True, desc="PET on the template 2 mm grid (Bq/mL)")
+    similarity = traits.Float(desc="Pearson r with the template inside its brain mask (QC)")
+
+
+class ANTsPETNormalisation(SimpleInterface):
+    """MR-less spatial normalisation of a tau PET by antspyx registration to a PET template."""
+
+    input_spec = _NormaliseInputSpec
+    output_spec = _NormaliseOutputSpec
+
+    def _run_interface(self, runtime):
+        result = normalise_pet(
+            self.inputs.in_file,
+            out_path(self.inputs.in_file, "_to_pettemplate_", ext=""),
+            template_file=self.inputs.template_file or None,
+            seed=self.inputs.seed,
+            num_threads=self.inputs.num_threads,
+            deformable=self.inputs.deformable,
+        )
+        self._results.update(
+            transforms=result["transforms"],
+            warped_file=result["warped_file"],
+            similarity=result["similarity"],
+        )
         return runtime

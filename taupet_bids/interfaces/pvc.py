@@ -1,12 +1,11 @@
-"""Partial-volume correction as Nipype interfaces over :mod:`taupet_bids.pvc`.
+"""Nipype wrappers of :mod:`taupet_bids.core.pvc` and :mod:`taupet_bids.core.pvc_segmentation`.
 
-``PVCSegmentation`` turns the template DK atlas into a label image that covers every voxel
-(DK labels, the reference region, the rest of the brain mask, the rest of the head, air),
-which GTM needs. ``PartialVolumeCorrection`` applies GTM, RBV or Müller-Gärtner to an SUVR or
-PET image on the grid of that label image (the template's, or the PET's once the labels are
-pulled onto it) and writes the corrected image, a regional table per label in the columns of
-:class:`~taupet_bids.interfaces.quantification.RegionalStatistics`, and each label's corrected
-value. ``PaintRegions`` writes those values on the template labels, for the usual tables.
+``PVCSegmentation`` writes the label image that covers every voxel, and its label table.
+``PartialVolumeCorrection`` applies GTM, RBV or Müller-Gärtner to an SUVR or PET image on the
+grid of that label image (the template's, or the PET's once the labels are pulled onto it) and
+writes the corrected image, a regional table per label in the columns of
+:data:`taupet_bids.core.regions.STAT_COLUMNS`, and each label's corrected value.
+``PaintRegions`` writes those values on the template labels, for the usual tables.
 """
 
 from __future__ import annotations
@@ -27,77 +26,18 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from taupet_bids import atlases, pvc
-from taupet_bids.errors import InputError
-from taupet_bids.interfaces.frames import save_like
-from taupet_bids.interfaces.quantification import (
-    STAT_COLUMNS,
-    check_same_grid,
-    load_3d,
-    read_label_table,
-    regional_statistics,
+from taupet_bids.core import pvc
+from taupet_bids.core.images import check_same_grid, load_3d, out_path, save_like
+from taupet_bids.core.pvc_segmentation import (
+    grey_matter_labels,
+    head_mask,
+    pvc_segmentation,
+    segmentation_table,
 )
-from taupet_bids.interfaces.registration import out_path
+from taupet_bids.core.regions import STAT_COLUMNS, read_label_table, regional_statistics
+from taupet_bids.errors import InputError
 
 LOG = logging.getLogger("nipype.interface")
-
-#: DK tissue classes that Müller-Gärtner treats as grey matter.
-GM_TISSUES = ("cortex", "subcortical", "cerebellar_cortex")
-
-
-def reference_tissue(reference_region: str) -> str:
-    """The tissue class of a reference region: that of its DK regions when they share one.
-
-    A grey reference (inferior or whole cerebellar grey) is grey matter for Müller-Gärtner;
-    the whole cerebellum mixes grey and white and is treated as neither ("other").
-    """
-    regions = set(atlases.reference_regions()[reference_region]["dk_regions"])
-    tissues = {lab.tissue for lab in atlases.dk_labels() if lab.region in regions}
-    return tissues.pop() if len(tissues) == 1 else "other"
-
-
-def segmentation_table(reference_region: str | None = None) -> pd.DataFrame:
-    """index, name, tissue of every label :func:`taupet_bids.pvc.pvc_segmentation` can write."""
-    rows = [{"index": 0, "name": "background", "tissue": "background"}]
-    rows += [
-        {"index": lab.index, "name": lab.name, "tissue": lab.tissue} for lab in atlases.dk_labels()
-    ]
-    rows += [
-        {"index": pvc.BRAIN_REST_LABEL, "name": "brain-unlabelled", "tissue": "other"},
-        {"index": pvc.HEAD_REST_LABEL, "name": "extracerebral", "tissue": "extracerebral"},
-        {"index": pvc.OUTSIDE_LABEL, "name": "outside-template", "tissue": "extracerebral"},
-    ]
-    if reference_region:
-        rows.append(
-            {
-                "index": pvc.REFERENCE_LABEL,
-                "name": f"reference-{reference_region}",
-                "tissue": reference_tissue(reference_region),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def grey_matter_labels(labels_file: str) -> list[int]:
-    """Labels whose ``tissue`` column is one of :data:`GM_TISSUES`."""
-    table = pd.read_csv(labels_file, sep="\t")
-    if "tissue" not in table.columns:
-        raise InputError(labels_file, "no tissue column to find grey matter", "give gm_labels")
-    return table.loc[table.tissue.isin(GM_TISSUES), "index"].astype(int).tolist()
-
-
-def regional_values(corrected: np.ndarray, seg: np.ndarray, result: pvc.GTMResult) -> pd.DataFrame:
-    """index, value: the corrected image's mean over each label (finite voxels; NaN if none).
-
-    For GTM these are the GTM values (divided by the reference's, when renormalised). Values do
-    not depend on the grid, so they can be painted on the template labels (:class:`PaintRegions`)
-    instead of resampling the image.
-    """
-    means, _ = pvc.regional_means(np.nan_to_num(corrected, nan=0.0), seg, result.labels)
-    finite, _ = pvc.regional_means(np.isfinite(corrected).astype(float), seg, result.labels)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = np.where(finite > 0, means / finite, np.nan)
-    return pd.DataFrame({"index": result.labels, "value": values})
 
 
 class _SegInputSpec(BaseInterfaceInputSpec):
@@ -126,13 +66,13 @@ class PVCSegmentation(SimpleInterface):
         for other in (self.inputs.brain_mask, self.inputs.t1w_file):
             check_same_grid(dk_file, other)
         brain = load_3d(self.inputs.brain_mask)
-        head = pvc.head_mask(load_3d(self.inputs.t1w_file), brain)
+        head = head_mask(load_3d(self.inputs.t1w_file), brain)
         reference, reference_region = None, None
         if isdefined(self.inputs.reference_mask):
             check_same_grid(dk_file, self.inputs.reference_mask)
             reference = load_3d(self.inputs.reference_mask) > 0
             reference_region = self.inputs.reference_region
-        seg = pvc.pvc_segmentation(load_3d(dk_file), brain, head, reference)
+        seg = pvc_segmentation(load_3d(dk_file), brain, head, reference)
         image = nib.load(dk_file)
         out = out_path(dk_file, "_pvcseg")
         nib.save(nib.Nifti1Image(seg.astype(np.int16), image.affine, image.header), out)
@@ -185,6 +125,16 @@ class PartialVolumeCorrection(SimpleInterface):
     input_spec = _PVCInputSpec
     output_spec = _PVCOutputSpec
 
+    def _grey_matter(self) -> list[int]:
+        if isdefined(self.inputs.gm_labels):
+            return self.inputs.gm_labels
+        table = pd.read_csv(self.inputs.labels_file, sep="\t")
+        if "tissue" not in table.columns:
+            raise InputError(
+                self.inputs.labels_file, "no tissue column to find grey matter", "give gm_labels"
+            )
+        return grey_matter_labels(table)
+
     def _fwhm(self) -> list[float]:
         if isdefined(self.inputs.fwhm_mm):
             fwhm = self.inputs.fwhm_mm
@@ -215,44 +165,35 @@ class PartialVolumeCorrection(SimpleInterface):
         names = read_label_table(self.inputs.labels_file)
         if not np.all(np.isfinite(data)):
             raise InputError(in_file, "has non-finite voxels; PVC needs a finite image")
-        try:
-            result = pvc.gtm(data, seg, sigma, labels=names)
-        except ValueError as err:
-            raise InputError(seg_file, str(err), "use the PVCSegmentation label image") from err
         method = self.inputs.method
-        if method == "gtm":
-            corrected = pvc.paint(seg, result.values())
-        elif method == "rbv":
-            corrected = pvc.rbv(data, seg, sigma, result.values())
-        else:
-            grey = (
-                self.inputs.gm_labels
-                if isdefined(self.inputs.gm_labels)
-                else grey_matter_labels(self.inputs.labels_file)
+        try:
+            result = pvc.correct(
+                method,
+                data,
+                seg,
+                sigma,
+                labels=names,
+                gm_labels=self._grey_matter() if method == "mg" else None,
+                min_gm_fraction=self.inputs.min_gm_fraction,
+                reference_label=(
+                    self.inputs.reference_label if isdefined(self.inputs.reference_label) else None
+                ),
             )
-            corrected = pvc.mueller_gaertner(
-                data, seg, sigma, grey, result.values(), self.inputs.min_gm_fraction
-            )
-        reference_value = 1.0
-        if isdefined(self.inputs.reference_label):
-            try:
-                corrected, reference_value = pvc.renormalise(
-                    corrected, seg, result, self.inputs.reference_label
-                )
-            except ValueError as err:
-                raise InputError(
-                    seg_file, f"{err} (in {Path(in_file).name})",
-                    "the reference region must be a label of its own (PVCSegmentation with a "
-                    "reference_mask) and inside the PET's field of view",
-                ) from err  # fmt: skip
+        except ValueError as err:
+            raise InputError(
+                seg_file, f"{err} (in {Path(in_file).name})",
+                "use the PVCSegmentation label image; the reference region must be a label of "
+                "its own (PVCSegmentation with a reference_mask) inside the PET's field of view",
+            ) from err  # fmt: skip
+        corrected = result.image
         out = save_like(corrected, image, out_path(in_file, f"_pvc-{method}"))
         voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
-        present = {index: name for index, name in names.items() if index in set(result.labels)}
+        present = {index: name for index, name in names.items() if index in set(result.gtm.labels)}
         table = regional_statistics(corrected, seg, voxel_ml, present)
         table_file = out_path(in_file, f"_pvc-{method}_regions", ext=".tsv")
         table.to_csv(table_file, sep="\t", index=False, float_format="%.6f", na_rep="n/a")
         values_file = out_path(in_file, f"_pvc-{method}_values", ext=".tsv")
-        regional_values(corrected, seg, result).to_csv(
+        pvc.regional_values(corrected, seg, result.gtm.labels).to_csv(
             values_file, sep="\t", index=False, float_format="%.8g", na_rep="n/a"
         )
         self._results.update(
@@ -260,8 +201,8 @@ class PartialVolumeCorrection(SimpleInterface):
             out_table=table_file,
             out_values=values_file,
             fwhm_mm=fwhm,
-            condition_number=result.condition_number,
-            reference_value=reference_value,
+            condition_number=result.gtm.condition_number,
+            reference_value=result.reference_value,
         )
         return runtime
 

@@ -21,8 +21,9 @@ images clipped at SUVR 1, strongly regularised) for comparison; docs/pet_templat
 figures.
 
 The forward transforms (ANTs order) map the PET into template space with
-:class:`taupet_bids.interfaces.registration.ApplyTransforms` and the template 2 mm T1w as the
-reference image, exactly like the MR-based chain.
+:func:`taupet_bids.core.registration.apply_transforms` and the template 2 mm T1w as the
+reference image, exactly like the MR-based chain. The Nipype wrapper is
+:class:`taupet_bids.interfaces.mrless.ANTsPETNormalisation`.
 """
 
 from __future__ import annotations
@@ -32,23 +33,10 @@ import time
 import ants
 import nibabel as nib
 import numpy as np
-from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
-)
 
 from taupet_bids import atlases, templates
+from taupet_bids.core.registration import apply_transforms, register, set_threads, similarity
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces.registration import (
-    apply_transforms,
-    out_path,
-    register,
-    set_threads,
-    similarity,
-)
 from taupet_bids.normalisation.pet_template import pet_template_path
 
 #: Below this correlation with the template (brain mask) the affine stage retries other starts.
@@ -208,40 +196,3 @@ def normalise_pet(
         "similarity": float(score),
         "seconds": time.perf_counter() - start,
     }
-
-
-class _NormaliseInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="averaged PET, native space (Bq/mL)")
-    template_file = File(exists=True, desc="tau PET template (default: the shipped one)")
-    deformable = traits.Bool(False, usedefault=True, desc="add a SyN stage (less accurate)")
-    seed = traits.Int(42, usedefault=True, desc="antsRegistration --random-seed")
-    num_threads = traits.Int(1, usedefault=True, nohash=True, desc="1 = bitwise reproducible")
-
-
-class _NormaliseOutputSpec(TraitedSpec):
-    transforms = traits.List(File(exists=True), desc="PET -> template (ANTs order)")
-    warped_file = File(exists=True, desc="PET on the template 2 mm grid (Bq/mL)")
-    similarity = traits.Float(desc="Pearson r with the template inside its brain mask (QC)")
-
-
-class ANTsPETNormalisation(SimpleInterface):
-    """MR-less spatial normalisation of a tau PET by antspyx registration to a PET template."""
-
-    input_spec = _NormaliseInputSpec
-    output_spec = _NormaliseOutputSpec
-
-    def _run_interface(self, runtime):
-        result = normalise_pet(
-            self.inputs.in_file,
-            out_path(self.inputs.in_file, "_to_pettemplate_", ext=""),
-            template_file=self.inputs.template_file or None,
-            seed=self.inputs.seed,
-            num_threads=self.inputs.num_threads,
-            deformable=self.inputs.deformable,
-        )
-        self._results.update(
-            transforms=result["transforms"],
-            warped_file=result["warped_file"],
-            similarity=result["similarity"],
-        )
-        return runtime

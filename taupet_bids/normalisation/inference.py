@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from taupet_bids import templates
 from taupet_bids.core.grids import apply_affine, linear_coordinates
+from taupet_bids.core.images import load_3d
 from taupet_bids.normalisation import geometry
 from taupet_bids.normalisation.bundle import Normaliser
 
@@ -63,13 +64,7 @@ def read_pet(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """A 3-D PET (a 4-D file must hold one frame) as float32, and its affine."""
     if not path:
         raise ValueError("no PET image given (MONAI runner: --input_file PET.nii.gz)")
-    image = nib.load(path)
-    volume = np.asarray(image.dataobj, dtype=np.float32)
-    if volume.ndim == 4 and volume.shape[3] == 1:
-        volume = volume[..., 0]
-    if volume.ndim != 3:
-        raise ValueError(f"{path}: expected a 3-D averaged PET, got shape {volume.shape}")
-    return volume, image.affine
+    return load_3d(path, np.float32), nib.load(path).affine
 
 
 def prepare(volume: np.ndarray, affine: np.ndarray) -> Prepared:

@@ -28,13 +28,13 @@ import nibabel as nib
 import numpy as np
 
 from taupet_bids import __version__, templates
+from taupet_bids.core.images import GRID_ATOL_MM, squeeze_frame
 from taupet_bids.errors import InputError
 
 #: Shipped template, relative to the package folder.
 SHIPPED = Path("data") / "pet_template" / "tpl-MNI152NLin6Asym_res-02_desc-tauSUVR_pet.nii.gz"
 #: What a participant-level run writes in template space (PVC images, if any, are left out).
 SUVR_PATTERN = "*_space-MNI152NLin6Asym_res-2*suvr*.nii.gz"
-GRID_ATOL_MM = 1e-3
 #: The template is stored rounded to this many decimals (SUVR).
 DECIMALS = 3
 
@@ -64,9 +64,7 @@ def _template_grid() -> tuple[tuple[int, int, int], np.ndarray]:
 
 def _load_on_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
     image = nib.load(path)
-    data = np.asarray(image.dataobj, dtype=np.float64)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
+    data = squeeze_frame(np.asarray(image.dataobj, dtype=np.float64))
     if data.shape != shape or not np.allclose(image.affine, affine, atol=GRID_ATOL_MM):
         raise InputError(
             path,

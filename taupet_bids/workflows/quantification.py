@@ -5,13 +5,17 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from taupet_bids import centaurz, pvc, templates
+from taupet_bids import centaurz, templates
+from taupet_bids.core import pvc
 from taupet_bids.interfaces.centaurz import CenTauRzTable
-from taupet_bids.interfaces.mrless import NetworkPETNormalisation, NormalisationQC
+from taupet_bids.interfaces.mrless import (
+    ANTsPETNormalisation,
+    NetworkPETNormalisation,
+    NormalisationQC,
+)
 from taupet_bids.interfaces.pvc import PaintRegions, PartialVolumeCorrection, PVCSegmentation
 from taupet_bids.interfaces.quantification import ComputeSUVR
 from taupet_bids.interfaces.registration import ApplyTransforms
-from taupet_bids.normalisation.ants_baseline import ANTsPETNormalisation
 from taupet_bids.plan import ScanPlan
 from taupet_bids.workflows.coregistration import init_coregistration_wf
 from taupet_bids.workflows.tables import init_tables_wf

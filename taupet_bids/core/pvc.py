@@ -1,8 +1,9 @@
 """Partial-volume correction (PVC): geometric transfer matrix, RBV and Müller-Gärtner.
 
-Plain NumPy/SciPy functions on arrays; the Nipype wrappers live in
-:mod:`taupet_bids.interfaces.pvc`. The point-spread function (PSF) is a Gaussian, given as its
-full width at half maximum (FWHM) in mm, isotropic or per axis, on an axis-aligned grid.
+Plain NumPy/SciPy functions on arrays; :func:`correct` runs one method the way the app does.
+The point-spread function (PSF) is a Gaussian, given as its full width at half maximum (FWHM)
+in mm, isotropic or per axis, on an axis-aligned grid. The label image every method needs (one
+that covers every voxel) is built by :mod:`taupet_bids.core.pvc_segmentation`.
 
 * **GTM** (Rousset, Ma & Evans 1998, J Nucl Med 39:904): the observed mean ``t_i`` of region
   ``i`` is ``sum_j W_ij T_j``, where ``T_j`` is the true (uniform) value of region ``j`` and
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 #: sigma = FWHM / (2 sqrt(2 ln 2)) for a Gaussian.
@@ -259,11 +261,6 @@ def mueller_gaertner(
     return out
 
 
-def uncovered_voxels(seg: np.ndarray, mask: np.ndarray, unlabelled: int = 0) -> int:
-    """Voxels of ``mask`` whose label is ``unlabelled`` (0 when the segmentation covers it)."""
-    return int(np.count_nonzero((np.asarray(mask) > 0) & (np.rint(seg) == unlabelled)))
-
-
 #: Labels added to the DK atlas so that the segmentation covers the whole image (air is 0).
 BRAIN_REST_LABEL = 9001
 HEAD_REST_LABEL = 9002
@@ -271,46 +268,6 @@ HEAD_REST_LABEL = 9002
 REFERENCE_LABEL = 9003
 #: PET voxels outside the template's box (e.g. neck), when labels are pulled onto a PET grid.
 OUTSIDE_LABEL = 9004
-EXTRA_LABEL_NAMES = {
-    0: "background",
-    BRAIN_REST_LABEL: "brain-unlabelled",
-    HEAD_REST_LABEL: "extracerebral",
-    REFERENCE_LABEL: "reference",
-    OUTSIDE_LABEL: "outside-template",
-}
-#: Head = template T1w above this fraction of its 99.9th percentile (holes filled).
-HEAD_FRACTION = 0.1
-
-
-def head_mask(t1w: np.ndarray, brain_mask: np.ndarray) -> np.ndarray:
-    """Head (scalp, skull and brain) from a template T1w: a threshold, holes filled."""
-    t1w = np.asarray(t1w, dtype=np.float64)
-    threshold = HEAD_FRACTION * np.percentile(t1w[np.isfinite(t1w)], 99.9)
-    return ndimage.binary_fill_holes(t1w > threshold) | (np.asarray(brain_mask) > 0)
-
-
-def pvc_segmentation(
-    dk: np.ndarray,
-    brain_mask: np.ndarray,
-    head: np.ndarray,
-    reference: np.ndarray | None = None,
-) -> np.ndarray:
-    """The PVC label image: every DK label, then the rest of the brain mask, head and air.
-
-    DK labels win where they reach outside the brain mask; brain-mask voxels without a DK
-    label (sulcal CSF, meninges) become ``BRAIN_REST_LABEL``; the rest of the head (scalp,
-    skull) ``HEAD_REST_LABEL``; everything else stays 0 (air). No voxel is left out, which
-    GTM needs to be well-posed. With a ``reference`` mask, its voxels become
-    ``REFERENCE_LABEL`` (over any DK label), so the reference gets its own corrected value.
-    """
-    dk = np.rint(dk).astype(np.int32)
-    out = np.zeros(dk.shape, np.int32)
-    out[np.asarray(head) > 0] = HEAD_REST_LABEL
-    out[np.asarray(brain_mask) > 0] = BRAIN_REST_LABEL
-    out[dk > 0] = dk[dk > 0]
-    if reference is not None:
-        out[np.asarray(reference) > 0] = REFERENCE_LABEL
-    return out
 
 
 def renormalise(
@@ -337,3 +294,60 @@ def renormalise(
     if not inside.size:  # undefined there (MG, non-grey reference): its GTM value, now 1
         out[in_reference] = 1.0
     return out, value
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A corrected image, the GTM solve behind it and the reference value it was divided by."""
+
+    image: np.ndarray
+    gtm: GTMResult
+    reference_value: float = 1.0
+
+
+def correct(
+    method: str,
+    image: np.ndarray,
+    seg: np.ndarray,
+    sigma_vox: Sequence[float],
+    labels: Iterable[int] | None = None,
+    gm_labels: Iterable[int] | None = None,
+    min_gm_fraction: float = MIN_GM_FRACTION,
+    reference_label: int | None = None,
+) -> Correction:
+    """One method of :data:`PVC_METHODS` as the app runs it, renormalised to the reference.
+
+    Every method starts from the GTM solve: GTM paints its regional values, RBV and MG take
+    them for the synthetic image and the non-grey regions. With ``reference_label`` the result
+    is divided by its own corrected reference (:func:`renormalise`), so an SUVR stays an SUVR.
+    """
+    if method not in PVC_METHODS:
+        raise ValueError(f"unknown PVC method {method!r}; expected one of {PVC_METHODS}")
+    if method == "mg" and gm_labels is None:
+        raise ValueError("Müller-Gärtner needs the grey-matter labels")
+    result = gtm(image, seg, sigma_vox, labels)
+    values = result.values()
+    if method == "gtm":
+        corrected = paint(seg, values)
+    elif method == "rbv":
+        corrected = rbv(image, seg, sigma_vox, values)
+    else:
+        corrected = mueller_gaertner(image, seg, sigma_vox, gm_labels, values, min_gm_fraction)
+    if reference_label is None:
+        return Correction(corrected, result)
+    corrected, reference_value = renormalise(corrected, seg, result, reference_label)
+    return Correction(corrected, result, reference_value)
+
+
+def regional_values(corrected: np.ndarray, seg: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """index, value: the corrected image's mean over each label (finite voxels; NaN if none).
+
+    For GTM these are the GTM values (divided by the reference's, when renormalised). Values do
+    not depend on the grid, so they can be painted on the template labels (:func:`paint`)
+    instead of resampling the image.
+    """
+    means, _ = regional_means(np.nan_to_num(corrected, nan=0.0), seg, labels)
+    finite, _ = regional_means(np.isfinite(corrected).astype(float), seg, labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(finite > 0, means / finite, np.nan)
+    return pd.DataFrame({"index": labels, "value": values})

@@ -1,0 +1,55 @@
+"""Regional SUVR statistics: one table row per atlas label or composite region.
+
+The table's columns (:data:`STAT_COLUMNS`) are shared by every regional table the app writes,
+partial-volume corrected or not, so the group level can stack them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from taupet_bids.errors import InputError
+
+STAT_COLUMNS = ["region", "suvr_mean", "suvr_median", "suvr_sd", "volume_ml", "n_voxels"]
+
+
+def region_stats(values: np.ndarray, voxel_ml: float) -> dict[str, float]:
+    """Mean, median, population sd (ddof=0), volume and count of one region's voxels."""
+    finite = values[np.isfinite(values)]
+    empty = finite.size == 0
+    return {
+        "suvr_mean": np.nan if empty else float(finite.mean()),
+        "suvr_median": np.nan if empty else float(np.median(finite)),
+        "suvr_sd": np.nan if empty else float(finite.std()),
+        "volume_ml": values.size * voxel_ml,
+        "n_voxels": int(values.size),
+    }
+
+
+def regional_statistics(
+    suvr: np.ndarray,
+    atlas: np.ndarray,
+    voxel_ml: float,
+    labels: Mapping[int, str],
+    groups: Mapping[str, Sequence[int]] | None = None,
+) -> pd.DataFrame:
+    """One row per label (or per group when ``groups`` is given); empty regions are kept."""
+    regions = groups if groups else {name: [index] for index, name in labels.items()}
+    atlas = np.rint(atlas).astype(np.int64)
+    rows = []
+    for name, indices in regions.items():
+        inside = np.isin(atlas, np.asarray(list(indices), dtype=np.int64))
+        rows.append({"region": name, **region_stats(suvr[inside], voxel_ml)})
+    return pd.DataFrame(rows, columns=STAT_COLUMNS)
+
+
+def read_label_table(path: str) -> dict[int, str]:
+    """``index``/``name`` columns of a label TSV as {index: name}."""
+    table = pd.read_csv(path, sep="\t")
+    missing = {"index", "name"} - set(table.columns)
+    if missing:
+        raise InputError(path, f"missing columns {sorted(missing)}", "use index and name columns")
+    return dict(zip(table["index"].astype(int), table["name"].astype(str), strict=True))

@@ -1,0 +1,61 @@
+"""QC of a spatially normalised PET: similarity to the tau PET template and field-of-view coverage.
+
+Every scan, MR-based or MR-less, carries this QC of its normalisation; the thresholds below
+decide its flags.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from taupet_bids import templates
+from taupet_bids.normalisation.pet_template import pet_template_path
+
+#: Below this Pearson correlation with the tau PET template a normalisation is flagged. The
+#: correlation is taken after a 4 mm (SD) Gaussian smoothing, over the template brain dilated by
+#: 10 mm, so that the brain's outline, which any correct normalisation shares with the template,
+#: outweighs the subject's own tau pattern and noise. Calibrated by benchmarks/qc_calibration.py
+#: (docs/benchmarks.md): correct normalisations 0.90-0.97, moved by 10 mm or yawed 20 degrees
+#: mostly below 0.80; a 5 mm error is not caught.
+MIN_TEMPLATE_CORRELATION = 0.80
+QC_SMOOTHING_VOXELS = 2.0
+QC_SHELL_VOXELS = 5
+#: Minimum fraction of the reference region and of the brain inside the PET field of view.
+MIN_REFERENCE_COVERAGE = 0.95
+MIN_BRAIN_COVERAGE = 0.90
+
+
+def normalisation_qc(pet_std: np.ndarray, reference_region: str) -> dict:
+    """Similarity to the tau PET template and field-of-view coverage of a normalised PET."""
+    resolution = templates.WORKING_RESOLUTION
+    template = np.asarray(nib.load(pet_template_path()).dataobj, dtype=np.float32)
+    brain = np.asarray(nib.load(templates.brain_mask_path(resolution)).dataobj) > 0
+    reference = (
+        np.asarray(nib.load(templates.reference_mask_path(reference_region, resolution)).dataobj)
+        > 0
+    )
+    covered = np.isfinite(pet_std) & (pet_std != 0)
+    region = ndimage.binary_dilation(brain, iterations=QC_SHELL_VOXELS)
+    smooth = ndimage.gaussian_filter(np.nan_to_num(pet_std), QC_SMOOTHING_VOXELS)
+    score = float(np.corrcoef(smooth[region], template[region])[0, 1]) if covered.any() else 0.0
+    values = {
+        "TemplateCorrelation": round(score, 4),
+        "ReferenceCoverage": round(float(covered[reference].mean()), 4),
+        "BrainCoverage": round(float(covered[brain].mean()), 4),
+    }
+    flags = []
+    if score < MIN_TEMPLATE_CORRELATION:
+        flags.append(
+            f"normalised PET correlates poorly with the tau PET template ({score:.2f} < "
+            f"{MIN_TEMPLATE_CORRELATION}): check the normalisation"
+        )
+    if values["ReferenceCoverage"] < MIN_REFERENCE_COVERAGE:
+        flags.append(
+            f"only {values['ReferenceCoverage']:.0%} of the {reference_region} reference region "
+            "is inside the PET field of view: SUVR is unreliable"
+        )
+    if values["BrainCoverage"] < MIN_BRAIN_COVERAGE:
+        flags.append(f"only {values['BrainCoverage']:.0%} of the brain is in the field of view")
+    return {**values, "Flags": flags}
