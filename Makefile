@@ -39,9 +39,11 @@ test: $(VENV)/.installed test-deps
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not integration and not e2e" tests
 
+# lint-imports checks the import contracts of .importlinter (the layers of the package).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check taupet_bids tests benchmarks
 	$(VENV)/bin/ruff format --check taupet_bids tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: venv demo test test-deps test-fast lint
 
