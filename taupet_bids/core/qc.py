@@ -8,7 +8,7 @@ little shared structure (good registrations of the simulated cohort score 1.04-1
 T1w-to-template correlation below 0.9 means the nonlinear registration did not converge (good
 ones score above 0.99). Every scan, MR-based or MR-less, also carries the QC of its spatial
 normalisation (correlation with the tau PET template, field-of-view coverage of the brain and
-reference region, and flags; thresholds in :mod:`taupet_bids.interfaces.mrless`).
+reference region, and flags; thresholds in :mod:`taupet_bids.normalisation.qc`).
 """
 
 from __future__ import annotations
