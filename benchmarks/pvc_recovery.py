@@ -41,6 +41,7 @@ from participant_accuracy import (  # noqa: E402
 )
 
 from taupet_bids import atlases, templates  # noqa: E402
+from taupet_bids.atlases.regions import region_groups  # noqa: E402
 from taupet_bids.core import pvc  # noqa: E402
 from taupet_bids.core.pvc_segmentation import (  # noqa: E402
     grey_matter_labels,
@@ -49,7 +50,6 @@ from taupet_bids.core.pvc_segmentation import (  # noqa: E402
     segmentation_table,
 )
 from taupet_bids.core.regions import regional_statistics  # noqa: E402
-from taupet_bids.workflows.regions import region_groups  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER_START = "<!-- pvc-recovery:start -->"

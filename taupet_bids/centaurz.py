@@ -118,9 +118,18 @@ OFFICIAL_LABEL = "official CenTauR masks (user-supplied)"
 OWN_REFERENCE_NOTE = "; reference: taupet-bids CerebGrey (DK cerebellum cortex), not the official"
 #: File name of the official reference mask in a --centaur-masks folder.
 REFERENCE_MASK_NAME = "reference"
-TABLE_COLUMNS = [
-    "mask", "tracer", "reference", "suvr", "centaurz", "approximate", "mask_source"
-]  # fmt: skip
+#: Columns of a CenTauRz table, with the description written into the table's sidecar.
+COLUMN_DESCRIPTIONS = {
+    "mask": "CenTauR mask (universal, mesial_temporal, meta_temporal, temporo_parietal, frontal)",
+    "tracer": "tracer key of the conversion",
+    "reference": "reference region of the SUVR in this table (whole cerebellar grey, as the "
+    "CenTauRz constants require, whatever the run's reference region)",
+    "suvr": "mean SUVR in the mask, divided by the mean in the reference",
+    "centaurz": "CenTauRz = slope * SUVR + intercept (constants: docs/pvc.md)",
+    "approximate": "true when the mask is taupet-bids' DK-based approximation",
+    "mask_source": "which masks were used",
+}
+TABLE_COLUMNS = list(COLUMN_DESCRIPTIONS)
 
 
 def canonical_tracer(name: str) -> str:

@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from taupet_bids import staging, tracers
+from taupet_bids.core.regions import STAT_COLUMNS
 from taupet_bids.naming import SCAN_ENTITIES, entities, scan_stem
 from taupet_bids.reports import qc
 
 LOG = logging.getLogger("taupet_bids")
 
-TABLE_COLUMNS = ["suvr_mean", "suvr_median", "suvr_sd", "volume_ml", "n_voxels"]
+#: Columns of the participant tables after ``region`` (``suvr_mean`` becomes ``suvr``).
+TABLE_COLUMNS = STAT_COLUMNS[1:]
 ID_COLUMNS = ["scan", *SCAN_ENTITIES.values(), "tracer_name", "method", "reference"]
 GROUP_DIR = "group"
 

@@ -24,6 +24,7 @@ TIERS = {
         "test_interfaces_motion",
         "test_interfaces_registration",
         "test_mrless",
+        "test_reportlets",
         "test_simulate",
     },
 }

@@ -262,14 +262,15 @@ def test_command_lines_document_the_mr_less_options(tmp_path):
 
 
 def test_normalisation_flags_are_repeated_in_the_log(tmp_path, caplog):
+    from taupet_bids import naming
     from taupet_bids.cli.run import ScanOutcome, _report
 
-    pet_dir = tmp_path / "sub-001" / "pet"
-    pet_dir.mkdir(parents=True)
     flag = "only 60% of the InfCerebGrey reference region is inside the PET field of view"
-    sidecar = {"SpatialNormalisation": {"Method": "MR-less, network", "Flags": [flag]}}
-    name = "sub-001_trc-X_space-MNI152NLin6Asym_res-2_desc-suvr_pet.json"
-    (pet_dir / name).write_text(json.dumps(sidecar))
+    record = naming.qc_json(tmp_path, "sub-001_trc-X")
+    record.parent.mkdir(parents=True)
+    # What the graph's QC node commits (taupet_bids.core.qc.scan_qc) for a flagged MR-less scan.
+    record.write_text(json.dumps({"normalisation_method": "MR-less, network",
+                                  "normalisation_flags": [flag]}))  # fmt: skip
     with caplog.at_level("WARNING", logger="taupet_bids"):
         _report([ScanOutcome(Path("sub-001_trc-X_pet.nii.gz"), True)], tmp_path)
     assert any(

@@ -24,6 +24,8 @@ from taupet_bids import centaurz, staging
 from taupet_bids.simulate import load_truth
 
 GOOD = ("001", "002")
+#: A copy of 001 whose PET is stored in kBq/mL: its derivatives must be in Bq/mL and say so.
+KBQ = "120"
 TRACER = "18FAV1451"
 
 
@@ -172,6 +174,9 @@ def cohort(tmp_path_factory, templateflow_home) -> Run:
     for label, broken in BROKEN.items():
         _copy_participant(bids, "001", label)
         broken.damage(bids, label)
+    _copy_participant(bids, "001", KBQ)
+    _edit_image(_pet(bids, KBQ), lambda data: data / 1000.0)
+    _edit_sidecar(_pet(bids, KBQ, ".json"), Units="kBq/mL")
     out, work = root / "out", root / "work"
     done = taupet_bids(
         bids, out, "participant", "-w", work, "--skip-bids-validation",
@@ -188,7 +193,32 @@ def _tables(run: Run, sub: str, atlas: str, pvc: str = "") -> pd.DataFrame:
 
 def test_exit_code_says_some_scans_failed(cohort: Run) -> None:
     assert cohort.returncode == 1, cohort.log[-3000:]
-    assert f"{len(GOOD)} of {len(GOOD) + len(BROKEN)} scan(s) succeeded" in cohort.log
+    good = len(GOOD) + 1  # and the kBq/mL copy
+    assert f"{good} of {good + len(BROKEN)} scan(s) succeeded" in cohort.log
+
+
+def test_kbq_input_is_written_in_bq_and_says_so(cohort: Run) -> None:
+    """Units: the averaged PET and the reference value are Bq/mL whatever the input's units."""
+
+    def preproc(sub: str) -> tuple[np.ndarray, dict]:
+        path = cohort.out / f"sub-{sub}" / "pet" / f"sub-{sub}_trc-{TRACER}_desc-preproc_pet"
+        meta = json.loads(path.with_suffix(".json").read_text())
+        return nib.load(f"{path}.nii.gz").get_fdata(), meta
+
+    def suvr_meta(sub: str) -> dict:
+        name = f"sub-{sub}_trc-{TRACER}_space-MNI152NLin6Asym_res-2_desc-suvr_pet.json"
+        return json.loads((cohort.out / f"sub-{sub}" / "pet" / name).read_text())
+
+    bq, bq_meta = preproc("001")
+    kbq, kbq_meta = preproc(KBQ)
+    assert bq_meta["Units"] == kbq_meta["Units"] == "Bq/mL"
+    assert "kBq/mL" in kbq_meta["UnitsNote"] and "UnitsNote" not in bq_meta
+    assert kbq.mean() == pytest.approx(bq.mean(), rel=1e-3)
+    reference, reference_kbq = suvr_meta("001"), suvr_meta(KBQ)
+    assert reference_kbq["ReferenceValueUnits"] == "Bq/mL"
+    assert reference_kbq["ReferenceValue"] == pytest.approx(reference["ReferenceValue"], rel=1e-3)
+    same = _tables(cohort, KBQ, "MetaTemporal").suvr_mean
+    assert np.allclose(same, _tables(cohort, "001", "MetaTemporal").suvr_mean, rtol=1e-3)
 
 
 @pytest.mark.parametrize("sub", GOOD)
@@ -349,7 +379,7 @@ def test_mr_based_outputs_are_training_targets_for_the_mr_less_network(cohort: R
     from taupet_bids.training.heads import derivatives_head, find_derivative_pets
 
     pets = find_derivative_pets(cohort.out)
-    assert [p.name.split("_")[0] for p in pets] == [f"sub-{s}" for s in GOOD]
+    assert [p.name.split("_")[0] for p in pets] == [f"sub-{s}" for s in (*GOOD, KBQ)]
     head = derivatives_head(pets[0])
     truth = cohort.bids / "derivatives" / "truth" / "sub-001"
     inverse = nib.load(next(truth.glob("anat/*desc-coordinates_xfm.nii.gz")))

@@ -1,7 +1,5 @@
 """Partial-volume correction on constructed phantoms whose sharp truth is known."""
 
-import json
-
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -15,7 +13,6 @@ from taupet_bids.core.pvc_segmentation import (
     segmentation_table,
     uncovered_voxels,
 )
-from taupet_bids.errors import InputError
 from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
 
 ZOOMS = (2.0, 2.0, 2.0)
@@ -172,15 +169,12 @@ def test_interface_writes_image_and_table(tmp_path, scene, monkeypatch, method):
         }
     )
     labels.to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
-    sidecar = tmp_path / "pet.json"
-    sidecar.write_text(json.dumps({"ReconFilterType": "Gaussian", "ReconFilterSize": 0.0}))
     node = PartialVolumeCorrection(
         in_file=write(tmp_path / "suvr.nii.gz", blurred.astype(np.float32)),
         seg_file=write(tmp_path / "seg.nii.gz", seg.astype(np.int16)),
         labels_file=str(tmp_path / "labels.tsv"),
         method=method,
-        pet_json=str(sidecar),
-        scanner_fwhm_mm=FWHM,
+        fwhm_mm=FWHM,
     )
     result = node.run().outputs
     assert result.fwhm_mm == [FWHM] * 3 and result.condition_number > 1
@@ -204,7 +198,8 @@ def test_interface_needs_a_psf(tmp_path, scene, monkeypatch):
         labels_file=str(tmp_path / "labels.tsv"),
         method="gtm",
     )
-    with pytest.raises(InputError, match="no PSF"):
+    # The plan resolves the PSF (sidecar, --pvc-fwhm, scanner FWHM); the node never guesses one.
+    with pytest.raises(ValueError, match="requires a value for input 'fwhm_mm'"):
         node.run()
 
 

@@ -13,7 +13,16 @@ import pandas as pd
 
 from taupet_bids.errors import InputError
 
-STAT_COLUMNS = ["region", "suvr_mean", "suvr_median", "suvr_sd", "volume_ml", "n_voxels"]
+#: Columns of every regional table, with the description written into the table's sidecar.
+STAT_COLUMN_DESCRIPTIONS = {
+    "region": "region name (DK: bilateral, then left-/right-; Braak stages and composites)",
+    "suvr_mean": "mean SUVR over the region's voxels",
+    "suvr_median": "median SUVR over the region's voxels",
+    "suvr_sd": "standard deviation of SUVR over the region's voxels",
+    "volume_ml": "region volume in template space, mL",
+    "n_voxels": "number of template-space voxels in the region",
+}
+STAT_COLUMNS = list(STAT_COLUMN_DESCRIPTIONS)
 
 
 def region_stats(values: np.ndarray, voxel_ml: float) -> dict[str, float]:

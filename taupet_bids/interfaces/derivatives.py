@@ -52,6 +52,11 @@ _QC_PATTERN = (
     "sub-{subject}[/ses-{session}]/{datatype<pet>|pet}/sub-{subject}[_ses-{session}]"
     "[_trc-{tracer}][_rec-{reconstruction}][_run-{run}]_{suffix<qc>}{extension<.json>|.json}"
 )
+#: Report figures of one scan (fMRIPrep's layout: one figures folder per subject).
+_FIGURE_PATTERN = (
+    "sub-{subject}/{datatype<figures>}/sub-{subject}[_ses-{session}][_trc-{tracer}]"
+    "[_rec-{reconstruction}][_run-{run}][_desc-{desc}]_{suffix<pet>}{extension<.svg|.png>}"
+)
 _SEGMENTATION_ENTITY = {"name": "segmentation", "pattern": "[_/\\\\]+seg-([a-zA-Z0-9]+)"}
 
 
@@ -62,7 +67,8 @@ class DerivativesDataSink(_NiworkflowsSink):
     _config_entities = _NiworkflowsSink._config_entities | {"segmentation"}
     _config_entities_dict = [*_NiworkflowsSink._config_entities_dict, _SEGMENTATION_ENTITY]
     _file_patterns = (
-        _TABLE_PATTERN, _CENTAURZ_PATTERN, _BRAAKSTAGE_PATTERN, _XFM_PATTERN, _QC_PATTERN,
+        _FIGURE_PATTERN, _TABLE_PATTERN, _CENTAURZ_PATTERN, _BRAAKSTAGE_PATTERN, _XFM_PATTERN,
+        _QC_PATTERN,
         *_NiworkflowsSink._file_patterns,
     )  # fmt: skip
 

@@ -10,7 +10,6 @@ writes the corrected image, a regional table per label in the columns of
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -92,10 +91,10 @@ class _PVCInputSpec(BaseInterfaceInputSpec):
     fwhm_mm = traits.Either(
         traits.Float,
         traits.List(traits.Float, minlen=3, maxlen=3),
-        desc="PSF FWHM in mm of the image (isotropic, or x y z); overrides the sidecar",
+        mandatory=True,
+        desc="PSF FWHM in mm of the image (isotropic, or x y z); the scan's plan resolves it "
+        "from the sidecar (taupet_bids.plan.pvc_fwhm)",
     )
-    pet_json = File(exists=True, desc="BIDS-PET sidecar: ReconFilterType / ReconFilterSize")
-    scanner_fwhm_mm = traits.Float(desc="scanner resolution (FWHM, mm), used with pet_json")
     gm_labels = traits.List(traits.Int, desc="MG grey-matter labels (default: tissue column)")
     min_gm_fraction = traits.Float(
         pvc.MIN_GM_FRACTION, usedefault=True, desc="MG: smallest blurred grey fraction kept"
@@ -136,24 +135,7 @@ class PartialVolumeCorrection(SimpleInterface):
         return grey_matter_labels(table)
 
     def _fwhm(self) -> list[float]:
-        if isdefined(self.inputs.fwhm_mm):
-            fwhm = self.inputs.fwhm_mm
-        elif isdefined(self.inputs.pet_json):
-            if not isdefined(self.inputs.scanner_fwhm_mm):
-                raise InputError(
-                    self.inputs.pet_json,
-                    "the sidecar has no scanner resolution",
-                    "give scanner_fwhm_mm or fwhm_mm",
-                )
-            with open(self.inputs.pet_json) as handle:
-                sidecar = json.load(handle)
-            try:
-                fwhm = pvc.psf_fwhm_from_sidecar(sidecar, self.inputs.scanner_fwhm_mm)
-            except ValueError as err:
-                raise InputError(self.inputs.pet_json, str(err)) from err
-        else:
-            raise InputError(None, "no PSF for partial-volume correction", "give fwhm_mm")
-        return [float(v) for v in np.broadcast_to(np.asarray(fwhm, float), (3,))]
+        return [float(v) for v in np.broadcast_to(np.asarray(self.inputs.fwhm_mm, float), (3,))]
 
     def _run_interface(self, runtime):
         in_file, seg_file = self.inputs.in_file, self.inputs.seg_file

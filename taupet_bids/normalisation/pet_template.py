@@ -27,14 +27,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from taupet_bids import __version__, templates
+from taupet_bids import __version__, naming, templates
 from taupet_bids.core.images import GRID_ATOL_MM, squeeze_frame
 from taupet_bids.errors import InputError
 
 #: Shipped template, relative to the package folder.
 SHIPPED = Path("data") / "pet_template" / "tpl-MNI152NLin6Asym_res-02_desc-tauSUVR_pet.nii.gz"
 #: What a participant-level run writes in template space (PVC images, if any, are left out).
-SUVR_PATTERN = "*_space-MNI152NLin6Asym_res-2*suvr*.nii.gz"
+SUVR_PATTERN = f"*_{naming.SPACE}*suvr*.nii.gz"
 #: The template is stored rounded to this many decimals (SUVR).
 DECIMALS = 3
 

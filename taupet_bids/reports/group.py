@@ -13,10 +13,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from taupet_bids.reports.figures import svg
-from taupet_bids.reports.html import page, table
+from taupet_bids.core.figures import svg_text
+from taupet_bids.reports.html import inline_svg, page, table
 
 META = "MetaTemporal_metatemporal"
+
+
+def svg(fig: plt.Figure, alt: str) -> str:
+    """A group plot inline: drawn here, at group time, from the group tables."""
+    return inline_svg(svg_text(fig), alt)
 
 
 def _group_column(wide: pd.DataFrame) -> pd.Series:

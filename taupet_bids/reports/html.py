@@ -6,7 +6,9 @@ every image is embedded, and every link points at something that exists.
 
 from __future__ import annotations
 
+import base64
 import html
+from pathlib import Path
 
 import pandas as pd
 
@@ -40,6 +42,25 @@ def page(title: str, body: str) -> str:
         f"<h1>{esc(title)}</h1>{body}"
         f"<footer><p>taupet-bids {esc(__version__)}</p></footer></body></html>\n"
     )
+
+
+def inline_svg(text: str, alt: str) -> str:
+    """An SVG document placed in the page, labelled for screen readers."""
+    return f'<div class="svg" role="img" aria-label="{esc(alt)}">{text[text.index("<svg") :]}</div>'
+
+
+def figure(path: Path, alt: str) -> str:
+    """A figure file embedded in the page (SVG inline, PNG as a data URI).
+
+    Embedding keeps the report one self-contained file that can be mailed or archived. A figure
+    that was not made (its node failed or was skipped) is a note, not a broken page.
+    """
+    if not path.exists():
+        return f'<p class="warn">Figure not available: {esc(alt)} ({esc(path.name)}).</p>'
+    if path.suffix == ".svg":
+        return inline_svg(path.read_text(), alt)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
 def table(frame: pd.DataFrame, digits: int = 3) -> str:

@@ -3,7 +3,8 @@
 One page per participant (fMRIPrep's layout), one section per PET scan: summary, QC flags,
 motion, PET-to-T1w and T1w-to-template overlays, regions on the SUVR image, an SUVR montage,
 the regional tables, and the methods text with citations. Everything comes from the output
-folder (plus the QC scores saved beside it), so reports can be rebuilt without the work folder.
+folder: the figures and QC record are drawn by the participant graph and committed with the other
+derivatives, so the report only assembles them and can be rebuilt without the work folder.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from taupet_bids import naming, staging, templates, tracers
+from taupet_bids import naming, staging, tracers
 from taupet_bids.boilerplate import package_versions
+from taupet_bids.core.figures import FIGURES, figure_name
 from taupet_bids.naming import scan_stem
-from taupet_bids.reports import figures, qc
-from taupet_bids.reports.html import definitions, esc, page, table, warnings
+from taupet_bids.reports import qc
+from taupet_bids.reports.html import definitions, esc, figure, page, table, warnings
 
 LOG = logging.getLogger("taupet_bids")
 
@@ -29,20 +31,10 @@ def subject_scans(output_dir: Path, subject: str) -> list[str]:
     return sorted({scan_stem(path.name) for path in found})
 
 
-def _anat_files(pet_dir: Path) -> dict[str, Path]:
-    """The T1w derivatives used with a scan: the session's anat folder, else the subject's."""
-    for anat in (pet_dir.parent / "anat", pet_dir.parent.parent / "anat"):
-        t1w = sorted(anat.glob("*_desc-preproc_T1w.nii.gz"))
-        if t1w:
-            prefix = t1w[0].name.removesuffix("_desc-preproc_T1w.nii.gz")
-            xfm = f"{prefix}_from-T1w_to-{templates.TEMPLATE}_mode-image"
-            return {
-                "t1w": t1w[0],
-                "mask": anat / f"{prefix}_desc-brain_mask.nii.gz",
-                "warp": anat / f"{xfm}_desc-warp_xfm.nii.gz",
-                "affine": anat / f"{xfm}_desc-affine_xfm.mat",
-            }  # fmt: skip
-    raise FileNotFoundError(f"no T1w derivatives for {pet_dir}")
+def _figure(output_dir: Path, stem: str, key: str) -> str:
+    """One of the figures the scan's graph committed, embedded in the page."""
+    _, alt = FIGURES[key]
+    return figure(naming.figures_folder(output_dir, stem) / figure_name(stem, key), alt)
 
 
 def _tables(pet_dir: Path, stem: str) -> dict[str, pd.DataFrame]:
@@ -90,21 +82,16 @@ def scan_section(output_dir: Path, stem: str) -> str:
     summary, _ = _summary(stem, meta, tables)
     metrics = qc.scan_metrics(output_dir, stem)
     flags = metrics["flags"]
-    template = templates.t1w_path(2)
-    reference = meta.get("ReferenceRegion", "InfCerebGrey")
     parts = [
         f'<section id="{esc(stem)}"><h2>{esc(stem)}</h2>',
         "<h3>Summary</h3>", definitions(summary),
         "<h3>Warnings (QC flags)</h3>", warnings(flags),
-        "<h3>Motion</h3>", figures.motion_plot(pet_dir / f"{stem}_desc-motion_timeseries.tsv"),
-        *_registration_figures(pet_dir, stem, suvr, metrics),
+        "<h3>Motion</h3>", _figure(output_dir, stem, "motion"),
+        *_registration_figures(output_dir, stem, metrics),
         "<h3>Reference region and ROIs on the SUVR image</h3>",
         "<p>Blue: reference region; green: meta-temporal ROI; magenta: Braak I (entorhinal).</p>",
-        figures.region_overlay(
-            suvr, templates.reference_mask_path(reference, 2),
-            templates.atlas_path("MetaTemporal", 2), templates.atlas_path("Braak", 2),
-        ),
-        "<h3>SUVR montage</h3>", figures.suvr_montage(suvr, template),
+        _figure(output_dir, stem, "regions"),
+        "<h3>SUVR montage</h3>", _figure(output_dir, stem, "montage"),
         "<h3>Regional SUVR</h3>",
     ]  # fmt: skip
     for atlas in ("MetaTemporal", "Braak"):
@@ -121,28 +108,19 @@ def scan_section(output_dir: Path, stem: str) -> str:
     return "".join(parts)
 
 
-def _registration_figures(pet_dir: Path, stem: str, suvr: Path, metrics: dict) -> list[str]:
+def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[str]:
     """Overlays that show whether the PET reached the template (MR-based or MR-less)."""
-    template, mask = templates.t1w_path(2), templates.brain_mask_path(2)
     if qc.is_mr_less(metrics):
         return [
             f"<h3>PET-to-template normalisation ({esc(metrics['normalisation_method'])})</h3>",
             f"<p>Correlation with the tau PET template: {metrics['template_correlation']}; "
             f"brain in field of view: {metrics['brain_coverage']}; reference region in field "
             f"of view: {metrics['reference_coverage']}.</p>",
-            figures.normalization_overlay(suvr, template, mask, [], title="SUVR (MR-less)"),
+            _figure(output_dir, stem, "pet2std"),
         ]
-    anat = _anat_files(pet_dir)
     return [
-        "<h3>PET-to-T1w coregistration</h3>",
-        figures.coregistration_overlay(
-            anat["t1w"], pet_dir / f"{stem}_desc-preproc_pet.nii.gz",
-            pet_dir / f"{stem}_from-pet_to-T1w_mode-image_xfm.mat", anat["mask"],
-        ),
-        "<h3>T1w-to-template normalisation</h3>",
-        figures.normalization_overlay(
-            anat["t1w"], template, mask, [anat["warp"], anat["affine"]]
-        ),
+        "<h3>PET-to-T1w coregistration</h3>", _figure(output_dir, stem, "coreg"),
+        "<h3>T1w-to-template normalisation</h3>", _figure(output_dir, stem, "t1w2std"),
     ]  # fmt: skip
 
 
@@ -162,9 +140,7 @@ def write_subject_report(output_dir: Path, subject: str, methods: str = "") -> P
     return path
 
 
-def write_subject_reports(
-    output_dir: Path, subjects: list[str], methods: str = ""
-) -> list[Path]:
+def write_subject_reports(output_dir: Path, subjects: list[str], methods: str = "") -> list[Path]:
     """Write one report per subject.
 
     A report that cannot be drawn is logged, not raised: the derivatives are the product.

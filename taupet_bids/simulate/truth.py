@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from taupet_bids import atlases, templates
+from taupet_bids import atlases, naming, templates
 from taupet_bids.core.grids import Grid, sample
 from taupet_bids.simulate import writer
 from taupet_bids.simulate.anatomy import Anatomy
@@ -170,7 +170,7 @@ def write_scan_truth(
     template = visit.template
     folder = writer.subject_folder(root / TRUTH_DIR, visit.subject, visit.session)
     base = {"sub": visit.subject, "ses": visit.session}
-    space = {**base, **pet.entities, "space": templates.TEMPLATE, "res": "2"}
+    space = {**base, **pet.entities, "space": templates.TEMPLATE, "res": naming.RESOLUTION}
     grid = template.grid_2mm
     paths: dict[str, Path] = {}
     inverse = anatomy.from_template(grid.world_coordinates())
@@ -225,7 +225,13 @@ def write_scan_truth(
         folder
         / "anat"
         / writer.bids_name(
-            {**base, "from": templates.TEMPLATE, "to": "T1w", "res": "2", "desc": "coordinates"},
+            {
+                **base,
+                "from": templates.TEMPLATE,
+                "to": "T1w",
+                "res": naming.RESOLUTION,
+                "desc": "coordinates",
+            },
             "xfm",
             ".nii.gz",
         )

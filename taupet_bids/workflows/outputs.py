@@ -9,6 +9,7 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
+from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
 from taupet_bids.plan import ScanPlan
 from taupet_bids.workflows import anat, pet, quantification, reportlets
@@ -21,26 +22,6 @@ PVC_NAMES = {
     "gtm": "geometric transfer matrix (Rousset et al. 1998)",
     "rbv": "region-based voxel-wise (Thomas et al. 2011)",
     "mg": "Mueller-Gaertner (Mueller-Gaertner et al. 1992)",
-}
-
-CENTAURZ_COLUMNS = {
-    "mask": "CenTauR mask (universal, mesial_temporal, meta_temporal, temporo_parietal, frontal)",
-    "tracer": "tracer key of the conversion",
-    "reference": "reference region of the SUVR in this table (whole cerebellar grey, as the "
-    "CenTauRz constants require, whatever the run's reference region)",
-    "suvr": "mean SUVR in the mask, divided by the mean in the reference",
-    "centaurz": "CenTauRz = slope * SUVR + intercept (constants: docs/pvc.md)",
-    "approximate": "true when the mask is taupet-bids' DK-based approximation",
-    "mask_source": "which masks were used",
-}
-
-TABLE_COLUMNS = {
-    "region": "region name (DK: bilateral, then left-/right-; Braak stages and composites)",
-    "suvr_mean": "mean SUVR over the region's voxels",
-    "suvr_median": "median SUVR over the region's voxels",
-    "suvr_sd": "standard deviation of SUVR over the region's voxels",
-    "volume_ml": "region volume in template space, mL",
-    "n_voxels": "number of template-space voxels in the region",
 }
 
 
@@ -264,6 +245,10 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
         ),
     }
     sinks["qc_json"] = _sink("ds_qc", staging_dir, suffix="qc", extension=".json")
+    for key in reportlets.figure_keys(plan):
+        sinks[f"figure_{key}"] = _sink(
+            f"ds_figure_{key}", staging_dir, datatype="figures", desc=key, suffix="pet"
+        )
     if plan.mr_less:
         _add_mr_less_sinks(workflow, inputnode, sinks, plan)
     else:
@@ -301,7 +286,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             label=checked.reference_region,
             suffix="suvr",
             extension=".tsv",
-            Columns=TABLE_COLUMNS,
+            Columns=STAT_COLUMN_DESCRIPTIONS,
             ReferenceRegion=checked.reference_region,
             **pet_meta,
             **pet_sources,
@@ -324,7 +309,8 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             sink = _sink(
                 f"ds_table_{atlas}_pvc_{method}", staging_dir, space=space, segmentation=atlas,
                 label=checked.reference_region, pvc=method.upper(), suffix="suvr",
-                extension=".tsv", Columns=TABLE_COLUMNS, ReferenceRegion=checked.reference_region,
+                extension=".tsv", Columns=STAT_COLUMN_DESCRIPTIONS,
+                ReferenceRegion=checked.reference_region,
                 PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=plan.pvc_fwhm_mm,
                 PSFFWHMUnits="mm", ReferenceRenormalisation=REFERENCE_RENORMALISATION,
                 PVCSpace=PVC_SPACE["template" if plan.mr_less else "pet"],
@@ -340,7 +326,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
     if plan.write_centaurz:
         sink = _sink(
             "ds_centaurz", staging_dir, space=space, label=centaurz.REFERENCE_REGION,
-            suffix="centaurz", extension=".tsv", Columns=CENTAURZ_COLUMNS, **pet_meta,
+            suffix="centaurz", extension=".tsv", Columns=centaurz.COLUMN_DESCRIPTIONS, **pet_meta,
             **pet_sources,
         )  # fmt: skip
         workflow.connect([

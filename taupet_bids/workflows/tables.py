@@ -7,9 +7,9 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from taupet_bids import staging, templates
+from taupet_bids.atlases.regions import region_groups
 from taupet_bids.interfaces.quantification import RegionalStatistics
 from taupet_bids.interfaces.tables import BraakStageTable, JoinTables
-from taupet_bids.workflows.regions import region_groups
 
 
 def reference_labels_file(label: str) -> str:

@@ -1,15 +1,16 @@
-"""Figures for the reports, returned as HTML fragments that carry their own pixels.
+"""Report figures of one scan, drawn inside the participant graph and saved as files.
 
-Every figure is embedded in the page (inline SVG for plots, PNG ``data:`` URIs for brain
-slices, which would be megabytes as vector graphics), so a report is one self-contained file:
-it can be mailed or archived and cannot lose an image. Brain figures use nilearn; the images
-are brought into a common space with antspyx and the transforms the participant level wrote.
+Each function draws one figure and writes it to ``out_file``: SVG for plots, PNG for brain
+slices (which would be megabytes as vector graphics). The figures are committed with the other
+derivatives (``sub-<label>/figures/``), so the report only embeds files that already exist and
+can be rebuilt from the output folder alone. Brain figures use nilearn; the images are brought
+into a common space with antspyx and the transforms the participant level wrote.
 """
 
 from __future__ import annotations
 
-import base64
 import io
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -24,29 +25,40 @@ from nilearn import plotting  # noqa: E402
 
 DPI = 90
 
+#: Figure key (the ``desc-`` of its file name) -> (file extension, alt text in the report).
+FIGURES: dict[str, tuple[str, str]] = {
+    "motion": ("svg", "motion parameters per frame"),
+    "coreg": ("png", "PET-to-T1w coregistration overlay"),
+    "t1w2std": ("png", "T1w on the template brain outline"),
+    "pet2std": ("png", "SUVR (MR-less) on the template brain outline"),
+    "regions": ("png", "reference region and ROI overlays on the SUVR image"),
+    "montage": ("png", "SUVR montage"),
+}
 
-def png(fig: plt.Figure, alt: str) -> str:
-    """An ``<img>`` holding the figure as a PNG data URI."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor=fig.get_facecolor())
-    plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
+
+def figure_name(stem: str, key: str) -> str:
+    """File name of one of a scan's figures: ``<stem>_desc-<key>_pet.<svg|png>``."""
+    extension, _ = FIGURES[key]
+    return f"{stem}_desc-{key}_pet.{extension}"
 
 
-def svg(fig: plt.Figure, alt: str) -> str:
-    """The figure as inline SVG, labelled for screen readers."""
+def svg_text(fig: plt.Figure) -> str:
+    """The figure as an SVG document (closes the figure)."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
-    text = buffer.getvalue()
-    return f'<div class="svg" role="img" aria-label="{alt}">{text[text.index("<svg") :]}</div>'
+    return buffer.getvalue()
+
+
+def _save_png(fig: plt.Figure, out_file: Path) -> Path:
+    fig.savefig(out_file, format="png", dpi=DPI, bbox_inches="tight",
+                facecolor=fig.get_facecolor())  # fmt: skip
+    plt.close(fig)
+    return out_file
 
 
 def _ants_to_nifti(image) -> nib.Nifti1Image:
     """An antspyx image as nibabel, via a temporary file (keeps the affine exact)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "image.nii.gz"
         image.to_file(str(path))
@@ -67,7 +79,7 @@ def resample(moving: Path, fixed: Path, transforms: list[Path]) -> nib.Nifti1Ima
     return _ants_to_nifti(out)
 
 
-def motion_plot(motion_tsv: Path) -> str:
+def motion_plot(motion_tsv: Path, out_file: Path) -> Path:
     """Translations, rotations and framewise displacement per frame."""
     motion = pd.read_csv(motion_tsv, sep="\t")
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.6))
@@ -82,22 +94,28 @@ def motion_plot(motion_tsv: Path) -> str:
         ax.set_ylabel(unit)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return svg(fig, "motion parameters per frame")
+    out_file.write_text(svg_text(fig))
+    return out_file
 
 
-def coregistration_overlay(t1w: Path, pet: Path, pet2t1w: Path, mask: Path) -> str:
+def coregistration_overlay(t1w: Path, pet: Path, pet2t1w: Path, mask: Path, out_file: Path) -> Path:
     """PET resampled onto the T1w, with the brain-mask outline: do edges line up?"""
     pet_in_t1w = resample(pet, t1w, [pet2t1w])
     display = plotting.plot_anat(str(t1w), display_mode="ortho", title="PET on T1w", dim=-0.3)
     high = float(np.percentile(pet_in_t1w.get_fdata(), 99.5))
     display.add_overlay(pet_in_t1w, cmap="hot", transparency=0.45, threshold=0.4 * high, vmax=high)
     display.add_contours(str(mask), levels=[0.5], colors="cyan", linewidths=0.8)
-    return png(display.frame_axes.figure, "PET-to-T1w coregistration overlay")
+    return _save_png(display.frame_axes.figure, out_file)
 
 
 def normalization_overlay(
-    image: Path, template: Path, template_mask: Path, xfms: list[Path], title: str = "T1w"
-) -> str:
+    image: Path,
+    template: Path,
+    template_mask: Path,
+    xfms: list[Path],
+    out_file: Path,
+    title: str = "T1w",
+) -> Path:
     """An image warped to the template with the template brain outline: is the anatomy aligned?
 
     With no transforms the image is taken as already in template space (the SUVR image of an
@@ -109,10 +127,12 @@ def normalization_overlay(
     )
     display.add_contours(str(template_mask), levels=[0.5], colors="red", linewidths=0.8)
     display.add_edges(str(template), color="yellow")
-    return png(display.frame_axes.figure, f"{title} on the template brain outline")
+    return _save_png(display.frame_axes.figure, out_file)
 
 
-def region_overlay(suvr: Path, reference_mask: Path, metatemporal: Path, braak: Path) -> str:
+def region_overlay(
+    suvr: Path, reference_mask: Path, metatemporal: Path, braak: Path, out_file: Path
+) -> Path:
     """SUVR with the reference region (blue), meta-temporal ROI (green) and Braak I (magenta)."""
     display = plotting.plot_anat(
         str(suvr), display_mode="ortho", cut_coords=(-25, -55, -30), title="regions on SUVR",
@@ -123,13 +143,13 @@ def region_overlay(suvr: Path, reference_mask: Path, metatemporal: Path, braak: 
     for image, color in ((str(reference_mask), "deepskyblue"), (str(metatemporal), "lime"),
                          (stage_one, "magenta")):  # fmt: skip
         display.add_contours(image, levels=[0.5], colors=color, linewidths=1.0)
-    return png(display.frame_axes.figure, "reference region and ROI overlays on the SUVR image")
+    return _save_png(display.frame_axes.figure, out_file)
 
 
-def suvr_montage(suvr: Path, template: Path) -> str:
+def suvr_montage(suvr: Path, template: Path, out_file: Path) -> Path:
     """Axial SUVR slices on the template, thresholded at 1 (the reference level)."""
     display = plotting.plot_stat_map(
         str(suvr), bg_img=str(template), display_mode="z", cut_coords=list(range(-40, 50, 10)),
         threshold=1.0, vmin=1.0, vmax=3.0, symmetric_cbar=False, cmap="inferno", title="SUVR",
     )  # fmt: skip
-    return png(display.frame_axes.figure, "SUVR montage")
+    return _save_png(display.frame_axes.figure, out_file)

@@ -1,4 +1,4 @@
-"""Which labels of each atlas image make up each row of a regional table."""
+"""Which labels of each atlas image make up each row of a regional table (the table schema)."""
 
 from __future__ import annotations
 
