@@ -164,6 +164,7 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
 
 def process_scans(config: RunConfig, plans: list) -> list[ScanOutcome]:
     """Run one graph over every planned scan; a scan succeeded when its commit node ran."""
+    from taupet_bids.cli.multiproc import ReportingMultiProcPlugin
     from taupet_bids.plan import reset_scan_folders
     from taupet_bids.workflows.base import init_participant_wf
 
@@ -178,11 +179,14 @@ def process_scans(config: RunConfig, plans: list) -> list[ScanOutcome]:
     LOG.info("Processing %d scan(s) with %s (%d processes)", len(plans), config.plugin,
              config.nprocs)  # fmt: skip
     progress = ProgressTracker([plan.name for plan in plans])
+    plugin_args = {**config.plugin_args(), "status_callback": progress}
+    plugin = (
+        ReportingMultiProcPlugin(plugin_args=plugin_args)
+        if config.plugin == "MultiProc"
+        else config.plugin
+    )
     try:
-        workflow.run(
-            plugin=config.plugin,
-            plugin_args={**config.plugin_args(), "status_callback": progress},
-        )
+        workflow.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as error:  # Nipype: some nodes failed; which scans is told below
         LOG.debug("Nipype reported: %s", error)
     outcomes = []

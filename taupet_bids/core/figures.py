@@ -98,9 +98,11 @@ def motion_plot(motion_tsv: Path, out_file: Path) -> Path:
     return out_file
 
 
-def coregistration_overlay(t1w: Path, pet: Path, pet2t1w: Path, mask: Path, out_file: Path) -> Path:
+def coregistration_overlay(
+    t1w: Path, pet: Path, pet2t1w: list[Path], mask: Path, out_file: Path
+) -> Path:
     """PET resampled onto the T1w, with the brain-mask outline: do edges line up?"""
-    pet_in_t1w = resample(pet, t1w, [pet2t1w])
+    pet_in_t1w = resample(pet, t1w, pet2t1w)
     display = plotting.plot_anat(str(t1w), display_mode="ortho", title="PET on T1w", dim=-0.3)
     high = float(np.percentile(pet_in_t1w.get_fdata(), 99.5))
     display.add_overlay(pet_in_t1w, cmap="hot", transparency=0.45, threshold=0.4 * high, vmax=high)

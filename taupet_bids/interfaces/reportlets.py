@@ -60,7 +60,9 @@ class MotionPlot(_Reportlet):
 class _CoregistrationOverlayInputSpec(BaseInterfaceInputSpec):
     t1w = File(exists=True, mandatory=True, desc="preprocessed T1w")
     pet = File(exists=True, mandatory=True, desc="averaged PET in its own space")
-    pet2t1w = File(exists=True, mandatory=True, desc="rigid PET-to-T1w transform (ITK)")
+    pet2t1w = InputMultiObject(
+        File(exists=True), mandatory=True, desc="PET-to-T1w transforms (ANTs order; one rigid)"
+    )
     mask = File(exists=True, mandatory=True, desc="brain mask in T1w space")
 
 
@@ -72,8 +74,8 @@ class CoregistrationOverlay(_Reportlet):
 
     def _draw(self, out_file: Path) -> None:
         figures.coregistration_overlay(
-            Path(self.inputs.t1w), Path(self.inputs.pet), Path(self.inputs.pet2t1w),
-            Path(self.inputs.mask), out_file,
+            Path(self.inputs.t1w), Path(self.inputs.pet),
+            [Path(xfm) for xfm in self.inputs.pet2t1w], Path(self.inputs.mask), out_file,
         )  # fmt: skip
 
 
