@@ -33,7 +33,7 @@ BIDSIGNORE = [
     "*_qc.json",
     "*.html",
     "logs/",
-    "figures/",
+    "**/figures",  # the validator wants the folder itself ignored, not only its files
     "/group",
 ]
 
