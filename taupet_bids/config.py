@@ -47,6 +47,8 @@ class RunConfig:
     braak_reference_diagnosis: str = "CN"
     braak_thresholds: tuple[float, ...] | None = None
     braak_thresholds_source: str | None = None
+    #: Write into an output folder whose dataset_description.json names another pipeline.
+    force_output_dir: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready view, for logs and the derivatives' provenance."""

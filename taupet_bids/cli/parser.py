@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="the root of the BIDS dataset")
-    parser.add_argument("output_dir", type=Path, help="where the derivatives are written")
+    parser.add_argument(
+        "output_dir",
+        type=Path,
+        help="where the derivatives are written: a new folder, or one taupet-bids made; "
+        "not bids_dir itself, nor inside it except under bids_dir/derivatives/",
+    )
     parser.add_argument(
         "analysis_level",
         choices=["participant", "group"],
@@ -169,7 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     perf = parser.add_argument_group("performance and execution")
-    perf.add_argument("-w", "--work-dir", type=Path, help="working folder (resumable)")
+    perf.add_argument(
+        "-w",
+        "--work-dir",
+        type=Path,
+        help="working folder (resumable; one run at a time; not inside bids_dir unless under "
+        "its derivatives/; default: taupet-work beside output_dir)",
+    )
+    perf.add_argument(
+        "--force-output-dir",
+        action="store_true",
+        help="write into an output folder that another pipeline made (its "
+        "dataset_description.json names e.g. fMRIPrep in GeneratedBy): taupet-bids adds "
+        "itself to GeneratedBy and writes beside that pipeline's files (default: refuse)",
+    )
     perf.add_argument(
         "--nprocs",
         "--n-cpus",
@@ -273,4 +291,5 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         braak_reference_diagnosis=args.braak_reference_diagnosis,
         braak_thresholds=tuple(args.braak_thresholds) if args.braak_thresholds else None,
         braak_thresholds_source=args.braak_thresholds_source,
+        force_output_dir=args.force_output_dir,
     )

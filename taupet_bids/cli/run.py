@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from taupet_bids import __version__, naming, templates
 from taupet_bids.boilerplate import methods_text
+from taupet_bids.cli import signals
 from taupet_bids.cli.parser import parse_args
+from taupet_bids.cli.signals import StopRun
 from taupet_bids.config import RunConfig
 from taupet_bids.errors import InputError, TaupetError
 from taupet_bids.reports.progress import ProgressTracker
@@ -75,36 +80,153 @@ def _add_log_file(config: RunConfig) -> Path:
     return log_file
 
 
-def prepare_output_dir(config: RunConfig) -> None:
-    """Create the output folder with its dataset description, or fail with one clear line."""
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_folders(config: RunConfig) -> None:
+    """Refuse output and work folders that would damage the input or another pipeline's files.
+
+    Reads only: nothing is written before every check passed. The output folder may not be the
+    input dataset, hold it, or lie inside it except under its ``derivatives/`` (which pybids
+    and the BIDS validator skip); the work folder likewise. An output folder whose
+    dataset_description.json does not name taupet-bids in GeneratedBy (fMRIPrep's, a raw
+    dataset) is refused unless ``--force-output-dir``.
+    """
+    bids = config.bids_dir.resolve()
+    derivatives = bids / "derivatives"
+    output = config.output_dir.resolve()
+    suggestion = f"write the derivatives to {derivatives / 'taupet-bids'} or outside the dataset"
+    if output == bids:
+        raise InputError(None, f"the output folder {output} is the input dataset", suggestion)
+    if bids in output.parents and not _inside(output, derivatives):
+        raise InputError(
+            None, f"the output folder {output} is inside the input dataset {bids}", suggestion
+        )
+    if output in bids.parents:
+        raise InputError(
+            None, f"the output folder {output} holds the input dataset {bids}", suggestion
+        )
+    if config.analysis_level == "participant":
+        work = config.work_dir.resolve()
+        if _inside(work, bids) and not _inside(work, derivatives):
+            raise InputError(
+                None,
+                f"the work folder {work} is inside the input dataset {bids}",
+                "give --work-dir a folder outside the dataset",
+            )
+    owner = _output_owner(output)
+    if owner and not config.force_output_dir:
+        raise InputError(
+            None,
+            f"the output folder {output} was made by {owner}, not taupet-bids",
+            "choose another output folder, or pass --force-output-dir to write beside its files",
+        )
+
+
+def _output_owner(output: Path) -> str:
+    """Who made an existing output folder other than taupet-bids ("" for taupet-bids or none)."""
+    description = output / "dataset_description.json"
+    if not description.is_file():
+        return ""
+    try:
+        data = json.loads(description.read_text())
+    except (OSError, ValueError) as error:
+        return f"an unknown tool (its dataset_description.json cannot be read: {error})"
+    generated = data.get("GeneratedBy") if isinstance(data, dict) else None
+    entries = generated if isinstance(generated, list) else []
+    names = [str(entry.get("Name")) for entry in entries if isinstance(entry, dict)]
+    if "taupet-bids" in names:
+        return ""
+    if names:
+        return ", ".join(names)
+    kind = data.get("DatasetType", "raw") if isinstance(data, dict) else "unknown"
+    return f"another tool (its dataset_description.json has no GeneratedBy; DatasetType {kind})"
+
+
+def _our_generator() -> dict:
+    return {
+        "Name": "taupet-bids",
+        "Version": __version__,
+        "CodeURL": "https://github.com/taupet-bids/taupet-bids",
+    }
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write a small file by rename, so a reader (another task) never sees half of it."""
+    partial = path.with_name(f".taupet-partial-{os.getpid()}-{path.name}")
+    try:
+        partial.write_text(text)  # a new file: the umask's mode
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def prepare_output_dir(config: RunConfig, lock_work: bool = False) -> None:
+    """Check the folders can be written, then create the output's description; one clear line.
+
+    With ``lock_work``, the work folder is checked and locked for this run (one run per work
+    folder) before anything is written into the output folder, so a run that cannot start
+    leaves no description, .bidsignore or log behind. Commits that a killed run left half-done
+    are rolled back here.
+    """
+    from taupet_bids.cli.locks import lock_work_folder
+    from taupet_bids.interfaces.derivatives import output_lock, sweep_unfinished_commits
+
     output = config.output_dir
+    created = not output.exists()
     try:
         output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".taupet-write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=output, prefix=".taupet-write-test-")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as error:
         raise InputError(
             output,
             f"cannot write to the output folder ({error.strerror})",
             "choose a folder you can write to",
         ) from None
+    if lock_work:
+        try:
+            lock_work_folder(config.work_dir)
+        except InputError:
+            if created:
+                with contextlib.suppress(OSError):
+                    output.rmdir()
+            raise
+    with output_lock(output):
+        removed = sweep_unfinished_commits(output, older_versions=True)
+        if removed:
+            LOG.warning("Rolled back what a killed run left half-written in %s: %s", output,
+                        ", ".join(str(path.relative_to(output)) for path in removed))  # fmt: skip
+        _describe_output(config)
+
+
+def _describe_output(config: RunConfig) -> None:
+    output = config.output_dir
     description = output / "dataset_description.json"
     if not description.exists():
-        description.write_text(json.dumps({
+        _write_whole(description, json.dumps({
             "Name": "taupet-bids derivatives",
             "BIDSVersion": "1.10.0",
             "DatasetType": "derivative",
-            "GeneratedBy": [{"Name": "taupet-bids", "Version": __version__,
-                             "CodeURL": "https://github.com/taupet-bids/taupet-bids"}],
+            "GeneratedBy": [_our_generator()],
             "SourceDatasets": [{"URL": config.bids_dir.as_uri()}],
             "DatasetLinks": {"raw": config.bids_dir.as_uri()},
         }, indent=2) + "\n")  # fmt: skip
+    elif _output_owner(output) and config.force_output_dir:
+        LOG.warning("--force-output-dir: writing beside another pipeline's files in %s", output)
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # unreadable: left as is
+            data = json.loads(description.read_text())
+            if not isinstance(data.get("GeneratedBy"), list):
+                data["GeneratedBy"] = []
+            data["GeneratedBy"].append(_our_generator())
+            _write_whole(description, json.dumps(data, indent=2) + "\n")
     ignore = output / ".bidsignore"
     present = ignore.read_text().splitlines() if ignore.exists() else []
     missing = [pattern for pattern in BIDSIGNORE if pattern not in present]
     if missing:  # outputs of an older version get the newer patterns too
-        ignore.write_text("\n".join([*present, *missing]) + "\n")
+        _write_whole(ignore, "\n".join([*present, *missing]) + "\n")
 
 
 def _crash_reason(config: RunConfig, name: str) -> str:
@@ -218,14 +340,33 @@ def _warn_normalisation(output_dir: Path, pet: Path) -> None:
         LOG.warning("QC %s: %s", pet.name, flag)
 
 
-def _subject_reports(config: RunConfig, outcomes: list[ScanOutcome], methods: str) -> None:
-    """One HTML report per participant with at least one finished scan."""
-    from taupet_bids.reports.subject import write_subject_reports
+def _subject_reports(
+    config: RunConfig, outcomes: list[ScanOutcome], methods: str
+) -> list[ScanOutcome]:
+    """One HTML report per participant with at least one finished scan.
+
+    A report that cannot be written fails the participant's finished scans, with one line.
+    """
+    from taupet_bids.reports.subject import write_subject_report
 
     subjects = sorted({naming.subject_of(o.pet.name) for o in outcomes if o.ok})
     if subjects:
         LOG.info("Writing %d subject report(s)", len(subjects))
-        write_subject_reports(config.output_dir, subjects, methods)
+    failed: dict[str, str] = {}
+    for subject in subjects:
+        try:
+            LOG.info("Report: %s", write_subject_report(config.output_dir, subject, methods))
+        except Exception as error:  # noqa: BLE001 - one report must not stop the others
+            report = config.output_dir / f"{subject}.html"
+            report.unlink(missing_ok=True)  # perhaps half-written
+            message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            failed[subject] = f"its report {report.name} could not be written ({message})"
+    return [
+        ScanOutcome(o.pet, False, failed[naming.subject_of(o.pet.name)])
+        if o.ok and naming.subject_of(o.pet.name) in failed
+        else o
+        for o in outcomes
+    ]
 
 
 def run_group_level(config: RunConfig) -> int:
@@ -243,18 +384,51 @@ def run_group_level(config: RunConfig) -> int:
     return 0
 
 
+def _stopped(config: RunConfig, stop: StopRun) -> int:
+    """After SIGTERM or SIGINT: kill the workers, roll back a commit left half-way, one line."""
+    from taupet_bids.cli.multiproc import shut_down_pools
+    from taupet_bids.interfaces.derivatives import output_lock, sweep_unfinished_commits
+
+    signals.ignore()
+    signals.kill_descendants()
+    shut_down_pools()
+    output = config.output_dir
+    try:
+        if output.is_dir():
+            with output_lock(output):
+                sweep_unfinished_commits(output)
+        line = f"nothing half-written was left in {output}; rerun to resume"
+    except OSError as error:
+        line = f"could not clean {output} ({error.strerror}); rerun to resume, which cleans it"
+    LOG.warning("Stopped by %s", stop.name)
+    print(f"taupet-bids: stopped by {stop.name}; {line}", file=sys.stderr, flush=True)
+    return stop.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the BIDS App; exit code 0 only when every selected scan succeeded."""
+    """Run the BIDS App; exit code 0 only when every selected scan succeeded.
+
+    SIGTERM and SIGINT stop the run cleanly (see ``cli/signals.py``): 143 and 130.
+    """
     config = parse_args(argv)
     _setup_logging(config)
+    signals.install()
+    try:
+        return _run(config)
+    except StopRun as stop:
+        return _stopped(config, stop)
+
+
+def _run(config: RunConfig) -> int:
     try:
         LOG.info("taupet-bids %s: %s level on %s", __version__, config.analysis_level,
                  config.bids_dir)  # fmt: skip
+        check_folders(config)
         if config.analysis_level == "group":
             return run_group_level(config)
         templates.ensure_templateflow()
         plans, outcomes = select_scans(config)
-        prepare_output_dir(config)
+        prepare_output_dir(config, lock_work=True)
     except TaupetError as error:
         print(f"taupet-bids: error: {error}", file=sys.stderr)
         return 1
@@ -262,11 +436,16 @@ def main(argv: list[str] | None = None) -> int:
     outcomes += process_scans(config, plans)
     citation = config.output_dir / "logs" / "CITATION.md"
     methods = methods_text(config)
-    citation.write_text(methods)
-    _subject_reports(config, outcomes, methods)
+    written = True
+    try:
+        citation.write_text(methods)
+    except OSError as error:
+        LOG.error("FAILED %s: %s", citation, error.strerror)
+        written = False
+    outcomes = _subject_reports(config, outcomes, methods)
     _report(outcomes, config.output_dir)
     LOG.info("Methods boilerplate: %s; log: %s", citation, log_file)
-    return 0 if outcomes and all(o.ok for o in outcomes) else 1
+    return 0 if written and outcomes and all(o.ok for o in outcomes) else 1
 
 
 if __name__ == "__main__":
