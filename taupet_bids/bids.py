@@ -6,23 +6,21 @@ file fails in a second with one line naming it instead of an hour later inside a
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import shutil
 import subprocess
 import sys
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from taupet_bids import atlases
 from taupet_bids.errors import InputError
+from taupet_bids.image_headers import load_image
 from taupet_bids.tracers import TRACERS, Tracer, identify_tracer
 
 #: Sidecar fields without which frames cannot be selected or values interpreted.
@@ -69,6 +67,24 @@ SUV_UNITS = ("suv", "g/ml")
 
 #: Frames may overhang the requested window by this much (minutes) and still count as inside.
 WINDOW_TOLERANCE_MIN = 1.0
+
+#: Largest sidecar read (bytes). A BIDS-PET sidecar is a few kB; 1 MiB holds thousands of frames.
+MAX_SIDECAR_BYTES = 2**20
+
+#: Deepest nesting of lists and objects in a sidecar. BIDS-PET needs 2 (an object of lists);
+#: deeper is refused before anything walks it.
+MAX_SIDECAR_DEPTH = 16
+
+#: Largest frame time or duration (seconds from TimeZero, either sign): 30 days. Larger numbers
+#: are in the wrong unit or corrupt, and would overflow the arithmetic on frame times.
+MAX_FRAME_TIME_S = 30 * 24 * 3600.0
+
+#: A frame may start this many seconds before the previous one ends (rounding in the sidecar).
+FRAME_OVERLAP_TOLERANCE_S = 1.0
+
+#: Fewest non-zero voxels (a fraction of the image) a PET or T1w image must have; a brain fills
+#: far more of any field of view than 1%.
+MIN_NONZERO_FRACTION = 0.01
 
 _PET_EXTENSIONS = [".nii", ".nii.gz"]
 _ENTITY_NAMES = {"trc": "tracer", "rec": "reconstruction", "run": "run", "task": "task"}
@@ -316,6 +332,13 @@ def _read_sidecar(scan: PetScan) -> tuple[Path, dict[str, Any]]:
             "add the BIDS-PET JSON sidecar next to the image",
         )
     path = Path(scan.sidecar)
+    size = path.stat().st_size
+    if size > MAX_SIDECAR_BYTES:
+        raise InputError(
+            path,
+            f"sidecar is {size} bytes, more than the {MAX_SIDECAR_BYTES} taupet-bids reads",
+            "a BIDS-PET sidecar holds a few kB of metadata; write it again",
+        )
     text = path.read_text(encoding="utf-8", errors="replace")
     if not text.strip():
         raise InputError(path, "sidecar is empty", "fill in the REQUIRED BIDS-PET fields")
@@ -325,38 +348,132 @@ def _read_sidecar(scan: PetScan) -> tuple[Path, dict[str, Any]]:
         raise InputError(
             path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
         ) from err
+    except RecursionError as err:
+        raise InputError(
+            path, f"JSON nested more than {MAX_SIDECAR_DEPTH} levels deep", "write it again"
+        ) from err
+    except ValueError as err:  # e.g. an integer longer than Python's int/str digit limit
+        raise InputError(path, f"not usable JSON ({_short(err)})") from err
+    if _depth(meta) > MAX_SIDECAR_DEPTH:
+        raise InputError(
+            path, f"JSON nested more than {MAX_SIDECAR_DEPTH} levels deep", "write it again"
+        )
     if not isinstance(meta, dict) or not meta:
         raise InputError(path, "sidecar holds no JSON object with fields", "fill in the fields")
     return path, meta
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and objects, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_SIDECAR_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, so a one-line message stays readable."""
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _as_numbers(path: Path, meta: dict[str, Any], key: str) -> list[float]:
     value = meta[key]
     values = value if isinstance(value, list) else [value]
+    booleans = [v for v in values if isinstance(v, bool)]
+    if booleans:  # bool is an int subclass: float(True) would be a 1 s frame
+        raise InputError(
+            path,
+            f"{key} holds a JSON boolean ({str(booleans[0]).lower()}) where numbers (seconds) "
+            "are expected",
+            f"give {key} as a list of numbers",
+        )
     try:
         numbers = [float(v) for v in values]
-    except (TypeError, ValueError) as err:
-        raise InputError(path, f"{key} must be a list of numbers (seconds), got {value!r}") from err
+    except (TypeError, ValueError, OverflowError) as err:
+        raise InputError(
+            path, f"{key} must be a list of numbers (seconds), got {_short(value)}"
+        ) from err
     if not all(math.isfinite(v) for v in numbers):
         raise InputError(path, f"{key} holds a non-finite value")
+    largest = max((abs(v) for v in numbers), default=0.0)
+    if largest > MAX_FRAME_TIME_S:
+        raise InputError(
+            path,
+            f"{key} holds {largest:g} s, more than {MAX_FRAME_TIME_S / 86400:g} days",
+            "frame times and durations are seconds",
+        )
     return numbers
 
 
-def _load_image(pet: Path) -> tuple[Any, np.ndarray]:
-    """Header and unscaled voxel array; corrupt or truncated files become one-line errors."""
-    try:
-        img = nib.load(pet)
-    except Exception as err:
-        raise InputError(pet, f"cannot read the NIfTI header ({err})") from err
-    try:
-        data = np.asanyarray(img.dataobj.get_unscaled())
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as err:
+def _check_frame_timing(path: Path, starts: list[float], durations: list[float]) -> None:
+    """Frames follow one another: each starts after the previous one ends (gaps are allowed).
+
+    A FrameDuration that holds frame end times (FrameDuration[i] == FrameTimesStart[i + 1]) is
+    named as such: it is a known mistake, and it makes frames overlap.
+    """
+    tol = FRAME_OVERLAP_TOLERANCE_S
+    for i in range(len(starts) - 1):
+        end = starts[i] + durations[i]
+        if end <= starts[i + 1] + tol:
+            continue
+        if all(abs(d - e) <= tol for d, e in zip(durations[:-1], starts[1:], strict=True)):
+            raise InputError(
+                path,
+                "FrameDuration holds frame end times (FrameDuration[i] equals "
+                "FrameTimesStart[i+1]), so the frames overlap",
+                "give each frame's duration in seconds (end minus start)",
+            )
         raise InputError(
-            pet,
-            f"image data is truncated or corrupt ({type(err).__name__}: {err})",
-            "copy or convert the file again",
-        ) from err
-    return img, data
+            path,
+            f"frames {i} and {i + 1} overlap: frame {i} runs {starts[i]:g}-{end:g} s but frame "
+            f"{i + 1} starts at {starts[i + 1]:g} s",
+            "FrameTimesStart must increase and each FrameDuration end before the next start",
+        )
+
+
+def _load_image(pet: Path) -> tuple[Any, np.ndarray]:
+    """Header and unscaled voxel array; hostile, corrupt or truncated files become one-line errors.
+
+    The header is checked first (``image_headers.check_header``: size, orientation, grid), so
+    no memory is committed to an image taupet-bids would refuse.
+    """
+    return load_image(pet)
+
+
+def _scaled_chunks(img: Any, data: np.ndarray, size: int = 2**22):
+    """The image's scaled values, flattened, in chunks of ``size`` voxels (float64)."""
+    slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
+    flat = data.reshape(-1, order="A")
+    for begin in range(0, flat.size, size):
+        yield flat[begin : begin + size].astype(np.float64) * slope + inter
+
+
+def _check_content(path: Path, img: Any, data: np.ndarray, *, negatives: bool) -> None:
+    """Refuse an image that is almost all zeros or (with ``negatives``) mostly negative."""
+    nonzero = negative = 0
+    for chunk in _scaled_chunks(img, data):
+        nonzero += int(np.count_nonzero(chunk))
+        negative += int(np.count_nonzero(chunk < 0))
+    if nonzero < MIN_NONZERO_FRACTION * data.size:
+        raise InputError(
+            path,
+            f"only {nonzero} of {data.size} voxels are non-zero (fewer than "
+            f"{MIN_NONZERO_FRACTION:.0%}); the image holds no usable scan",
+        )
+    if negatives and negative > nonzero - negative:
+        raise InputError(
+            path,
+            f"most non-zero voxels are negative ({negative} of {nonzero}); activity cannot be "
+            "negative, so the intensities look negated",
+            "check the conversion of the image",
+        )
 
 
 def _check_voxels(pet: Path, img: Any, data: np.ndarray) -> None:
@@ -388,6 +505,7 @@ def check_t1w(t1w: Path) -> None:
     if data.ndim != 3:
         raise InputError(t1w, f"T1w is {data.ndim}D (shape {data.shape}); it must be one 3D volume")
     _check_voxels(t1w, img, data)
+    _check_content(t1w, img, data, negatives=False)
 
 
 def _units_scale(path: Path, units: str) -> float | None:
@@ -496,6 +614,7 @@ def check_pet_scan(
         )
     if min(durations) <= 0:
         raise InputError(path, "FrameDuration holds a zero or negative duration")
+    _check_frame_timing(path, starts, durations)
 
     img, data = _load_image(scan.pet)
     if data.ndim not in (3, 4):
@@ -513,6 +632,7 @@ def check_pet_scan(
                 "make them match",
             )
     _check_voxels(scan.pet, img, data)
+    _check_content(scan.pet, img, data, negatives=True)
 
     units = str(meta["Units"])
     scale = _units_scale(path, units)
@@ -525,6 +645,13 @@ def check_pet_scan(
     if not isinstance(injection, int | float) or isinstance(injection, bool):
         warnings.append(f"{path.name}: no numeric InjectionStart; assuming injection at TimeZero")
         injection = 0.0
+    if not math.isfinite(injection) or abs(injection) > MAX_FRAME_TIME_S:
+        raise InputError(
+            path,
+            f"InjectionStart {injection:g} s is not within {MAX_FRAME_TIME_S / 86400:g} days of "
+            "TimeZero",
+            "give InjectionStart in seconds relative to TimeZero",
+        )
     start_min = (np.asarray(starts) - float(injection)) / 60.0
     duration_min = np.asarray(durations) / 60.0
     end_min = start_min + duration_min
