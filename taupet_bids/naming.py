@@ -13,9 +13,18 @@ from pathlib import Path
 
 from taupet_bids import templates
 
-#: Entities that identify a scan, in file-name order, and the group tables' column for each.
-SCAN_ENTITIES = {"sub": "participant_id", "ses": "session_id", "trc": "tracer", "rec": "rec",
-                 "run": "run"}  # fmt: skip
+#: Entities that identify a scan (those BIDS allows in a PET's name), in file-name order, and
+#: the group tables' column for each.
+SCAN_ENTITIES = {"sub": "participant_id", "ses": "session_id", "task": "task", "trc": "tracer",
+                 "rec": "rec", "run": "run"}  # fmt: skip
+#: Entities a derivative keeps from its source file (the input PET; the T1w for anatomical
+#: derivatives), in BIDS order, with pybids' name for each. Every derivative's name is built
+#: from :func:`source_pattern`, so a source entity is never dropped from one file and kept in
+#: another; a source carrying any other entity is refused (:func:`unknown_entities`).
+SOURCE_ENTITIES = {
+    "sub": "subject", "ses": "session", "task": "task", "acq": "acquisition", "ce": "ceagent",
+    "trc": "tracer", "rec": "reconstruction", "run": "run", "echo": "echo", "part": "part",
+}  # fmt: skip
 #: Entities taupet-bids adds to a derivative's name; those before them come from the input PET.
 DERIVATIVE_ENTITIES = ("space", "res", "desc", "seg", "label", "pvc", "from", "to", "mode")
 #: The ``res-`` label of template-space derivatives (TemplateFlow's resolution index).
@@ -28,6 +37,21 @@ def entities(name: str) -> dict[str, str]:
     """The ``key-value`` pairs of a BIDS file name, in order."""
     stem = name.split(".")[0]
     return dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
+
+
+def source_pattern() -> str:
+    """The source entities of a derivative's name as a pybids path pattern.
+
+    ``sub-{subject}[_ses-{session}][_task-{task}]...[_run-{run}]...``: the data sinks' file
+    patterns all start with it (:mod:`taupet_bids.interfaces.derivatives`).
+    """
+    first, *rest = SOURCE_ENTITIES.items()
+    return f"{first[0]}-{{{first[1]}}}" + "".join(f"[_{k}-{{{v}}}]" for k, v in rest)
+
+
+def unknown_entities(name: str) -> list[str]:
+    """Entities of an input file's name that derivative names could not keep (``foo-bar``)."""
+    return [key for key in entities(name) if key not in SOURCE_ENTITIES]
 
 
 def scan_stem(name: str) -> str:

@@ -151,8 +151,25 @@ def output_units(checked: CheckedScan) -> tuple[float, str]:
     return float(checked.units_scale), ACTIVITY_UNITS
 
 
+def check_entities(checked: CheckedScan) -> None:
+    """Refuse a PET or T1w whose name has an entity that derivative names could not keep.
+
+    Every derivative carries its source's entities (:data:`naming.SOURCE_ENTITIES`); one it
+    would drop could make two scans' files collide, or a report miss a scan's files.
+    """
+    for path in (checked.scan.pet, checked.scan.t1w):
+        unknown = naming.unknown_entities(path.name) if path is not None else []
+        if unknown:
+            known = ", ".join(f"{key}-" for key in naming.SOURCE_ENTITIES)
+            raise InputError(
+                path, f"taupet-bids cannot keep the entities {', '.join(unknown)} in the names "
+                "of its derivatives", f"name the file with these entities only: {known}",
+            )  # fmt: skip
+
+
 def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
     """The plan of one checked scan; raises :class:`InputError` when the scan cannot be run."""
+    check_entities(checked)
     stem = naming.scan_stem(checked.scan.pet.name)
     name = naming.node_name(stem)
     scale, units = output_units(checked)

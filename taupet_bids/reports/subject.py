@@ -40,16 +40,15 @@ def _figure(output_dir: Path, stem: str, key: str) -> str:
 def _tables(pet_dir: Path, stem: str) -> dict[str, pd.DataFrame]:
     tables = {}
     for path in sorted(pet_dir.glob(f"{stem}_space-*_seg-*_suvr.tsv")):
-        atlas = path.name.split("_seg-")[1].split("_")[0]
-        tables[atlas] = pd.read_csv(path, sep="\t", na_values="n/a")
+        found = naming.entities(path.name)
+        if naming.scan_stem(path.name) == stem and "pvc" not in found:  # uncorrected only
+            tables[found["seg"]] = pd.read_csv(path, sep="\t", na_values="n/a")
     return tables
 
 
 def _summary(stem: str, meta: dict, tables: dict[str, pd.DataFrame]) -> tuple[dict, list[str]]:
     """The summary list and the subject-level positivity note."""
-    tracer = tracers.identify_tracer(
-        meta.get("TracerName"), stem.partition("trc-")[2].split("_")[0]
-    )
+    tracer = tracers.identify_tracer(meta.get("TracerName"), naming.entities(stem).get("trc"))
     cut = staging.cutpoint_for(tracer.name if tracer else None)
     meta_table = tables.get("MetaTemporal")
     value = (
