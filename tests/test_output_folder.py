@@ -375,3 +375,23 @@ def test_a_report_that_cannot_be_written_fails_the_subjects_scans(tmp_path: Path
     assert "sub-002.html could not be written (OSError" in after[1].reason
     assert len(after[1].reason.splitlines()) == 1
     assert not (tmp_path / "out" / "sub-002.html").exists(), "no half-written report"
+
+
+def test_a_stop_signal_during_the_commit_rolls_it_back(output: Path, tmp_path, monkeypatch):
+    """The commit runs in the main process: SIGTERM there raises StopRun in the middle of it."""
+    from taupet_bids.cli.signals import StopRun
+
+    staged = _staged(tmp_path / "staged", "002")
+    real_replace, moved = os.replace, []
+
+    def stopped_after_two(source, target):
+        if len(moved) == 3:
+            raise StopRun(signal.SIGTERM)
+        moved.append(target)
+        real_replace(source, target)
+
+    monkeypatch.setattr(derivatives.os, "replace", stopped_after_two)
+    with pytest.raises(StopRun):
+        copy_tree_atomically(staged, output, name="sub_002")
+    _no_trace_of(output, "002")
+    assert _tree(output) == {HEALTHY: b"healthy bytes"}

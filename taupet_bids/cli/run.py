@@ -354,10 +354,13 @@ def _subject_reports(
         LOG.info("Writing %d subject report(s)", len(subjects))
     failed: dict[str, str] = {}
     for subject in subjects:
+        report = config.output_dir / f"{subject}.html"
         try:
             LOG.info("Report: %s", write_subject_report(config.output_dir, subject, methods))
+        except StopRun:  # stopped while writing it: no half-written report is left
+            report.unlink(missing_ok=True)
+            raise
         except Exception as error:  # noqa: BLE001 - one report must not stop the others
-            report = config.output_dir / f"{subject}.html"
             report.unlink(missing_ok=True)  # perhaps half-written
             message = f"{type(error).__name__}: {' '.join(str(error).split())}"
             failed[subject] = f"its report {report.name} could not be written ({message})"
@@ -438,7 +441,7 @@ def _run(config: RunConfig) -> int:
     methods = methods_text(config)
     written = True
     try:
-        citation.write_text(methods)
+        _write_whole(citation, methods)
     except OSError as error:
         LOG.error("FAILED %s: %s", citation, error.strerror)
         written = False
