@@ -415,11 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     config = parse_args(argv)
     _setup_logging(config)
-    signals.install()
+    previous = signals.install()
     try:
         return _run(config)
     except StopRun as stop:
         return _stopped(config, stop)
+    finally:
+        signals.restore(previous)
 
 
 def _run(config: RunConfig) -> int:

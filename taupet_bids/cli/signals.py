@@ -45,13 +45,18 @@ def _raise_stop(signum: int, frame) -> None:  # noqa: ARG001 - the signal module
     raise StopRun(signum)
 
 
-def install() -> None:
-    """Turn SIGTERM and SIGINT into :class:`StopRun` in this (the main) process."""
+def install() -> dict:
+    """Turn SIGTERM and SIGINT into :class:`StopRun`; return the handlers to :func:`restore`."""
     _stopping.clear()
     if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers (main() called from a thread)
-    for signum in HANDLED:
-        signal.signal(signum, _raise_stop)
+        return {}  # only the main thread may set handlers (main() called from a thread)
+    return {signum: signal.signal(signum, _raise_stop) for signum in HANDLED}
+
+
+def restore(previous: dict) -> None:
+    """Put back the handlers :func:`install` replaced (main() called in-process, by make demo)."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def ignore() -> None:
@@ -93,8 +98,8 @@ def descendants(pid: int | None = None) -> list[int]:
     return found
 
 
-def kill_descendants(timeout: float = 5.0) -> list[int]:
-    """SIGKILL every process this run started and reap its children; return their PIDs.
+def kill_descendants(timeout: float = 5.0, root: int | None = None) -> list[int]:
+    """SIGKILL every process this run (or ``root``) started, reap them; return their PIDs.
 
     Killing (not terminating) is deliberate: a worker must not finish a step or a commit after
     the run has been told to stop. Grandchildren are killed too, so none is left orphaned.
@@ -102,7 +107,7 @@ def kill_descendants(timeout: float = 5.0) -> list[int]:
     killed = []
     deadline = time.monotonic() + timeout
     while True:
-        pids = descendants()
+        pids = descendants(root)
         if not pids or time.monotonic() > deadline:
             break
         for pid in pids:
