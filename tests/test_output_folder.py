@@ -152,6 +152,7 @@ KILLED_COMMIT = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e  # a real SIGKILL of a process that imports Nipype: seconds, not a unit test
 def test_a_commit_killed_half_way_is_rolled_back_by_the_next_one(
     output: Path, tmp_path: Path
 ) -> None:
