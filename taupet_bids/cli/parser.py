@@ -27,6 +27,9 @@ examples:
 
 A rerun with the same --work-dir reuses every finished step. The exit code is 0 when
 every selected scan succeeded and 1 when any failed (each failure is listed at the end).
+SIGTERM (exit code 143) and Ctrl-C (130) stop the workers and leave no scan half-written
+in output_dir; a rerun resumes. A scan's files appear in output_dir all together or not
+at all.
 """
 
 
