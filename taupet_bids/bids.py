@@ -456,18 +456,24 @@ def _scaled_chunks(img: Any, data: np.ndarray, size: int = 2**22):
 
 
 def _check_content(path: Path, img: Any, data: np.ndarray, *, negatives: bool) -> None:
-    """Refuse an image that is almost all zeros or (with ``negatives``) mostly negative."""
+    """Refuse an image that is almost all zeros or (with ``negatives``) negated.
+
+    Negated means most non-zero voxels are negative and so is their sum: zero-mean noise around
+    a positive brain, as filtered back-projection leaves, is neither.
+    """
     nonzero = negative = 0
+    total = 0.0
     for chunk in _scaled_chunks(img, data):
         nonzero += int(np.count_nonzero(chunk))
         negative += int(np.count_nonzero(chunk < 0))
+        total += float(chunk.sum())
     if nonzero < MIN_NONZERO_FRACTION * data.size:
         raise InputError(
             path,
             f"only {nonzero} of {data.size} voxels are non-zero (fewer than "
             f"{MIN_NONZERO_FRACTION:.0%}); the image holds no usable scan",
         )
-    if negatives and negative > nonzero - negative:
+    if negatives and negative > nonzero - negative and total < 0:
         raise InputError(
             path,
             f"most non-zero voxels are negative ({negative} of {nonzero}); activity cannot be "

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,79 @@ def _tiny_t1w(root: Path, sub: str) -> None:
     )
 
 
+def _no_orientation(root: Path, sub: str) -> None:
+    path = _pet(root, sub)
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(path).dataobj), None), path)
+
+
+def _voxels_times_1e5(root: Path, sub: str) -> None:
+    path = _pet(root, sub)
+    img = nib.load(path)
+    affine = img.affine.copy()
+    affine[:3] *= 1e5
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine), path)
+
+
+def _durations_are_end_times(root: Path, sub: str) -> None:
+    """FrameDuration holding each frame's end time, as in the official BIDS examples."""
+    meta = json.loads(_pet(root, sub, ".json").read_text())
+    ends = [s + d for s, d in zip(meta["FrameTimesStart"], meta["FrameDuration"], strict=True)]
+    _edit_sidecar(_pet(root, sub, ".json"), FrameDuration=ends)
+
+
+def _boolean_durations(root: Path, sub: str) -> None:
+    meta = json.loads(_pet(root, sub, ".json").read_text())
+    _edit_sidecar(_pet(root, sub, ".json"), FrameDuration=[True] * len(meta["FrameDuration"]))
+
+
+def _huge_nifti2_header(root: Path, sub: str) -> None:
+    """A few hundred bytes declaring 100000^3 x 4 float32 voxels (16 PB)."""
+    header = nib.Nifti2Header()
+    header.set_data_shape((100000, 100000, 100000, 4))
+    header.set_data_dtype(np.float32)
+    header.set_sform(np.diag([2.0, 2.0, 2.0, 1.0]), code=1)
+    header["vox_offset"] = 544
+    _pet(root, sub).write_bytes(gzip.compress(header.binaryblock + b"\x00" * 4))
+
+
+def _gzip_bomb(root: Path, sub: str) -> None:
+    """The real image followed by 256 MiB of zeros in the same gzip stream (under 1 MB)."""
+    path = _pet(root, sub)
+    image = gzip.decompress(path.read_bytes())
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(path, "wb") as fh:
+        fh.write(packer.compress(image))
+        for _ in range(16):
+            fh.write(packer.compress(bytes(2**24)))
+        fh.write(packer.flush())
+
+
+def _deep_sidecar(root: Path, sub: str) -> None:
+    _pet(root, sub, ".json").write_text("[" * 200_000 + "]" * 200_000)
+
+
+def _two_by_two_by_two(root: Path, sub: str) -> None:
+    _edit_image(_pet(root, sub), lambda data: data[:2, :2, :2])
+
+
+def _single_voxel(root: Path, sub: str) -> None:
+    def one_voxel(data):
+        kept = np.zeros_like(data)
+        kept[40, 40, 40] = data[40, 40, 40] + 1
+        return kept
+
+    _edit_image(_pet(root, sub), one_voxel)
+
+
+def _negated(root: Path, sub: str) -> None:
+    _edit_image(_pet(root, sub), np.negative)
+
+
+def _t1w_no_orientation(root: Path, sub: str) -> None:
+    path = root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(path).dataobj), None), path)
+
+
 @dataclass(frozen=True)
 class Broken:
     """A participant damaged in one way, and words its one-line reason must contain."""
@@ -137,6 +211,18 @@ BROKEN = {
     "111": Broken(_window_not_covered, ("window", "--pet-window")),
     "112": Broken(_truncated_t1w, ("_T1w.nii.gz", "truncated")),
     "113": Broken(_tiny_t1w, ("sub-113", "Error")),
+    # Hostile inputs (#13), refused by the preflight from headers and sidecars (120 is KBQ)
+    "114": Broken(_no_orientation, ("_pet.nii.gz", "no orientation")),
+    "115": Broken(_voxels_times_1e5, ("_pet.nii.gz", "voxel size", "outside 0.1-20 mm")),
+    "116": Broken(_durations_are_end_times, ("_pet.json", "FrameDuration holds frame end times")),
+    "117": Broken(_boolean_durations, ("_pet.json", "FrameDuration holds a JSON boolean")),
+    "118": Broken(_huge_nifti2_header, ("_pet.nii.gz", "100000x100000x100000x4 voxels")),
+    "119": Broken(_gzip_bomb, ("_pet.nii.gz", "gzip stream holds more than")),
+    "121": Broken(_deep_sidecar, ("_pet.json", "nested more than")),
+    "122": Broken(_two_by_two_by_two, ("_pet.nii.gz", "2x2x2")),
+    "123": Broken(_single_voxel, ("_pet.nii.gz", "voxels are non-zero")),
+    "124": Broken(_negated, ("_pet.nii.gz", "negative")),
+    "125": Broken(_t1w_no_orientation, ("_T1w.nii.gz", "no orientation")),
 }
 
 
