@@ -106,6 +106,26 @@ def qc_json(output_dir: Path, stem: str) -> Path:
     return pet_folder(output_dir, stem) / f"{stem}_qc.json"
 
 
+def t1w_to_template(anat_dir: Path, stem: str) -> tuple[Path, Path]:
+    """The (warp, affine) T1w-to-template transforms of a scan's subject and session.
+
+    They carry the T1w's own entities (``acq-``, ``run-``), which the PET's stem does not say:
+    the one T1w of the scan's session in ``anat_dir`` is taken. When there is none, the names a
+    T1w without entities would give are returned (so a caller can say what is missing); when
+    there are several, a ``ValueError`` names them.
+    """
+    parts = entities(stem)
+    session = "_".join(f"{k}-{parts[k]}" for k in ("sub", "ses") if k in parts)
+    tail = f"from-T1w_to-{templates.TEMPLATE}_mode-image_desc-warp_xfm.nii.gz"
+    found = sorted(p for p in anat_dir.glob(f"{session}_*{tail}")
+                   if "ses" in parts or "ses" not in entities(p.name))  # fmt: skip
+    if len(found) > 1:
+        raise ValueError(f"several T1w-to-template transforms: {', '.join(p.name for p in found)}")
+    warp = found[0] if found else anat_dir / f"{session}_{tail}"
+    affine = warp.name.replace("_desc-warp_xfm.nii.gz", "_desc-affine_xfm.mat")
+    return warp, warp.with_name(affine)
+
+
 def figures_folder(output_dir: Path, stem: str) -> Path:
     """Where the scan's report figures are committed: ``sub-X/figures``."""
     return output_dir / subject_of(stem) / "figures"

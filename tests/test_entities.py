@@ -207,3 +207,21 @@ def test_a_sink_refuses_to_drop_an_entity(tmp_path) -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="does not carry every entity"):
         sink.run(cwd=str(tmp_path))
+
+
+def test_the_t1w_transforms_are_found_under_the_t1ws_own_name(tmp_path) -> None:
+    """A consumer holding the PET's stem finds the T1w's transforms (acq-, run- in their name)."""
+    anat = tmp_path / "sub-01" / "ses-01" / "anat"
+    anat.mkdir(parents=True)
+    tail = "from-T1w_to-MNI152NLin6Asym_mode-image_desc"
+    plain = (f"sub-01_ses-01_{tail}-warp_xfm.nii.gz", f"sub-01_ses-01_{tail}-affine_xfm.mat")
+    # Nothing there: the names without T1w entities, for the caller's message.
+    assert naming.t1w_to_template(anat, PET_STEM) == tuple(anat / name for name in plain)
+    for name in (f"{T1W_STEM}_{tail}-warp_xfm.nii.gz", f"{T1W_STEM}_{tail}-affine_xfm.mat"):
+        (anat / name).touch()
+    warp, affine = naming.t1w_to_template(anat, PET_STEM)
+    assert (warp.name, affine.name) == (f"{T1W_STEM}_{tail}-warp_xfm.nii.gz",
+                                        f"{T1W_STEM}_{tail}-affine_xfm.mat")  # fmt: skip
+    (anat / f"sub-01_ses-01_run-2_{tail}-warp_xfm.nii.gz").touch()
+    with pytest.raises(ValueError, match="several"):
+        naming.t1w_to_template(anat, PET_STEM)

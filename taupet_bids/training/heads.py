@@ -19,6 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from taupet_bids import naming
 from taupet_bids.core.grids import apply_affine
 from taupet_bids.normalisation import geometry
 from taupet_bids.simulate import anatomy as anatomy_mod
@@ -84,11 +85,7 @@ def derivatives_transforms(pet_file: Path) -> list[str]:
     pet_file = Path(pet_file)
     stem = pet_file.name.split("_desc-preproc_pet")[0]
     pet2t1w = pet_file.with_name(f"{stem}_from-pet_to-T1w_mode-image_xfm.mat")
-    entities = [e for e in stem.split("_") if e.startswith(("sub-", "ses-"))]
-    anat = pet_file.parent.parent / "anat"
-    prefix = "_".join(entities) + "_from-T1w_to-MNI152NLin6Asym_mode-image"
-    warp = anat / f"{prefix}_desc-warp_xfm.nii.gz"
-    affine = anat / f"{prefix}_desc-affine_xfm.mat"
+    warp, affine = naming.t1w_to_template(pet_file.parent.parent / "anat", stem)
     missing = [str(p) for p in (pet2t1w, warp, affine) if not p.exists()]
     if missing:
         raise FileNotFoundError(f"{pet_file}: missing MR-based transforms {missing}")
