@@ -413,15 +413,17 @@ def _as_numbers(path: Path, meta: dict[str, Any], key: str) -> list[float]:
 
 
 def _check_frame_timing(path: Path, starts: list[float], durations: list[float]) -> None:
-    """Frames follow one another: each starts after the previous one ends (gaps are allowed).
+    """Frames do not overlap: in order of start, each starts after the previous one ends.
 
+    Gaps are allowed here (``_select_frames`` refuses one inside the window).
     A FrameDuration that holds frame end times (FrameDuration[i] == FrameTimesStart[i + 1]) is
     named as such: it is a known mistake, and it makes frames overlap.
     """
     tol = FRAME_OVERLAP_TOLERANCE_S
-    for i in range(len(starts) - 1):
+    order = sorted(range(len(starts)), key=starts.__getitem__)
+    for i, j in zip(order[:-1], order[1:], strict=True):
         end = starts[i] + durations[i]
-        if end <= starts[i + 1] + tol:
+        if end <= starts[j] + tol:
             continue
         if all(abs(d - e) <= tol for d, e in zip(durations[:-1], starts[1:], strict=True)):
             raise InputError(
@@ -432,8 +434,8 @@ def _check_frame_timing(path: Path, starts: list[float], durations: list[float])
             )
         raise InputError(
             path,
-            f"frames {i} and {i + 1} overlap: frame {i} runs {starts[i]:g}-{end:g} s but frame "
-            f"{i + 1} starts at {starts[i + 1]:g} s",
+            f"frames {i} and {j} overlap: frame {i} runs {starts[i]:g}-{end:g} s but frame "
+            f"{j} starts at {starts[j]:g} s",
             "FrameTimesStart must increase and each FrameDuration end before the next start",
         )
 

@@ -430,3 +430,10 @@ def test_fuzzed_headers_and_sidecars_pass_or_raise_input_error(tmp_path):
             assert str(err).startswith("sub-01_trc-FTP_pet.nii.gz: "), str(err)
     assert outcomes["refused"] > 50 and outcomes["passed"] > 5, outcomes
     assert time.monotonic() - start < 20
+
+
+def test_frames_listed_out_of_order_without_overlap_are_allowed(tmp_path):
+    meta = sidecar()
+    order = [1, 0, 2, 3, 4, 5]
+    meta["FrameTimesStart"] = [meta["FrameTimesStart"][i] for i in order]
+    assert check_pet_scan(write_scan(tmp_path, meta)).frames == (0, 2, 3, 4)  # 80-100 min
