@@ -62,3 +62,17 @@ def test_average_of_4d_without_durations_is_an_input_error(tmp_path, monkeypatch
     nib.save(nib.Nifti1Image(constant_series([1, 2]), np.eye(4)), pet)
     with pytest.raises(InputError, match="pet.nii.gz: 0 frame durations for 2 frames"):
         TimeWeightedAverage(in_file=str(pet)).run()
+
+
+def test_frames_are_scaled_as_they_are_cut_and_unscaled_ones_pass_bit_for_bit(tmp_path):
+    """kBq/mL -> Bq/mL happens before motion correction, so every later step sees Bq/mL."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    pet = tmp_path / "pet.nii.gz"
+    series = constant_series([1.5, 2.5, 3.5])
+    nib.save(nib.Nifti1Image(series, affine), pet)
+    scaled = SelectFrames(in_file=str(pet), frame_indices=[1, 2], scale=1000.0).run(cwd=tmp_path)
+    np.testing.assert_allclose(nib.load(scaled.outputs.out_file).get_fdata()[0, 0, 0], [2500, 3500])
+    (tmp_path / "plain").mkdir()
+    plain = SelectFrames(in_file=str(pet), frame_indices=[1, 2]).run(cwd=tmp_path / "plain")
+    kept = np.asarray(nib.load(plain.outputs.out_file).dataobj)
+    assert kept.dtype == series.dtype and np.array_equal(kept, series[..., 1:])

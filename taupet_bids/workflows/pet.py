@@ -18,8 +18,8 @@ DERIVATIVES = ("pet_average", "motion_params")
 def init_pet_preproc_wf(plan: ScanPlan, name: str = "pet_preproc_wf") -> pe.Workflow:
     """Frames of the window, motion-corrected (antspyx, or FSL MCFLIRT) and averaged.
 
-    outputs: ``pet_mc`` (4D, corrected), ``pet_average`` (3D, in the plan's units: activity
-    inputs are scaled to Bq/mL), ``motion_params`` (TSV).
+    outputs: ``pet_mc`` (4D, corrected), ``pet_average`` (3D), ``motion_params`` (TSV); both
+    images in the plan's units (activity is scaled to Bq/mL as the frames are cut).
     """
     checked = plan.checked
     workflow = pe.Workflow(name=name)
@@ -27,10 +27,11 @@ def init_pet_preproc_wf(plan: ScanPlan, name: str = "pet_preproc_wf") -> pe.Work
     outputnode = pe.Node(niu.IdentityInterface(fields=list(OUTPUT_FIELDS)), name="outputnode")
     durations_s = [checked.frame_duration_min[i] * 60.0 for i in checked.frames]
 
-    select = pe.Node(SelectFrames(frame_indices=list(checked.frames)), name="select_frames")
-    average = pe.Node(
-        TimeWeightedAverage(frame_durations=durations_s, scale=plan.units_scale), name="average"
+    select = pe.Node(
+        SelectFrames(frame_indices=list(checked.frames), scale=plan.units_scale),
+        name="select_frames",
     )
+    average = pe.Node(TimeWeightedAverage(frame_durations=durations_s), name="average")
     workflow.connect([
         (inputnode, select, [("pet", "in_file")]),
         (average, outputnode, [("out_file", "pet_average")]),
