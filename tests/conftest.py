@@ -16,7 +16,14 @@ DATA = Path(__file__).resolve().parent / "data"
 # test marked with a tier itself (e.g. one slow test of a unit module) keeps its marker.
 TIERS = {
     # Run the real command line over a simulated cohort: taupet-bids, the report, Slurm.
-    "e2e": {"test_participant", "test_mrless_pipeline", "test_reports", "test_slurm", "test_stop"},
+    "e2e": {
+        "test_participant",
+        "test_mrless_pipeline",
+        "test_reports",
+        "test_slurm",
+        "test_stop",
+        "test_entities_cli",
+    },
     # Run antspyx registrations, MONAI's bundle runner, training or whole simulated cohorts.
     "integration": {
         "test_ants_baseline",
