@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 
 from taupet_bids import group, naming, staging
+from taupet_bids.atlases.regions import region_groups
 from taupet_bids.core.qc import scan_qc
 
 TRC = "18FAV1451"
 SCANS = [("001", "M000"), ("001", "M024"), ("002", None)]
-REGIONS = {
-    "MetaTemporal": ["metatemporal"],
-    "Braak": [f"Braak{r}" for r in ("I", "II", "III", "IV", "V", "VI")],
-    "DK": ["entorhinal", "left-entorhinal"],
-}
+#: Every row the participant level writes for each atlas (the group level refuses a table
+#: with rows missing), before the reference row.
+REGIONS = {atlas: list(region_groups(atlas)) for atlas in ("MetaTemporal", "Braak", "DK")}
 
 
 def _stem(sub: str, ses: str | None) -> str:
@@ -144,9 +143,10 @@ def test_published_braak_stage_is_copied_per_scan_and_method(dataset) -> None:
     stem = _stem("001", "M000")
     folder = out / "sub-001" / "ses-M000" / "pet"
     plain = pd.read_csv(next(folder.glob("*seg-Braak*_suvr.tsv")), sep="\t")
-    gtm = plain.assign(suvr_mean=[2.0, 1.9, 1.6, 1.5, 1.2, 1.1, 1.0])  # I..VI + reference
-    gtm = pd.concat([gtm, pd.DataFrame({"region": list(staging.COMPOSITES),
-                                        "suvr_mean": [1.9, 1.5, 1.15]})])  # fmt: skip
+    values = dict(zip([f"Braak{r}" for r in ("I", "II", "III", "IV", "V", "VI")],
+                      [2.0, 1.9, 1.6, 1.5, 1.2, 1.1], strict=True))  # fmt: skip
+    values.update(zip(staging.COMPOSITES, [1.9, 1.5, 1.15], strict=True))
+    gtm = plain.assign(suvr_mean=plain["region"].map(values).fillna(1.0))  # reference: 1
     base = f"{stem}_space-MNI152NLin6Asym_seg-Braak_label-InfCerebGrey"
     gtm.to_csv(folder / f"{base}_pvc-GTM_suvr.tsv", sep="\t", index=False)
     stages = staging.stage_table({"none": plain, "gtm": gtm}, "flortaucipir", "InfCerebGrey")

@@ -373,17 +373,28 @@ def _subject_reports(
 
 
 def run_group_level(config: RunConfig) -> int:
-    """Gather the participant tables into group tables and a group report."""
-    from taupet_bids.group import run_group
+    """Gather the participant tables into group tables and a group report.
 
-    prepare_output_dir(config)
+    Every file is read and checked before anything is written (``group.gather``): with no
+    usable participant table the run stops with one line and writes nothing, not even the
+    output's description. A scan with a damaged file is left out with a warning naming the
+    file, and so is a broken participants.tsv; the group tables of the others are written and
+    the exit code is 1 (as at the participant level, 0 only when nothing was left out).
+    """
+    from taupet_bids.group import NothingToGather, gather, write_group
+
     try:
-        report = run_group(config.bids_dir, config.output_dir, config.tau_cutpoint,
-                           config.braak_reference_diagnosis)  # fmt: skip
-    except FileNotFoundError as error:
+        inputs = gather(config.output_dir)
+    except NothingToGather as error:
         print(f"taupet-bids: error: {error}", file=sys.stderr)
         return 1
-    LOG.info("Group report: %s", report)
+    prepare_output_dir(config)
+    result = write_group(inputs, config.bids_dir, config.output_dir, config.tau_cutpoint,
+                         config.braak_reference_diagnosis)  # fmt: skip
+    LOG.info("Group report: %s", result.report)
+    if result.skipped:
+        print(f"taupet-bids: {result.summary()}", file=sys.stderr)
+        return 1
     return 0
 
 
