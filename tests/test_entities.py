@@ -225,3 +225,41 @@ def test_the_t1w_transforms_are_found_under_the_t1ws_own_name(tmp_path) -> None:
     (anat / f"sub-01_ses-01_run-2_{tail}-warp_xfm.nii.gz").touch()
     with pytest.raises(ValueError, match="several"):
         naming.t1w_to_template(anat, PET_STEM)
+
+
+def test_the_group_level_keeps_one_row_per_scan_with_its_entities(tmp_path) -> None:
+    """Scans differing only by task- or run- are separate rows, each entity in its column."""
+    import json
+
+    import pandas as pd
+
+    from taupet_bids import group
+    from taupet_bids.core.qc import scan_qc
+    from tests.test_group import REGIONS
+
+    stems = ["sub-001_ses-01_task-rest_trc-X", "sub-001_ses-01_task-memory_trc-X",
+             "sub-001_ses-01_task-rest_trc-X_rec-acdyn_run-2"]  # fmt: skip
+    out = tmp_path / "out"
+    for number, stem in enumerate(stems):
+        folder = naming.pet_folder(out, stem)
+        folder.mkdir(parents=True, exist_ok=True)
+        for atlas, regions in REGIONS.items():
+            rows = [*regions, "reference-InfCerebGrey"]
+            values = [1.0 + number] * len(regions) + [1.0]
+            table = pd.DataFrame({"region": rows, "suvr_mean": values, "suvr_median": values,
+                                  "suvr_sd": 0.1, "volume_ml": 1.0, "n_voxels": 10})  # fmt: skip
+            name = f"{stem}_space-MNI152NLin6Asym_seg-{atlas}_label-InfCerebGrey_suvr.tsv"
+            table.to_csv(folder / name, sep="\t", index=False)
+        motion = naming.motion_table(out, stem)
+        columns = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+        frames = {"frame": [0, 1], **dict.fromkeys(columns, 0.0), "framewise_displacement": [0, 1]}
+        pd.DataFrame(frames).to_csv(motion, sep="\t", index=False)
+        record = scan_qc(motion, {"Method": "MR-based"}, coreg_nmi=1.1, t1w2std_correlation=0.9)
+        naming.qc_json(out, stem).write_text(json.dumps(record))
+    wide = group.wide_table(group.long_table(out)).set_index("scan")
+    assert sorted(wide.index) == sorted(stems)
+    assert wide.loc[stems[0], "task"] == "rest" and wide.loc[stems[1], "task"] == "memory"
+    assert (wide.loc[stems[2], "rec"], str(wide.loc[stems[2], "run"])) == ("acdyn", "2")
+    assert wide.loc[stems[1], "MetaTemporal_metatemporal"] == 2.0
+    qc = group.qc_table(out, wide.reset_index()).set_index("scan")
+    assert sorted(qc.index) == sorted(stems) and qc["coreg_nmi"].tolist() == [1.1] * 3
