@@ -14,7 +14,6 @@ import pytest
 from taupet_bids.bids import check_pet_scan
 from taupet_bids.config import RunConfig
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces.frames import TimeWeightedAverage
 from taupet_bids.plan import plan_scan, pvc_fwhm, reset_scan_folders
 from tests.test_bids import sidecar, write_scan
 
