@@ -97,26 +97,28 @@ def _skip(
         skipped.append(entry)
 
 
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.0f} MB" if n_bytes >= 2**20 else f"{n_bytes} bytes"
+
+
 def read_text(path: Path) -> str:
-    """A file's UTF-8 text, refused (:class:`UnusableFile`) when too large, binary or unreadable."""
+    """A file's UTF-8 text, refused (:class:`UnusableFile`) when too large, binary or unreadable.
+
+    The size is read first: a file over :data:`MAX_FILE_BYTES` is refused unread.
+    """
+    too_large = f"the {_size(MAX_FILE_BYTES)} the group level reads"
     try:
         if not path.is_file():
             raise UnusableFile(path, "is not a regular file")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise UnusableFile(
-                path,
-                f"is {size / 2**20:.0f} MB, larger than the "
-                f"{MAX_FILE_BYTES // 2**20} MB the group level reads",
-            )
+            raise UnusableFile(path, f"is {_size(size)}, more than {too_large}")
         with path.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise UnusableFile(path, f"cannot be read ({error.strerror or error})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise UnusableFile(
-            path, f"is larger than the {MAX_FILE_BYTES // 2**20} MB the group level reads"
-        )
+    if len(data) > MAX_FILE_BYTES:  # grew since its size was read
+        raise UnusableFile(path, f"is more than {too_large}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -230,14 +232,16 @@ def check_regional_table(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     repeated = list(dict.fromkeys(regions[regions.duplicated()]))
     absent = [r for r in expected if r not in set(regions)]
     unknown = [r for r in dict.fromkeys(regions) if r not in set(expected)]
+    strange = f"row(s) no seg-{atlas} table has ({_listed(unknown)})"
     if absent:
-        raise UnusableFile(
-            path,
-            f"{len(absent)} of the {len(expected)} rows of a seg-{atlas} "
-            f"table are missing ({_listed(absent)}); a truncated table",
+        missing_rows = (
+            f"{len(absent)} of the {len(expected)} rows of a seg-{atlas} table are missing "
+            f"({_listed(absent)})"
         )
+        truncated = f"{missing_rows}; a truncated table"
+        raise UnusableFile(path, f"{missing_rows} and it has {strange}" if unknown else truncated)
     if unknown:
-        raise UnusableFile(path, f"has row(s) no seg-{atlas} table has ({_listed(unknown)})")
+        raise UnusableFile(path, f"has {strange}")
     if repeated:
         raise UnusableFile(path, f"repeats row(s) {_listed(repeated)}")
     labels = "region " + regions
