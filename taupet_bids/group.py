@@ -702,10 +702,11 @@ class GroupResult:
             return ""
         scans = sorted({s.scan for s in self.skipped if s.scan})
         others = sorted({s.file.name for s in self.skipped if not s.scan})
-        parts = [f"{len(scans)} scan(s) left out ({_listed(scans)})"] if scans else []
-        parts += [f"{len(others)} BIDS file(s) not used ({_listed(others)})"] if others else []
+        parts = [f"{len(scans)} scan(s) ({_listed(scans)})"] if scans else []
+        if others:
+            parts.append(f"{len(others)} BIDS file(s), in whole or in part ({_listed(others)})")
         return (
-            f"group tables written without {' and '.join(parts)}; the warnings above and "
+            f"group tables written leaving out {' and '.join(parts)}; the warnings above and "
             f"Skipped in {GROUP_DIR}/suvr_wide.json say why"
         )
 

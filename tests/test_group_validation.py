@@ -221,9 +221,11 @@ def test_a_damaged_file_leaves_its_scan_out_and_the_others_unchanged(
     assert [s["File"] for s in sidecar["Skipped"]] == [str(named(out))]
     assert problem in sidecar["Skipped"][0]["Problem"]
     summary = [
-        r.getMessage() for r in caplog.records if "group tables written without" in r.getMessage()
+        r.getMessage()
+        for r in caplog.records
+        if "group tables written leaving out" in r.getMessage()
     ]
-    assert summary and f"1 scan(s) left out ({DAMAGED})" in summary[0]
+    assert summary and f"leaving out 1 scan(s) ({DAMAGED});" in summary[0]
 
 
 def test_no_skipped_entries_on_healthy_outputs(dataset, caplog) -> None:
@@ -354,10 +356,12 @@ def test_every_scan_damaged_is_refused_and_nothing_written(dataset, capsys) -> N
 def test_cli_exit_code_is_1_and_says_what_was_left_out(dataset, capsys) -> None:
     bids, out = dataset
     _truncate_half(_table(out, "DK"))
+    (bids / "participants.tsv").write_bytes(b"\xff\xfe")
     assert main([str(bids), str(out), "group"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"taupet-bids: group tables written without 1 scan(s) left out ({DAMAGED}); "
-                   "the warnings above and Skipped in group/suvr_wide.json say why"]  # fmt: skip
+    assert err == [f"taupet-bids: group tables written leaving out 1 scan(s) ({DAMAGED}) and "
+                   "1 BIDS file(s), in whole or in part (participants.tsv); the warnings above "
+                   "and Skipped in group/suvr_wide.json say why"]  # fmt: skip
     assert (out / "group" / "report.html").exists()
 
 
