@@ -738,7 +738,9 @@ def write_group(
     _write(quality, folder / "qc.tsv", SIDECARS["qc"] | left_out)
     LOG.info("Group tables: %d scan(s) of %d participant(s) in %s", wide["scan"].nunique(),
              wide["participant_id"].nunique(), folder)  # fmt: skip
-    result = GroupResult(write_group_report(folder, inputs.long, wide, quality), tuple(skipped))
+    lines = [entry.line() for entry in skipped]
+    report = write_group_report(folder, inputs.long, wide, quality, lines)
+    result = GroupResult(report, tuple(skipped))
     if result.skipped:
         LOG.warning("%s", result.summary())
     return result

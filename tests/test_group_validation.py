@@ -362,7 +362,8 @@ def test_cli_exit_code_is_1_and_says_what_was_left_out(dataset, capsys) -> None:
     assert err == [f"taupet-bids: group tables written leaving out 1 scan(s) ({DAMAGED}) and "
                    "1 BIDS file(s), in whole or in part (participants.tsv); the warnings above "
                    "and Skipped in group/suvr_wide.json say why"]  # fmt: skip
-    assert (out / "group" / "report.html").exists()
+    report = (out / "group" / "report.html").read_text()
+    assert "Left out of the group tables (2 file(s)" in report and _table(out, "DK").name in report
 
 
 def test_cli_exit_code_is_0_when_nothing_was_left_out(dataset, capsys) -> None:

@@ -7,6 +7,7 @@ sessions, and the QC table. Built only from the group tables, so it is quick to 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from taupet_bids.core.figures import svg_text
-from taupet_bids.reports.html import inline_svg, page, table
+from taupet_bids.reports.html import esc, inline_svg, page, table
 
 META = "MetaTemporal_metatemporal"
 
@@ -102,15 +103,31 @@ def longitudinal(wide: pd.DataFrame) -> str | None:
 
 
 def write_group_report(
-    folder: Path, long: pd.DataFrame, wide: pd.DataFrame, quality: pd.DataFrame
+    folder: Path,
+    long: pd.DataFrame,
+    wide: pd.DataFrame,
+    quality: pd.DataFrame,
+    skipped: Sequence[str] = (),
 ) -> Path:
-    """Write ``report.html`` into the group folder and return its path."""
+    """Write ``report.html`` into the group folder and return its path.
+
+    ``skipped``: one line per file the group level left out (``<file>: <problem>; <what was
+    left out>``), shown first so a reader knows the tables are not the whole cohort.
+    """
     summary_columns = [c for c in ("scan", "diagnosis", "age", "sex", META, "tau_positive",
                                    "braak_stage_estimate", "braak_conforming", "braak_rule")
                        if c in wide]  # fmt: skip
     change = longitudinal(wide)
     n_flagged = int((quality["flags"].astype(str) != "").sum())
+    left_out = ""
+    if skipped:
+        items = "".join(f"<li>{esc(line)}</li>" for line in skipped)
+        left_out = (
+            f'<div class="warn"><p>Left out of the group tables ({len(skipped)} file(s); also '
+            f"under Skipped in suvr_wide.json):</p><ul>{items}</ul></div>"
+        )
     body = "".join([
+        left_out,
         f"<p>{len(wide)} scan(s) of {wide['participant_id'].nunique()} participant(s); "
         f"{n_flagged} scan(s) with QC flags. Tables: "
         '<a href="suvr_long.tsv">suvr_long.tsv</a>, <a href="suvr_wide.tsv">suvr_wide.tsv</a>, '
