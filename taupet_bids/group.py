@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def read_text(path: Path) -> str:
     if len(data) > MAX_FILE_BYTES:  # grew since its size was read
         raise UnusableFile(path, f"is more than {too_large}")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading byte-order mark (spreadsheets) is dropped
     except UnicodeDecodeError as error:
         raise UnusableFile(
             path, f"is not UTF-8 text (byte {error.start}); a damaged or binary file"
@@ -143,7 +144,7 @@ def read_tsv(path: Path, dtype: dict | None = None) -> pd.DataFrame:
     if not numbered:
         raise UnusableFile(path, "is empty")
     header = numbered[0][1].split("\t")
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(header).items() if count > 1)
     if repeated:
         raise UnusableFile(path, f"repeats column(s) {', '.join(map(repr, repeated))}")
     for number, line in numbered[1:]:

@@ -295,6 +295,18 @@ def test_a_broken_participants_tsv_is_left_out_with_a_warning(
     assert [s["File"] for s in skipped] == [str(bids / "participants.tsv")]
 
 
+def test_a_participants_tsv_with_a_byte_order_mark_is_read(dataset, caplog) -> None:
+    """Spreadsheets save UTF-8 with a byte-order mark; pandas accepted it, so does the check."""
+    bids, out = dataset
+    path = bids / "participants.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="taupet_bids"):
+        group.run_group(bids, out)
+    assert not caplog.records, caplog.text
+    wide = pd.read_csv(out / "group" / "suvr_wide.tsv", sep="\t").set_index("scan")
+    assert wide.loc[_stem("002", None), "diagnosis"] == "AD"
+
+
 def test_a_broken_sessions_tsv_keeps_the_baseline_values(dataset, caplog) -> None:
     bids, out = dataset
     sessions = bids / "sub-001" / "sub-001_sessions.tsv"
