@@ -27,6 +27,11 @@ PET = Path("sub-002") / "pet"
 BASE = f"{DAMAGED}_space-MNI152NLin6Asym"
 
 
+@pytest.fixture(autouse=True)
+def _templateflow(templateflow_home):
+    """The CLI tests run taupet-bids in this process: TemplateFlow must get its home first."""
+
+
 def _write_bids(bids: Path) -> None:
     bids.mkdir(parents=True)
     pd.DataFrame({"participant_id": ["sub-001", "sub-002"], "age": [70.0, 80.0],
@@ -45,7 +50,7 @@ def _write_outputs(out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def without_sub002(tmp_path_factory) -> dict[str, bytes]:
+def without_sub002(tmp_path_factory, templateflow_home) -> dict[str, bytes]:
     """The group tables of the same outputs with sub-002 removed: what a healthy row is."""
     root = tmp_path_factory.mktemp("clean")
     bids, out = root / "bids", root / "out"
