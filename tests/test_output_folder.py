@@ -21,14 +21,24 @@ from taupet_bids.cli import locks
 from taupet_bids.cli import run as cli_run
 from taupet_bids.cli.parser import build_parser, parse_args
 from taupet_bids.errors import InputError
-from taupet_bids.interfaces import derivatives
-from taupet_bids.interfaces.derivatives import (
-    COMMIT_PREFIX,
-    copy_tree_atomically,
-    sweep_unfinished_commits,
-)
 
 HEALTHY = "sub-001/pet/sub-001_trc-FTP_desc-preproc_pet.nii.gz"
+COMMIT_PREFIX = ".taupet-commit-"
+LOCK_NAME = ".taupet-commit.lock"
+
+
+@pytest.fixture(autouse=True)
+def _templateflow_first(templateflow_home) -> None:
+    """Some code here imports niworkflows, which reads TEMPLATEFLOW_HOME once, at import."""
+
+
+@pytest.fixture
+def derivatives(templateflow_home):
+    """interfaces/derivatives.py imports niworkflows, which reads TEMPLATEFLOW_HOME at import."""
+    from taupet_bids.interfaces import derivatives as module
+
+    assert (module.COMMIT_PREFIX, module.LOCK_NAME) == (COMMIT_PREFIX, LOCK_NAME)
+    return module
 
 
 def _staged(root: Path, subject: str, n_files: int = 6) -> Path:
@@ -45,18 +55,18 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(folder)): path.read_bytes()
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != derivatives.LOCK_NAME
+        if path.is_file() and path.name != LOCK_NAME
     }
 
 
 @pytest.fixture
-def output(tmp_path: Path) -> Path:
+def output(derivatives, tmp_path: Path) -> Path:
     """An output folder holding one healthy scan's committed files."""
     out = tmp_path / "out"
     healthy = tmp_path / "healthy"
     (healthy / HEALTHY).parent.mkdir(parents=True)
     (healthy / HEALTHY).write_bytes(b"healthy bytes")
-    copy_tree_atomically(healthy, out, name="sub_001")
+    derivatives.copy_tree_atomically(healthy, out, name="sub_001")
     return out
 
 
@@ -66,32 +76,34 @@ def _no_trace_of(out: Path, subject: str) -> None:
     assert not list(out.rglob(".tmp-*"))
 
 
-def test_commit_writes_every_file_and_leaves_no_temporary_folder(output: Path, tmp_path) -> None:
+def test_commit_writes_every_file_and_leaves_no_temporary_folder(
+    derivatives, output: Path, tmp_path
+) -> None:
     staged = _staged(tmp_path / "staged", "002")
-    written = copy_tree_atomically(staged, output, name="sub_002")
+    written = derivatives.copy_tree_atomically(staged, output, name="sub_002")
     assert len(written) == 6
     assert _tree(output) == {HEALTHY: b"healthy bytes", **_tree(staged)}
     assert not list(output.glob(f"{COMMIT_PREFIX}*"))
 
 
-def test_derivatives_get_the_umasks_modes(tmp_path: Path) -> None:
+def test_derivatives_get_the_umasks_modes(derivatives, tmp_path: Path) -> None:
     staged = _staged(tmp_path / "staged", "002")
     for path in staged.rglob("*"):
         path.chmod(0o600 if path.is_file() else 0o700)  # as mkstemp and a private work folder
     previous = os.umask(0o022)
     try:
-        copy_tree_atomically(staged, tmp_path / "out", name="sub_002")
+        derivatives.copy_tree_atomically(staged, tmp_path / "out", name="sub_002")
     finally:
         os.umask(previous)
     for path in (tmp_path / "out").rglob("*"):
-        if path.name == derivatives.LOCK_NAME:
+        if path.name == LOCK_NAME:
             continue
         expected = 0o644 if path.is_file() else 0o755
         assert path.stat().st_mode & 0o777 == expected, path
 
 
 def test_a_commit_that_fails_half_way_through_the_moves_leaves_nothing(
-    output: Path, tmp_path: Path, monkeypatch
+    derivatives, output: Path, tmp_path: Path, monkeypatch
 ) -> None:
     staged = _staged(tmp_path / "staged", "002")
     real_replace, moved = os.replace, []
@@ -104,14 +116,14 @@ def test_a_commit_that_fails_half_way_through_the_moves_leaves_nothing(
 
     monkeypatch.setattr(derivatives.os, "replace", fail_after_three)
     with pytest.raises(OSError, match="Input/output"):
-        copy_tree_atomically(staged, output, name="sub_002")
+        derivatives.copy_tree_atomically(staged, output, name="sub_002")
     assert len(moved) == 3  # the journal, then two files were in place before the failure
     _no_trace_of(output, "002")
     assert _tree(output) == {HEALTHY: b"healthy bytes"}
 
 
 def test_a_full_disk_during_the_copy_leaves_nothing(
-    output: Path, tmp_path: Path, monkeypatch
+    derivatives, output: Path, tmp_path: Path, monkeypatch
 ) -> None:
     staged = _staged(tmp_path / "staged", "002")
     real_copy, copied = shutil.copyfile, []
@@ -125,7 +137,7 @@ def test_a_full_disk_during_the_copy_leaves_nothing(
 
     monkeypatch.setattr(derivatives.shutil, "copyfile", disk_full_on_the_third)
     with pytest.raises(OSError) as caught:
-        copy_tree_atomically(staged, output, name="sub_002")
+        derivatives.copy_tree_atomically(staged, output, name="sub_002")
     assert caught.value.errno == errno.ENOSPC
     assert len(str(caught.value).splitlines()) == 1
     _no_trace_of(output, "002")
@@ -154,7 +166,7 @@ KILLED_COMMIT = textwrap.dedent(
 
 @pytest.mark.e2e  # a real SIGKILL of a process that imports Nipype: seconds, not a unit test
 def test_a_commit_killed_half_way_is_rolled_back_by_the_next_one(
-    output: Path, tmp_path: Path
+    derivatives, output: Path, tmp_path: Path
 ) -> None:
     staged = _staged(tmp_path / "staged", "002", n_files=30)
     script = tmp_path / "killed_commit.py"
@@ -165,16 +177,16 @@ def test_a_commit_killed_half_way_is_rolled_back_by_the_next_one(
     assert len(half) == 2, "the kill came half-way through the moves"
     assert (output / f"{COMMIT_PREFIX}sub_002" / derivatives.JOURNAL).is_file()
 
-    removed = sweep_unfinished_commits(output)  # what the next commit or run does first
+    removed = derivatives.sweep_unfinished_commits(output)  # what the next commit or run does first
     assert {str(path.relative_to(output)) for path in removed} >= set(half)
     _no_trace_of(output, "002")
     assert _tree(output) == {HEALTHY: b"healthy bytes"}
-    copy_tree_atomically(staged, output, name="sub_002")  # the rerun commits it whole
+    derivatives.copy_tree_atomically(staged, output, name="sub_002")  # the rerun commits it whole
     assert _tree(output) == {HEALTHY: b"healthy bytes", **_tree(staged)}
 
 
 def test_a_failed_commit_keeps_the_files_an_earlier_commit_made(
-    output: Path, tmp_path: Path, monkeypatch
+    derivatives, output: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """A file that was there before (a T1w another scan of the subject committed) is not the
     failed commit's to remove: it keeps one whole version; the files the commit made go."""
@@ -190,16 +202,16 @@ def test_a_failed_commit_keeps_the_files_an_earlier_commit_made(
 
     monkeypatch.setattr(derivatives.os, "replace", fails_on_the_last)
     with pytest.raises(OSError):
-        copy_tree_atomically(staged, output, name="sub_001_trc_PI2620")
+        derivatives.copy_tree_atomically(staged, output, name="sub_001_trc_PI2620")
     assert _tree(output) == {HEALTHY: b"new healthy bytes"}
     assert not list(output.glob(f"{COMMIT_PREFIX}*"))
 
 
-def test_a_run_sweeps_what_older_versions_left(output: Path) -> None:
+def test_a_run_sweeps_what_older_versions_left(derivatives, output: Path) -> None:
     (output / "sub-001" / "pet" / ".tmp-abc123").write_bytes(b"half a file")
     (output / f"{COMMIT_PREFIX}sub_009").mkdir()  # killed while copying: no journal yet
     (output / f"{COMMIT_PREFIX}sub_009" / "files").mkdir()
-    removed = sweep_unfinished_commits(output, older_versions=True)
+    removed = derivatives.sweep_unfinished_commits(output, older_versions=True)
     assert len(removed) == 2
     assert _tree(output) == {HEALTHY: b"healthy bytes"}
 
@@ -378,7 +390,9 @@ def test_a_report_that_cannot_be_written_fails_the_subjects_scans(tmp_path: Path
     assert not (tmp_path / "out" / "sub-002.html").exists(), "no half-written report"
 
 
-def test_a_stop_signal_during_the_commit_rolls_it_back(output: Path, tmp_path, monkeypatch):
+def test_a_stop_signal_during_the_commit_rolls_it_back(
+    derivatives, output: Path, tmp_path, monkeypatch
+):
     """The commit runs in the main process: SIGTERM there raises StopRun in the middle of it."""
     from taupet_bids.cli.signals import StopRun
 
@@ -393,6 +407,6 @@ def test_a_stop_signal_during_the_commit_rolls_it_back(output: Path, tmp_path, m
 
     monkeypatch.setattr(derivatives.os, "replace", stopped_after_two)
     with pytest.raises(StopRun):
-        copy_tree_atomically(staged, output, name="sub_002")
+        derivatives.copy_tree_atomically(staged, output, name="sub_002")
     _no_trace_of(output, "002")
     assert _tree(output) == {HEALTHY: b"healthy bytes"}
