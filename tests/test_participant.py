@@ -302,9 +302,11 @@ def test_kbq_input_is_written_in_bq_and_says_so(cohort: Run) -> None:
     assert kbq.mean() == pytest.approx(bq.mean(), rel=1e-3)
     reference, reference_kbq = suvr_meta("001"), suvr_meta(KBQ)
     assert reference_kbq["ReferenceValueUnits"] == "Bq/mL"
-    assert reference_kbq["ReferenceValue"] == pytest.approx(reference["ReferenceValue"], rel=1e-3)
+    # The copy's frames differ from 001's in the last float32 bit (/1000, then x1000), which
+    # moves the registrations by a hair: agreement within 1 %, where a units slip is x1000.
+    assert reference_kbq["ReferenceValue"] == pytest.approx(reference["ReferenceValue"], rel=1e-2)
     same = _tables(cohort, KBQ, "MetaTemporal").suvr_mean
-    assert np.allclose(same, _tables(cohort, "001", "MetaTemporal").suvr_mean, rtol=1e-3)
+    assert np.allclose(same, _tables(cohort, "001", "MetaTemporal").suvr_mean, rtol=1e-2)
 
 
 @pytest.mark.parametrize("sub", GOOD)
