@@ -14,7 +14,8 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
+
+import psutil
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 
@@ -71,31 +72,12 @@ def worker_defaults() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _children() -> dict[int, list[int]]:
-    """Parent PID -> child PIDs of every process we can see (Linux /proc)."""
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after ')'
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
 def descendants(pid: int | None = None) -> list[int]:
     """Every process started by ``pid`` (default: this process), children before grandchildren."""
-    tree = _children()
-    found, queue = [], [pid or os.getpid()]
-    while queue:
-        for child in tree.get(queue.pop(0), []):
-            found.append(child)
-            queue.append(child)
-    return found
+    try:
+        return [child.pid for child in psutil.Process(pid or os.getpid()).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def kill_descendants(timeout: float = 5.0, root: int | None = None) -> list[int]:
