@@ -11,13 +11,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from taupet_bids import atlases, templates
 from taupet_bids.bids import OTHER_REQUIRED_FIELDS, QUANTIFICATION_FIELDS
 from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
-from taupet_bids.simulate.anatomy import random_anatomy
+from taupet_bids.core.grids import Grid, apply_affine
+from taupet_bids.simulate.anatomy import atrophy_field, atrophy_severity, random_anatomy
 from taupet_bids.simulate.cli import main as cli_main
-from taupet_bids.simulate.template import load_template
+from taupet_bids.simulate.other_anatomy import SPACE, load_other_anatomy
+from taupet_bids.simulate.template import BONE, BRAIN, MENINGES, SOFT_TISSUE, load_template
 from taupet_bids.simulate.truth import read_truth_table, regional_table
 from taupet_bids.simulate.uptake import TauState, random_profile, suvr_map
 
@@ -32,14 +35,16 @@ def _simulate(path: Path, **options) -> Path:
 
 @pytest.fixture(scope="module")
 def longitudinal(templateflow_home, tmp_path_factory) -> Path:
-    """2 subjects x 2 sessions, 4 frames, one subject without T1w."""
+    """2 subjects x 2 sessions, 4 frames, one subject without T1w; the template anatomy."""
     out = tmp_path_factory.mktemp("sim") / "longitudinal"
-    return _simulate(out, n_subjects=2, seed=11, sessions=2, no_t1w_fraction=0.5, jobs=2)
+    return _simulate(
+        out, n_subjects=2, seed=11, sessions=2, no_t1w_fraction=0.5, jobs=2, anatomy="template"
+    )
 
 
 @pytest.fixture(scope="module")
 def averaged(templateflow_home, tmp_path_factory) -> Path:
-    """2 subjects, one averaged frame, other trc-/rec- labels."""
+    """2 subjects, one averaged frame, other trc-/rec- labels; the default (other) anatomy."""
     out = tmp_path_factory.mktemp("sim") / "averaged"
     return _simulate(
         out, n_subjects=2, seed=5, n_frames=1, tracer_label="AV1451", rec="acstat", jobs=2
@@ -263,3 +268,80 @@ def test_cli_help_and_run(tmp_path, templateflow_home, capsys):
     assert len(_pet_images(tmp_path / "cli")) == 1
     with pytest.raises(SystemExit):
         cli_main([str(tmp_path / "bad"), "--n-subjects", "0"])
+
+
+def _other_anatomy_tables(root: Path) -> list[Path]:
+    return [p for p in _truth_tables(root) if f"space-{SPACE}_" in p.name]
+
+
+def test_default_phantom_is_not_the_template(averaged):
+    """Truth of the default phantom lives in its own anatomy's space, over its own regions."""
+    other = load_other_anatomy()
+    tables = _other_anatomy_tables(averaged)
+    assert len(tables) == 4 and len(_truth_tables(averaged)) == 4
+    for table_path in tables:
+        table = read_truth_table(table_path)
+        image = nib.load(str(table_path).replace(".tsv", ".nii.gz"))
+        assert image.shape == other.grid_2mm.shape
+        data = np.asarray(image.dataobj)
+        for region in ("entorhinal", "hippocampus", "precuneus"):
+            mask = np.isin(other.dk, atlases.dk_indices([region]))
+            assert truth_value(table, "DK", region) == pytest.approx(
+                float(data[mask].mean()), abs=1e-5
+            )
+        reference = other.reference_masks["InfCerebGrey"]
+        assert float(data[reference].mean()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_other_anatomy_grey_matter_is_its_own(templateflow_home):
+    """Cortical labels follow 2009a's grey matter: they overlap the template's only partly."""
+    other, template = load_other_anatomy(), load_template()
+    points = template.grid_2mm.world_coordinates()
+    voxels = apply_affine(np.linalg.inv(other.grid_2mm.affine), points)
+    other_on_template = ndimage.map_coordinates(other.dk, voxels, order=0, mode="constant")
+    cortex = [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"]
+    a, b = np.isin(other_on_template, cortex), np.isin(template.dk, cortex)
+    dice = 2 * (a & b).sum() / (a.sum() + b.sum())
+    assert 0.3 < dice < 0.8
+    for region in ("hippocampus", "precuneus", "cerebellum-cortex"):
+        assert np.isin(other.dk, atlases.dk_indices([region])).sum() > 500
+    assert other.reference_masks["InfCerebGrey"].sum() > 3000
+
+
+def test_realistic_head_has_layers_below_and_around_the_brain(templateflow_home):
+    other = load_other_anatomy()
+    counts = np.bincount(other.tissue.ravel(), minlength=6)
+    assert counts[[SOFT_TISSUE, BONE, MENINGES, BRAIN]].min() > 10000
+    z = other.grid_2mm.world_coordinates()[2]
+    assert other.head_mask[z < -120].sum() > 50000  # neck and shoulders
+    profile = random_profile(np.random.default_rng(3), realistic=True)
+    suvr = suvr_map(profile, TauState(0, 0.0), other)
+    bone = suvr[other.tissue == BONE]
+    assert np.ptp(bone) == pytest.approx(0.0, abs=1e-6) and bone.mean() > 0.3
+    brain = suvr[np.isin(other.dk, atlases.dk_indices(["superiorfrontal"]))]
+    assert brain.std() > 0.02  # within-region heterogeneity
+
+
+def test_realistic_profile_draws_after_the_template_one():
+    """The template phantom's draws are unchanged; the realistic one adds traits after them."""
+    plain = random_profile(np.random.default_rng(8))
+    realistic = random_profile(np.random.default_rng(8), realistic=True)
+    assert plain.head is None and realistic.head is not None
+    assert plain.susceptibility == realistic.susceptibility
+    choroid = atlases.dk_indices(["choroid-plexus"])
+    other = {k: v for k, v in plain.baseline.items() if k not in choroid}
+    assert other == {k: v for k, v in realistic.baseline.items() if k not in choroid}
+
+
+def test_atrophy_enlarges_ventricles_and_shrinks_hippocampi(templateflow_home):
+    other = load_other_anatomy()
+    for region, pull in (("lateral-ventricle", -1), ("hippocampus", 1)):
+        index = atlases.dk_indices([region])[0]
+        centre = apply_affine(other.grid_2mm.affine, np.argwhere(other.dk == index).mean(0))
+        point = centre + np.array([0.0, 0.0, 6.0])
+        grid = Grid((1, 1, 1), np.r_[np.c_[np.eye(3), point], [[0, 0, 0, 1]]])
+        field = atrophy_field(other, grid, severity=1.0)[:, 0, 0, 0]
+        assert pull * field[2] > 0.5  # mm, along the offset from the centre
+    assert atrophy_severity(np.random.default_rng(0), 6) > atrophy_severity(
+        np.random.default_rng(0), 1
+    )

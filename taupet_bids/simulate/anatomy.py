@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
+from taupet_bids import atlases
 from taupet_bids.core.grids import Grid, apply_affine, oriented_grid, rigid_matrix
 from taupet_bids.simulate.template import TemplateData
 
@@ -34,6 +35,12 @@ POSE_CENTRE_MM = (0.0, 15.0, 25.0)
 POSE_SHIFT_SD_MM = 8.0
 #: Fixed-point iterations used to invert the displacement.
 INVERSE_ITERATIONS = 8
+#: Atrophy (realistic phantoms): at severity 1 the ventricles expand and the hippocampi shrink by
+#: a radial displacement around each one's centre with this gradient at the centre (about +30 %
+#: ventricular radius, -15 % hippocampal radius), fading with a Gaussian of the given width (mm).
+ATROPHY = {"lateral-ventricle": (-0.25, 18.0), "hippocampus": (0.15, 8.0)}
+#: Severity by Braak stage: stage / 6 plus individual variation (SD).
+ATROPHY_SD = 0.15
 
 
 @dataclass(frozen=True)
@@ -109,12 +116,46 @@ def random_pose(rng: np.random.Generator) -> np.ndarray:
     return np.linalg.inv(rigid_matrix(rotation, position))
 
 
-def random_anatomy(rng: np.random.Generator, template: TemplateData) -> Anatomy:
-    """One subject's anatomy (size, shape, deformation), placed by a first random pose."""
+def atrophy_field(template: TemplateData, grid: Grid, severity: float) -> np.ndarray:
+    """Displacement (3, X, Y, Z) in mm that enlarges the ventricles and shrinks the hippocampi.
+
+    ``T`` maps subject to source anatomy, so a larger subject ventricle means points are pulled
+    towards the ventricle's centre (negative strength) and a smaller hippocampus pushes them out.
+    """
+    points = grid.world_coordinates()
+    field = np.zeros((3, *grid.shape), np.float32)
+    voxel_to_world = template.grid_2mm.affine
+    for region, (strength, width) in ATROPHY.items():
+        for index in atlases.dk_indices([region]):
+            voxels = np.argwhere(template.dk == index)
+            if not len(voxels):
+                continue
+            centre = apply_affine(voxel_to_world, voxels.mean(axis=0).reshape(3, 1))[:, 0]
+            offset = points - centre.reshape(3, 1, 1, 1)
+            weight = np.exp(-(offset**2).sum(axis=0) / (2 * width**2))
+            field += (strength * severity * offset * weight).astype(np.float32)
+    return field
+
+
+def atrophy_severity(rng: np.random.Generator, stage: int) -> float:
+    """How far atrophy has gone (0-1.2) for a Braak stage, with individual variation."""
+    return float(np.clip(stage / 6 + rng.normal(0.0, ATROPHY_SD), 0.0, 1.2))
+
+
+def random_anatomy(
+    rng: np.random.Generator, template: TemplateData, severity: float | None = None
+) -> Anatomy:
+    """One subject's anatomy (size, shape, deformation), placed by a first random pose.
+
+    With ``severity`` the deformation also carries atrophy (:func:`atrophy_field`).
+    """
     scale = rng.uniform(*SCALE_RANGE) * (1 + rng.uniform(-AXIS_JITTER, AXIS_JITTER, 3))
     shape_affine = np.eye(4)
     shape_affine[:3, :3] = np.diag(1.0 / scale)
     shape_affine[:3, 3] = template.head_centre
     grid = _field_grid(template)
-    anatomy = Anatomy(np.eye(4), random_field(rng, grid), grid, shape_affine)
+    field = random_field(rng, grid)
+    if severity is not None:
+        field += atrophy_field(template, grid, severity)
+    anatomy = Anatomy(np.eye(4), field, grid, shape_affine)
     return anatomy.with_pose(random_pose(rng))

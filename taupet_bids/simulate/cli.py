@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from taupet_bids.simulate.cohort import CohortConfig, simulate_cohort
+from taupet_bids.simulate.other_anatomy import ANATOMIES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rec", default=None, help="rec- label of PET files, e.g. acstat (none)")
     parser.add_argument(
+        "--anatomy",
+        choices=ANATOMIES,
+        default="other",
+        help="'other' (default): a brain that is not the analysis template, in a realistic head "
+        "(face, skull, meninges, neck) with off-target binding and atrophy; 'template': the "
+        "analysis template itself, warped (flatters every registration; see docs/simulator.md)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: all CPU cores)"
     )
     return parser
@@ -75,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             tracer_label=args.tracer,
             rec=args.rec,
             jobs=args.jobs,
+            anatomy=args.anatomy,
         )
     except ValueError as error:
         parser.error(str(error))

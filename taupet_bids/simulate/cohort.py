@@ -17,7 +17,7 @@ from taupet_bids.simulate import anatomy as anatomy_mod
 from taupet_bids.simulate import truth, uptake, writer
 from taupet_bids.simulate.modalities import Scan, T1w, TauPET, Visit
 from taupet_bids.simulate.population import SubjectSpec, draw_cohort
-from taupet_bids.simulate.template import load_template
+from taupet_bids.simulate.other_anatomy import ANATOMIES, source_anatomy
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,30 @@ class CohortConfig:
     tracer_label: str = "18FAV1451"
     rec: str | None = None
     jobs: int | None = None
+    anatomy: str = "other"
 
     def __post_init__(self) -> None:
+        if self.anatomy not in ANATOMIES:
+            raise ValueError(f"anatomy must be one of {ANATOMIES}, not {self.anatomy!r}")
         if self.n_subjects < 1 or self.sessions < 1 or self.n_frames < 1:
             raise ValueError("n_subjects, sessions and n_frames must be at least 1")
         if not 0.0 <= self.no_t1w_fraction <= 1.0:
             raise ValueError("no_t1w_fraction must be between 0 and 1")
 
 
+ANATOMY_TEXT = {
+    "other": "a brain that is not the analysis template's (MNI152NLin2009aSym, labelled by its own "
+    "grey and white matter) in a head with face, skull, meninges, neck and shoulders, warped by a "
+    "random affine, a smooth deformation and stage-dependent atrophy",
+    "template": "the MNI152NLin6Asym template warped by a random affine and a smooth deformation",
+}
+
+
 def _readme(config: CohortConfig) -> str:
     return (
         "# Simulated ADNI-style tau PET cohort\n\n"
         "Synthetic digital phantoms made by `taupet-bids-simulate` (taupet-bids): each subject is "
-        "the MNI152NLin6Asym template warped by a random affine and a smooth deformation, with a "
+        f"{ANATOMY_TEXT[config.anatomy]}, with a "
         "T1w MPRAGE and a flortaucipir-like tau PET (80-100 min post injection) whose uptake "
         "follows Braak staging. No real person is represented.\n\n"
         f"Subjects: {config.n_subjects}; sessions per subject: {config.sessions}; "
@@ -76,10 +87,14 @@ def _write_scan(root: Path, visit: Visit, scan: Scan) -> None:
 def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> str:
     """Make and write every visit of one subject; return a one-line summary."""
     start = time.perf_counter()
-    template = load_template()
+    template = source_anatomy(config.anatomy)
     rng = np.random.default_rng(subject.seed)
-    base = anatomy_mod.random_anatomy(rng, template)
-    profile = uptake.random_profile(rng)
+    realistic = config.anatomy == "other"
+    severity = (
+        anatomy_mod.atrophy_severity(rng, subject.baseline.tau.stage) if realistic else None
+    )
+    base = anatomy_mod.random_anatomy(rng, template, severity)
+    profile = uptake.random_profile(rng, realistic=realistic)
     pet_generator = TauPET(config.tracer_label, config.rec, config.n_frames)
     for index, spec in enumerate(subject.visits):
         anatomy = base if index == 0 else base.with_pose(anatomy_mod.random_pose(rng))
@@ -121,7 +136,7 @@ def simulate_cohort(
     }
     writer.write_dataset_files(root, subjects, description)
     truth.write_truth_description(root, writer.read_json(root / "dataset_description.json"))
-    load_template()
+    source_anatomy(config.anatomy)
     jobs = max(1, min(config.jobs or os.cpu_count() or 1, len(subjects)))
     log(f"simulating {len(subjects)} subject(s) into {root} with {jobs} process(es)")
     if jobs == 1:

@@ -20,6 +20,8 @@ from taupet_bids.core.grids import Grid
 
 #: Template T1w intensity above which a voxel is head (scalp, skull, brain), not air.
 HEAD_THRESHOLD = 1000.0
+#: Codes of :attr:`TemplateData.tissue`, the head layers of a realistic phantom anatomy.
+OUTSIDE, SOFT_TISSUE, BONE, MENINGES, AIR, BRAIN = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,18 @@ class TemplateData:
     reference_masks: dict[str, np.ndarray]
     brain_mask: np.ndarray
     head_mask: np.ndarray
+    #: Name of the space the arrays are in (the analysis template, or another anatomy).
+    space: str = templates.TEMPLATE
+    #: World position (mm) that centres the head in the scanner; None: the head mask's centre.
+    centre: np.ndarray | None = None
+    #: Head layers on the 2 mm grid (codes above); None: brain and head only.
+    tissue: np.ndarray | None = None
 
     @property
     def head_centre(self) -> np.ndarray:
-        """World coordinates (mm) of the centre of mass of the head mask."""
+        """World coordinates (mm) of the head's centre (by default the head mask's centroid)."""
+        if self.centre is not None:
+            return self.centre
         centre = np.array(ndimage.center_of_mass(self.head_mask))
         return self.grid_2mm.affine[:3, :3] @ centre + self.grid_2mm.affine[:3, 3]
 

@@ -1,6 +1,8 @@
 """Ground truth: what a perfect pipeline should measure, written beside the dataset.
 
-Two regional truths per PET scan, both in template space (MNI152NLin6Asym, 2 mm grid):
+Two regional truths per PET scan, both in the space of the anatomy the phantom was made from
+(2 mm grid; MNI152NLin2009aSym for the default ``other`` anatomy, MNI152NLin6Asym for the
+``template`` one), over that anatomy's own regions, i.e. the subject's own regions pulled back:
 
 - **sharp**: regional means of the noise-free, unblurred SUVR map (the map the subject's PET was
   made from) over the template atlases;
@@ -22,7 +24,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from taupet_bids import atlases, naming, templates
+from taupet_bids import atlases, naming
 from taupet_bids.core.grids import Grid, sample
 from taupet_bids.simulate import writer
 from taupet_bids.simulate.anatomy import Anatomy
@@ -170,7 +172,7 @@ def write_scan_truth(
     template = visit.template
     folder = writer.subject_folder(root / TRUTH_DIR, visit.subject, visit.session)
     base = {"sub": visit.subject, "ses": visit.session}
-    space = {**base, **pet.entities, "space": templates.TEMPLATE, "res": naming.RESOLUTION}
+    space = {**base, **pet.entities, "space": template.space, "res": naming.RESOLUTION}
     grid = template.grid_2mm
     paths: dict[str, Path] = {}
     inverse = anatomy.from_template(grid.world_coordinates())
@@ -198,7 +200,7 @@ def write_scan_truth(
         {
             "Description": "Noise-free, unblurred SUVR map the PET was simulated from "
             "(reference InfCerebGrey = 1).",
-            "SpatialReference": templates.TEMPLATE,
+            "SpatialReference": template.space,
             "braak_stage": visit.tau.stage,
             "amplitude": round(visit.tau.amplitude, 6),
             "months_since_baseline": visit.months,
@@ -213,7 +215,7 @@ def write_scan_truth(
         },
     )
 
-    xfm = {**base, "from": "T1w", "to": templates.TEMPLATE}
+    xfm = {**base, "from": "T1w", "to": template.space}
     paths["displacement"] = (
         folder / "anat" / writer.bids_name({**xfm, "desc": "displacement"}, "xfm", ".nii.gz")
     )
@@ -227,7 +229,7 @@ def write_scan_truth(
         / writer.bids_name(
             {
                 **base,
-                "from": templates.TEMPLATE,
+                "from": template.space,
                 "to": "T1w",
                 "res": naming.RESOLUTION,
                 "desc": "coordinates",

@@ -9,11 +9,13 @@ below the subject's stage (Schöll et al. 2016), most in the earliest regions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from taupet_bids import atlases
+from taupet_bids.simulate import template as layers
 from taupet_bids.simulate.template import TemplateData
 
 #: Tau-free SUVR ranges (drawn once per subject) by bilateral DK region, then by tissue.
@@ -53,6 +55,34 @@ SUSCEPTIBILITY = (0.75, 1.25)
 #: Tau amplitude per Braak stage (SUVR units added to the stage-I region per stage).
 AMPLITUDE_PER_STAGE = (0.3, 0.5)
 
+#: Realistic heads only (phantoms of another anatomy with head layers). Off-target and
+#: extracerebral levels (SUVR), drawn per subject: meningeal and skull signal vary widely between
+#: people and tracers (flortaucipir modest, MK-6240 and PI-2620 higher; Baker et al. 2019,
+#: Pascoal et al. 2018); soft tissue of scalp, face and neck is low; air spaces carry nothing.
+LAYER_RANGES = {
+    "soft_tissue": (0.3, 0.7),
+    "bone": (0.4, 1.3),
+    "meninges": (0.7, 1.8),
+    "air": (0.0, 0.05),
+}
+#: Choroid plexus: high off-target binding in some subjects only (Lee et al. 2018).
+CHOROID_HIGH_FRACTION = 0.5
+CHOROID_LOW = (1.0, 1.4)
+#: Within-region heterogeneity: a smooth multiplicative field over the brain (SD, smoothness).
+HETEROGENEITY_SD = 0.05
+HETEROGENEITY_SIGMA_MM = 6.0
+#: Left/right asymmetry of tau: amplitude x (1 + a) on one side, x (1 - a) on the other.
+ASYMMETRY_MAX = 0.15
+
+
+@dataclass(frozen=True)
+class HeadUptake:
+    """A realistic head's extra traits: layer levels, heterogeneity seed, tau asymmetry."""
+
+    layers: dict[str, float]
+    heterogeneity_seed: int
+    asymmetry: float
+
 
 @dataclass(frozen=True)
 class TauState:
@@ -70,10 +100,15 @@ class UptakeProfile:
     susceptibility: dict[int, float]
     unlabelled_brain: float
     extracerebral: float
+    head: HeadUptake | None = None
 
 
-def random_profile(rng: np.random.Generator) -> UptakeProfile:
-    """Draw a subject's tau-free levels (bilateral regions share a level, hemispheres jitter)."""
+def random_profile(rng: np.random.Generator, realistic: bool = False) -> UptakeProfile:
+    """Draw a subject's tau-free levels (bilateral regions share a level, hemispheres jitter).
+
+    ``realistic`` adds :class:`HeadUptake` traits and draws choroid-plexus binding high in some
+    subjects only; it draws after everything else, so the template phantom is unchanged.
+    """
     labels = atlases.dk_labels()
     level = {}
     for region in sorted({lab.region for lab in labels}):
@@ -84,9 +119,31 @@ def random_profile(rng: np.random.Generator) -> UptakeProfile:
         jitter = 1.0 if lab.tissue == "cerebellar_cortex" else rng.normal(1.0, LEVEL_JITTER)
         baseline[lab.index] = float(level[lab.region] * jitter)
         susceptibility[lab.index] = float(rng.uniform(*SUSCEPTIBILITY))
-    return UptakeProfile(
+    profile = UptakeProfile(
         baseline, susceptibility, rng.uniform(*UNLABELLED_BRAIN), rng.uniform(*EXTRACEREBRAL)
     )
+    if not realistic:
+        return profile
+    layers = {name: float(rng.uniform(*bounds)) for name, bounds in LAYER_RANGES.items()}
+    head = HeadUptake(
+        layers, int(rng.integers(2**31)), float(rng.uniform(-ASYMMETRY_MAX, ASYMMETRY_MAX))
+    )
+    if rng.random() >= CHOROID_HIGH_FRACTION:
+        level = rng.uniform(*CHOROID_LOW)
+        for index in atlases.dk_indices(["choroid-plexus"]):
+            baseline[index] = float(level * rng.normal(1.0, LEVEL_JITTER))
+    return replace(profile, head=head)
+
+
+def _hemisphere_factor(profile: UptakeProfile) -> dict[int, float]:
+    """Tau amplitude factor per DK label: 1, or 1 +- the subject's asymmetry by hemisphere."""
+    if profile.head is None:
+        return {}
+    sign = {"left": 1.0, "right": -1.0}
+    return {
+        lab.index: 1.0 + sign.get(lab.hemisphere, 0.0) * profile.head.asymmetry
+        for lab in atlases.dk_labels()
+    }
 
 
 def stage_amplitude(stage: int, unit: float) -> float:
@@ -102,12 +159,14 @@ def label_suvr(profile: UptakeProfile, state: TauState) -> dict[int, float]:
     values = dict(profile.baseline)
     if state.stage == 0:
         return values
+    side = _hemisphere_factor(profile)
     for k, regions in atlases.braak_regions().items():
         if k > state.stage:
             continue
         weight = (state.stage - k + 1) / state.stage
         for index in atlases.dk_indices(regions):
-            values[index] += state.amplitude * weight * profile.susceptibility[index]
+            amplitude = state.amplitude * weight * profile.susceptibility[index]
+            values[index] += amplitude * side.get(index, 1.0)
     return values
 
 
@@ -117,9 +176,34 @@ def suvr_map(profile: UptakeProfile, state: TauState, template: TemplateData) ->
     for index, value in label_suvr(profile, state).items():
         if index < lut.size:
             lut[index] = value
-    out = np.where(template.head_mask, np.float32(profile.extracerebral), np.float32(0))
+    if profile.head is not None and template.tissue is not None:
+        out = _head_layers(profile.head, template)
+    else:
+        out = np.where(template.head_mask, np.float32(profile.extracerebral), np.float32(0))
     out[template.brain_mask] = profile.unlabelled_brain
     labelled = template.dk > 0
     out[labelled] = lut[template.dk[labelled]]
+    if profile.head is not None:
+        out[template.brain_mask] *= _heterogeneity(profile.head, template)[template.brain_mask]
     reference = template.reference_masks[atlases.DEFAULT_REFERENCE]
     return (out / out[reference].mean()).astype(np.float32)
+
+
+def _head_layers(head: HeadUptake, template: TemplateData) -> np.ndarray:
+    """Uptake of the head outside the brain, layer by layer (codes of ``template.tissue``)."""
+    lut = np.zeros(layers.BRAIN + 1, np.float32)
+    lut[layers.SOFT_TISSUE] = head.layers["soft_tissue"]
+    lut[layers.BONE] = head.layers["bone"]
+    lut[layers.MENINGES] = head.layers["meninges"]
+    lut[layers.AIR] = head.layers["air"]
+    return lut[template.tissue]
+
+
+def _heterogeneity(head: HeadUptake, template: TemplateData) -> np.ndarray:
+    """A smooth multiplicative field with mean 1 and SD ``HETEROGENEITY_SD`` (per subject)."""
+    rng = np.random.default_rng(head.heterogeneity_seed)
+    field = rng.standard_normal(template.grid_2mm.shape).astype(np.float32)
+    spacing = float(np.abs(template.grid_2mm.affine[0, 0]))
+    field = ndimage.gaussian_filter(field, HETEROGENEITY_SIGMA_MM / spacing)
+    field *= np.float32(HETEROGENEITY_SD / field[template.brain_mask].std())
+    return np.exp(field - field[template.brain_mask].mean())
