@@ -15,8 +15,8 @@ from scipy import ndimage
 
 from taupet_bids import atlases, templates
 from taupet_bids.bids import OTHER_REQUIRED_FIELDS, QUANTIFICATION_FIELDS
-from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
 from taupet_bids.core.grids import Grid, apply_affine
+from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
 from taupet_bids.simulate.anatomy import atrophy_field, atrophy_severity, random_anatomy
 from taupet_bids.simulate.cli import main as cli_main
 from taupet_bids.simulate.other_anatomy import SPACE, load_other_anatomy

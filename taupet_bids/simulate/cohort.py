@@ -16,8 +16,8 @@ import numpy as np
 from taupet_bids.simulate import anatomy as anatomy_mod
 from taupet_bids.simulate import truth, uptake, writer
 from taupet_bids.simulate.modalities import Scan, T1w, TauPET, Visit
-from taupet_bids.simulate.population import SubjectSpec, draw_cohort
 from taupet_bids.simulate.other_anatomy import ANATOMIES, source_anatomy
+from taupet_bids.simulate.population import SubjectSpec, draw_cohort
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,7 @@ def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> 
     template = source_anatomy(config.anatomy)
     rng = np.random.default_rng(subject.seed)
     realistic = config.anatomy == "other"
-    severity = (
-        anatomy_mod.atrophy_severity(rng, subject.baseline.tau.stage) if realistic else None
-    )
+    severity = anatomy_mod.atrophy_severity(rng, subject.baseline.tau.stage) if realistic else None
     base = anatomy_mod.random_anatomy(rng, template, severity)
     profile = uptake.random_profile(rng, realistic=realistic)
     pet_generator = TauPET(config.tracer_label, config.rec, config.n_frames)

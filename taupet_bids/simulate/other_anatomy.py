@@ -40,7 +40,15 @@ from taupet_bids.atlases import build
 from taupet_bids.core import registration
 from taupet_bids.core.grids import Grid
 from taupet_bids.simulate.template import (
-    AIR, BONE, BRAIN, HEAD_THRESHOLD, MENINGES, OUTSIDE, SOFT_TISSUE, TemplateData, load_template,
+    AIR,
+    BONE,
+    BRAIN,
+    HEAD_THRESHOLD,
+    MENINGES,
+    OUTSIDE,
+    SOFT_TISSUE,
+    TemplateData,
+    load_template,
 )
 
 SPACE = "MNI152NLin2009aSym"
@@ -105,7 +113,8 @@ def _carry_over(reference: nib.Nifti1Image, brain: np.ndarray, work: Path) -> di
     nib.save(nib.Nifti1Image(np.pad(data, _PAD), _extended_affine(reference.affine)), grid)
     sources = {"DK": templates.atlas_path("DK", 1), "head": templates.t1w_path(1)}
     sources["brain"] = templates.brain_mask_path(1)
-    sources |= {label: templates.reference_mask_path(label, 1) for label in atlases.reference_regions()}
+    for label in atlases.reference_regions():
+        sources[label] = templates.reference_mask_path(label, 1)
     moved = {}
     for name, path in sources.items():
         out = work / f"{name}.nii.gz"
@@ -203,12 +212,14 @@ def build_arrays() -> dict[str, np.ndarray]:
     brain = ndimage.binary_fill_holes(ndimage.binary_closing((gm + wm) > 0.5, iterations=3))
     with tempfile.TemporaryDirectory(prefix="taupet-anatomy-") as work:
         moved = _carry_over(reference, brain, Path(work))
-    t1w, gm, wm, brain = (np.pad(a, _PAD) for a in (reference.get_fdata(dtype=np.float32), gm, wm, brain))
+    t1w = reference.get_fdata(dtype=np.float32)
+    t1w, gm, wm, brain = (np.pad(a, _PAD) for a in (t1w, gm, wm, brain))
     dk = redraw_labels(moved.pop("DK").astype(np.int32), gm, wm, brain)
     head_t1w = _head_t1w(moved, t1w, brain, wm)
     affine = _extended_affine(reference.affine)
     neck = _neck(head_t1w.shape, affine) & (head_t1w < HEAD_THRESHOLD)
-    head_t1w[neck] = float(np.median(head_t1w[(head_t1w > HEAD_THRESHOLD) & ~moved["brain"].astype(bool)]))
+    scalp = (head_t1w > HEAD_THRESHOLD) & (moved["brain"] == 0)
+    head_t1w[neck] = float(np.median(head_t1w[scalp]))
     head = ndimage.binary_fill_holes(head_t1w > HEAD_THRESHOLD) | brain | neck
     arrays = {
         "head_t1w": head_t1w,
@@ -253,9 +264,7 @@ def load_other_anatomy() -> TemplateData:
     above_neck = head_mask.copy()
     above_neck[..., : NECK_SLICES // 2] = False
     centre = np.array(ndimage.center_of_mass(above_neck))
-    references = {
-        label: arrays[f"reference_{label}"] > 0 for label in atlases.reference_regions()
-    }
+    references = {label: arrays[f"reference_{label}"] > 0 for label in atlases.reference_regions()}
     return TemplateData(
         head_t1w=arrays["head_t1w"],
         grid_1mm=Grid(tuple(arrays["head_t1w"].shape), affine_1mm),
