@@ -262,3 +262,43 @@ def test_tables_stay_in_the_shared_schema():
     )
     assert list(table.columns) == list(regional_statistics(suvr, atlas, 0.008, labels).columns)
     assert isinstance(table, pd.DataFrame)
+
+
+@pytest.mark.integration  # runs a Nipype graph over template-grid images: seconds
+def test_tables_workflow_runs_with_subject_grey_matter(tmp_path):
+    """The subject-gm wiring runs: GM-cut tables, the SUVR's own reference row, and per atlas the
+    sidecar fields naming the one region (left precuneus) that had no grey matter left."""
+    from taupet_bids import templates
+    from taupet_bids.workflows.tables import init_tables_wf
+
+    dk_file = templates.atlas_path("DK", templates.WORKING_RESOLUTION)
+    dk = np.asarray(nib.load(dk_file).dataobj)
+    affine = nib.load(dk_file).affine
+    gm = np.isin(dk, grey_matter_labels("DK")).astype(np.float32)
+    gm[dk == 1025] = 0.0  # left precuneus: no subject grey matter -> template fallback
+    suvr = np.where(gm > 0, 1.5, 1.0).astype(np.float32)
+    reference = np.zeros(dk.shape, np.uint8)
+    reference[dk == 8] = 1
+    tissues = np.stack([gm, 1 - gm, (dk > 0).astype(np.float32)], axis=-1)
+    paths = {}
+    for name, data in (("suvr", suvr), ("ref", reference), ("tissues", tissues)):
+        paths[name] = str(tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(data, affine), paths[name])
+    tables = init_tables_wf("InfCerebGrey", ("DK", "MetaTemporal"), subject_gm=True)
+    tables.base_dir = str(tmp_path / "work")
+    tables.inputs.inputnode.suvr = paths["suvr"]
+    tables.inputs.inputnode.tissues_std = paths["tissues"]
+    tables.inputs.inputnode.reference_mask = paths["ref"]
+    tables.inputs.inputnode.reference_kind = "subject-gm"
+    outputs = {node.name: node for node in tables.run().nodes()}  # identity nodes are pruned
+    meta = outputs["gather_meta"].result.outputs.out
+    table_files = outputs["gather_tables"].result.outputs.out
+    dk_meta, mt_meta = meta
+    # Rows fall back one by one: the bilateral row still has the right precuneus.
+    assert dk_meta["TemplateFallbackRegions"] == ["left-precuneus"]
+    assert mt_meta["TemplateFallbackRegions"] == [] and mt_meta["ReferenceMask"] == "subject-gm"
+    table = pd.read_csv(table_files[0], sep="\t").set_index("region")
+    assert table.loc["entorhinal", "suvr_mean"] == pytest.approx(1.5)
+    assert table.loc["left-precuneus", "suvr_mean"] == pytest.approx(1.0)  # template voxels
+    assert table.loc["precuneus", "n_voxels"] == table.loc["right-precuneus", "n_voxels"]
+    assert table.loc["reference-InfCerebGrey", "n_voxels"] == int(reference.sum())
