@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from taupet_bids import __version__, atlases, templates
+from taupet_bids import __version__, atlases, greymatter, templates
 from taupet_bids.config import RunConfig
 
 _PACKAGES = ("antspyx", "nipype", "niworkflows", "pybids", "templateflow", "nibabel", "numpy")
@@ -29,7 +29,12 @@ REFERENCES = {
     "volume correcting [18F]-AV-1451 tau PET data. Data Brief 15:648-657.",
     "n4": "Tustison NJ et al. (2010) N4ITK: improved N3 bias correction. IEEE Trans Med "
     "Imaging 29:1310-1320.",
+    "atropos": "Avants BB, Tustison NJ, Wu J, Cook PA, Gee JC (2011) An open source "
+    "multivariate framework for n-tissue segmentation with evaluation on public data. "
+    "Neuroinformatics 9:381-400.",
 }
+#: References cited only when the run used them.
+_OPTIONAL_REFERENCES = {"atropos": lambda config: config.regional_mask == "subject-gm"}
 
 
 def package_versions() -> dict[str, str]:
@@ -87,6 +92,30 @@ def _staging_sentence(config: RunConfig) -> str:
     return " ".join(parts)
 
 
+def _regional_mask_sentence(config: RunConfig) -> str:
+    """How regions and the reference met the subject's anatomy (``--regional-mask``)."""
+    if config.regional_mask != "subject-gm":
+        return ""
+    gm = greymatter
+    return (
+        "For scans with a T1w image, the N4-corrected, brain-masked T1w was segmented into "
+        f"CSF, grey and white matter with Atropos [atropos] (k-means initialisation, "
+        f"{gm.ITERATIONS} EM iterations with a Markov random field, at "
+        f"{gm.SEGMENTATION_MM:g} mm), and the tissue probabilities were brought to template "
+        "space with the T1w-to-template transforms (linear interpolation). Grey-matter "
+        "regions (cortical Desikan-Killiany regions, cerebellar cortex, hippocampus, amygdala, "
+        "and the Braak and meta-temporal regions made of them) were averaged only over voxels "
+        f"with a grey-matter probability of at least {gm.TISSUE_THRESHOLD:g}; a region left "
+        "empty kept its template voxels. The reference region was likewise restricted to the "
+        f"subject's grey matter, excluding voxels within {gm.WM_MARGIN_MM:g} mm of white "
+        f"matter and within {gm.EDGE_MARGIN_MM:g} mm of the brain mask's edge (venous "
+        "sinuses), and the template mask was used when fewer than "
+        f"{gm.MIN_REFERENCE_VOXELS} voxels remained. Partial-volume corrected tables, "
+        "CenTauRz and scans normalised without MRI kept the template's regions and reference "
+        "mask."
+    )
+
+
 def _mr_less_paragraph(config: RunConfig) -> str:
     """How scans without a usable T1w were normalised (nothing when MR-less was disabled)."""
     if config.mr_less == "never":
@@ -141,13 +170,18 @@ Standardized uptake value ratios (SUVR) were computed by dividing by the mean up
 {spec["name"]} ({spec["definition"]}) [reference]. Regional SUVR was averaged over the
 Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
 MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
-[metatemporal]. {_pvc_sentence(config)} {_staging_sentence(config)}
+[metatemporal]. {_regional_mask_sentence(config)} {_pvc_sentence(config)}
+{_staging_sentence(config)}
 {_mr_less_paragraph(config)}
 ## References
 """
     return (
         text
-        + "".join(f"- [{key}] {ref}\n" for key, ref in REFERENCES.items())
+        + "".join(
+            f"- [{key}] {ref}\n"
+            for key, ref in REFERENCES.items()
+            if _OPTIONAL_REFERENCES.get(key, lambda _: True)(config)
+        )
         + (
             f"\nTemplate space: {templates.TEMPLATE}, 2 mm. Library versions: "
             + ", ".join(f"{name} {ver}" for name, ver in v.items())

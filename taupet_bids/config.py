@@ -11,6 +11,13 @@ from taupet_bids import atlases
 #: Atlases whose regional tables are written by default.
 DEFAULT_ATLASES = atlases.ATLAS_NAMES
 
+#: Where regional means and the reference are taken (``--regional-mask``): ``template`` = the
+#: template's labels and masks; ``subject-gm`` = cut to the subject's grey matter from an
+#: Atropos segmentation of the T1w (MR-based scans only; MR-less scans keep the template).
+REGIONAL_MASKS = ("template", "subject-gm")
+#: The default of ``--regional-mask``: the one constant to change when a benchmark says so.
+DEFAULT_REGIONAL_MASK = "template"
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -41,6 +48,7 @@ class RunConfig:
     mr_less: str = "auto"
     mr_less_method: str = "network"
     mr_less_model: Path | None = None
+    regional_mask: str = DEFAULT_REGIONAL_MASK
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None

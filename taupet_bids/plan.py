@@ -51,6 +51,15 @@ class ScanPlan:
     seed: int
     omp_nthreads: int
     use_fsl: bool
+    #: ``template`` or ``subject-gm`` (:data:`taupet_bids.config.REGIONAL_MASKS`), as used.
+    regional_mask: str = "template"
+    #: Why :attr:`regional_mask` is what it is, for logs and the tables' sidecars.
+    regional_mask_reason: str = ""
+
+    @property
+    def subject_gm(self) -> bool:
+        """Regional means and the reference follow the subject's grey matter."""
+        return self.regional_mask == "subject-gm"
 
     @property
     def name(self) -> str:
@@ -98,6 +107,22 @@ def normalisation_method(config: RunConfig, checked: CheckedScan) -> str:
             "add a T1w, or normalise without MRI with --mr-less auto",
         )  # fmt: skip
     return "mr"
+
+
+def regional_mask(config: RunConfig, normalisation: str) -> tuple[str, str]:
+    """(mask, reason): ``--regional-mask`` on the MR-based path; the template without a T1w.
+
+    An MR-less scan has no segmentation to cut the masks with, so it keeps the template's
+    whatever was asked, and the reason says so.
+    """
+    if normalisation != "mr" and config.regional_mask != "template":
+        return "template", (
+            f"--regional-mask {config.regional_mask} needs a T1w; this scan is normalised "
+            "without MRI, so the template's labels and reference mask are used"
+        )
+    if config.regional_mask == "subject-gm":
+        return "subject-gm", "--regional-mask subject-gm (Atropos segmentation of the T1w)"
+    return "template", f"--regional-mask {config.regional_mask}"
 
 
 def pvc_fwhm(config: RunConfig, checked: CheckedScan) -> float | None:
@@ -173,6 +198,8 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
     stem = naming.scan_stem(checked.scan.pet.name)
     name = naming.node_name(stem)
     scale, units = output_units(checked)
+    normalisation = normalisation_method(config, checked)
+    mask, mask_reason = regional_mask(config, normalisation)
     return ScanPlan(
         checked=checked,
         stem=stem,
@@ -181,7 +208,7 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
         staging_dir=config.work_dir / "staging" / name,
         marker=config.work_dir / "committed" / f"{name}.txt",
         atlases=tuple(config.atlases),
-        normalisation=normalisation_method(config, checked),
+        normalisation=normalisation,
         mr_less_bundle=config.mr_less_model,
         pvc_methods=tuple(config.pvc),
         pvc_fwhm_mm=pvc_fwhm(config, checked),
@@ -193,6 +220,8 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
         seed=config.seed,
         omp_nthreads=config.omp_nthreads,
         use_fsl=config.use_fsl,
+        regional_mask=mask,
+        regional_mask_reason=mask_reason,
     )
 
 

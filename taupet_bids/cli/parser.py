@@ -7,7 +7,12 @@ import os
 from pathlib import Path
 
 from taupet_bids import __version__, atlases
-from taupet_bids.config import DEFAULT_ATLASES, RunConfig
+from taupet_bids.config import (
+    DEFAULT_ATLASES,
+    DEFAULT_REGIONAL_MASK,
+    REGIONAL_MASKS,
+    RunConfig,
+)
 from taupet_bids.interfaces.fsl import fsl_available
 
 DESCRIPTION = """\
@@ -132,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--braak-thresholds-source",
         metavar="TEXT",
         help="where --braak-thresholds come from (a citation), written beside every stage",
+    )
+    quant.add_argument(
+        "--regional-mask",
+        choices=REGIONAL_MASKS,
+        default=DEFAULT_REGIONAL_MASK,
+        help="where regional means and the reference region are taken: template = the "
+        "template's atlas labels and reference mask; subject-gm = the grey-matter regions and "
+        "the inferior cerebellar grey reference cut to the subject's own grey matter (Atropos "
+        "segmentation of the T1w, a few seconds per subject). Scans normalised without a T1w "
+        f"(--mr-less) always use the template (default: {DEFAULT_REGIONAL_MASK})",
     )
     quant.add_argument(
         "--centaur-masks",
@@ -288,6 +303,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         mr_less=args.mr_less,
         mr_less_method=args.mr_less_method,
         mr_less_model=args.mr_less_model.absolute() if args.mr_less_model else None,
+        regional_mask=args.regional_mask,
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

@@ -271,6 +271,9 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
             plan = plan_scan(config, checked)
             if not plan.mr_less:
                 bids.check_t1w(scan.t1w)
+            if plan.regional_mask != config.regional_mask:
+                LOG.info("%s: regional means use the %s masks: %s", scan.pet.name,
+                         plan.regional_mask, plan.regional_mask_reason)  # fmt: skip
             if plan.pvc_fwhm_mm is not None and not config.pvc_fwhm:
                 LOG.info("%s: PSF for --pvc %.2f mm FWHM (scanner and sidecar filter)",
                          scan.pet.name, plan.pvc_fwhm_mm)  # fmt: skip

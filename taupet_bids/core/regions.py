@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from taupet_bids.errors import InputError
+from taupet_bids.greymatter import TISSUE_THRESHOLD
 
 #: Columns of every regional table, with the description written into the table's sidecar.
 STAT_COLUMN_DESCRIPTIONS = {
@@ -19,8 +20,10 @@ STAT_COLUMN_DESCRIPTIONS = {
     "suvr_mean": "mean SUVR over the region's voxels",
     "suvr_median": "median SUVR over the region's voxels",
     "suvr_sd": "standard deviation of SUVR over the region's voxels",
-    "volume_ml": "region volume in template space, mL",
-    "n_voxels": "number of template-space voxels in the region",
+    "volume_ml": "volume of the voxels the statistics were taken over (template space), mL",
+    "n_voxels": "number of template-space voxels the statistics were taken over: the atlas "
+    "label's, or with RegionalMask subject-gm those of its grey-matter regions where the "
+    "subject's grey matter probability is at least GreyMatterThreshold (see the sidecar)",
 }
 STAT_COLUMNS = list(STAT_COLUMN_DESCRIPTIONS)
 
@@ -62,3 +65,37 @@ def read_label_table(path: str) -> dict[int, str]:
     if missing:
         raise InputError(path, f"missing columns {sorted(missing)}", "use index and name columns")
     return dict(zip(table["index"].astype(int), table["name"].astype(str), strict=True))
+
+
+def grey_matter_statistics(
+    suvr: np.ndarray,
+    atlas: np.ndarray,
+    gm: np.ndarray,
+    voxel_ml: float,
+    labels: Mapping[int, str],
+    grey_labels: Sequence[int],
+    groups: Mapping[str, Sequence[int]] | None = None,
+    threshold: float = TISSUE_THRESHOLD,
+) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`regional_statistics` with grey-matter labels cut to the subject's grey matter.
+
+    Voxels of the labels in ``grey_labels`` count only where ``gm >= threshold``; voxels of
+    every other label (white matter, ventricles, subcortical nuclei) count as the template has
+    them. A thresholded mask rather than a GM-weighted mean: every kept voxel weighs the same,
+    so the median and sd stay ordinary voxel statistics and ``n_voxels`` stays a voxel count.
+    A region left with no voxel falls back to its template voxels; the second value lists those
+    regions, for the table's sidecar.
+    """
+    regions = groups if groups else {name: [index] for index, name in labels.items()}
+    atlas = np.rint(atlas).astype(np.int64)
+    grey = np.isin(atlas, np.asarray(list(grey_labels), dtype=np.int64))
+    kept = ~grey | (gm >= threshold)
+    rows, fallbacks = [], []
+    for name, indices in regions.items():
+        inside = np.isin(atlas, np.asarray(list(indices), dtype=np.int64))
+        restricted = inside & kept
+        if inside.any() and not restricted.any():
+            restricted = inside
+            fallbacks.append(name)
+        rows.append({"region": name, **region_stats(suvr[restricted], voxel_ml)})
+    return pd.DataFrame(rows, columns=STAT_COLUMNS), fallbacks

@@ -1,4 +1,5 @@
-"""T1w processing: N4 -> nonlinear registration to the template -> template-based brain mask."""
+"""T1w processing: N4 -> nonlinear registration to the template -> template-based brain mask,
+and, for ``--regional-mask subject-gm``, the T1w's tissue classes brought to the template."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from taupet_bids import templates
-from taupet_bids.interfaces.registration import N4BiasCorrect, RegisterImages, TemplateBrainMask
+from taupet_bids.interfaces.registration import (
+    ApplyTransforms,
+    N4BiasCorrect,
+    RegisterImages,
+    TemplateBrainMask,
+)
+from taupet_bids.interfaces.segmentation import TissueSegmentation
 from taupet_bids.plan import ScanPlan
 
 #: Outputs written as derivatives.
@@ -20,6 +27,8 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
     extra model or download is needed. outputs: ``t1w_preproc``, ``t1w_brain``, ``t1w_mask``,
     ``t1w2std_xfm`` (ANTs order), ``t1w2std_score``, and the inverse ``std2t1w_xfm`` with its
     ``std2t1w_invert`` flags (template -> T1w, for pulling template labels into the subject).
+    With a ``subject-gm`` plan also ``tissues_std``: the subject's GM and WM probabilities and
+    brain mask (4-D) on the template grid.
     """
     omp_nthreads, seed = plan.omp_nthreads, plan.seed
     workflow = pe.Workflow(name=name)
@@ -34,6 +43,7 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
                 "t1w2std_score",
                 "std2t1w_xfm",
                 "std2t1w_invert",
+                "tissues_std",
             ]  # fmt: skip
         ),
         name="outputnode",
@@ -73,4 +83,32 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
             ("inverse_invert_flags", "std2t1w_invert"),
         ]),
     ])  # fmt: skip
+    if plan.subject_gm:
+        _add_tissues(workflow, n4, brain_mask, to_template, outputnode, plan)
     return workflow
+
+
+def _add_tissues(workflow, n4, brain_mask, to_template, outputnode, plan: ScanPlan) -> None:
+    """Atropos on the N4-corrected T1w inside its brain mask, then linear resampling of the
+    probabilities (and the mask) to the 2 mm template grid with the T1w's own registration,
+    so no new registration is run."""
+    threads = plan.omp_nthreads
+    segment = pe.Node(
+        TissueSegmentation(num_threads=threads), name="tissue_segmentation", n_procs=threads
+    )
+    to_std = pe.Node(
+        ApplyTransforms(
+            reference_image=str(templates.t1w_path(templates.WORKING_RESOLUTION)),
+            interpolation="linear",
+            out_suffix="_std",
+            num_threads=threads,
+        ),
+        name="tissues_to_template",
+    )
+    workflow.connect([
+        (n4, segment, [("out_file", "in_file")]),
+        (brain_mask, segment, [("out_mask", "mask_file")]),
+        (segment, to_std, [("out_tissues", "in_file")]),
+        (to_template, to_std, [("forward_transforms", "transforms")]),
+        (to_std, outputnode, [("out_file", "tissues_std")]),
+    ])  # fmt: skip

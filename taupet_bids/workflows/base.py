@@ -48,6 +48,10 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
             (anat_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS]),
             (anat_wf, qc_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in reportlets.FROM_ANAT]),
         ])  # fmt: skip
+        if plan.subject_gm:
+            workflow.connect(
+                [(anat_wf, quant_wf, [("outputnode.tissues_std", "inputnode.tissues_std")])]
+            )
     return workflow
 
 

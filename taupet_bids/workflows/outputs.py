@@ -72,8 +72,9 @@ def _bids_uri(path: Path, bids_dir: Path) -> str:
     return f"bids:raw:{Path(path).relative_to(bids_dir).as_posix()}"
 
 
-def _reference_meta(value: float, normalisation: str, units: str) -> dict:
-    """SUVR sidecar fields known only after the run: reference value, normalisation and its QC."""
+def _reference_meta(value: float, normalisation: str, units: str, mask: str = "template") -> dict:
+    """SUVR sidecar fields known only after the run: reference value, the reference mask used,
+    normalisation and its QC."""
     import json
 
     with open(normalisation) as handle:
@@ -81,8 +82,14 @@ def _reference_meta(value: float, normalisation: str, units: str) -> dict:
     return {
         "ReferenceValue": float(value),
         "ReferenceValueUnits": units,
+        "ReferenceMask": mask,
         "SpatialNormalisation": qc,
     }
+
+
+def _regional_mask_meta(plan: ScanPlan) -> dict:
+    """Static sidecar fields of a regional table made with the template's masks."""
+    return {"RegionalMask": "template", "RegionalMaskReason": plan.regional_mask_reason}
 
 
 def _sink(name: str, base: Path, **fields) -> pe.Node:
@@ -102,6 +109,11 @@ PVC_SPACE = {
     "template": "the template-space SUVR image with the template labels (MR-less path: the "
     "PET-to-template transform has no inverse to pull labels onto the PET)",
 }
+#: Why PVC tables keep the template's labels whatever ``--regional-mask`` says.
+PVC_REGIONAL_MASK = (
+    "partial-volume correction models each template label's spill-over itself, so its tables "
+    "keep the template's labels and reference mask"
+)
 #: How PVC tables are referenced (the sidecar says it, since the PVC literature does both).
 REFERENCE_RENORMALISATION = (
     "the corrected image was divided by its own mean over the reference region, which is a "
@@ -262,6 +274,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
     workflow.connect([
         (inputnode, reference_meta, [
             ("reference_value", "value"), ("normalisation", "normalisation"),
+            ("reference_mask", "mask"),
         ]),
         (reference_meta, sinks["suvr_std"], [("meta", "meta_dict")]),
     ])  # fmt: skip
@@ -277,6 +290,13 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
         run_without_submitting=True,
     )
     workflow.connect([(inputnode, select_tables, [("tables", "inlist")])])
+    if plan.subject_gm:
+        select_meta = pe.Node(
+            niu.Split(splits=[1] * len(atlases), squeeze=True),
+            name="split_table_meta",
+            run_without_submitting=True,
+        )
+        workflow.connect([(inputnode, select_meta, [("table_meta", "inlist")])])
     for position, atlas in enumerate(atlases, start=1):
         sink = _sink(
             f"ds_table_{atlas}",
@@ -288,6 +308,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             extension=".tsv",
             Columns=STAT_COLUMN_DESCRIPTIONS,
             ReferenceRegion=checked.reference_region,
+            **({} if plan.subject_gm else _regional_mask_meta(plan)),
             **pet_meta,
             **pet_sources,
         )
@@ -295,6 +316,8 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             (inputnode, sink, [("pet_source", "source_file")]),
             (select_tables, sink, [(f"out{position}", "in_file")]),
         ])  # fmt: skip
+        if plan.subject_gm:
+            workflow.connect([(select_meta, sink, [(f"out{position}", "meta_dict")])])
         sinks[f"table_{atlas}"] = sink
 
     if plan.pvc_methods:
@@ -314,6 +337,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
                 PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=plan.pvc_fwhm_mm,
                 PSFFWHMUnits="mm", ReferenceRenormalisation=REFERENCE_RENORMALISATION,
                 PVCSpace=PVC_SPACE["template" if plan.mr_less else "pet"],
+                RegionalMask="template", RegionalMaskReason=PVC_REGIONAL_MASK,
                 **pet_meta, **pet_sources,
             )  # fmt: skip
             workflow.connect([

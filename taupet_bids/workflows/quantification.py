@@ -6,6 +6,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from taupet_bids import centaurz, templates
+from taupet_bids.atlases.regions import region_groups
 from taupet_bids.core import pvc
 from taupet_bids.interfaces.centaurz import CenTauRzTable
 from taupet_bids.interfaces.mrless import (
@@ -14,7 +15,7 @@ from taupet_bids.interfaces.mrless import (
     NormalisationQC,
 )
 from taupet_bids.interfaces.pvc import PaintRegions, PartialVolumeCorrection, PVCSegmentation
-from taupet_bids.interfaces.quantification import ComputeSUVR
+from taupet_bids.interfaces.quantification import ComputeSUVR, RegionalStatistics
 from taupet_bids.interfaces.registration import ApplyTransforms
 from taupet_bids.plan import ScanPlan
 from taupet_bids.workflows.coregistration import init_coregistration_wf
@@ -22,13 +23,13 @@ from taupet_bids.workflows.tables import init_tables_wf
 
 OUTPUT_FIELDS = [
     "pet2t1w_xfm", "coreg_score", "pet2std_xfm", "normalisation", "pet_std", "suvr_std",
-    "reference_value", "tables", "pvc_tables", "centaurz",
+    "reference_value", "reference_mask", "tables", "table_meta", "pvc_tables", "centaurz",
 ]  # fmt: skip
 #: Outputs written as derivatives (``pet2t1w_xfm`` or ``pet2std_xfm`` by path; the rest when
-#: the plan asks for them).
+#: the plan asks for them; ``reference_mask`` and ``table_meta`` go into sidecars).
 DERIVATIVES = (
-    "pet2t1w_xfm", "pet2std_xfm", "normalisation", "suvr_std", "reference_value", "tables",
-    "pvc_tables", "centaurz",
+    "pet2t1w_xfm", "pet2std_xfm", "normalisation", "suvr_std", "reference_value",
+    "reference_mask", "tables", "table_meta", "pvc_tables", "centaurz",
 )  # fmt: skip
 MR_LESS_METHODS = ("network", "ants")
 
@@ -60,7 +61,14 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
 
     On an MR-less plan the PET is normalised to the template directly, without the T1w inputs;
     ``pet2std_xfm`` then holds that transform list. ``normalisation`` is a JSON file with the
-    method and its QC values, for either path.
+    method and its QC values, for either path. ``reference_mask`` says which reference mask the
+    SUVR used (``template``, ``subject-gm``, ``template-fallback``).
+
+    With a ``subject-gm`` plan the input ``tissues_std`` (the subject's tissue probabilities
+    on the template grid) cuts the reference and the grey-matter regions to the subject's grey
+    matter, and ``table_meta`` holds each table's sidecar fields. PVC tables and CenTauRz keep
+    the template's labels: PVC models the grey matter itself, and the CenTauRz constants were
+    calibrated on template masks.
     """
     reference_region, atlases = plan.reference_region, plan.atlases
     resolution = templates.WORKING_RESOLUTION
@@ -74,6 +82,7 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
                 "t1w2std_xfm",
                 "std2t1w_xfm",
                 "std2t1w_invert",
+                "tissues_std",
             ]  # fmt: skip
         ),
         name="inputnode",
@@ -94,7 +103,17 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
         ),
         name="suvr",
     )
-    tables = init_tables_wf(reference_region, atlases)
+    tables = init_tables_wf(reference_region, atlases, subject_gm=plan.subject_gm)
+    if plan.subject_gm:
+        workflow.connect([
+            (inputnode, suvr, [("tissues_std", "tissues_file")]),
+            (inputnode, tables, [("tissues_std", "inputnode.tissues_std")]),
+            (suvr, tables, [
+                ("reference_mask_file", "inputnode.reference_mask"),
+                ("reference_mask", "inputnode.reference_kind"),
+            ]),
+            (tables, outputnode, [("outputnode.table_meta", "table_meta")]),
+        ])  # fmt: skip
     qc = pe.Node(
         NormalisationQC(
             reference_region=reference_region, method=NORMALISATION_NAMES[plan.normalisation]
@@ -114,7 +133,11 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
         (to_template, suvr, [("out_file", "in_file")]),
         (suvr, tables, [("out_file", "inputnode.suvr")]),
         (to_template, outputnode, [("out_file", "pet_std")]),
-        (suvr, outputnode, [("out_file", "suvr_std"), ("reference_value", "reference_value")]),
+        (suvr, outputnode, [
+            ("out_file", "suvr_std"),
+            ("reference_value", "reference_value"),
+            ("reference_mask", "reference_mask"),
+        ]),
         (tables, outputnode, [("outputnode.tables", "tables")]),
     ])  # fmt: skip
 
@@ -131,10 +154,28 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
         )
         if plan.centaur_masks:
             centaur.inputs.masks_dir = str(plan.centaur_masks)
-        pick_dk = pe.Node(niu.Select(index=[atlases.index("DK")]), name="pick_dk")
+        if plan.subject_gm:
+            # CenTauRz's constants were fitted to template masks: its DK means stay template.
+            dk_stats = pe.Node(
+                RegionalStatistics(
+                    atlas_file=str(templates.atlas_path("DK", resolution)),
+                    labels_file=str(templates.atlas_labels_path("DK")),
+                    groups=region_groups("DK"),
+                ),
+                name="stats_DK_template",
+                run_without_submitting=True,
+            )
+            workflow.connect([
+                (suvr, dk_stats, [("out_file", "in_file")]),
+                (dk_stats, centaur, [("out_table", "dk_table")]),
+            ])  # fmt: skip
+        else:
+            pick_dk = pe.Node(niu.Select(index=[atlases.index("DK")]), name="pick_dk")
+            workflow.connect([
+                (tables, pick_dk, [("outputnode.tables", "inlist")]),
+                (pick_dk, centaur, [("out", "dk_table")]),
+            ])  # fmt: skip
         workflow.connect([
-            (tables, pick_dk, [("outputnode.tables", "inlist")]),
-            (pick_dk, centaur, [("out", "dk_table")]),
             (suvr, centaur, [("out_file", "suvr_file")]),
             (centaur, outputnode, [("out_table", "centaurz")]),
         ])  # fmt: skip

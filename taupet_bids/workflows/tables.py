@@ -7,7 +7,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from taupet_bids import staging, templates
-from taupet_bids.atlases.regions import region_groups
+from taupet_bids.atlases.regions import grey_matter_labels, region_groups
 from taupet_bids.interfaces.quantification import RegionalStatistics
 from taupet_bids.interfaces.tables import BraakStageTable, JoinTables
 
@@ -21,14 +21,44 @@ def reference_labels_file(label: str) -> str:
     return str(path)
 
 
+def subject_gm_meta(fallbacks: list, reference_mask: str) -> dict:
+    """Sidecar fields of a regional table made with ``--regional-mask subject-gm``."""
+    from taupet_bids.greymatter import TISSUE_THRESHOLD
+
+    return {
+        "RegionalMask": "subject-gm",
+        "RegionalMaskReason": "--regional-mask subject-gm: the grey-matter regions (DK cortex, "
+        "cerebellar cortex, hippocampus, amygdala, and the Braak and meta-temporal regions made "
+        "of them) keep the voxels where the subject's grey matter probability (Atropos, on the "
+        "T1w) is at least GreyMatterThreshold; other labels are the template's",
+        "GreyMatterThreshold": TISSUE_THRESHOLD,
+        "TemplateFallbackRegions": list(fallbacks),
+        "ReferenceMask": reference_mask,
+    }
+
+
 def init_tables_wf(
-    reference_region: str, atlases: tuple[str, ...], name: str = "tables_wf"
+    reference_region: str,
+    atlases: tuple[str, ...],
+    subject_gm: bool = False,
+    name: str = "tables_wf",
 ) -> pe.Workflow:
-    """inputs: ``suvr`` (template space). outputs: ``tables`` (one TSV per atlas, in order)."""
+    """inputs: ``suvr`` (template space). outputs: ``tables`` (one TSV per atlas, in order).
+
+    With ``subject_gm`` three more inputs, ``tissues_std`` (the subject's tissue probabilities
+    on the template grid), ``reference_mask`` (the reference the SUVR image was divided by, so
+    the reference row reads what the SUVR used) and ``reference_kind`` (``subject-gm`` or
+    ``template-fallback``), and one more output, ``table_meta``: per atlas, the sidecar fields
+    (:func:`subject_gm_meta`), naming the regions that kept their template voxels because no
+    subject grey matter was left in them.
+    """
     resolution = templates.WORKING_RESOLUTION
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["suvr"]), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=["tables"]), name="outputnode")
+    inputnode = pe.Node(
+        niu.IdentityInterface(fields=["suvr", "tissues_std", "reference_mask", "reference_kind"]),
+        name="inputnode",
+    )
+    outputnode = pe.Node(niu.IdentityInterface(fields=["tables", "table_meta"]), name="outputnode")
     reference_labels = pe.Node(
         niu.Function(function=reference_labels_file, output_names=["labels_file"]),
         name="reference_labels",
@@ -36,13 +66,21 @@ def init_tables_wf(
     )
     reference_labels.inputs.label = reference_region
     reference_stats = pe.Node(
-        RegionalStatistics(
-            atlas_file=str(templates.reference_mask_path(reference_region, resolution))
-        ),
-        name="reference_stats",
-        run_without_submitting=True,
+        RegionalStatistics(), name="reference_stats", run_without_submitting=True
     )
+    if not subject_gm:
+        reference_stats.inputs.atlas_file = str(
+            templates.reference_mask_path(reference_region, resolution)
+        )
     gather = pe.Node(niu.Merge(len(atlases)), name="gather_tables", run_without_submitting=True)
+    if subject_gm:
+        gather_meta = pe.Node(
+            niu.Merge(len(atlases)), name="gather_meta", run_without_submitting=True
+        )
+        workflow.connect([
+            (inputnode, reference_stats, [("reference_mask", "atlas_file")]),
+            (gather_meta, outputnode, [("out", "table_meta")]),
+        ])  # fmt: skip
     workflow.connect([
         (inputnode, reference_stats, [("suvr", "in_file")]),
         (reference_labels, reference_stats, [("labels_file", "labels_file")]),
@@ -58,6 +96,19 @@ def init_tables_wf(
             name=f"stats_{atlas}",
             run_without_submitting=True,
         )
+        if subject_gm:
+            stats.inputs.grey_labels = grey_matter_labels(atlas)
+            meta = pe.Node(
+                niu.Function(function=subject_gm_meta, output_names=["meta"]),
+                name=f"meta_{atlas}",
+                run_without_submitting=True,
+            )
+            workflow.connect([
+                (inputnode, stats, [("tissues_std", "tissues_file")]),
+                (stats, meta, [("fallback_regions", "fallbacks")]),
+                (inputnode, meta, [("reference_kind", "reference_mask")]),
+                (meta, gather_meta, [("meta", f"in{position}")]),
+            ])  # fmt: skip
         join = pe.Node(JoinTables(), name=f"join_{atlas}", run_without_submitting=True)
         both = pe.Node(niu.Merge(2), name=f"with_reference_{atlas}", run_without_submitting=True)
         workflow.connect([
