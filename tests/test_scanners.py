@@ -94,8 +94,13 @@ def test_recon_only_row_beats_a_full_wildcard(tmp_path):
         "Acme\tBrainScan\tOSEM\t*\t7.0\teffective\tphantom",
         "Acme\tBrainScan\t*\t3\t8.0\teffective\tother",
     )  # fmt: skip
-    scan = {"Manufacturer": "Acme", "ManufacturersModelName": "BrainScan",
-            "ReconMethodName": "OSEM", "ReconFilterType": "Gaussian", "ReconFilterSize": 3.0}
+    scan = {
+        "Manufacturer": "Acme",
+        "ManufacturersModelName": "BrainScan",
+        "ReconMethodName": "OSEM",
+        "ReconFilterType": "Gaussian",
+        "ReconFilterSize": 3.0,
+    }
     # Two rows of specificity 1: the first in the file wins.
     assert scanners.lookup(scan, table).fwhm_mm == 7.0
     assert scanners.lookup({**scan, "ReconMethodName": "FBP"}, table).fwhm_mm == 8.0
