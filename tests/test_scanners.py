@@ -355,3 +355,20 @@ def test_the_graph_smooths_only_when_asked_and_the_sidecars_say_so(tmp_path):
     pvc_meta = sinks.get_node("ds_table_DK_pvc_gtm").interface._metadata
     assert pvc_meta["PSFFWHM"] == 8.0 and pvc_meta["SmoothedToFWHM"] == 8.0
     json.dumps(pvc_meta)  # the sidecar must be writable as JSON
+
+
+def test_methods_text_names_per_scanner_psfs_and_the_smoothing(tmp_path):
+    from taupet_bids.boilerplate import methods_text
+
+    def text(**options) -> str:
+        return " ".join(methods_text(_config(tmp_path, **options)).split())
+
+    table = text(pvc=("gtm",), scanner_resolution=tmp_path / "site.tsv")
+    assert "per-scanner resolution table (site.tsv" in table
+    assert "smoothed" not in table and "--pvc-fwhm" not in table
+    smoothed = text(pvc=("gtm",), smooth_to_fwhm=8.0)
+    assert "uniform resolution of 8 mm FWHM [joshi]" in smoothed
+    assert "sqrt(8^2 - f^2)" in smoothed and "function of 8 mm FWHM" in smoothed
+    assert "Joshi A, Koeppe RA, Fessler JA (2009)" in smoothed
+    fixed = text(pvc=("gtm",), pvc_fwhm=6.0)
+    assert "function of 6 mm FWHM" in fixed and "per-scanner" not in fixed
