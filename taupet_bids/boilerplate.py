@@ -32,6 +32,8 @@ REFERENCES = {
     "atropos": "Avants BB, Tustison NJ, Wu J, Cook PA, Gee JC (2011) An open source "
     "multivariate framework for n-tissue segmentation with evaluation on public data. "
     "Neuroinformatics 9:381-400.",
+    "joshi": "Joshi A, Koeppe RA, Fessler JA (2009) Reducing between scanner differences in "
+    "multi-center PET studies. NeuroImage 46:154-159.",
 }
 #: References cited only when the run used them.
 _OPTIONAL_REFERENCES = {"atropos": lambda config: config.regional_mask == "subject-gm"}
@@ -48,19 +50,61 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def _resolution_source(config: RunConfig) -> str:
+    """How each scan's own resolution was found (the order of taupet_bids.plan.scan_resolution)."""
+    if config.pvc_fwhm:
+        return f"taken as {config.pvc_fwhm:g} mm FWHM for every scan"
+    table = "taupet-bids' per-scanner resolution table"
+    if config.scanner_resolution:
+        table = (
+            f"a per-scanner resolution table ({config.scanner_resolution.name}, taking "
+            f"precedence over {table})"
+        )
+    text = (
+        f"looked up in {table} by the scanner model and reconstruction named in its BIDS sidecar "
+        "(Manufacturer, ManufacturersModelName, ReconMethodName, ReconFilterSize); a scanner's "
+        "system resolution was combined in quadrature with the scan's Gaussian reconstruction "
+        "filter"
+    )
+    if config.pvc_scanner_fwhm:
+        text += (
+            f"; for scanners not in the table, the scanner resolution "
+            f"({config.pvc_scanner_fwhm:g} mm) in quadrature with each scan's Gaussian "
+            "reconstruction filter (BIDS ReconFilterSize)"
+        )
+    return text
+
+
+def _smoothing_sentence(config: RunConfig) -> str:
+    if not config.smooth_to_fwhm:
+        return ""
+    target = f"{config.smooth_to_fwhm:g}"
+    return (
+        f" Each averaged PET was then smoothed, before its registration and quantification, to "
+        f"a uniform resolution of {target} mm FWHM [joshi] with an isotropic Gaussian of FWHM "
+        f"sqrt({target}^2 - f^2) mm, where f is the scan's own resolution, "
+        f"{_resolution_source(config)}; scans already at or coarser than {target} mm were left "
+        "as they were."
+    )
+
+
 def _pvc_sentence(config: RunConfig) -> str:
     if not config.pvc:
         return "No partial-volume correction was applied."
     names = {"gtm": "geometric transfer matrix", "rbv": "region-based voxel-wise",
              "mg": "Mueller-Gaertner"}  # fmt: skip
     methods = ", ".join(names[m] for m in config.pvc)
-    if config.pvc_fwhm:
+    if config.smooth_to_fwhm:
+        psf = (
+            f"a Gaussian point-spread function of {config.smooth_to_fwhm:g} mm FWHM, the "
+            "resolution the images were smoothed to (a scan coarser than that kept its own)"
+        )
+    elif config.pvc_fwhm:
         psf = f"a Gaussian point-spread function of {config.pvc_fwhm:g} mm FWHM"
     else:
         psf = (
-            f"a Gaussian point-spread function whose FWHM combined the scanner resolution "
-            f"({config.pvc_scanner_fwhm:g} mm) in quadrature with each scan's Gaussian "
-            "reconstruction filter (BIDS ReconFilterSize)"
+            "a Gaussian point-spread function per scan, whose FWHM was "
+            f"{_resolution_source(config)}"
         )
     return (
         f"Partial-volume corrected values were also computed ({methods}) with {psf}. Scans "
@@ -164,7 +208,8 @@ for intensity non-uniformity with N4 [n4] and registered to the MNI152NLin6Asym 
 normalisation (rigid, affine and SyN stages); the brain mask was obtained by warping the
 template's brain mask back to the T1w. The averaged PET was registered to the skull-stripped
 T1w with a rigid transform (mutual information), and resampled once into template space at
-2 mm by composing the PET-to-T1w and T1w-to-template transforms (linear interpolation).
+2 mm by composing the PET-to-T1w and T1w-to-template transforms (linear
+interpolation).{_smoothing_sentence(config)}
 
 Standardized uptake value ratios (SUVR) were computed by dividing by the mean uptake in the
 {spec["name"]} ({spec["definition"]}) [reference]. Regional SUVR was averaged over the

@@ -44,6 +44,10 @@ class RunConfig:
     pvc: tuple[str, ...] = ()
     pvc_fwhm: float | None = None
     pvc_scanner_fwhm: float | None = None
+    #: A user table of scanner resolutions, searched before the shipped one (scanners.py).
+    scanner_resolution: Path | None = None
+    #: Smooth every scan to this FWHM (mm) before quantification (None: no smoothing).
+    smooth_to_fwhm: float | None = None
     centaur_masks: Path | None = None
     mr_less: str = "auto"
     mr_less_method: str = "network"

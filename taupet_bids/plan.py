@@ -2,7 +2,8 @@
 
 The run configuration says what the user asked for; the checked scan says what the files hold.
 :func:`plan_scan` combines them (normalisation path, PSF, CenTauRz tracer, staging thresholds,
-output units, where the scan's files wait before the commit), and the workflow factories read
+output units, where the scan's files wait before the commit, the scan's resolution and any
+smoothing to a uniform one), and the workflow factories read
 the plan instead of a dozen loose arguments and look nothing up again. A plan that cannot be
 made (no PSF for ``--pvc``, no T1w with ``--mr-less never``) refuses the scan with a clear
 error, before any work.
@@ -14,10 +15,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from taupet_bids import centaurz, naming, staging
+from taupet_bids import centaurz, naming, scanners, staging
 from taupet_bids.bids import CheckedScan
 from taupet_bids.config import RunConfig
 from taupet_bids.core.pvc import psf_fwhm_from_sidecar
+from taupet_bids.core.resolution import kernel_fwhm
 from taupet_bids.errors import InputError
 
 #: Output units of the averaged PET and the reference value when the input is an activity
@@ -41,6 +43,15 @@ class ScanPlan:
     mr_less_bundle: Path | None
     pvc_methods: tuple[str, ...]
     pvc_fwhm_mm: float | None
+    #: Where the PVC PSF came from (an option, a table row, the smoothing target), or None.
+    pvc_fwhm_source: str | None
+    #: The scan's own resolution (FWHM, mm) and its source, when PVC or smoothing needs it.
+    scan_fwhm_mm: float | None
+    scan_fwhm_source: str | None
+    #: ``--smooth-to-fwhm`` (mm), or None; and the Gaussian (FWHM, mm) that gets this scan
+    #: there (0 for a scan already at or coarser than the target).
+    smooth_to_fwhm_mm: float | None
+    smooth_kernel_mm: float | None
     centaurz_tracer: str | None
     centaur_masks: Path | None
     braak_uncorrected: staging.ThresholdSet | None
@@ -125,28 +136,109 @@ def regional_mask(config: RunConfig, normalisation: str) -> tuple[str, str]:
     return "template", f"--regional-mask {config.regional_mask}"
 
 
-def pvc_fwhm(config: RunConfig, checked: CheckedScan) -> float | None:
-    """The PSF FWHM (mm) for this scan's partial-volume correction; None without ``--pvc``.
+def _sidecar_path(checked: CheckedScan) -> Path:
+    return checked.scan.sidecar or checked.scan.pet
 
-    ``--pvc-fwhm`` is taken as given. Otherwise ``--pvc-scanner-fwhm`` is combined in
-    quadrature with the Gaussian post-reconstruction filter in the scan's sidecar
-    (``ReconFilterType``/``ReconFilterSize``), so scans reconstructed differently get
-    different PSFs. A filter that is not Gaussian cannot be turned into a FWHM: that scan is
-    refused with the sidecar named.
+
+def _scanner_name(metadata: dict) -> str:
+    parts = [metadata.get(key) for key in ("Manufacturer", "ManufacturersModelName")]
+    scanner = " ".join(str(part) for part in parts if part) or "an unnamed scanner"
+    recon = metadata.get("ReconMethodName")
+    filt = scanners.sidecar_filter_mm(metadata)
+    filt = "a non-Gaussian filter" if filt is None else f"filter {filt:g} mm"
+    return f"{scanner!r} (recon {recon!r}, {filt})"
+
+
+def scan_resolution(config: RunConfig, checked: CheckedScan, purpose: str) -> tuple[float, str]:
+    """The scan's own resolution (FWHM, mm) and where it came from, first found of:
+
+    1. ``--pvc-fwhm``: taken as given, for every scan;
+    2. the scanner resolution table (a ``--scanner-resolution`` file's rows before the
+       shipped ones), matched on the sidecar's scanner and reconstruction: an ``effective``
+       row as it is, a ``system`` row combined in quadrature with the sidecar's Gaussian
+       filter;
+    3. ``--pvc-scanner-fwhm`` combined in quadrature with the sidecar's Gaussian filter.
+
+    A scan none of them covers, or whose filter is not Gaussian where a filter must be added,
+    is refused with the sidecar named. ``purpose`` names the option that needs the value.
+    """
+    sidecar = _sidecar_path(checked)
+    if config.pvc_fwhm:
+        return float(config.pvc_fwhm), f"--pvc-fwhm {config.pvc_fwhm:g} (given for every scan)"
+    row = scanners.lookup(checked.metadata, config.scanner_resolution)
+    try:
+        if row is not None and row.fwhm_kind == "effective":
+            return row.fwhm_mm, row.describe()
+        if row is not None:
+            fwhm = psf_fwhm_from_sidecar(checked.metadata, row.fwhm_mm)
+            return fwhm, f"{row.describe()}; combined with the sidecar's Gaussian filter"
+        if config.pvc_scanner_fwhm:
+            fwhm = psf_fwhm_from_sidecar(checked.metadata, config.pvc_scanner_fwhm)
+            return fwhm, (
+                f"--pvc-scanner-fwhm {config.pvc_scanner_fwhm:g} combined with the sidecar's "
+                "Gaussian filter"
+            )
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            sidecar, f"no resolution for {purpose}: {err}",
+            "give the effective resolution with --pvc-fwhm or in a --scanner-resolution table",
+        ) from err  # fmt: skip
+    raise InputError(
+        sidecar, f"no resolution for {purpose}: the scanner {_scanner_name(checked.metadata)} "
+        "is not in the scanner resolution table and --pvc-scanner-fwhm was not given",
+        "add the scanner to a --scanner-resolution table, or give --pvc-fwhm or "
+        "--pvc-scanner-fwhm",
+    )  # fmt: skip
+
+
+def _needs_resolution(config: RunConfig) -> str | None:
+    """The options that need the scan's resolution ("--pvc and --smooth-to-fwhm"), or None."""
+    options = []
+    if config.pvc:
+        options.append("--pvc")
+    if config.smooth_to_fwhm:
+        options.append("--smooth-to-fwhm")
+    return " and ".join(options) or None
+
+
+def pvc_psf(config: RunConfig, checked: CheckedScan) -> tuple[float, str] | None:
+    """The PSF FWHM (mm) for this scan's partial-volume correction and its source.
+
+    None without ``--pvc``. Without smoothing it is the scan's own resolution
+    (:func:`scan_resolution`). With ``--smooth-to-fwhm T`` every later step sees the smoothed
+    image, whose FWHM is ``T``, or the scan's own when that is already coarser.
     """
     if not config.pvc:
         return None
-    if config.pvc_fwhm:
-        return float(config.pvc_fwhm)
-    if not config.pvc_scanner_fwhm:
-        raise InputError(None, "--pvc needs --pvc-fwhm or --pvc-scanner-fwhm")
-    try:
-        return psf_fwhm_from_sidecar(checked.metadata, config.pvc_scanner_fwhm)
-    except (TypeError, ValueError) as err:
-        raise InputError(
-            checked.scan.sidecar or checked.scan.pet, f"no PSF for --pvc: {err}",
-            "give the effective resolution with --pvc-fwhm",
-        ) from err  # fmt: skip
+    fwhm, source = scan_resolution(config, checked, _needs_resolution(config) or "--pvc")
+    target = config.smooth_to_fwhm
+    if target and target > fwhm:
+        return float(target), (
+            f"--smooth-to-fwhm {target:g}: the image was smoothed from {fwhm:.2f} mm ({source})"
+        )
+    if target:
+        return fwhm, f"{source}; not smoothed: already at or coarser than --smooth-to-fwhm"
+    return fwhm, source
+
+
+def pvc_fwhm(config: RunConfig, checked: CheckedScan) -> float | None:
+    """The PSF FWHM (mm) for this scan's partial-volume correction; None without ``--pvc``."""
+    psf = pvc_psf(config, checked)
+    return None if psf is None else psf[0]
+
+
+def resolution_fields(config: RunConfig, checked: CheckedScan) -> dict:
+    """The plan's resolution fields: the scan's FWHM, the PVC PSF and any smoothing kernel."""
+    purpose = _needs_resolution(config)
+    scan = scan_resolution(config, checked, purpose) if purpose else (None, None)
+    psf = pvc_psf(config, checked) or (None, None)
+    target = config.smooth_to_fwhm
+    return {
+        "scan_fwhm_mm": scan[0], "scan_fwhm_source": scan[1],
+        "pvc_fwhm_mm": psf[0], "pvc_fwhm_source": psf[1],
+        "smooth_to_fwhm_mm": float(target) if target else None,
+        "smooth_kernel_mm": kernel_fwhm(target, scan[0]) if target else None,
+    }  # fmt: skip
 
 
 def centaurz_tracer(config: RunConfig, checked: CheckedScan) -> str | None:
@@ -211,7 +303,7 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
         normalisation=normalisation,
         mr_less_bundle=config.mr_less_model,
         pvc_methods=tuple(config.pvc),
-        pvc_fwhm_mm=pvc_fwhm(config, checked),
+        **resolution_fields(config, checked),
         centaurz_tracer=centaurz_tracer(config, checked),
         centaur_masks=config.centaur_masks,
         braak_uncorrected=braak_uncorrected_set(config, checked),

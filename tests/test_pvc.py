@@ -364,7 +364,6 @@ def _checked(tmp_path, **sidecar_fields):
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
-        ([], "--pvc needs the PET's resolution"),
         (["--pvc-fwhm", "0"], "between 0 and 30"),
         (["--pvc-scanner-fwhm", "45"], "between 0 and 30"),
     ],

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from taupet_bids import __version__, atlases
+from taupet_bids import __version__, atlases, scanners
 from taupet_bids.config import (
     DEFAULT_ATLASES,
     DEFAULT_REGIONAL_MASK,
@@ -113,16 +113,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--pvc-fwhm",
         type=float,
         metavar="MM",
-        help="effective resolution (PSF FWHM, mm) of every PET for --pvc; overrides "
-        "--pvc-scanner-fwhm",
+        help="effective resolution (PSF FWHM, mm) of every PET for --pvc and --smooth-to-fwhm; "
+        "overrides the scanner resolution table and --pvc-scanner-fwhm",
     )
     quant.add_argument(
         "--pvc-scanner-fwhm",
         type=float,
         metavar="MM",
-        help="the scanner's own resolution (FWHM, mm, e.g. from its NEMA NU-2 report) for --pvc: "
-        "each scan's PSF is this combined with the Gaussian filter in its sidecar "
-        "(ReconFilterType/ReconFilterSize); --pvc needs this or --pvc-fwhm",
+        help="the scanner's own resolution (FWHM, mm, e.g. from its NEMA NU-2 report) for scans "
+        "whose scanner is not in the scanner resolution table: each such scan's PSF is this "
+        "combined with the Gaussian filter in its sidecar (ReconFilterType/ReconFilterSize)",
+    )
+    quant.add_argument(
+        "--scanner-resolution",
+        type=Path,
+        metavar="FILE",
+        help="a TSV of scanner resolutions (columns manufacturer, model, recon_method, "
+        "filter_mm, fwhm_mm, fwhm_kind, source; docs/pvc.md) whose rows take precedence over "
+        "the shipped table; without --pvc-fwhm, each scan's resolution for --pvc and "
+        "--smooth-to-fwhm is looked up by the scanner and reconstruction in its sidecar",
+    )
+    quant.add_argument(
+        "--smooth-to-fwhm",
+        type=float,
+        metavar="MM",
+        help="smooth every averaged PET to this uniform resolution (FWHM, mm; ADNI uses 8) "
+        "before registration, SUVR and tables, with a Gaussian of sqrt(MM^2 - scan^2); a scan "
+        "already at or coarser than MM is left as it is (default: no smoothing)",
     )
     quant.add_argument(
         "--braak-thresholds",
@@ -250,16 +267,21 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     if args.pet_window and not 0 <= args.pet_window[0] < args.pet_window[1]:
         build_parser().error(f"--pet-window needs 0 <= START < END, got {args.pet_window}")
     pvc = tuple(method for method in args.pvc if method != "none")
-    for option in ("pvc_fwhm", "pvc_scanner_fwhm"):
+    for option in ("pvc_fwhm", "pvc_scanner_fwhm", "smooth_to_fwhm"):
         value = getattr(args, option)
         if value is not None and not 0 < value < 30:
             flag = "--" + option.replace("_", "-")
             build_parser().error(f"{flag} must be a FWHM in mm between 0 and 30, got {value}")
-    if pvc and not (args.pvc_fwhm or args.pvc_scanner_fwhm):
-        build_parser().error(
-            "--pvc needs the PET's resolution: --pvc-fwhm MM (effective PSF of every scan) or "
-            "--pvc-scanner-fwhm MM (scanner resolution, combined with each sidecar's filter)"
-        )
+    # Whether each scan has a resolution (--pvc-fwhm, the table, or --pvc-scanner-fwhm with its
+    # sidecar's filter) is decided per scan by its plan (taupet_bids.plan.scan_resolution);
+    # a user table is read here so that a bad one stops the run before any scan.
+    if args.scanner_resolution:
+        if not args.scanner_resolution.is_file():
+            build_parser().error(f"--scanner-resolution: {args.scanner_resolution} is not a file")
+        try:
+            scanners.read_table(args.scanner_resolution.absolute())
+        except scanners.ScannerTableError as err:
+            build_parser().error(f"--scanner-resolution: {err}")
     if args.braak_thresholds or args.braak_thresholds_source:
         from taupet_bids import staging
 
@@ -299,6 +321,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         pvc=pvc,
         pvc_fwhm=args.pvc_fwhm,
         pvc_scanner_fwhm=args.pvc_scanner_fwhm,
+        scanner_resolution=(
+            args.scanner_resolution.absolute() if args.scanner_resolution else None
+        ),
+        smooth_to_fwhm=args.smooth_to_fwhm,
         centaur_masks=args.centaur_masks.absolute() if args.centaur_masks else None,
         mr_less=args.mr_less,
         mr_less_method=args.mr_less_method,

@@ -245,6 +245,23 @@ def _crash_reason(config: RunConfig, name: str) -> str:
     return "failed without a crash report; rerun with -vv"
 
 
+def log_resolution(plan) -> None:
+    """One log line per scan: its resolution, the PVC PSF and any smoothing, with sources."""
+    name = plan.pet.name
+    if plan.scan_fwhm_mm is None:
+        return
+    LOG.info("%s: resolution %.2f mm FWHM from %s", name, plan.scan_fwhm_mm,
+             plan.scan_fwhm_source)  # fmt: skip
+    if plan.smooth_to_fwhm_mm and plan.smooth_kernel_mm:
+        LOG.info("%s: smoothed to %.2f mm FWHM with a %.2f mm Gaussian", name,
+                 plan.smooth_to_fwhm_mm, plan.smooth_kernel_mm)  # fmt: skip
+    elif plan.smooth_to_fwhm_mm:
+        LOG.info("%s: not smoothed: %.2f mm is already at or coarser than --smooth-to-fwhm "
+                 "%.2f mm", name, plan.scan_fwhm_mm, plan.smooth_to_fwhm_mm)  # fmt: skip
+    if plan.pvc_fwhm_mm is not None:
+        LOG.info("%s: PSF for --pvc %.2f mm FWHM", name, plan.pvc_fwhm_mm)
+
+
 def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
     """Find, check and plan every selected scan; the ones that fail are reported, not run."""
     from taupet_bids import bids
@@ -274,9 +291,7 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
             if plan.regional_mask != config.regional_mask:
                 LOG.info("%s: regional means use the %s masks: %s", scan.pet.name,
                          plan.regional_mask, plan.regional_mask_reason)  # fmt: skip
-            if plan.pvc_fwhm_mm is not None and not config.pvc_fwhm:
-                LOG.info("%s: PSF for --pvc %.2f mm FWHM (scanner and sidecar filter)",
-                         scan.pet.name, plan.pvc_fwhm_mm)  # fmt: skip
+            log_resolution(plan)
         except InputError as error:
             outcomes.append(ScanOutcome(scan.pet, False, str(error)))
             LOG.error("SKIPPED %s", error)

@@ -93,7 +93,7 @@ class _PVCInputSpec(BaseInterfaceInputSpec):
         traits.List(traits.Float, minlen=3, maxlen=3),
         mandatory=True,
         desc="PSF FWHM in mm of the image (isotropic, or x y z); the scan's plan resolves it "
-        "from the sidecar (taupet_bids.plan.pvc_fwhm)",
+        "(taupet_bids.plan.pvc_psf: --pvc-fwhm, the scanner table, or the sidecar's filter)",
     )
     gm_labels = traits.List(traits.Int, desc="MG grey-matter labels (default: tissue column)")
     min_gm_fraction = traits.Float(

@@ -67,6 +67,24 @@ def _units_note(plan: ScanPlan) -> dict:
     return {}
 
 
+def _resolution_meta(plan: ScanPlan) -> dict:
+    """Sidecar fields of an image or table made after ``--smooth-to-fwhm`` (none without it)."""
+    if not plan.smooth_to_fwhm_mm:
+        return {}
+    meta = {
+        "SmoothedToFWHM": plan.smooth_to_fwhm_mm,
+        "SmoothingKernelFWHM": plan.smooth_kernel_mm,
+        "SmoothingFWHMUnits": "mm",
+        "ScanFWHM": plan.scan_fwhm_mm,
+        "ScanFWHMSource": plan.scan_fwhm_source,
+    }
+    if not plan.smooth_kernel_mm:
+        meta["SmoothingNote"] = (
+            "not smoothed: the scan's own resolution is already at or coarser than the target"
+        )
+    return meta
+
+
 def _bids_uri(path: Path, bids_dir: Path) -> str:
     """A BIDS URI of a raw input (``raw`` is declared in dataset_description's DatasetLinks)."""
     return f"bids:raw:{Path(path).relative_to(bids_dir).as_posix()}"
@@ -220,6 +238,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
         name="inputnode",
     )
     pet_meta = _pet_metadata(checked)
+    resolution_meta = _resolution_meta(plan)
     space = templates.TEMPLATE
     sinks = {
         "pet_average": _sink(
@@ -232,6 +251,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             Units=plan.units,
             **_units_note(plan),
             **pet_meta,
+            **resolution_meta,
             **pet_sources,
         ),
         "suvr_std": _sink(
@@ -243,6 +263,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             suffix="pet",
             compress=True,
             **_suvr_metadata(checked),
+            **resolution_meta,
             **pet_sources,
         ),
         "motion_params": _sink(
@@ -310,6 +331,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             ReferenceRegion=checked.reference_region,
             **({} if plan.subject_gm else _regional_mask_meta(plan)),
             **pet_meta,
+            **resolution_meta,
             **pet_sources,
         )
         workflow.connect([
@@ -335,10 +357,11 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
                 extension=".tsv", Columns=STAT_COLUMN_DESCRIPTIONS,
                 ReferenceRegion=checked.reference_region,
                 PartialVolumeCorrection=PVC_NAMES[method], PSFFWHM=plan.pvc_fwhm_mm,
-                PSFFWHMUnits="mm", ReferenceRenormalisation=REFERENCE_RENORMALISATION,
+                PSFFWHMUnits="mm", PSFFWHMSource=plan.pvc_fwhm_source,
+                ReferenceRenormalisation=REFERENCE_RENORMALISATION,
                 PVCSpace=PVC_SPACE["template" if plan.mr_less else "pet"],
                 RegionalMask="template", RegionalMaskReason=PVC_REGIONAL_MASK,
-                **pet_meta, **pet_sources,
+                **pet_meta, **resolution_meta, **pet_sources,
             )  # fmt: skip
             workflow.connect([
                 (inputnode, sink, [("pet_source", "source_file")]),
