@@ -70,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20263, help="never used in training")
     parser.add_argument("--out", type=Path, default=Path("/tmp/taupet-mrless-bench"))
     parser.add_argument("--nprocs", type=int, default=2)
+    parser.add_argument(
+        "--anatomy",
+        choices=("other", "template"),
+        default="template",
+        help="phantom anatomy (the shipped network was trained on template-anatomy heads)",
+    )
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument(
         "--run-only", nargs="+", choices=list(METHODS), help="run these methods and stop"
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out = args.out.resolve()
     if not (args.out / "bids").exists():
         args.out.mkdir(parents=True, exist_ok=True)
-        simulate(args.out / "bids", args.n_subjects, args.seed, args.nprocs)
+        simulate(args.out / "bids", args.n_subjects, args.seed, args.nprocs, args.anatomy)
     if args.run_only:
         for method in args.run_only:
             run_method(args, method)
