@@ -268,6 +268,10 @@ def test_cli_help_and_run(tmp_path, templateflow_home, capsys):
     assert len(_pet_images(tmp_path / "cli")) == 1
     with pytest.raises(SystemExit):
         cli_main([str(tmp_path / "bad"), "--n-subjects", "0"])
+    with pytest.raises(SystemExit):
+        cli_main([str(tmp_path / "bad"), "--anatomy", "colin27"])
+    with pytest.raises(ValueError, match="anatomy must be one of"):
+        CohortConfig(n_subjects=1, anatomy="colin27")
 
 
 def _other_anatomy_tables(root: Path) -> list[Path]:
