@@ -38,10 +38,13 @@ CONSISTENCY_PCT = 2.0
 def cohort(tmp_path_factory, templateflow_home):
     """Two simulated single-frame PETs (seed 42, not a training seed) and their blurred truth.
 
-    sub-001 is Braak VI with very high tau uptake; sub-002 is Braak 0 (no tau).
+    sub-001 is Braak VI with very high tau uptake; sub-002 is Braak 0 (no tau). The phantoms
+    use the template anatomy, the anatomy the shipped network was trained on (retraining on the
+    realistic heads of the default anatomy is the MR-less issue's work).
     """
     root = tmp_path_factory.mktemp("mrless") / "bids"
-    simulate_cohort(root, CohortConfig(n_subjects=2, seed=42, n_frames=1), log=lambda _: None)
+    config = CohortConfig(n_subjects=2, seed=42, n_frames=1, anatomy="template")
+    simulate_cohort(root, config, log=lambda _: None)
     scans = {}
     for sub in ("001", "002"):
         image = nib.load(next(root.glob(f"sub-{sub}/pet/*_pet.nii.gz")))

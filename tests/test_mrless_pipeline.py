@@ -32,7 +32,9 @@ def runs(tmp_path_factory, templateflow_home):
     root = tmp_path_factory.mktemp("mrless_cli")
     bids = root / "bids"
     simulate = Path(sys.executable).with_name("taupet-bids-simulate")
-    subprocess.run([simulate, bids, "--n-subjects", "2", "--seed", "12"], check=True)
+    # the template anatomy: the shipped network was trained on it (see test_mrless.py)
+    subprocess.run([simulate, bids, "--n-subjects", "2", "--seed", "12", "--anatomy", "template"],
+                   check=True)  # fmt: skip
     shutil.rmtree(bids / "sub-002" / "anat")
     auto = taupet_bids(bids, root / "auto", "participant", "-w", root / "work_auto",
                        "--skip-bids-validation", "--pvc", "gtm", "--pvc-fwhm", "7")  # fmt: skip
