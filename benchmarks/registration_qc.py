@@ -147,7 +147,7 @@ def score_anatomy(bench: Path, anatomy: str) -> pd.DataFrame:
                 moved_suvr = sample(suvr, affine, moved_points)
                 values = composites(moved_suvr, atlases_2mm)
                 errors = {r: 100 * (values[r] / truth[r] - 1) for r in GOAL_REGIONS}
-                scores = candidate_scores(template, moved_t1w, brain)
+                scores = candidate_scores(template, moved_t1w, brain, affine)
                 rows.append(
                     {
                         "anatomy": anatomy,
@@ -164,23 +164,28 @@ def score_anatomy(bench: Path, anatomy: str) -> pd.DataFrame:
 #: Candidate scores (column -> meaning).
 CANDIDATES = {
     "fov_r": "r over the whole template field of view (the app's score before this benchmark)",
-    "brain_r": "r inside the template brain mask dilated by 4 mm",
-    "brain_r_smooth": "r inside the dilated brain mask, both images smoothed (FWHM 6 mm)",
-    "brain_nmi": "NMI inside the dilated brain mask",
+    "correlation": "r in the template brain grown by 4 mm (the app's `t1w2std_correlation`)",
+    "smooth_r": "r in the grown brain, both images smoothed (FWHM 6 mm)",
+    "nmi": "NMI in the grown brain",
+    "alignment_margin": "r in the grown brain as registered minus its best 2 mm / 3 degree "
+    "rigid move (the app's `t1w2std_alignment_margin`)",
 }
 
 
-def candidate_scores(template: np.ndarray, warped: np.ndarray, brain: np.ndarray) -> dict:
+def candidate_scores(
+    template: np.ndarray, warped: np.ndarray, brain: np.ndarray, affine: np.ndarray
+) -> dict:
+    """The app's scores (:func:`registration.template_scores`) and two alternatives."""
     from scipy import ndimage
 
-    dilated = ndimage.binary_dilation(brain, iterations=2)
+    scores = registration.template_scores(template, warped, brain, affine)
+    region = ndimage.binary_dilation(brain, iterations=registration.SCORE_DILATION_VOXELS)
     fov_r, _ = registration.similarity(template, warped, template > 0)
-    brain_r, brain_nmi = registration.similarity(template, warped, dilated)
     sigma = 6.0 / 2.3548 / 2.0
     smooth_r, _ = registration.similarity(
-        ndimage.gaussian_filter(template, sigma), ndimage.gaussian_filter(warped, sigma), dilated
+        ndimage.gaussian_filter(template, sigma), ndimage.gaussian_filter(warped, sigma), region
     )
-    return {"fov_r": fov_r, "brain_r": brain_r, "brain_r_smooth": smooth_r, "brain_nmi": brain_nmi}
+    return {**scores, "fov_r": fov_r, "smooth_r": smooth_r}
 
 
 def rates(frame: pd.DataFrame, column: str, threshold: float) -> tuple[float, float, int, int]:

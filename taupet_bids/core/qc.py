@@ -4,11 +4,17 @@ The flag thresholds are heuristics, not validated criteria: motion is flagged wh
 framewise displacement reaches the size of the PET point-spread function (~5 mm; residual
 misalignment at that scale blurs the average even after correction); PET-to-T1w normalised
 mutual information (1 = independent, 2 = identical) near 1 means the rigid registration found
-little shared structure (good registrations of the simulated cohort score 1.04-1.08); a
-T1w-to-template correlation below 0.9 means the nonlinear registration did not converge (good
-ones score above 0.99). Every scan, MR-based or MR-less, also carries the QC of its spatial
-normalisation (correlation with the tau PET template, field-of-view coverage of the brain and
-reference region, and flags; thresholds in :mod:`taupet_bids.normalisation.qc`).
+little shared structure (good registrations of the simulated cohort score 1.04-1.08). The
+T1w-to-template registration is judged in the template's brain (grown by 2 voxels): its
+*alignment margin* (correlation as registered minus the best of small rigid moves of it,
+:func:`taupet_bids.core.registration.alignment_margin`) is negative when a 2 mm or 3 degree move
+would align it better, i.e. when it missed; unlike the correlation itself it does not depend on
+how much the subject's brain and contrast resemble the template's. A correlation below 0.5 means
+the registration failed outright. Both thresholds are calibrated on phantoms whose anatomy is
+not the template (``benchmarks/registration_qc.py``, docs/benchmarks.md). Every scan, MR-based
+or MR-less, also carries the QC of its spatial normalisation (correlation with the tau PET
+template, field-of-view coverage of the brain and reference region, and flags; thresholds in
+:mod:`taupet_bids.normalisation.qc`).
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import pandas as pd
 
 MAX_FD_MM = 5.0
 MIN_COREG_NMI = 1.02
-MIN_T1W2STD_CORRELATION = 0.9
+MIN_T1W2STD_CORRELATION = 0.5
+MIN_T1W2STD_MARGIN = 0.0
 
 #: Every number of a scan's ``_qc.json``, NaN until known (the flags then say so).
 METRICS = ("n_frames", "max_fd_mm", "mean_fd_mm", "max_translation_mm", "coreg_nmi",
-           "t1w2std_correlation")  # fmt: skip
+           "t1w2std_correlation", "t1w2std_alignment_margin")  # fmt: skip
 
 
 def motion_metrics(motion_tsv: Path) -> dict[str, float]:
@@ -74,6 +81,12 @@ def flags(metrics: dict) -> list[str]:
         found.append("T1w-to-template registration score unavailable")
     elif corr < MIN_T1W2STD_CORRELATION:
         found.append(f"T1w-to-template registration: r {corr:.3f} < {MIN_T1W2STD_CORRELATION}")
+    margin = metrics.get("t1w2std_alignment_margin", math.nan)
+    if not math.isnan(margin) and margin < MIN_T1W2STD_MARGIN:
+        found.append(
+            f"T1w-to-template registration: a 2 mm or 3 degree move aligns it better "
+            f"(margin {margin:.3f} < {MIN_T1W2STD_MARGIN})"
+        )
     return found
 
 
@@ -82,11 +95,13 @@ def scan_qc(
     normalisation: dict,
     coreg_nmi: float = math.nan,
     t1w2std_correlation: float = math.nan,
+    t1w2std_alignment_margin: float = math.nan,
 ) -> dict:
     """Every QC number of one scan and its flags: the content of ``<stem>_qc.json``."""
     metrics: dict = dict.fromkeys(METRICS, math.nan)
     metrics.update(motion_metrics(motion_tsv))
-    metrics.update(coreg_nmi=coreg_nmi, t1w2std_correlation=t1w2std_correlation)
+    metrics.update(coreg_nmi=coreg_nmi, t1w2std_correlation=t1w2std_correlation,
+                   t1w2std_alignment_margin=t1w2std_alignment_margin)  # fmt: skip
     metrics.update(normalisation_metrics(normalisation))
     metrics["flags"] = flags(metrics)
     return metrics

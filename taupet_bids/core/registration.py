@@ -24,7 +24,9 @@ import ants
 import nibabel as nib
 import nitransforms.linear as nitl
 import numpy as np
+from scipy import ndimage
 
+from taupet_bids.core import grids
 from taupet_bids.errors import InputError
 
 #: Transform types offered to workflows (a subset of what ``ants.registration`` accepts).
@@ -118,6 +120,64 @@ def similarity(fixed: np.ndarray, warped: np.ndarray, mask: np.ndarray) -> tuple
     return corr, float(nmi)
 
 
+#: Small rigid probes of a finished alignment: shifts (mm) along, and rotations (degrees) about,
+#: each axis through the mask's centre, in both directions.
+PROBE_SHIFT_MM = 2.0
+PROBE_ROTATION_DEG = 3.0
+
+
+def alignment_margin(
+    fixed: np.ndarray, warped: np.ndarray, mask: np.ndarray, affine: np.ndarray
+) -> float:
+    """Correlation inside ``mask`` as registered, minus the best of small rigid moves of it.
+
+    A registration that converged sits at an optimum, so every small move (2 mm, 3 degrees)
+    lowers the correlation and the margin is positive, whatever the contrast or the anatomy of
+    the two images (which move the correlation itself). A miss of a few millimetres is not at
+    the optimum: a move towards the right place raises the correlation and the margin is
+    negative. ``affine`` is the voxel-to-world matrix both images share.
+    """
+    voxels = np.argwhere(mask)
+    if len(voxels) < 2:
+        return float("nan")
+    points = grids.apply_affine(affine, voxels.T.astype(np.float32))
+    centre = points.mean(axis=1)
+    target = fixed[mask].astype(float)
+
+    def correlation(matrix: np.ndarray) -> float:
+        moved = grids.apply_affine(matrix, points - centre[:, None]) + centre[:, None]
+        values = grids.sample(warped, affine, moved).astype(float)
+        return float(np.corrcoef(target, values)[0, 1]) if values.std() > 0 else float("nan")
+
+    probes = []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            step = np.zeros(3)
+            step[axis] = sign
+            probes.append(grids.rigid_matrix(np.zeros(3), step * PROBE_SHIFT_MM))
+            probes.append(grids.rigid_matrix(step * PROBE_ROTATION_DEG, np.zeros(3)))
+    return correlation(np.eye(4)) - max(correlation(m) for m in probes)
+
+
+#: The QC region of a template registration: the template's brain mask grown by this many
+#: voxels, so a brain edge that misses the template's still counts.
+SCORE_DILATION_VOXELS = 2
+
+
+def template_scores(
+    fixed: np.ndarray, warped: np.ndarray, brain_mask: np.ndarray, affine: np.ndarray
+) -> dict[str, float]:
+    """QC of a registration to a template: correlation, NMI and alignment margin in its brain.
+
+    Inside the (grown) brain mask rather than the whole field of view, where the scalp, the
+    neck and the background make the correlation depend on the head more than on the brain.
+    """
+    region = ndimage.binary_dilation(brain_mask, iterations=SCORE_DILATION_VOXELS)
+    corr, nmi = similarity(fixed, warped, region)
+    margin = alignment_margin(fixed, warped, region, affine)
+    return {"correlation": corr, "nmi": nmi, "alignment_margin": margin}
+
+
 def register(
     fixed_file: str,
     moving_file: str,
@@ -129,6 +189,7 @@ def register(
     seed: int | None = 42,
     metric: str = "mattes",
     fixed_resample_mm: float = 0.0,
+    score_mask: str | None = None,
     **options,
 ) -> dict:
     """Register moving onto fixed; return files (warped, transforms) and QC similarity.
@@ -138,7 +199,9 @@ def register(
     ``fixed_resample_mm`` registers to a coarser copy of the fixed image: a 2 mm T1w is all a
     PET (6-8 mm resolution) can use, and makes the rigid step ~8x faster than at 1 mm.
     ``options`` go to ``ants.registration`` as they are (e.g. ``syn_metric``, ``flow_sigma``,
-    ``reg_iterations``).
+    ``reg_iterations``). With ``score_mask`` (a brain mask on the fixed grid) the QC scores are
+    :func:`template_scores` in that brain; without it, correlation and NMI in the fixed mask or
+    wherever the fixed image is non-zero, and no alignment margin.
     """
     fixed = ants.image_read(fixed_file)
     if fixed_resample_mm > 0:
@@ -163,8 +226,17 @@ def register(
         )
     warped_file = f"{out_prefix}warped.nii.gz"
     ants.image_write(result["warpedmovout"], warped_file)
-    region = fmask.numpy() > 0 if fmask is not None else fixed.numpy() > 0
-    corr, nmi = similarity(fixed.numpy(), result["warpedmovout"].numpy(), region)
+    warped = result["warpedmovout"].numpy()
+    if score_mask:
+        brain = ants.resample_image_to_target(
+            ants.image_read(score_mask), fixed, interp_type="nearestNeighbor"
+        )
+        affine = nib.load(warped_file).affine
+        scores = template_scores(fixed.numpy(), warped, brain.numpy() > 0, affine)
+    else:
+        region = fmask.numpy() > 0 if fmask is not None else fixed.numpy() > 0
+        corr, nmi = similarity(fixed.numpy(), warped, region)
+        scores = {"correlation": corr, "nmi": nmi, "alignment_margin": float("nan")}
     inverse = list(result["invtransforms"])
     return {
         "warped_file": warped_file,
@@ -172,8 +244,7 @@ def register(
         "forward_invert_flags": [False] * len(result["fwdtransforms"]),
         "inverse_transforms": inverse,
         "inverse_invert_flags": [name.endswith(".mat") for name in inverse],
-        "correlation": corr,
-        "nmi": nmi,
+        **scores,
     }
 
 

@@ -18,7 +18,11 @@ from nipype.interfaces.base import (
 from taupet_bids.core.qc import scan_qc
 
 #: QC record key -> input trait of each registration score.
-SCORES = {"coreg_nmi": "coreg_score", "t1w2std_correlation": "t1w2std_score"}
+SCORES = {
+    "coreg_nmi": "coreg_score",
+    "t1w2std_correlation": "t1w2std_score",
+    "t1w2std_alignment_margin": "t1w2std_margin",
+}
 
 
 def _json_ready(value):
@@ -33,6 +37,7 @@ class _ScanQCInputSpec(BaseInterfaceInputSpec):
     normalisation = File(exists=True, mandatory=True, desc="normalisation method and QC (JSON)")
     coreg_score = traits.Float(desc="PET-to-T1w normalised mutual information (MR-based path)")
     t1w2std_score = traits.Float(desc="T1w-to-template correlation (MR-based path)")
+    t1w2std_margin = traits.Float(desc="T1w-to-template alignment margin (MR-based path)")
 
 
 class _ScanQCOutputSpec(TraitedSpec):
@@ -49,10 +54,7 @@ class ScanQC(SimpleInterface):
         normalisation = json.loads(Path(self.inputs.normalisation).read_text())
         scores = {
             key: float(getattr(self.inputs, trait))
-            for key, trait in (
-                ("coreg_nmi", "coreg_score"),
-                ("t1w2std_correlation", "t1w2std_score"),
-            )
+            for key, trait in SCORES.items()
             if isdefined(getattr(self.inputs, trait))
         }
         record = scan_qc(Path(self.inputs.motion_params), normalisation, **scores)

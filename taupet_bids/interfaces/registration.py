@@ -71,6 +71,7 @@ class _RegisterInputSpec(BaseInterfaceInputSpec):
     random_seed = traits.Int(42, usedefault=True, desc="antsRegistration --random-seed")
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="1 = bitwise reproducible")
     fixed_resample_mm = traits.Float(0.0, usedefault=True, desc="register to a coarser fixed")
+    score_mask = File(exists=True, desc="brain mask on the fixed grid: QC in the brain (template)")
 
 
 class _RegisterOutputSpec(TraitedSpec):
@@ -81,6 +82,7 @@ class _RegisterOutputSpec(TraitedSpec):
     inverse_invert_flags = traits.List(traits.Bool, desc="whichtoinvert for inverse_transforms")
     correlation = traits.Float(desc="Pearson r of fixed and warped inside fixed mask (QC)")
     nmi = traits.Float(desc="normalised mutual information inside fixed mask (QC)")
+    alignment_margin = traits.Float(desc="r as registered minus its best small rigid move (QC)")
 
 
 class RegisterImages(SimpleInterface):
@@ -102,6 +104,7 @@ class RegisterImages(SimpleInterface):
             seed=self.inputs.random_seed,
             metric=self.inputs.metric,
             fixed_resample_mm=self.inputs.fixed_resample_mm,
+            score_mask=self.inputs.score_mask or None,
         )
         self._results["warped_image"] = result.pop("warped_file")
         self._results.update(result)

@@ -25,7 +25,8 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
 
     The brain mask comes from the same registration (the template's mask pulled back), so no
     extra model or download is needed. outputs: ``t1w_preproc``, ``t1w_brain``, ``t1w_mask``,
-    ``t1w2std_xfm`` (ANTs order), ``t1w2std_score``, and the inverse ``std2t1w_xfm`` with its
+    ``t1w2std_xfm`` (ANTs order), ``t1w2std_score`` and ``t1w2std_margin`` (QC), and the
+    inverse ``std2t1w_xfm`` with its
     ``std2t1w_invert`` flags (template -> T1w, for pulling template labels into the subject).
     With a ``subject-gm`` plan also ``tissues_std``: the subject's GM and WM probabilities and
     brain mask (4-D) on the template grid.
@@ -41,6 +42,7 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
                 "t1w_mask",
                 "t1w2std_xfm",
                 "t1w2std_score",
+                "t1w2std_margin",
                 "std2t1w_xfm",
                 "std2t1w_invert",
                 "tissues_std",
@@ -52,6 +54,7 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
     to_template = pe.Node(
         RegisterImages(
             fixed_image=str(templates.t1w_path(templates.WORKING_RESOLUTION)),
+            score_mask=str(templates.brain_mask_path(templates.WORKING_RESOLUTION)),
             transform_type="SyN",
             random_seed=seed,
             num_threads=omp_nthreads,
@@ -79,6 +82,7 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
         (to_template, outputnode, [
             ("forward_transforms", "t1w2std_xfm"),
             ("correlation", "t1w2std_score"),
+            ("alignment_margin", "t1w2std_margin"),
             ("inverse_transforms", "std2t1w_xfm"),
             ("inverse_invert_flags", "std2t1w_invert"),
         ]),

@@ -23,7 +23,7 @@ from taupet_bids.plan import ScanPlan
 #: Inputs, by the workflow that makes them.
 FROM_PET = ("motion_params", "pet_average")
 FROM_QUANT = ("coreg_score", "normalisation", "suvr_std", "pet2t1w_xfm")
-FROM_ANAT = ("t1w2std_score", "t1w_preproc", "t1w_mask", "t1w2std_xfm")
+FROM_ANAT = ("t1w2std_score", "t1w2std_margin", "t1w_preproc", "t1w_mask", "t1w2std_xfm")
 #: Outputs written as derivatives: the QC record and one field per figure.
 DERIVATIVES = ("qc_json", *(f"figure_{key}" for key in FIGURES))
 
@@ -69,7 +69,8 @@ def init_reportlets_wf(plan: ScanPlan, name: str = "reportlets_wf") -> pe.Workfl
     scan_qc = pe.Node(ScanQC(), name="scan_qc", run_without_submitting=True)
     fields = ["motion_params", "normalisation"]
     if not plan.mr_less:
-        fields += ["t1w2std_score"] if plan.use_fsl else ["coreg_score", "t1w2std_score"]
+        fields += ["t1w2std_score", "t1w2std_margin"]
+        fields += [] if plan.use_fsl else ["coreg_score"]
     workflow.connect([
         (inputnode, scan_qc, [(f, f) for f in fields]),
         (scan_qc, outputnode, [("out_file", "qc_json")]),
