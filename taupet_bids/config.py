@@ -15,8 +15,10 @@ DEFAULT_ATLASES = atlases.ATLAS_NAMES
 #: template's labels and masks; ``subject-gm`` = cut to the subject's grey matter from an
 #: Atropos segmentation of the T1w (MR-based scans only; MR-less scans keep the template).
 REGIONAL_MASKS = ("template", "subject-gm")
-#: The default of ``--regional-mask``: the one constant to change when a benchmark says so.
-DEFAULT_REGIONAL_MASK = "template"
+#: The default of ``--regional-mask``, chosen by the participant benchmark (docs/benchmarks.md):
+#: on phantoms whose anatomy is not the template, the subject's grey matter brings every
+#: composite closer to the truth (Braak V/VI MAPE 1.35 % vs 1.85 %, ICC 0.984 vs 0.954).
+DEFAULT_REGIONAL_MASK = "subject-gm"
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,8 @@ def test_parser_accepts_the_two_masks_and_defaults_to_the_constant(tmp_path, cap
 
     base = [str(tmp_path), str(tmp_path / "out"), "participant"]
     assert REGIONAL_MASKS == ("template", "subject-gm")
-    assert parse_args(base).regional_mask == DEFAULT_REGIONAL_MASK == "template"
+    assert parse_args(base).regional_mask == DEFAULT_REGIONAL_MASK == "subject-gm"
+    assert parse_args([*base, "--regional-mask", "template"]).regional_mask == "template"
     assert parse_args([*base, "--regional-mask", "subject-gm"]).regional_mask == "subject-gm"
     with pytest.raises(SystemExit):
         parse_args([*base, "--regional-mask", "subject-wm"])
@@ -204,7 +205,7 @@ def test_plan_keeps_the_template_without_a_t1w(tmp_path):
     assert without.mr_less and without.regional_mask == "template" and not without.subject_gm
     assert "needs a T1w" in without.regional_mask_reason
     default = plan_scan(_config(tmp_path), _checked(tmp_path / "c"))
-    assert default.regional_mask == "template"
+    assert default.regional_mask == DEFAULT_REGIONAL_MASK == "subject-gm"
 
 
 def _node_names(plan, work):
@@ -220,7 +221,7 @@ def test_graph_segments_only_when_the_plan_asks(tmp_path):
     names = _node_names(subject, tmp_path / "w1")
     assert {"tissue_segmentation", "tissues_to_template", "stats_DK_template"} <= names
     assert {"meta_DK", "meta_Braak", "meta_MetaTemporal"} <= names
-    template = plan_scan(_config(tmp_path), _checked(tmp_path / "b"))
+    template = plan_scan(_config(tmp_path, regional_mask="template"), _checked(tmp_path / "b"))
     assert "tissue_segmentation" not in _node_names(template, tmp_path / "w2")
     mr_less = plan_scan(
         _config(tmp_path, regional_mask="subject-gm"), _checked(tmp_path / "c", t1w=False)
@@ -249,7 +250,7 @@ def test_table_sidecars_name_the_mask(tmp_path):
 def test_methods_text_cites_atropos_only_when_used(tmp_path):
     from taupet_bids.boilerplate import methods_text
 
-    assert "Atropos" not in methods_text(_config(tmp_path))
+    assert "Atropos" not in methods_text(_config(tmp_path, regional_mask="template"))
     text = methods_text(_config(tmp_path, regional_mask="subject-gm"))
     assert "Atropos [atropos]" in text and "Neuroinformatics 9:381-400" in text
     assert "without MRI kept" in text
