@@ -47,7 +47,7 @@ from participant_accuracy import (  # noqa: E402
 )
 
 from taupet_bids import templates  # noqa: E402
-from taupet_bids.core import registration  # noqa: E402
+from taupet_bids.core import qc, registration  # noqa: E402
 from taupet_bids.core.grids import linear_coordinates, rigid_matrix, sample  # noqa: E402
 
 MARKER_START = "<!-- registration-qc:start -->"
@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bench", type=Path, default=Path("/tmp/taupet-bench14"))
     parser.add_argument("--anatomies", nargs="+", default=["other", "template"])
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--reuse", action="store_true", help="re-analyse the saved scores")
     return parser.parse_args(argv)
 
 
@@ -172,6 +173,13 @@ CANDIDATES = {
 }
 
 
+#: The app's rules (``core.qc``): flag when the score is below the threshold.
+APP_RULES = (
+    ("alignment_margin", qc.MIN_T1W2STD_MARGIN),
+    ("correlation", qc.MIN_T1W2STD_CORRELATION),
+)
+
+
 def candidate_scores(
     template: np.ndarray, warped: np.ndarray, brain: np.ndarray, affine: np.ndarray
 ) -> dict:
@@ -188,22 +196,35 @@ def candidate_scores(
     return {**scores, "fov_r": fov_r, "smooth_r": smooth_r}
 
 
-def rates(frame: pd.DataFrame, column: str, threshold: float) -> tuple[float, float, int, int]:
-    """(detection, false-alarm rate, n off, n within) of ``column < threshold`` as the flag."""
+def rates(frame: pd.DataFrame, column: str, threshold: float) -> dict:
+    """Rates of ``column < threshold`` as the flag.
+
+    *Detection*: share flagged of the copies off by more than 4 % (moved or not). *False
+    alarms*: share flagged of the scans as the app registered them that are within 4 %. Moved
+    copies within 4 % are real misregistrations whose error this uptake pattern happens to hide;
+    flagging them is reported apart, as neither.
+    """
     off = frame.max_error_pct > QC_MISS_PCT
+    good = (frame.move == "as registered") & ~off
+    hidden = (frame.move != "as registered") & ~off
     flagged = frame[column] < threshold
-    detection = float(flagged[off].mean()) if off.any() else float("nan")
-    false_alarms = float(flagged[~off].mean()) if (~off).any() else float("nan")
-    return detection, false_alarms, int(off.sum()), int((~off).sum())
+
+    def share(mask: pd.Series) -> float:
+        return float(flagged[mask].mean()) if mask.any() else float("nan")
+
+    return {
+        "off": int(off.sum()), "good": int(good.sum()), "detection": share(off),
+        "false alarms": share(good), "small misses flagged": share(hidden),
+    }  # fmt: skip
 
 
 def tune(frame: pd.DataFrame, column: str) -> float:
     """The threshold with the best detection among those with false alarms <= the goal."""
     best, best_detection = float(frame[column].min()), -1.0
     for threshold in np.unique(frame[column].round(4)):
-        detection, false_alarms, _, _ = rates(frame, column, float(threshold))
-        if false_alarms <= GOAL_FALSE_ALARMS and detection > best_detection:
-            best, best_detection = float(threshold), detection
+        found = rates(frame, column, float(threshold))
+        if found["false alarms"] <= GOAL_FALSE_ALARMS and found["detection"] > best_detection:
+            best, best_detection = float(threshold), found["detection"]
     return best
 
 
@@ -224,11 +245,16 @@ def render(args, env, scores: pd.DataFrame, table: pd.DataFrame) -> str:
             f"(shifts {', '.join(f'{s:g}' for s in SHIFTS_MM)} mm along x, y, z; pitch, roll "
             f"and yaw of {', '.join(f'{r:g}' for r in ROTATIONS_DEG)} degrees about the template "
             "centre; T1w and SUVR moved together). *Off*: a composite (meta-temporal, Braak I/II, "
-            f"III/IV, V/VI) more than {QC_MISS_PCT:g} % from the blurred truth. Thresholds are "
-            "tuned on the odd-numbered subjects of the other-anatomy cohort (best detection with "
-            f"false alarms <= {GOAL_FALSE_ALARMS:.0%}) and scored on the even-numbered ones and "
-            f"on the template cohort. Goal: detection >= {GOAL_DETECTION:.0%}, false alarms <= "
-            f"{GOAL_FALSE_ALARMS:.0%}.",
+            f"III/IV, V/VI) more than {QC_MISS_PCT:g} % from the blurred truth. *Detection*: "
+            "share flagged of the copies that are off; *false alarms*: share flagged of the "
+            "scans as the app registered them that are not off; *small misses flagged*: share "
+            "flagged of the moved copies whose error stays within 4 % (a real misregistration "
+            "that this uptake pattern hides; neither a hit nor a false alarm). The app's rules "
+            "are fixed a priori (margin < 0: a move aligns better; r < 0.5: failure); the other "
+            "scores get a threshold tuned on the odd-numbered subjects of the other-anatomy "
+            f"cohort (best detection with false alarms <= {GOAL_FALSE_ALARMS:.0%}), scored on "
+            "the even-numbered ones and on the template cohort. Goal: detection >= "
+            f"{GOAL_DETECTION:.0%}, false alarms <= {GOAL_FALSE_ALARMS:.0%}.",
             "",
             markdown_table(table),
             "",
@@ -239,14 +265,21 @@ def render(args, env, scores: pd.DataFrame, table: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    scores = pd.concat([score_anatomy(args.bench, a) for a in args.anatomies], ignore_index=True)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    scores.to_csv(RESULTS_DIR / "registration_qc.csv", index=False)
+    saved = RESULTS_DIR / "registration_qc.csv"
+    if args.reuse:
+        scores = pd.read_csv(saved, dtype={"subject": str})
+    else:
+        scores = pd.concat([score_anatomy(args.bench, a) for a in args.anatomies])
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        scores.to_csv(saved, index=False)
     odd = scores.subject.astype(int) % 2 == 1
     tuning = scores[(scores.anatomy == "other") & odd]
     rows = []
-    for column, meaning in CANDIDATES.items():
-        threshold = tune(tuning, column)
+    rules = [(c, m, tune(tuning, c), "tuned") for c, m in CANDIDATES.items()]
+    rules += [
+        (column, CANDIDATES[column], threshold, "the app's") for column, threshold in APP_RULES
+    ]
+    for column, meaning, threshold, kind in rules:
         for name, part in (
             ("other anatomy, tuning subjects (odd)", tuning),
             ("other anatomy, held-out subjects (even)", scores[(scores.anatomy == "other") & ~odd]),
@@ -254,21 +287,12 @@ def main(argv: list[str] | None = None) -> None:
         ):
             if part.empty:
                 continue
-            detection, false_alarms, n_off, n_within = rates(part, column, threshold)
-            rows.append(
-                {
-                    "score": meaning,
-                    "tuned threshold": threshold,
-                    "scans and moves": name,
-                    "off": n_off,
-                    "within": n_within,
-                    "detection": detection,
-                    "false alarms": false_alarms,
-                    "goal": "met"
-                    if detection >= GOAL_DETECTION and false_alarms <= GOAL_FALSE_ALARMS
-                    else "NOT MET",
-                }
-            )
+            found = rates(part, column, threshold)
+            met = (found["detection"] >= GOAL_DETECTION
+                   and found["false alarms"] <= GOAL_FALSE_ALARMS)  # fmt: skip
+            verdict = "met" if met else "NOT MET"
+            rows.append({"score": meaning, "threshold": f"{threshold:.4f} ({kind})",
+                         "scans and moves": name, **found, "goal": verdict})  # fmt: skip
     table = pd.DataFrame(rows)
     env = environment()
     update_report(args.report, render(args, env, scores, table), MARKER_START, MARKER_END)
