@@ -350,7 +350,9 @@ def test_centaurz_is_written_and_labelled_approximate(cohort: Run) -> None:
         dk.reset_index(), centaurz.APPROXIMATE_MASKS["meta_temporal"]
     )
     ratio = uncorrected / meta_temporal.suvr
-    assert ratio == pytest.approx(dk.loc["cerebellum-cortex", "suvr_mean"], rel=0.02)
+    # CenTauRz keeps the template masks its constants were fitted on, while the written DK table
+    # follows the subject's grey matter (the default --regional-mask), so the two agree to a few %
+    assert ratio == pytest.approx(dk.loc["cerebellum-cortex", "suvr_mean"], rel=0.04)
     assert abs(ratio - 1) > 1e-3
     assert set(table["mask"]) == {
         "universal", "mesial_temporal", "meta_temporal", "temporo_parietal", "frontal"
