@@ -19,8 +19,9 @@ FRAMES = SimpleNamespace(frames=(0, 1, 2), frame_duration_min=(5.0, 5.0, 5.0))
 def _plan(use_fsl: bool = False) -> SimpleNamespace:
     """The plan fields the PET and coregistration factories read."""
     return SimpleNamespace(
-        checked=FRAMES, use_fsl=use_fsl, seed=42, omp_nthreads=1, units_scale=1.0
-    )
+        checked=FRAMES, use_fsl=use_fsl, seed=42, omp_nthreads=1, units_scale=1.0,
+        smooth_to_fwhm_mm=None, smooth_kernel_mm=None,
+    )  # fmt: skip
 
 
 def _interfaces(workflow) -> dict:
