@@ -671,7 +671,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out = args.out.resolve()
     args.report = args.report.resolve()
-    runs, longs, costs, qcs, goals = {}, [], {}, [], {}
+    runs, longs, costs, qcs, goals, summaries = {}, [], {}, [], {}, []
     for world in args.worlds:
         runs[world] = produce_outputs(args, world)
     for world in args.worlds:
@@ -680,14 +680,12 @@ def main(argv: list[str] | None = None) -> None:
         longs.append(long)
         qcs.append(qc_table(bids_dir, out_dir, long).assign(world=world))
         summary = summarise_accuracy(long)
+        summaries.append(summary.assign(world=world))
         goals[world] = accuracy_goals(summary)
         nodes = load_node_costs(work_dir)
         costs[world] = summarise_cost(nodes, runs[world], long.subject.nunique())
     long = pd.concat(longs, ignore_index=True)
-    summary = pd.concat(
-        [summarise_accuracy(part).assign(world=w) for w, part in long.groupby("world")],
-        ignore_index=True,
-    )
+    summary = pd.concat(summaries, ignore_index=True)
     qc = pd.concat(qcs, ignore_index=True)
     env = environment()
     update_report(args.report, render_report(args, env, runs, summary, long, goals, costs, qc))

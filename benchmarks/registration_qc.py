@@ -46,7 +46,7 @@ from participant_accuracy import (  # noqa: E402
     update_report,
 )
 
-from taupet_bids import templates  # noqa: E402
+from taupet_bids import atlases, templates  # noqa: E402
 from taupet_bids.core import qc, registration  # noqa: E402
 from taupet_bids.core.grids import linear_coordinates, rigid_matrix, sample  # noqa: E402
 
@@ -100,16 +100,25 @@ def template_t1w(derivatives: Path, subject: str, reference: Path, work: Path) -
     return np.asarray(nib.load(out).dataobj, dtype=np.float32)
 
 
-def composites(suvr: np.ndarray, atlases_2mm: dict) -> dict[str, float]:
+def template_regions() -> dict[str, np.ndarray]:
+    """Braak and meta-temporal atlases and the InfCerebGrey mask on the 2 mm template grid."""
+    regions = {
+        name: np.asarray(nib.load(templates.atlas_path(name, 2)).dataobj)
+        for name in ("Braak", "MetaTemporal")
+    }
+    mask = templates.reference_mask_path("InfCerebGrey", 2)
+    regions["reference"] = np.asarray(nib.load(mask).dataobj) > 0
+    return regions
+
+
+def composites(suvr: np.ndarray, regions: dict) -> dict[str, float]:
     """Meta-temporal and Braak composite means over the template atlases, reference = 1."""
-    reference = float(suvr[atlases_2mm["reference"]].mean())
-    braak = atlases_2mm["Braak"]
-    values = {"metatemporal": float(suvr[atlases_2mm["MetaTemporal"] == 1].mean())}
+    reference = float(suvr[regions["reference"]].mean())
+    stage_of = {f"Braak{roman}": stage for stage, roman in atlases.BRAAK_ROMAN.items()}
+    values = {"metatemporal": float(suvr[regions["MetaTemporal"] == 1].mean())}
     for name, stages in BRAAK_COMPOSITES.items():
-        roman = [s.removeprefix("Braak") for s in stages]
-        labels = [i for i, r in {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}.items()
-                  if r in roman]  # fmt: skip
-        values[name] = float(suvr[np.isin(braak, labels)].mean())
+        labels = [stage_of[s] for s in stages]
+        values[name] = float(suvr[np.isin(regions["Braak"], labels)].mean())
     return {k: v / reference for k, v in values.items()}
 
 
@@ -120,13 +129,7 @@ def score_anatomy(bench: Path, anatomy: str) -> pd.DataFrame:
     reference = templates.t1w_path(2)
     template = np.asarray(nib.load(reference).dataobj, dtype=np.float32)
     brain = np.asarray(nib.load(templates.brain_mask_path(2)).dataobj) > 0
-    atlases_2mm = {
-        name: np.asarray(nib.load(templates.atlas_path(name, 2)).dataobj)
-        for name in ("Braak", "MetaTemporal")
-    }
-    atlases_2mm["reference"] = (
-        np.asarray(nib.load(templates.reference_mask_path("InfCerebGrey", 2)).dataobj) > 0
-    )
+    regions = template_regions()
     affine = nib.load(reference).affine
     points = linear_coordinates(affine, template.shape)
     centre = affine[:3, :3] @ (np.array(template.shape) / 2) + affine[:3, 3]
@@ -146,7 +149,7 @@ def score_anatomy(bench: Path, anatomy: str) -> pd.DataFrame:
                 )
                 moved_t1w = sample(t1w, affine, moved_points)
                 moved_suvr = sample(suvr, affine, moved_points)
-                values = composites(moved_suvr, atlases_2mm)
+                values = composites(moved_suvr, regions)
                 errors = {r: 100 * (values[r] / truth[r] - 1) for r in GOAL_REGIONS}
                 scores = candidate_scores(template, moved_t1w, brain, affine)
                 rows.append(

@@ -34,7 +34,7 @@ from participant_accuracy import (  # noqa: E402
     truth_table,
     update_report,
 )
-from registration_qc import composites  # noqa: E402
+from registration_qc import composites, template_regions  # noqa: E402
 
 from taupet_bids import templates  # noqa: E402
 from taupet_bids.core import registration  # noqa: E402
@@ -53,17 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _atlases() -> dict[str, np.ndarray]:
-    out = {
-        name: np.asarray(nib.load(templates.atlas_path(name, 2)).dataobj)
-        for name in ("Braak", "MetaTemporal")
-    }
-    mask = templates.reference_mask_path("InfCerebGrey", 2)
-    out["reference"] = np.asarray(nib.load(mask).dataobj) > 0
-    return out
-
-
-def one_subject(derivatives: Path, bids: Path, subject: str, work: Path) -> list[dict]:
+def one_subject(
+    derivatives: Path, bids: Path, subject: str, work: Path, regions: dict
+) -> list[dict]:
     anat, pet = derivatives / f"sub-{subject}" / "anat", derivatives / f"sub-{subject}" / "pet"
     (t1w,) = anat.glob("*_desc-preproc_T1w.nii.gz")
     (pet_avg,) = pet.glob("*_desc-preproc_pet.nii.gz")
@@ -82,7 +74,7 @@ def one_subject(derivatives: Path, bids: Path, subject: str, work: Path) -> list
         out = work / f"{subject}_res{resolution}_pet.nii.gz"
         chain = [*result["forward_transforms"], str(pet_to_t1w)]
         registration.apply_transforms(str(pet_avg), reference, chain, str(out))
-        values = composites(np.asarray(nib.load(out).dataobj, dtype=np.float32), _atlases())
+        values = composites(np.asarray(nib.load(out).dataobj, dtype=np.float32), regions)
         errors = {r: 100 * (values[r] / truth[r] - 1) for r in GOAL_REGIONS}
         rows.append({"subject": subject, "resolution_mm": resolution, "seconds": seconds,
                      "t1w2std_correlation": result["correlation"], **errors})  # fmt: skip
@@ -96,10 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     bids = args.bench / "other" / "bids"
     derivatives = args.bench / "other" / "template" / "derivatives"
     subjects = sorted(p.name.removeprefix("sub-") for p in derivatives.glob("sub-*") if p.is_dir())
-    rows = []
+    rows, regions = [], template_regions()
     with tempfile.TemporaryDirectory() as work:
         for subject in subjects[: args.n_subjects]:
-            rows += one_subject(derivatives, bids, subject, Path(work))
+            rows += one_subject(derivatives, bids, subject, Path(work), regions)
     long = pd.DataFrame(rows)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     long.to_csv(RESULTS_DIR / "syn_resolution.csv", index=False)
