@@ -5,12 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from taupet_bids import atlases
 from taupet_bids.core import pvc
 from taupet_bids.core.pvc_segmentation import (
     head_mask,
+    mark_missing_data,
     pvc_segmentation,
     reference_tissue,
     segmentation_table,
+    subject_labels,
     uncovered_voxels,
 )
 from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
@@ -150,6 +153,76 @@ def test_pvc_segmentation_covers_everything():
     assert seg[1, 1, 1] == pvc.BRAIN_REST_LABEL
     assert seg[5, 0, 2] == pvc.HEAD_REST_LABEL and seg[0, 5, 5] == 0
     assert uncovered_voxels(seg, brain) == 0
+
+
+def test_head_shells_follow_the_distance_from_the_brain():
+    shape = (40, 40, 40)
+    r = np.sqrt(sum((g - 19.5) ** 2 for g in np.indices(shape).astype(float)))
+    brain = r < 6
+    dk = np.where(brain, 17, 0).astype(np.int32)
+    head = r < 19
+    seg = pvc_segmentation(dk, brain, head, zooms=(1.0, 1.0, 1.0))
+    distance = r - 6  # mm from the brain's surface, roughly
+    assert set(np.unique(seg[head & (distance > 0.9) & (distance < 3.5)])) == {
+        pvc.EXTRACEREBRAL_INNER_LABEL
+    }
+    assert set(np.unique(seg[head & (distance > 4.6) & (distance < 9.5)])) == {
+        pvc.EXTRACEREBRAL_MIDDLE_LABEL
+    }
+    assert set(np.unique(seg[head & (distance > 10.6)])) == {pvc.HEAD_REST_LABEL}
+    assert np.array_equal(pvc_segmentation(dk, brain, head) > 0, seg > 0)
+    table = segmentation_table().set_index("index")
+    assert table.loc[pvc.EXTRACEREBRAL_INNER_LABEL, "tissue"] == "extracerebral"
+
+
+def test_gtm_models_hot_meninges_only_with_the_shells():
+    """A hot layer just outside the brain spills into cortex; one head region cannot hold it."""
+    shape = (48, 48, 48)
+    r = np.sqrt(sum((g - 23.5) ** 2 for g in np.indices(shape).astype(float)))
+    brain = r < 14
+    dk = np.zeros(shape, np.int32)
+    dk[r < 14] = 1002  # cortex
+    dk[r < 10] = 2  # white matter
+    head = r < 21
+    truth = np.select([r < 10, r < 14, r < 16, r < 21], [1.2, 1.6, 2.0, 0.4], 0.0)
+    sigma = pvc.fwhm_to_sigma(FWHM, ZOOMS)
+    blurred = pvc.blur(truth, sigma)
+    plain = pvc.gtm(blurred, pvc_segmentation(dk, brain, head), sigma).values()[1002]
+    shelled = pvc.gtm(blurred, pvc_segmentation(dk, brain, head, zooms=ZOOMS), sigma).values()
+    assert abs(shelled[1002] - 1.6) < abs(plain - 1.6)
+    assert shelled[1002] == pytest.approx(1.6, rel=0.03)
+
+
+def test_regions_cut_by_the_field_of_view_are_judged_by_their_measured_part(scene):
+    seg, sharp, _, sigma = scene
+    cut = seg.shape[2] // 2 - 2
+    sharp = sharp.copy()
+    sharp[:, :, :cut] = 0.0  # no activity is detected below the field of view
+    observed = pvc.blur(sharp, sigma)
+    observed[:, :, :cut] = 0.0
+    marked = mark_missing_data(seg, observed)
+    assert set(np.unique(marked[:, :, :cut])) <= {0, pvc.NO_DATA_LABEL}
+    assert np.array_equal(marked[:, :, cut:], seg[:, :, cut:])
+    naive = pvc.gtm(observed, seg, sigma).values()
+    fixed = pvc.gtm(observed, marked, sigma).values()
+    assert fixed[3] == pytest.approx(VALUES[3], rel=0.02)
+    assert abs(naive[3] - VALUES[3]) > 0.2 * VALUES[3]
+
+
+def test_subject_labels_follow_the_subject_grey_matter():
+    shape = (24, 24, 24)
+    r = np.sqrt(sum((g - 11.5) ** 2 for g in np.indices(shape).astype(float)))
+    brain = r < 10
+    dk = np.where(r < 10, 1002, 0).astype(np.int32)  # template cortex: 7 to 10 voxels out
+    dk[r < 7] = 2
+    gm = ((r >= 5) & (r < 8)).astype(float)  # the subject's cortex sits deeper
+    wm = (r < 5).astype(float)
+    labels = subject_labels(dk, brain, gm, wm, brain)
+    assert set(np.unique(labels[(r >= 5.2) & (r < 7.8)])) == {1002}
+    assert set(np.unique(labels[r < 4.8])) == {2}
+    assert set(np.unique(labels[(r > 8.2) & (r < 9.8)])) == {0}  # CSF: rest of brain
+    seg = pvc_segmentation(labels, brain, r < 12)
+    assert set(np.unique(seg[(r > 8.2) & (r < 9.8)])) == {pvc.BRAIN_REST_LABEL}
 
 
 def write(path, data):
@@ -349,6 +422,43 @@ def test_segmentation_gives_the_reference_its_own_label(tmp_path, monkeypatch, t
     assert np.array_equal(seg == pvc.REFERENCE_LABEL, reference)
     table = pd.read_csv(out.labels_file, sep="\t").set_index("index")
     assert table.loc[pvc.REFERENCE_LABEL, "tissue"] == "cerebellar_cortex"
+    assert out.reference_mask == "template"
+
+
+def test_segmentation_follows_the_subject_tissues(tmp_path, monkeypatch, templateflow_home):
+    """With the subject's tissues the cortex and the reference are cut to its grey matter."""
+    from taupet_bids import templates
+
+    monkeypatch.chdir(tmp_path)
+    mask = templates.reference_mask_path("InfCerebGrey", 2)
+    image = nib.load(templates.brain_mask_path(2))
+    brain = np.asarray(image.dataobj) > 0
+    dk = np.rint(np.asarray(nib.load(templates.atlas_path("DK", 2)).dataobj)).astype(int)
+    grey_labels = [lab.index for lab in atlases.dk_labels() if lab.tissue != "white_matter"]
+    gm = (np.isin(dk, grey_labels) & (np.indices(dk.shape)[0] % 4 != 0)).astype(np.float32)
+    wm = (brain & (gm == 0)).astype(np.float32)
+    tissues = tmp_path / "tissues.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([gm, wm, brain.astype(np.float32)], -1), image.affine),
+             tissues)  # fmt: skip
+    out = (
+        PVCSegmentation(
+            dk_file=str(templates.atlas_path("DK", 2)),
+            brain_mask=str(templates.brain_mask_path(2)),
+            t1w_file=str(templates.t1w_path(2)),
+            reference_mask=str(mask),
+            reference_region="InfCerebGrey",
+            tissues_file=str(tissues),
+        )
+        .run()
+        .outputs
+    )
+    seg = np.asarray(nib.load(out.out_file).dataobj)
+    cortex = [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"]
+    assert out.reference_mask == "subject-gm"
+    assert np.all(gm[np.isin(seg, cortex)] > 0), "no cortical label off the subject's grey"
+    assert np.all(gm[seg == pvc.REFERENCE_LABEL] > 0)
+    assert np.isin(seg, cortex).sum() < np.isin(dk, cortex).sum()
+    assert uncovered_voxels(seg, brain) == 0
 
 
 # --------------------------------------------------------------------- PSF for a pipeline run

@@ -268,6 +268,13 @@ HEAD_REST_LABEL = 9002
 REFERENCE_LABEL = 9003
 #: PET voxels outside the template's box (e.g. neck), when labels are pulled onto a PET grid.
 OUTSIDE_LABEL = 9004
+#: Head within a few mm of the brain (meninges, venous sinuses, inner skull) and the skull
+#: beyond it: off-target binding there differs from scalp and face, and it spills into cortex.
+EXTRACEREBRAL_INNER_LABEL = 9005
+EXTRACEREBRAL_MIDDLE_LABEL = 9006
+#: Voxels without PET data (beyond the PET's field of view once resampled, exactly 0): their
+#: own region, so that a region cut by the field of view is judged by its measured part only.
+NO_DATA_LABEL = 9007
 
 
 def renormalise(

@@ -15,15 +15,23 @@ from scipy import ndimage
 from taupet_bids import atlases
 from taupet_bids.core.pvc import (
     BRAIN_REST_LABEL,
+    EXTRACEREBRAL_INNER_LABEL,
+    EXTRACEREBRAL_MIDDLE_LABEL,
     HEAD_REST_LABEL,
+    NO_DATA_LABEL,
     OUTSIDE_LABEL,
     REFERENCE_LABEL,
 )
+from taupet_bids.core.tissue_labels import redraw_labels
+from taupet_bids.greymatter import TISSUE_THRESHOLD
 
 #: DK tissue classes that Müller-Gärtner treats as grey matter.
 GM_TISSUES = ("cortex", "subcortical", "cerebellar_cortex")
 #: Head = template T1w above this fraction of its 99.9th percentile (holes filled).
 HEAD_FRACTION = 0.1
+#: Outer edges (mm from the brain) of the two extracerebral shells: meninges, sinuses and inner
+#: skull; then the skull. Chosen on the phantom benchmark's tuning subjects (docs/pvc.md).
+SHELL_EDGES_MM = (4.0, 10.0)
 
 
 def head_mask(t1w: np.ndarray, brain_mask: np.ndarray) -> np.ndarray:
@@ -38,23 +46,74 @@ def pvc_segmentation(
     brain_mask: np.ndarray,
     head: np.ndarray,
     reference: np.ndarray | None = None,
+    zooms: tuple[float, float, float] | None = None,
 ) -> np.ndarray:
     """The PVC label image: every DK label, then the rest of the brain mask, head and air.
 
     DK labels win where they reach outside the brain mask; brain-mask voxels without a DK
-    label (sulcal CSF, meninges) become ``BRAIN_REST_LABEL``; the rest of the head (scalp,
-    skull) ``HEAD_REST_LABEL``; everything else stays 0 (air). No voxel is left out, which
-    GTM needs to be well-posed. With a ``reference`` mask, its voxels become
-    ``REFERENCE_LABEL`` (over any DK label), so the reference gets its own corrected value.
+    label (sulcal CSF) become ``BRAIN_REST_LABEL``; the rest of the head (scalp, skull)
+    ``HEAD_REST_LABEL``; everything else stays 0 (air). No voxel is left out, which GTM needs
+    to be well-posed. With a ``reference`` mask, its voxels become ``REFERENCE_LABEL`` (over any
+    DK label), so the reference gets its own corrected value. With the grid's ``zooms`` (mm),
+    the head is split into shells by distance from the brain (:data:`SHELL_EDGES_MM`): tau
+    tracers bind in meninges, sinuses and bone at levels of their own, and one head region
+    would average them with scalp and face, so their spill into cortex would be mis-modelled.
     """
     dk = np.rint(dk).astype(np.int32)
     out = np.zeros(dk.shape, np.int32)
-    out[np.asarray(head) > 0] = HEAD_REST_LABEL
+    head = np.asarray(head) > 0
+    out[head] = HEAD_REST_LABEL
     out[np.asarray(brain_mask) > 0] = BRAIN_REST_LABEL
     out[dk > 0] = dk[dk > 0]
+    if zooms is not None:
+        cerebral = (out > 0) & (out != HEAD_REST_LABEL)
+        if cerebral.any():
+            distance = ndimage.distance_transform_edt(~cerebral, sampling=zooms[:3])
+            rest = out == HEAD_REST_LABEL
+            inner, middle = SHELL_EDGES_MM
+            out[rest & (distance <= middle)] = EXTRACEREBRAL_MIDDLE_LABEL
+            out[rest & (distance <= inner)] = EXTRACEREBRAL_INNER_LABEL
     if reference is not None:
         out[np.asarray(reference) > 0] = REFERENCE_LABEL
     return out
+
+
+def mark_missing_data(seg: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The label image with every labelled voxel that has no PET data set to ``NO_DATA_LABEL``.
+
+    After resampling to the template, voxels beyond the PET's field of view are exactly 0; a
+    field of view that cuts the cerebellum or the vertex would otherwise count them as measured
+    zeros of the regions they fall in. Air (label 0) stays air. Non-finite voxels count as
+    missing too (the caller replaces them by 0).
+    """
+    seg = np.rint(seg).astype(np.int32)
+    image = np.asarray(image)
+    missing = (~np.isfinite(image) | (image == 0)) & (seg != 0)
+    out = seg.copy()
+    out[missing] = NO_DATA_LABEL
+    return out
+
+
+def subject_labels(
+    dk: np.ndarray,
+    brain_mask: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    subject_brain: np.ndarray,
+    threshold: float = TISSUE_THRESHOLD,
+) -> np.ndarray:
+    """Template DK labels redrawn by the subject's grey and white matter (template grid).
+
+    GTM assumes each region is uniform and sits where its label says; a cortical label that
+    covers the subject's white matter or CSF makes it solve for the wrong mixture. Here cortex is
+    wherever the subject's grey matter probability is at least ``threshold`` (named by the nearest
+    template cortical label), cerebral white matter wherever its white matter is, and CSF inside
+    the brain becomes unlabelled (``BRAIN_REST_LABEL`` in :func:`pvc_segmentation`); template
+    cortex beyond both brain masks is no cortex of this subject and is dropped.
+    """
+    zone = (np.asarray(brain_mask) > 0) | (np.asarray(subject_brain) > 0) | (np.asarray(dk) > 0)
+    is_gm = np.asarray(gm) >= threshold
+    return redraw_labels(dk, is_gm, np.asarray(wm) >= threshold, zone)
 
 
 def uncovered_voxels(seg: np.ndarray, mask: np.ndarray, unlabelled: int = 0) -> int:
@@ -83,6 +142,17 @@ def segmentation_table(reference_region: str | None = None) -> pd.DataFrame:
         {"index": BRAIN_REST_LABEL, "name": "brain-unlabelled", "tissue": "other"},
         {"index": HEAD_REST_LABEL, "name": "extracerebral", "tissue": "extracerebral"},
         {"index": OUTSIDE_LABEL, "name": "outside-template", "tissue": "extracerebral"},
+        {
+            "index": EXTRACEREBRAL_INNER_LABEL,
+            "name": "extracerebral-inner",
+            "tissue": "extracerebral",
+        },
+        {
+            "index": EXTRACEREBRAL_MIDDLE_LABEL,
+            "name": "extracerebral-middle",
+            "tissue": "extracerebral",
+        },
+        {"index": NO_DATA_LABEL, "name": "no-pet-data", "tissue": "background"},
     ]
     if reference_region:
         rows.append(

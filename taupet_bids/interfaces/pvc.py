@@ -30,11 +30,15 @@ from taupet_bids.core.images import check_same_grid, load_3d, out_path, save_lik
 from taupet_bids.core.pvc_segmentation import (
     grey_matter_labels,
     head_mask,
+    mark_missing_data,
     pvc_segmentation,
     segmentation_table,
+    subject_labels,
 )
 from taupet_bids.core.regions import STAT_COLUMNS, read_label_table, regional_statistics
+from taupet_bids.core.suvr import subject_reference
 from taupet_bids.errors import InputError
+from taupet_bids.interfaces.segmentation import tissue_volumes
 
 LOG = logging.getLogger("nipype.interface")
 
@@ -47,15 +51,25 @@ class _SegInputSpec(BaseInterfaceInputSpec):
         exists=True, requires=["reference_region"], desc="SUVR reference mask: its own label"
     )
     reference_region = traits.Str(desc="reference region name (its tissue class and row name)")
+    tissues_file = File(
+        exists=True,
+        desc="4-D GM, WM, brain mask of the subject on the same grid: redraw cortex, white "
+        "matter and the reference by the subject's own tissues (--regional-mask subject-gm)",
+    )
 
 
 class _SegOutputSpec(TraitedSpec):
     out_file = File(exists=True, desc="label image covering every voxel")
     labels_file = File(exists=True, desc="TSV: index, name, tissue")
+    reference_mask = traits.Str(desc="template, subject-gm or template-fallback")
 
 
 class PVCSegmentation(SimpleInterface):
-    """The PVC label image: DK labels + rest of brain mask + rest of head + air (label 0)."""
+    """The PVC label image: DK labels + rest of brain mask + head shells + air (label 0).
+
+    With ``tissues_file`` the cortex, white matter and reference follow the subject's grey and
+    white matter (:func:`subject_labels`, the SUVR's own :func:`subject_reference`).
+    """
 
     input_spec = _SegInputSpec
     output_spec = _SegOutputSpec
@@ -64,15 +78,28 @@ class PVCSegmentation(SimpleInterface):
         dk_file = self.inputs.dk_file
         for other in (self.inputs.brain_mask, self.inputs.t1w_file):
             check_same_grid(dk_file, other)
-        brain = load_3d(self.inputs.brain_mask)
+        image = nib.load(dk_file)
+        zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+        brain = load_3d(self.inputs.brain_mask) > 0
         head = head_mask(load_3d(self.inputs.t1w_file), brain)
-        reference, reference_region = None, None
+        dk = np.rint(load_3d(dk_file)).astype(np.int32)
+        tissues = None
+        if isdefined(self.inputs.tissues_file):
+            check_same_grid(dk_file, self.inputs.tissues_file)
+            tissues = tissue_volumes(self.inputs.tissues_file)
+            dk = subject_labels(dk, brain, tissues["GM"], tissues["WM"], tissues["brain"] > 0)
+        reference, reference_region, kind = None, None, "template"
         if isdefined(self.inputs.reference_mask):
             check_same_grid(dk_file, self.inputs.reference_mask)
             reference = load_3d(self.inputs.reference_mask) > 0
             reference_region = self.inputs.reference_region
-        seg = pvc_segmentation(load_3d(dk_file), brain, head, reference)
-        image = nib.load(dk_file)
+            if tissues is not None:
+                reference, kind = subject_reference(
+                    reference, tissues["GM"], tissues["WM"], tissues["brain"], zooms
+                )
+                reference = reference > 0
+        seg = pvc_segmentation(dk, brain, head, reference, zooms=zooms)
+        self._results["reference_mask"] = kind
         out = out_path(dk_file, "_pvcseg")
         nib.save(nib.Nifti1Image(seg.astype(np.int16), image.affine, image.header), out)
         table = out_path(dk_file, "_pvcseg", ext=".tsv")
@@ -147,6 +174,9 @@ class PartialVolumeCorrection(SimpleInterface):
         names = read_label_table(self.inputs.labels_file)
         if not np.all(np.isfinite(data)):
             raise InputError(in_file, "has non-finite voxels; PVC needs a finite image")
+        seg = mark_missing_data(seg, data)
+        if pvc.NO_DATA_LABEL in set(np.unique(seg).tolist()):
+            names = {**names, pvc.NO_DATA_LABEL: "no-pet-data"}
         method = self.inputs.method
         try:
             result = pvc.correct(
@@ -167,7 +197,7 @@ class PartialVolumeCorrection(SimpleInterface):
                 "use the PVCSegmentation label image; the reference region must be a label of "
                 "its own (PVCSegmentation with a reference_mask) inside the PET's field of view",
             ) from err  # fmt: skip
-        corrected = result.image
+        corrected = np.where(seg == pvc.NO_DATA_LABEL, np.nan, result.image)
         out = save_like(corrected, image, out_path(in_file, f"_pvc-{method}"))
         voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
         present = {index: name for index, name in names.items() if index in set(result.gtm.labels)}

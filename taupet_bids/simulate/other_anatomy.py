@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from taupet_bids import atlases, templates
 from taupet_bids.atlases import build
-from taupet_bids.core import registration
+from taupet_bids.core import registration, tissue_labels
 from taupet_bids.core.grids import Grid
 from taupet_bids.simulate.template import (
     AIR,
@@ -81,6 +81,7 @@ def _nilearn_image(kind: str) -> nib.Nifti1Image:
 
 def _fingerprint() -> str:
     digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(Path(tissue_labels.__file__).read_bytes())
     digest.update(templates._bootstrap_fingerprint().encode())
     return digest.hexdigest()[:12]
 
@@ -88,12 +89,6 @@ def _fingerprint() -> str:
 def cache_path() -> Path:
     """Where the built anatomy is kept (one file per code version)."""
     return templates.default_home().parent / "phantom-anatomy" / f"{SPACE}-{_fingerprint()}.npz"
-
-
-def _nearest(labels: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """For every voxel, the label of the nearest voxel in ``source`` (a boolean mask)."""
-    indices = ndimage.distance_transform_edt(~source, return_distances=False, return_indices=True)
-    return labels[tuple(indices)]
 
 
 def _carry_over(reference: nib.Nifti1Image, brain: np.ndarray, work: Path) -> dict:
@@ -134,25 +129,8 @@ def _extended_affine(affine: np.ndarray) -> np.ndarray:
 
 def redraw_labels(dk: np.ndarray, gm: np.ndarray, wm: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """Carried-over DK labels made to follow this anatomy's own grey and white matter."""
-    by_tissue: dict[str, list[int]] = {}
-    for label in atlases.dk_labels():
-        by_tissue.setdefault(label.tissue, []).append(label.index)
-    cortex = np.isin(dk, by_tissue["cortex"])
-    cerebral_wm = np.isin(dk, atlases.dk_indices(["cerebral-white-matter"]))
-    cerebellum = np.isin(dk, atlases.dk_indices(["cerebellum-cortex", "cerebellum-white-matter"]))
     is_gm = gm >= GM_THRESHOLD
-    is_wm = (wm >= WM_THRESHOLD) & ~is_gm
-    out = dk.copy()
-    zone = brain & (cortex | cerebral_wm | (dk == 0))
-    out[zone] = 0
-    out[zone & is_gm] = _nearest(dk, cortex)[zone & is_gm]
-    out[zone & is_wm] = _nearest(dk, cerebral_wm)[zone & is_wm]
-    cb_cortex = np.isin(dk, atlases.dk_indices(["cerebellum-cortex"]))
-    cb_wm = np.isin(dk, atlases.dk_indices(["cerebellum-white-matter"]))
-    out[cerebellum & is_gm] = _nearest(dk, cb_cortex)[cerebellum & is_gm]
-    out[cerebellum & is_wm] = _nearest(dk, cb_wm)[cerebellum & is_wm]
-    out[cerebellum & ~(is_gm | is_wm)] = 0
-    return out
+    return tissue_labels.redraw_labels(dk, is_gm, (wm >= WM_THRESHOLD) & ~is_gm, brain)
 
 
 def _neck(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from nipype.pipeline import engine as pe
 from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
 from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
+from taupet_bids.greymatter import TISSUE_THRESHOLD
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
 from taupet_bids.plan import ScanPlan
 from taupet_bids.workflows import anat, pet, quantification, reportlets
@@ -110,6 +111,17 @@ def _regional_mask_meta(plan: ScanPlan) -> dict:
     return {"RegionalMask": "template", "RegionalMaskReason": plan.regional_mask_reason}
 
 
+def _pvc_regional_mask_meta(plan: ScanPlan) -> dict:
+    """Sidecar fields saying which labels a PVC table's correction and means used."""
+    if plan.subject_gm and not plan.mr_less:
+        return {
+            "RegionalMask": "subject-gm",
+            "RegionalMaskReason": PVC_SUBJECT_GM,
+            "GreyMatterThreshold": TISSUE_THRESHOLD,
+        }
+    return {"RegionalMask": "template", "RegionalMaskReason": PVC_REGIONAL_MASK}
+
+
 def _sink(name: str, base: Path, **fields) -> pe.Node:
     return pe.Node(
         DerivativesDataSink(base_directory=str(base), **fields),
@@ -127,10 +139,17 @@ PVC_SPACE = {
     "template": "the template-space SUVR image with the template labels (MR-less path: the "
     "PET-to-template transform has no inverse to pull labels onto the PET)",
 }
-#: Why PVC tables keep the template's labels whatever ``--regional-mask`` says.
+#: Why PVC tables keep the template's labels (``--regional-mask template``, or MR-less).
 PVC_REGIONAL_MASK = (
-    "partial-volume correction models each template label's spill-over itself, so its tables "
-    "keep the template's labels and reference mask"
+    "the correction's label image is the template's DK atlas with its reference mask (no T1w "
+    "segmentation on this path, or --regional-mask template)"
+)
+#: How PVC follows the subject with ``--regional-mask subject-gm`` on the MR-based path.
+PVC_SUBJECT_GM = (
+    "the correction's label image follows the subject's own tissues: cortex wherever the "
+    "subject's grey matter probability (Atropos, on the T1w) is at least GreyMatterThreshold, "
+    "named by the nearest template cortical label, white matter likewise, and the SUVR's own "
+    "subject-gm reference; the tables read the corrected values over the subject's grey matter"
 )
 #: How PVC tables are referenced (the sidecar says it, since the PVC literature does both).
 REFERENCE_RENORMALISATION = (
@@ -360,7 +379,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
                 PSFFWHMUnits="mm", PSFFWHMSource=plan.pvc_fwhm_source,
                 ReferenceRenormalisation=REFERENCE_RENORMALISATION,
                 PVCSpace=PVC_SPACE["template" if plan.mr_less else "pet"],
-                RegionalMask="template", RegionalMaskReason=PVC_REGIONAL_MASK,
+                **_pvc_regional_mask_meta(plan),
                 **pet_meta, **resolution_meta, **pet_sources,
             )  # fmt: skip
             workflow.connect([

@@ -66,9 +66,9 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
 
     With a ``subject-gm`` plan the input ``tissues_std`` (the subject's tissue probabilities
     on the template grid) cuts the reference and the grey-matter regions to the subject's grey
-    matter, and ``table_meta`` holds each table's sidecar fields. PVC tables and CenTauRz keep
-    the template's labels: PVC models the grey matter itself, and the CenTauRz constants were
-    calibrated on template masks.
+    matter, and ``table_meta`` holds each table's sidecar fields. The PVC label image follows
+    the subject's tissues too (MR-based path); CenTauRz keeps the template's labels, on which
+    its constants were calibrated.
     """
     reference_region, atlases = plan.reference_region, plan.atlases
     resolution = templates.WORKING_RESOLUTION
@@ -182,7 +182,7 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
     if plan.pvc_methods and plan.mr_less:
         _add_pvc(workflow, suvr, outputnode, plan)
     elif plan.pvc_methods:
-        _add_native_pvc(workflow, inputnode, coregister, outputnode, plan)
+        _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan)
     return workflow
 
 
@@ -249,7 +249,10 @@ def _add_mr_less(workflow, inputnode, to_template, outputnode, plan: ScanPlan):
 
 
 def _pvc_segmentation_node(reference_region: str) -> pe.Node:
-    """The PVC label image on the template grid, with the reference as its own label."""
+    """The PVC label image on the template grid, with the reference as its own label.
+
+    Its ``tissues_file`` input, when connected, redraws it by the subject's tissues.
+    """
     resolution = templates.WORKING_RESOLUTION
     return pe.Node(
         PVCSegmentation(
@@ -263,7 +266,7 @@ def _pvc_segmentation_node(reference_region: str) -> pe.Node:
     )
 
 
-def _add_native_pvc(workflow, inputnode, coregister, outputnode, plan: ScanPlan):
+def _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan: ScanPlan):
     """PVC on the subject's own PET grid (the MR-based path), then the usual template tables.
 
     The template label image is pulled onto the PET grid through the inverse of the subject's
@@ -272,8 +275,14 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, plan: ScanPlan)
     (it is divided by its own corrected reference). Each label's corrected value (GTM; the
     RBV/MG image's mean over the label) is painted on the template labels, so the tables are
     the usual ones without resampling a sharpened image, which would blur it again.
+
+    With a ``subject-gm`` plan the label image follows the subject's grey and white matter and
+    the reference is the SUVR's own subject-gm reference; the tables then read the painted
+    values over the subject's grey matter, as the uncorrected tables do.
     """
     segmentation = _pvc_segmentation_node(plan.reference_region)
+    if plan.subject_gm:
+        workflow.connect([(inputnode, segmentation, [("tissues_std", "tissues_file")])])
     inverse = pe.Node(
         niu.Function(function=_compose_inverse, output_names=["transforms", "flags"]),
         name="compose_inverse",
@@ -297,7 +306,15 @@ def _add_native_pvc(workflow, inputnode, coregister, outputnode, plan: ScanPlan)
             ("transforms", "transforms"), ("flags", "invert_transform_flags"),
         ]),
     ])  # fmt: skip
-    for method, correct, tables in _pvc_method_nodes(workflow, outputnode, plan):
+    for method, correct, tables in _pvc_method_nodes(workflow, outputnode, plan, plan.subject_gm):
+        if plan.subject_gm:
+            workflow.connect([
+                (inputnode, tables, [("tissues_std", "inputnode.tissues_std")]),
+                (suvr, tables, [
+                    ("reference_mask_file", "inputnode.reference_mask"),
+                    ("reference_mask", "inputnode.reference_kind"),
+                ]),
+            ])  # fmt: skip
         workflow.connect([
             (inputnode, correct, [("pet_average", "in_file")]),
             (labels_to_pet, correct, [("out_file", "seg_file")]),
@@ -327,7 +344,7 @@ def _add_pvc(workflow, suvr, outputnode, plan: ScanPlan):
         ])  # fmt: skip
 
 
-def _pvc_method_nodes(workflow, outputnode, plan: ScanPlan):
+def _pvc_method_nodes(workflow, outputnode, plan: ScanPlan, subject_gm: bool = False):
     """Per method: the correction node (divided by the corrected reference) and its tables
     workflow, whose tables are gathered method-major, atlas-minor into ``pvc_tables``."""
     methods = plan.pvc_methods
@@ -340,6 +357,8 @@ def _pvc_method_nodes(workflow, outputnode, plan: ScanPlan):
             ),
             name=f"pvc_{method}",
         )
-        tables = init_tables_wf(plan.reference_region, plan.atlases, name=f"tables_pvc_{method}")
+        tables = init_tables_wf(
+            plan.reference_region, plan.atlases, subject_gm=subject_gm, name=f"tables_pvc_{method}"
+        )
         workflow.connect([(tables, gather, [("outputnode.tables", f"in{position}")])])
         yield method, correct, tables
