@@ -4,7 +4,8 @@ Runs post hoc on the template-space SUVR images the participant benchmark left b
 (``benchmarks/participant_accuracy.py --out OUT``: ``OUT/<anatomy>/bids`` and
 ``OUT/<anatomy>/template/derivatives``), so no pipeline rerun is needed. For every subject of each
 anatomy it applies GTM, RBV and Müller-Gärtner (``taupet_bids.core.pvc``) with the segmentation
-the app uses (``PVCSegmentation``: all DK labels, rest of brain mask, rest of head, air), then
+the app's MR-less path uses (``PVCSegmentation``: all DK labels, rest of brain mask, head shells,
+air; template voxels without PET data as a region of their own), then
 averages the corrected images over the same DK, Braak and meta-temporal regions as the app's
 tables, and compares them with the **sharp truth** (the unblurred map the PET was simulated
 from, over the subject's own regions) and, for information, the blurred truth.
@@ -56,6 +57,7 @@ from taupet_bids.core import pvc  # noqa: E402
 from taupet_bids.core.pvc_segmentation import (  # noqa: E402
     grey_matter_labels,
     head_mask,
+    mark_missing_data,
     pvc_segmentation,
     segmentation_table,
 )
@@ -110,7 +112,7 @@ def load_template() -> dict:
             name: {int(r["index"]): r["name"] for r in atlases.atlas_table(name)}
             for name in SEGMENTATIONS
         },
-        "seg": pvc_segmentation(dk, brain, head, reference=reference),
+        "seg": pvc_segmentation(dk, brain, head, reference=reference, zooms=(2.0, 2.0, 2.0)),
         "grey": grey_matter_labels(segmentation_table(REFERENCE)),
         "cortex": [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"],
         "dk": dk,
@@ -141,7 +143,8 @@ def correct(
     (a GTM region of its own). ``gtm_noref`` is GTM without that step, to show what it does;
     ``seconds["reference_gtm"]`` is the GTM reference value (the factor divided by).
     """
-    seg, sigma = template["seg"], pvc.fwhm_to_sigma(fwhm, (2.0, 2.0, 2.0))
+    seg = mark_missing_data(template["seg"], image)
+    sigma = pvc.fwhm_to_sigma(fwhm, (2.0, 2.0, 2.0))
     images, seconds = {}, {}
     for method in methods:
         start = time.perf_counter()
@@ -150,10 +153,11 @@ def correct(
             reference_label=pvc.REFERENCE_LABEL,
         )  # fmt: skip
         seconds[method] = time.perf_counter() - start
-        images[method] = result.image
+        images[method] = np.where(seg == pvc.NO_DATA_LABEL, np.nan, result.image)
         if method == "gtm":
             seconds["reference_gtm"] = result.reference_value
-            images["gtm_noref"] = pvc.correct("gtm", image, seg, sigma).image
+            plain = pvc.correct("gtm", image, seg, sigma).image
+            images["gtm_noref"] = np.where(seg == pvc.NO_DATA_LABEL, np.nan, plain)
     return images, seconds
 
 
@@ -581,9 +585,11 @@ def render(args, env: dict, long, summary, timings, scans, goal) -> str:
         "flattering case); *other anatomy*: the simulator's default, a MNI152NLin2009aSym brain "
         "labelled by its own grey matter in a realistic head, its truth over the subject's own "
         "regions. PVC as in `taupet_bids.core.pvc` (see docs/pvc.md) on the `PVCSegmentation` "
-        "label image of the template (all DK labels + the reference region as its own label + "
-        "rest of brain mask + rest of head + air), each corrected image divided by its mean in "
-        "the reference region. The simulator's three scanners blur with an effective FWHM drawn "
+        "label image of the template, as the MR-less path uses it (all DK labels + the reference "
+        "region as its own label + rest of brain mask + the head in shells 0-4 mm, 4-10 mm and "
+        "beyond + air; template voxels without PET data a region of their own), each corrected "
+        "image divided by its mean in the reference region. The simulator's three scanners "
+        "blur with an effective FWHM drawn "
         "uniformly from 6-7, 6.5-7.5 and 7-8 mm; the shipped table holds their midpoints. The "
         "app's image was resampled once more and the head warped, so the true effective PSF is "
         "somewhat wider than the nominal one. Errors are 100 (measured - sharp truth) / sharp "

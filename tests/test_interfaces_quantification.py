@@ -137,3 +137,27 @@ def test_suvr_then_regional_statistics_as_nipype_workflow(scene, tmp_path):
     assert table.loc["x", "suvr_mean"] == pytest.approx(expected.mean(), rel=1e-6)
     assert table.loc["x", "volume_ml"] == pytest.approx(0.04)
     assert table.loc["absent", "n_voxels"] == 0 and np.isnan(table.loc["absent", "suvr_mean"])
+
+
+def test_regions_cut_by_the_field_of_view_are_averaged_over_their_measured_voxels(scene, tmp_path):
+    """Voxels beyond the PET's field of view (exactly 0 once resampled) count for no region."""
+    suvr = np.full((10, 10, 10), 1.5, np.float32)
+    suvr[:, :, 0] = 0.0  # the lowest slice was not in the PET's field of view
+    atlas = np.zeros(suvr.shape, np.int16)
+    atlas[2:4, 2:4, 0:2] = 1  # half of it in the missing slice
+    labels_tsv = tmp_path / "one.tsv"
+    labels_tsv.write_text("index\tname\n1\tcut\n")
+    out = (
+        RegionalStatistics(
+            in_file=save(tmp_path / "suvr.nii.gz", suvr),
+            atlas_file=save(tmp_path / "cut_atlas.nii.gz", atlas),
+            labels_file=str(labels_tsv),
+        )
+        .run(cwd=str(tmp_path))
+        .outputs
+    )
+    table = pd.read_csv(out.out_table, sep="\t").set_index("region")
+    assert table.loc["cut", "suvr_mean"] == pytest.approx(1.5)  # not 0.75
+    assert table.loc["cut", "n_voxels"] == 4
+    plain = regional_statistics(suvr, atlas, 0.008, {1: "cut"}).set_index("region")
+    assert plain.loc["cut", "suvr_mean"] == pytest.approx(0.75)

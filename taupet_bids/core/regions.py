@@ -23,7 +23,9 @@ STAT_COLUMN_DESCRIPTIONS = {
     "volume_ml": "volume of the voxels the statistics were taken over (template space), mL",
     "n_voxels": "number of template-space voxels the statistics were taken over: the atlas "
     "label's, or with RegionalMask subject-gm those of its grey-matter regions where the "
-    "subject's grey matter probability is at least GreyMatterThreshold (see the sidecar)",
+    "subject's grey matter probability is at least GreyMatterThreshold (see the sidecar); "
+    "voxels beyond the PET's field of view are left out, so fewer than the label's mean the "
+    "field of view cut the region",
 }
 STAT_COLUMNS = list(STAT_COLUMN_DESCRIPTIONS)
 
@@ -41,19 +43,33 @@ def region_stats(values: np.ndarray, voxel_ml: float) -> dict[str, float]:
     }
 
 
+def measured_voxels(image: np.ndarray) -> np.ndarray:
+    """Voxels that carry PET data: a template-space image is exactly 0 where the PET's field of
+    view did not reach (the resampling's fill value), and a region's statistics leave those out,
+    as the SUVR reference does; otherwise a field of view that cuts the vertex or the cerebellum
+    pulls the regions there towards 0."""
+    return np.asarray(image) != 0
+
+
 def regional_statistics(
     suvr: np.ndarray,
     atlas: np.ndarray,
     voxel_ml: float,
     labels: Mapping[int, str],
     groups: Mapping[str, Sequence[int]] | None = None,
+    measured: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per label (or per group when ``groups`` is given); empty regions are kept."""
+    """One row per label (or per group when ``groups`` is given); empty regions are kept.
+
+    With ``measured`` (:func:`measured_voxels`), voxels outside it are left out of every region.
+    """
     regions = groups if groups else {name: [index] for index, name in labels.items()}
     atlas = np.rint(atlas).astype(np.int64)
     rows = []
     for name, indices in regions.items():
         inside = np.isin(atlas, np.asarray(list(indices), dtype=np.int64))
+        if measured is not None:
+            inside &= measured
         rows.append({"region": name, **region_stats(suvr[inside], voxel_ml)})
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
@@ -76,6 +92,7 @@ def grey_matter_statistics(
     grey_labels: Sequence[int],
     groups: Mapping[str, Sequence[int]] | None = None,
     threshold: float = TISSUE_THRESHOLD,
+    measured: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """:func:`regional_statistics` with grey-matter labels cut to the subject's grey matter.
 
@@ -84,7 +101,7 @@ def grey_matter_statistics(
     them. A thresholded mask rather than a GM-weighted mean: every kept voxel weighs the same,
     so the median and sd stay ordinary voxel statistics and ``n_voxels`` stays a voxel count.
     A region left with no voxel falls back to its template voxels; the second value lists those
-    regions, for the table's sidecar.
+    regions, for the table's sidecar. With ``measured``, voxels outside it are left out first.
     """
     regions = groups if groups else {name: [index] for index, name in labels.items()}
     atlas = np.rint(atlas).astype(np.int64)
@@ -93,6 +110,8 @@ def grey_matter_statistics(
     rows, fallbacks = [], []
     for name, indices in regions.items():
         inside = np.isin(atlas, np.asarray(list(indices), dtype=np.int64))
+        if measured is not None:
+            inside &= measured
         restricted = inside & kept
         if inside.any() and not restricted.any():
             restricted = inside

@@ -24,6 +24,7 @@ from taupet_bids.core.images import check_same_grid, load_3d, out_path, save_lik
 from taupet_bids.core.regions import (
     STAT_COLUMNS,
     grey_matter_statistics,
+    measured_voxels,
     read_label_table,
     regional_statistics,
 )
@@ -117,10 +118,8 @@ class RegionalStatistics(SimpleInterface):
     def _run_interface(self, runtime):
         check_same_grid(self.inputs.in_file, self.inputs.atlas_file)
         zooms = nib.load(self.inputs.in_file).header.get_zooms()[:3]
-        arguments = (
-            load_3d(self.inputs.in_file),
-            load_3d(self.inputs.atlas_file),
-        )
+        image = load_3d(self.inputs.in_file)
+        arguments = (image, load_3d(self.inputs.atlas_file))
         voxel_ml = float(np.prod(zooms)) / 1000.0
         labels = read_label_table(self.inputs.labels_file)
         fallbacks: list[str] = []
@@ -129,12 +128,13 @@ class RegionalStatistics(SimpleInterface):
             gm = tissue_volumes(self.inputs.tissues_file)["GM"]
             table, fallbacks = grey_matter_statistics(
                 *arguments, gm, voxel_ml, labels, self.inputs.grey_labels,
-                groups=self.inputs.groups or None,
+                groups=self.inputs.groups or None, measured=measured_voxels(image),
             )  # fmt: skip
         else:
             table = regional_statistics(
-                *arguments, voxel_ml, labels, groups=self.inputs.groups or None
-            )
+                *arguments, voxel_ml, labels, groups=self.inputs.groups or None,
+                measured=measured_voxels(image),
+            )  # fmt: skip
         out = out_path(self.inputs.in_file, "_regions", ext=".tsv")
         table.to_csv(out, sep="\t", index=False, float_format="%.6f", na_rep="n/a")
         self._results.update(out_table=out, fallback_regions=fallbacks)
