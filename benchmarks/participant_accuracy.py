@@ -566,7 +566,13 @@ def render_report(args, env, runs, summary, long, goals, costs, qc) -> str:
         f"Measured {env['date']} on {env['cpu']}, {env['cores']} cores, {env['ram_gb']} GB RAM; "
         f"Python {env['python']}, {packages}; commit `{env['git_commit']}`. Raw results: "
         "`benchmarks/results/participant_accuracy_regions.csv` and "
-        "`participant_accuracy_summary.json`.",
+        "`participant_accuracy_summary.json`. App runs: "
+        + "; ".join(
+            f"{world_name(w)} at commit `{PROVENANCE[w]['commit']}` ({PROVENANCE[w]['date']})"
+            for w in worlds
+            if w in PROVENANCE
+        )
+        + ".",
         "",
         f"Cohorts: {args.n_subjects} simulated subjects per anatomy (seed {args.seed}, a seed not "
         f"used in development), Braak stages {stages}. Two phantom anatomies "
@@ -632,13 +638,19 @@ def world_dirs(out: Path, world: str) -> tuple[Path, Path, Path]:
     )
 
 
+#: Per world, the commit and date its app run was made at (a --reuse may mix runs).
+PROVENANCE: dict[str, dict[str, str]] = {}
+
+
 def produce_outputs(args: argparse.Namespace, world: str) -> RunCost:
     """Simulate (once per anatomy) and run the app, or with --reuse read back an earlier run."""
     anatomy, mask = world.split(":")
     bids_dir, out_dir, work_dir = world_dirs(args.out, world)
     cost_file = out_dir.parent / "run_cost.json"
     if args.reuse and cost_file.exists():
-        return RunCost(**json.loads(cost_file.read_text())["run"])
+        saved = json.loads(cost_file.read_text())
+        PROVENANCE[world] = saved.get("measured", {"commit": "an earlier commit", "date": "?"})
+        return RunCost(**saved["run"])
     if out_dir.parent.exists() and any(out_dir.parent.iterdir()):
         raise SystemExit(f"{out_dir.parent} is not empty; remove it or pass --reuse")
     if not bids_dir.exists():
@@ -646,7 +658,12 @@ def produce_outputs(args: argparse.Namespace, world: str) -> RunCost:
         print(f"simulated {args.n_subjects} subjects ({anatomy}) in {simulate_s:.0f} s", flush=True)
     run = run_app(bids_dir, out_dir, work_dir, args.nprocs, ["--regional-mask", mask])
     arguments = {"n_subjects": args.n_subjects, "seed": args.seed, "nprocs": args.nprocs}
-    cost_file.write_text(json.dumps({"arguments": arguments, "run": asdict(run)}, indent=2))
+    env = environment()
+    measured = {"commit": env["git_commit"], "date": env["date"]}
+    PROVENANCE[world] = measured
+    cost_file.write_text(
+        json.dumps({"arguments": arguments, "run": asdict(run), "measured": measured}, indent=2)
+    )
     if run.returncode != 0:
         raise SystemExit(f"taupet-bids exited with {run.returncode}; see {out_dir}/logs")
     print(f"{world_name(world)}: taupet-bids ran in {run.wall_s:.0f} s", flush=True)
