@@ -85,7 +85,7 @@ def random_setting(rng: np.random.Generator, method: str) -> PairSetting:
 
 
 class PetMR:
-    """Generator of the PET/MR half of a pair (same tracer, frames and labels as the PET-CT)."""
+    """Generator of the PET/MR half of a pair (same tracer and frames as the PET-CT, rec-mrac)."""
 
     name = "pet"
 
