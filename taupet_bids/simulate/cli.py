@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from taupet_bids.simulate.cohort import CohortConfig, simulate_cohort
+from taupet_bids.simulate.cohort import PET_MR_CHOICES, CohortConfig, simulate_cohort
 from taupet_bids.simulate.other_anatomy import ANATOMIES
 
 
@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
         "analysis template itself, warped (flatters every registration; see docs/simulator.md)",
     )
     parser.add_argument(
+        "--pet-mr",
+        choices=PET_MR_CHOICES,
+        default=None,
+        help="image every PET visit twice, on a PET-CT (rec-ctac, CT-based attenuation "
+        "correction) and on a PET/MR (rec-mrac) whose MR-based mu-map gets bone wrong: 'dixon' "
+        "(no bone), 'atlas' (bone template 2-4 mm off), 'ute' (bone mu x ~0.7) or 'mixed' (one "
+        "drawn per subject); needs --anatomy other, not with --rec (default: PET only)",
+    )
+    parser.add_argument(
+        "--write-ct",
+        action="store_true",
+        help="with --pet-mr, also write the PET-CT's CT (ct/, in .bidsignore): a training input",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: all CPU cores)"
     )
     return parser
@@ -85,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             rec=args.rec,
             jobs=args.jobs,
             anatomy=args.anatomy,
+            pet_mr=args.pet_mr,
+            write_ct=args.write_ct,
         )
     except ValueError as error:
         parser.error(str(error))

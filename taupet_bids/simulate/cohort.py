@@ -15,9 +15,24 @@ import numpy as np
 
 from taupet_bids.simulate import anatomy as anatomy_mod
 from taupet_bids.simulate import truth, uptake, writer
+from taupet_bids.simulate.attenuation.ct import subject_layers
+from taupet_bids.simulate.attenuation.mumaps import MR_METHODS
 from taupet_bids.simulate.modalities import Scan, T1w, TauPET, Visit
+from taupet_bids.simulate.modalities.ct import ct_scan
+from taupet_bids.simulate.modalities.petmr import (
+    PET_CT_SCANNERS,
+    PETCT_REC,
+    PairSetting,
+    PetMR,
+    random_setting,
+)
 from taupet_bids.simulate.other_anatomy import ANATOMIES, source_anatomy
 from taupet_bids.simulate.population import SubjectSpec, draw_cohort
+
+#: Choices of ``CohortConfig.pet_mr``: an MR AC method, or ``mixed`` (one drawn per subject).
+PET_MR_CHOICES = (*MR_METHODS, "mixed")
+#: Spawn-key suffix of the pairs' random stream (see :func:`pair_rng`).
+PAIR_STREAM = 16
 
 
 @dataclass(frozen=True)
@@ -34,10 +49,22 @@ class CohortConfig:
     rec: str | None = None
     jobs: int | None = None
     anatomy: str = "other"
+    #: Image every PET visit as a PET-CT/PET-MR pair with this MR AC method (None: PET only).
+    pet_mr: str | None = None
+    #: Write the PET-CT's CT (``ct/``) of each pair, a training-time input.
+    write_ct: bool = False
 
     def __post_init__(self) -> None:
         if self.anatomy not in ANATOMIES:
             raise ValueError(f"anatomy must be one of {ANATOMIES}, not {self.anatomy!r}")
+        if self.pet_mr is not None and self.pet_mr not in PET_MR_CHOICES:
+            raise ValueError(f"pet_mr must be one of {PET_MR_CHOICES}, not {self.pet_mr!r}")
+        if self.pet_mr is not None and self.anatomy != "other":
+            raise ValueError("PET-CT/PET-MR pairs need the 'other' anatomy (its head has a skull)")
+        if self.pet_mr is not None and self.rec is not None:
+            raise ValueError("PET-CT/PET-MR pairs set the rec- label themselves (ctac, mrac)")
+        if self.write_ct and self.pet_mr is None:
+            raise ValueError("a CT is written only with PET-CT/PET-MR pairs (pet_mr)")
         if self.n_subjects < 1 or self.sessions < 1 or self.n_frames < 1:
             raise ValueError("n_subjects, sessions and n_frames must be at least 1")
         if not 0.0 <= self.no_t1w_fraction <= 1.0:
@@ -52,6 +79,17 @@ ANATOMY_TEXT = {
 }
 
 
+def _pairs_text(config: CohortConfig) -> str:
+    if config.pet_mr is None:
+        return ""
+    ct = " and the CT of the PET-CT (`ct/`, listed in .bidsignore)" if config.write_ct else ""
+    return (
+        "Every PET visit is a pair: the same uptake imaged on a PET-CT (`rec-ctac`, CT-based "
+        "attenuation correction) and on a PET/MR (`rec-mrac`, MR-based attenuation correction: "
+        f"{config.pet_mr}){ct}.\n\n"
+    )
+
+
 def _readme(config: CohortConfig) -> str:
     return (
         "# Simulated ADNI-style tau PET cohort\n\n"
@@ -61,6 +99,7 @@ def _readme(config: CohortConfig) -> str:
         "follows Braak staging. No real person is represented.\n\n"
         f"Subjects: {config.n_subjects}; sessions per subject: {config.sessions}; "
         f"PET frames: {config.n_frames}; seed: {config.seed}.\n\n"
+        f"{_pairs_text(config)}"
         "Ground truth (template-space SUVR maps, regional tables, transforms) is in "
         "`derivatives/truth/`; see docs/simulator.md in taupet-bids for its definitions.\n"
     )
@@ -84,6 +123,31 @@ def _write_scan(root: Path, visit: Visit, scan: Scan) -> None:
     writer.write_json(folder / writer.bids_name(entities, scan.suffix, ".json"), scan.sidecar)
 
 
+def pair_rng(seed: np.random.SeedSequence) -> np.random.Generator:
+    """The subject's generator for PET-MR pairs: its own stream, so the PET-CT draws are the
+    same numbers as without pairs."""
+    key = (*seed.spawn_key, PAIR_STREAM)
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=key))
+
+
+def _write_pair(
+    root: Path,
+    visit: Visit,
+    anatomy: anatomy_mod.Anatomy,
+    petct: Scan,
+    t1w: Scan | None,
+    pairing: tuple[np.random.Generator, PairSetting, PetMR, bool],
+) -> None:
+    """The PET/MR half of a pair (and the CT when asked), with their truth."""
+    rng, setting, generator, write_ct = pairing
+    layers = subject_layers(anatomy, visit.template, petct.truth["working_grid"])
+    petmr = generator.generate(anatomy, visit, rng, petct, layers, setting)
+    _write_scan(root, visit, petmr)
+    truth.write_scan_truth(root, visit, anatomy, petmr, t1w)
+    if write_ct:
+        _write_scan(root, visit, ct_scan(layers, setting.bone_hu, petct))
+
+
 def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> str:
     """Make and write every visit of one subject; return a one-line summary."""
     start = time.perf_counter()
@@ -94,6 +158,12 @@ def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> 
     base = anatomy_mod.random_anatomy(rng, template, severity)
     profile = uptake.random_profile(rng, realistic=realistic)
     pet_generator = TauPET(config.tracer_label, config.rec, config.n_frames)
+    pairing = None
+    if config.pet_mr is not None:
+        pet_generator = TauPET(config.tracer_label, PETCT_REC, config.n_frames, PET_CT_SCANNERS)
+        second = pair_rng(subject.seed)
+        setting = random_setting(second, config.pet_mr)
+        pairing = (second, setting, PetMR(pet_generator), config.write_ct)
     for index, spec in enumerate(subject.visits):
         anatomy = base if index == 0 else base.with_pose(anatomy_mod.random_pose(rng))
         visit = Visit(subject.label, spec.session, spec.months, spec.tau, profile, template)
@@ -101,8 +171,12 @@ def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> 
         if t1w is not None:
             _write_scan(root, visit, t1w)
         pet = pet_generator.generate(anatomy, visit, rng)
+        if pairing is not None:
+            pet.truth["attenuation"] = {"method": "ct", **pairing[1].skull()}
         _write_scan(root, visit, pet)
         truth.write_scan_truth(root, visit, anatomy, pet, t1w)
+        if pairing is not None:
+            _write_pair(root, visit, anatomy, pet, t1w, pairing)
     stages = ",".join(str(v.tau.stage) for v in subject.visits)
     return (
         f"sub-{subject.label}: {len(subject.visits)} visit(s), Braak {stages}, "
@@ -133,6 +207,8 @@ def simulate_cohort(
         "date": _today(),
     }
     writer.write_dataset_files(root, subjects, description)
+    if config.write_ct:
+        (root / ".bidsignore").write_text("**/ct\n")
     truth.write_truth_description(root, writer.read_json(root / "dataset_description.json"))
     source_anatomy(config.anatomy)
     jobs = max(1, min(config.jobs or os.cpu_count() or 1, len(subjects)))

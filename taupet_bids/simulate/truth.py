@@ -10,6 +10,12 @@ Two regional truths per PET scan, both in the space of the anatomy the phantom w
   scanner PSF, pulled back to the template with the exact inverse of the simulated warp,
   averaged over the same regions and divided by its own mean in the InfCerebGrey mask.
 
+A PET-MR scan of a PET-CT/PET-MR pair (``--pet-mr``) has a third: **acbiased**, the blurred map
+times the attenuation-correction bias its MR mu-map left (before noise and calibration), i.e.
+what a perfect pipeline measures without harmonisation; its ``blurred`` truth is the target of
+harmonisation. Its parameters record the AC method and the bias's mean in the reference region
+(``reference_bias``), so ``acbiased / blurred * reference_bias`` is the bias itself.
+
 Tables have columns ``atlas, region, suvr, n_voxels``; rows are every bilateral DK region
 (``atlas=DK``), ``BraakI``..``BraakVI`` (``Braak``), ``metatemporal`` (``MetaTemporal``) and
 every reference region (``reference``).
@@ -35,7 +41,7 @@ from taupet_bids.simulate.uptake import label_suvr
 TABLE_COLUMNS = ("atlas", "region", "suvr", "n_voxels")
 #: Folder of the truth derivative, relative to the simulated dataset.
 TRUTH_DIR = Path("derivatives") / "truth"
-KINDS = ("sharp", "blurred")
+KINDS = ("sharp", "blurred", "acbiased")
 
 
 def blurred_truth_map(
@@ -113,11 +119,13 @@ def find_truth(
     kind: str = "sharp",
     tracer: str | None = None,
     suffix: str = ".tsv",
+    rec: str | None = None,
 ) -> Path:
     """Path of one truth file of a simulated dataset for (subject, session).
 
-    ``kind`` is ``sharp`` or ``blurred``; ``suffix`` ``.tsv`` (table), ``.nii.gz`` (map) or
-    ``.json`` (parameters, sharp only). ``tracer`` picks a ``trc-`` label when several exist.
+    ``kind`` is ``sharp``, ``blurred`` or ``acbiased``; ``suffix`` ``.tsv`` (table), ``.nii.gz``
+    (map) or ``.json`` (parameters, sharp only). ``tracer`` picks a ``trc-`` label when several
+    exist, ``rec`` a ``rec-`` label (``ctac`` or ``mrac`` in a dataset of pairs).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -127,7 +135,10 @@ def find_truth(
         folder = folder / f"ses-{session.removeprefix('ses-')}"
     pattern = f"*space-*_desc-{kind}_suvr{suffix}"
     found = sorted(
-        p for p in (folder / "pet").glob(pattern) if tracer is None or f"_trc-{tracer}_" in p.name
+        p
+        for p in (folder / "pet").glob(pattern)
+        if (tracer is None or f"_trc-{tracer}_" in p.name)
+        and (rec is None or f"_rec-{rec}_" in p.name)
     )
     if len(found) != 1:
         raise FileNotFoundError(
@@ -142,9 +153,10 @@ def load_truth(
     session: str | None = None,
     kind: str = "sharp",
     tracer: str | None = None,
+    rec: str | None = None,
 ) -> pd.DataFrame:
     """The regional truth table of one scan (see :func:`find_truth`)."""
-    return read_truth_table(find_truth(dataset, subject, session, kind, tracer))
+    return read_truth_table(find_truth(dataset, subject, session, kind, tracer, rec=rec))
 
 
 def _matrix(matrix: np.ndarray) -> list[list[float]]:
@@ -182,6 +194,13 @@ def write_scan_truth(
             inverse, pet.truth["blurred"], pet.truth["working_grid"], template
         ),
     }
+    if "ac_bias" in pet.truth:
+        maps["acbiased"] = blurred_truth_map(
+            inverse,
+            pet.truth["blurred"] * pet.truth["ac_bias"],
+            pet.truth["working_grid"],
+            template,
+        )
     for kind, data in maps.items():
         paths[f"{kind}_map"] = (
             folder / "pet" / writer.bids_name({**space, "desc": kind}, "suvr", ".nii.gz")
@@ -195,25 +214,31 @@ def write_scan_truth(
     paths["parameters"] = paths["sharp_map"].with_name(
         paths["sharp_map"].name.replace(".nii.gz", ".json")
     )
-    writer.write_json(
-        paths["parameters"],
-        {
-            "Description": "Noise-free, unblurred SUVR map the PET was simulated from "
-            "(reference InfCerebGrey = 1).",
-            "SpatialReference": template.space,
-            "braak_stage": visit.tau.stage,
-            "amplitude": round(visit.tau.amplitude, 6),
-            "months_since_baseline": visit.months,
-            "label_suvr": {
-                str(k): round(v, 6) for k, v in label_suvr(visit.profile, visit.tau).items()
-            },
-            "psf_fwhm_mm": round(pet.truth["fwhm_mm"], 4),
-            "scanner": pet.truth["scanner"],
-            "injected_mbq": round(pet.truth["injected_mbq"], 4),
-            "weight_kg": round(pet.truth["weight_kg"], 3),
-            "reference_bqml": round(pet.truth["reference_bqml"], 4),
+    parameters = {
+        "Description": "Noise-free, unblurred SUVR map the PET was simulated from "
+        "(reference InfCerebGrey = 1).",
+        "SpatialReference": template.space,
+        "braak_stage": visit.tau.stage,
+        "amplitude": round(visit.tau.amplitude, 6),
+        "months_since_baseline": visit.months,
+        "label_suvr": {
+            str(k): round(v, 6) for k, v in label_suvr(visit.profile, visit.tau).items()
         },
-    )
+        "psf_fwhm_mm": round(pet.truth["fwhm_mm"], 4),
+        "scanner": pet.truth["scanner"],
+        "injected_mbq": round(pet.truth["injected_mbq"], 4),
+        "weight_kg": round(pet.truth["weight_kg"], 3),
+        "reference_bqml": round(pet.truth["reference_bqml"], 4),
+    }
+    if "attenuation" in pet.truth:
+        parameters["attenuation_correction"] = dict(pet.truth["attenuation"])
+    if "ac_bias" in pet.truth:
+        bias = sample(pet.truth["ac_bias"], pet.truth["working_grid"].affine, inverse)
+        reference = template.reference_masks[atlases.DEFAULT_REFERENCE]
+        parameters["attenuation_correction"]["reference_bias"] = round(
+            float(bias[reference].mean()), 6
+        )
+    writer.write_json(paths["parameters"], parameters)
 
     xfm = {**base, "from": "T1w", "to": template.space}
     paths["displacement"] = (

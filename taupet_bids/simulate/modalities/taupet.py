@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -38,6 +39,8 @@ class Scanner:
     iterations: int
     subsets: int
     filter_mm: float
+    #: Whether the system has a CT (a PET-only system corrects attenuation by transmission).
+    has_ct: bool = True
 
 
 #: Plausible ADNI-era systems (grids and recon settings are typical, not vendor specifications);
@@ -75,6 +78,7 @@ SCANNERS = (
         4,
         16,
         4.0,
+        has_ct=False,
     ),
 )
 #: Native orientation of PET images (differs from the template's LAS and the T1w's PIR).
@@ -102,6 +106,18 @@ NOISE_CORRELATION_VOX = 0.7
 #: Subject-space working grid on which the blurred, motion-free PET is made (2 mm, RAS).
 WORKING_VOXEL_MM = 2.0
 WORKING_SHAPE = (112, 128, 120)
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """A PET image as a scanner recorded it, and where it was recorded."""
+
+    image: nib.Nifti1Image
+    grid: Grid
+    pet_to_t1w: np.ndarray
+    motion: list[np.ndarray]
+    starts: list[float]
+    durations: list[float]
 
 
 def frame_timing(n_frames: int) -> tuple[list[float], list[float]]:
@@ -134,11 +150,18 @@ class TauPET:
 
     name = "pet"
 
-    def __init__(self, tracer_label: str = "18FAV1451", rec: str | None = None, n_frames: int = 4):
+    def __init__(
+        self,
+        tracer_label: str = "18FAV1451",
+        rec: str | None = None,
+        n_frames: int = 4,
+        scanners: tuple[Scanner, ...] = SCANNERS,
+    ):
         frame_timing(n_frames)
         self.tracer_label = tracer_label
         self.rec = rec
         self.n_frames = n_frames
+        self.scanners = scanners
 
     def entities(self) -> dict[str, str]:
         """BIDS entities of the image (``trc``, optional ``rec``)."""
@@ -150,7 +173,7 @@ class TauPET:
     def generate(self, anatomy: Anatomy, visit: Visit, rng: np.random.Generator) -> Scan:
         """Make the PET image, its sidecar and the ground truth needed to score it."""
         template = visit.template
-        scanner = SCANNERS[int(rng.integers(len(SCANNERS)))]
+        scanner = self.scanners[int(rng.integers(len(self.scanners)))]
         fwhm = float(rng.uniform(*scanner.fwhm_mm))
         injected = float(rng.uniform(*INJECTED_MBQ))
         weight = float(rng.uniform(*WEIGHT_KG))
@@ -164,7 +187,38 @@ class TauPET:
         )
         sigma_vox = fwhm / (2 * np.sqrt(2 * np.log(2))) / WORKING_VOXEL_MM
         blurred = ndimage.gaussian_filter(head * np.float32(reference_bqml), sigma_vox)
+        acquired = self.acquire(blurred, working, centre, scanner, reference_bqml, rng)
+        sidecar = self._sidecar(scanner, injected, acquired.starts, acquired.durations, rng)
+        truth = {
+            "suvr_map": suvr,
+            "head": head,
+            "blurred": blurred,
+            "working_grid": working,
+            "grid": acquired.grid,
+            "pet_to_t1w": acquired.pet_to_t1w,
+            "motion": acquired.motion,
+            "fwhm_mm": fwhm,
+            "scanner": f"{scanner.manufacturer} {scanner.model}",
+            "injected_mbq": injected,
+            "weight_kg": weight,
+            "reference_bqml": reference_bqml,
+        }
+        return Scan("pet", "pet", self.entities(), acquired.image, sidecar, truth)
 
+    def acquire(
+        self,
+        blurred: np.ndarray,
+        working: Grid,
+        centre: np.ndarray,
+        scanner: Scanner,
+        reference_bqml: float,
+        rng: np.random.Generator,
+        noise_scale: float = 1.0,
+    ) -> Acquisition:
+        """The frames of a blurred head: placed in the scanner, moving, on its grid, with noise.
+
+        ``noise_scale`` multiplies the noise of every frame (a system with less sensitivity).
+        """
         pet_to_t1w = rigid_matrix(
             rng.normal(0.0, PET_TO_T1W_ROTATION_SD_DEG, 3),
             rng.normal(0.0, PET_TO_T1W_SHIFT_SD_MM, 3),
@@ -175,7 +229,16 @@ class TauPET:
         starts, durations = frame_timing(self.n_frames)
         motion = frame_motion(rng, self.n_frames)
         frames = [
-            self._frame(blurred, working, grid, pet_to_t1w @ move, duration, reference_bqml, rng)
+            self._frame(
+                blurred,
+                working,
+                grid,
+                pet_to_t1w @ move,
+                duration,
+                reference_bqml,
+                rng,
+                noise_scale,
+            )
             * np.float32(1 - WASHOUT_PER_FRAME * i)
             for i, (move, duration) in enumerate(zip(motion, durations, strict=True))
         ]
@@ -184,21 +247,7 @@ class TauPET:
         if self.n_frames > 1:
             image.header.set_dim_info(slice=2)
             image.header["pixdim"][4] = FRAME_S
-        sidecar = self._sidecar(scanner, injected, starts, durations, rng)
-        truth = {
-            "suvr_map": suvr,
-            "blurred": blurred,
-            "working_grid": working,
-            "grid": grid,
-            "pet_to_t1w": pet_to_t1w,
-            "motion": motion,
-            "fwhm_mm": fwhm,
-            "scanner": f"{scanner.manufacturer} {scanner.model}",
-            "injected_mbq": injected,
-            "weight_kg": weight,
-            "reference_bqml": reference_bqml,
-        }
-        return Scan("pet", "pet", self.entities(), image, sidecar, truth)
+        return Acquisition(image, grid, pet_to_t1w, motion, starts, durations)
 
     @staticmethod
     def _frame(
@@ -209,12 +258,13 @@ class TauPET:
         duration: float,
         reference_bqml: float,
         rng: np.random.Generator,
+        noise_scale: float = 1.0,
     ) -> np.ndarray:
         """One frame: the blurred head seen through ``to_subject``, plus noise."""
         signal = sample(
             blurred, working.affine, linear_coordinates(to_subject @ grid.affine, grid.shape)
         )
-        cv = NOISE_CV_5MIN * np.sqrt(FRAME_S / duration)
+        cv = NOISE_CV_5MIN * noise_scale * np.sqrt(FRAME_S / duration)
         sd = (
             cv * np.sqrt(np.clip(signal, 0, None) * reference_bqml)
             + NOISE_FLOOR * cv * reference_bqml
