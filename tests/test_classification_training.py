@@ -73,6 +73,13 @@ def test_diagnoses_come_from_sessions_then_participants_and_mci_is_left_out(coho
     assert {s.diagnosis for s in kept} == {"AD", "CN"}
 
 
+def test_scans_of_participants_without_a_diagnosis_are_counted_and_left_out(cohort, tmp_path):
+    (tmp_path / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-ad0\tAD\n")
+    kept, left_out = labelled(find_scans([cohort[0]], tmp_path))
+    assert [s.participant for s in kept] == ["sub-ad0"]
+    assert left_out == {"no diagnosis": len(DIAGNOSES) + 3}
+
+
 def test_a_dataset_without_diagnoses_trains_nothing_and_says_why(cohort, tmp_path, capsys):
     bids = tmp_path / "bids"
     bids.mkdir()
@@ -171,6 +178,30 @@ def test_monai_runner_writes_the_pipelines_outputs(run, cohort, tmp_path):
     theirs = np.asarray(nib.load(outputs.occlusion_map).dataobj)
     assert np.abs(theirs[::2, ::2, ::2] - ours_map).max() < 1e-5
     assert len(pd.read_csv(outputs.regions, sep="\t")) > 40
+
+
+def test_the_interface_writes_what_the_bundle_functions_compute(run, cohort, tmp_path):
+    from taupet_bids.interfaces.classification import ClassifyADvsCN
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(run[2], bundle)
+    config = json.loads((bundle / CONFIG).read_text())
+    (bundle / CONFIG).write_text(json.dumps({**config, "mask_voxels": TEST_MASK_VOXELS}))
+    suvr = _suvr_file(cohort)
+    node = ClassifyADvsCN(in_file=str(suvr), bundle=str(bundle))
+    result = node.run(cwd=str(tmp_path)).outputs
+    classifier = load_classifier(bundle)
+    assert classifier.mask_voxels == TEST_MASK_VOXELS  # the bundle's settings, not defaults
+    image = inference.prepare_file(suvr)
+    assert result.probability == pytest.approx(
+        inference.infer(classifier.network, classifier.inferer, image), abs=1e-6
+    )
+    assert result.label == "AD" and result.model_version == "0.1.0"
+    assert json.loads(Path(result.prediction).read_text())["Label"] == "AD"
+    expected = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS)
+    written = np.asarray(nib.load(result.occlusion_map).dataobj)[::2, ::2, ::2]
+    assert np.abs(written - expected).max() < 1e-6
+    assert Path(result.regions).is_file()
 
 
 def test_tampered_weights_are_refused_and_an_empty_bundle_says_how_to_get_one(run, tmp_path):

@@ -27,6 +27,9 @@ class Classifier:
     inferer: Inferer
     metadata: dict
     bundle: Path
+    #: Occlusion settings of the bundle's config (``mask_voxels``, ``overlap``).
+    mask_voxels: int
+    overlap: float
 
     @property
     def version(self) -> str:
@@ -52,4 +55,6 @@ def load_classifier(bundle: str | Path) -> Classifier:
         inferer=parsed(parser, "inferer"),
         metadata=parser["_meta_"],
         bundle=root,
+        mask_voxels=int(parser["mask_voxels"]),
+        overlap=float(parser["overlap"]),
     )

@@ -199,4 +199,7 @@ def save_outputs(
 def classify(image: torch.Tensor, classifier: Classifier) -> tuple[Prediction, np.ndarray]:
     """What the pipeline runs: the bundle's prediction and occlusion map of a prepared scan."""
     prediction = predict(classifier.network, classifier.inferer, image, classifier.threshold)
-    return prediction, occlusion_map(classifier.network, image)
+    sensitivity = occlusion_map(
+        classifier.network, image, classifier.mask_voxels, classifier.overlap
+    )
+    return prediction, sensitivity

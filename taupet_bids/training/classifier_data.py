@@ -27,6 +27,10 @@ from taupet_bids.group import read_participants, read_sessions
 from taupet_bids.normalisation.pet_template import find_suvr_images
 
 DIAGNOSIS = "diagnosis"
+#: What a scan whose participant (and session) has no diagnosis counts as.
+NO_DIAGNOSIS = "no diagnosis"
+#: The images a participant-level run writes in template space (PVC images are left out).
+SUVR_PATTERN = f"*_{naming.SPACE}_desc-suvr_pet.nii.gz"
 SETS = ("train", "validation", "test")
 #: Fractions of participants (per diagnosis) in the validation and test sets; the rest trains.
 VALIDATION_FRACTION = 0.1
@@ -70,16 +74,16 @@ def _diagnoses(bids_dir: Path) -> dict[tuple[str, str | None], str]:
 
 
 def find_scans(derivatives: Sequence[Path], bids_dir: Path) -> list[Scan]:
-    """Every template-space SUVR image under ``derivatives`` with its diagnosis (any label)."""
+    """Every template-space SUVR image under ``derivatives`` with its diagnosis (any label, or
+    :data:`NO_DIAGNOSIS`)."""
     diagnoses = _diagnoses(Path(bids_dir))
     scans = []
-    for path in find_suvr_images(derivatives):
+    for path in find_suvr_images(derivatives, SUVR_PATTERN):
         parts = naming.entities(path.name)
         participant = f"sub-{parts['sub']}"
         session = f"ses-{parts['ses']}" if "ses" in parts else None
         diagnosis = diagnoses.get((participant, session), diagnoses.get((participant, None)))
-        if diagnosis is not None:
-            scans.append(Scan(path, participant, session, diagnosis))
+        scans.append(Scan(path, participant, session, diagnosis or NO_DIAGNOSIS))
     return scans
 
 
