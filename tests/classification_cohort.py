@@ -15,7 +15,14 @@ import nibabel as nib
 import numpy as np
 
 from taupet_bids import naming, templates
+from taupet_bids.training.classifier import TrainConfig
 
+#: 6 CN, 6 AD and 2 MCI participants with one scan; two with two visits.
+DIAGNOSES = {f"cn{i}": "CN" for i in range(6)} | {f"ad{i}": "AD" for i in range(6)}
+DIAGNOSES |= {"mci0": "MCI", "mci1": "MCI"}
+TWO_VISITS = {"conv": ("CN", "MCI"), "adtwo": ("AD", "AD")}
+#: A network small enough to train in seconds.
+TINY = {"channels": [4, 4, 4, 4, 4], "hidden": [8], "dropout": 0.0}
 AD_EXCESS = 1.5
 NOISE_SD = 0.05
 TAU_STAGES = (1, 2, 3, 4)
@@ -68,3 +75,12 @@ def write_cohort(
         (folder / f"sub-{label}_sessions.tsv").write_text("\n".join(table) + "\n")
     (bids / "participants.tsv").write_text("\n".join(rows) + "\n")
     return derivatives, bids
+
+
+def tiny_config(out: Path, cohort: tuple[Path, Path]) -> TrainConfig:
+    """40 steps of the tiny network on a cohort from :func:`write_cohort`."""
+    derivatives, bids = cohort
+    return TrainConfig(
+        out, [derivatives], bids, seed=3, steps=40, batch_size=6, learning_rate=1e-2,
+        checkpoint_every=20, **TINY,
+    )  # fmt: skip

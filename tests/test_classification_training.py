@@ -1,42 +1,26 @@
-"""Training the AD-vs-CN classifier on a tiny labelled cohort, and the bundle it writes.
+"""Training the AD-vs-CN classifier on a tiny labelled cohort.
 
 The data side (diagnoses, MCI left out, the split by participant) runs on file names and
-tables; one tiny network is trained for a few steps and its bundle goes through the pipeline's
-loader and MONAI's runner.
+tables; one tiny network is trained for a few steps, then again with an interruption.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from taupet_bids.classification import inference
-from taupet_bids.classification.bundle import load_classifier
 from taupet_bids.errors import InputError
-from taupet_bids.models.bundle import CONFIG, METADATA, ModelIntegrityError
+from taupet_bids.models.bundle import METADATA
 from taupet_bids.training import cli
 from taupet_bids.training.classifier import TrainConfig, auc, binary_metrics, train
 from taupet_bids.training.classifier_card import export_trained_bundle, render_card
 from taupet_bids.training.classifier_data import Scan, find_scans, labelled, split_participants
-from tests.classification_cohort import write_cohort
-
-#: 6 CN, 6 AD and 2 MCI participants with one scan; two with two visits.
-DIAGNOSES = {f"cn{i}": "CN" for i in range(6)} | {f"ad{i}": "AD" for i in range(6)}
-DIAGNOSES |= {"mci0": "MCI", "mci1": "MCI"}
-TWO_VISITS = {"conv": ("CN", "MCI"), "adtwo": ("AD", "AD")}
-TINY = {"channels": [4, 4, 4, 4, 4], "hidden": [8], "dropout": 0.0}
-#: A smaller occluder than the product's 3 voxels: fewer network calls in a test.
-TEST_MASK_VOXELS = 8
+from tests.classification_cohort import DIAGNOSES, TINY, TWO_VISITS, tiny_config, write_cohort
 
 
 @pytest.fixture(autouse=True)
@@ -54,11 +38,7 @@ def run(cohort, tmp_path_factory) -> tuple[TrainConfig, dict, Path]:
     """A tiny network trained for 40 steps, and its bundle."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
-    derivatives, bids = cohort
-    config = TrainConfig(
-        out, [derivatives], bids, seed=3, steps=40, batch_size=6, learning_rate=1e-2,
-        checkpoint_every=20, **TINY,
-    )  # fmt: skip
+    config = tiny_config(out, cohort)
     metrics = train(config, log=lambda line: None)
     return config, metrics, export_trained_bundle(config, metrics, out / "bundle")
 
@@ -133,6 +113,28 @@ def test_training_writes_the_split_and_separates_held_out_participants(run):
     assert len(log) == 40
 
 
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(run, cohort, tmp_path):
+    def stop_at_first_checkpoint(line: str) -> None:
+        if "checkpoint: main step 20" in line:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(tiny_config(tmp_path, cohort), log=stop_at_first_checkpoint)
+    lines: list[str] = []
+    metrics = train(tiny_config(tmp_path, cohort), log=lines.append)
+    assert any("resuming" in line and "step 20" in line for line in lines)
+    assert metrics == run[1]
+    first = torch.load(run[0].out_dir / "model.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "model.pt", weights_only=True)
+    for child, state in first.items():
+        for key, value in state.items():
+            assert torch.equal(value, resumed[child][key]), (child, key)
+
+
 def test_the_bundle_card_is_rendered_from_its_metadata_and_names_the_baseline(run):
     bundle = run[2]
     meta = json.loads((bundle / METADATA).read_text())
@@ -140,79 +142,3 @@ def test_the_bundle_card_is_rendered_from_its_metadata_and_names_the_baseline(ru
     assert card == render_card(meta)
     assert "meta-temporal SUVR" in card and "left out of training: 3 MCI" in card
     assert meta["taupet_bids"]["architecture"] == TINY
-
-
-def _suvr_file(cohort) -> Path:
-    return next(cohort[0].rglob("sub-ad0_*desc-suvr_pet.nii.gz"))
-
-
-def test_the_loaded_bundle_calls_an_ad_scan_ad(run, cohort):
-    classifier = load_classifier(run[2])
-    image = inference.prepare_file(_suvr_file(cohort))
-    prediction = inference.predict(
-        classifier.network, classifier.inferer, image, classifier.threshold
-    )
-    assert prediction.label == "AD" and classifier.version == "0.1.0"
-
-
-def test_monai_runner_writes_the_pipelines_outputs(run, cohort, tmp_path):
-    bundle, suvr = run[2], _suvr_file(cohort)
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "monai.bundle", "run",
-            "--config_file", str(bundle / CONFIG), "--meta_file", str(bundle / METADATA),
-            "--bundle_root", str(bundle), "--input_file", str(suvr),
-            "--output_dir", str(tmp_path), "--mask_voxels", str(TEST_MASK_VOXELS),
-        ],
-        capture_output=True, text=True, env=os.environ.copy(),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    outputs = inference.output_paths(suvr, tmp_path)
-    assert str(outputs.prediction) in done.stdout
-    record = json.loads(outputs.prediction.read_text())
-    classifier = load_classifier(bundle)
-    image = inference.prepare_file(suvr)
-    ours = inference.infer(classifier.network, classifier.inferer, image)
-    assert record["ADProbability"] == pytest.approx(ours, abs=1e-5)
-    ours_map = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS)
-    theirs = np.asarray(nib.load(outputs.occlusion_map).dataobj)
-    assert np.abs(theirs[::2, ::2, ::2] - ours_map).max() < 1e-5
-    assert len(pd.read_csv(outputs.regions, sep="\t")) > 40
-
-
-def test_the_interface_writes_what_the_bundle_functions_compute(run, cohort, tmp_path):
-    from taupet_bids.interfaces.classification import ClassifyADvsCN
-
-    bundle = tmp_path / "bundle"
-    shutil.copytree(run[2], bundle)
-    config = json.loads((bundle / CONFIG).read_text())
-    (bundle / CONFIG).write_text(json.dumps({**config, "mask_voxels": TEST_MASK_VOXELS}))
-    suvr = _suvr_file(cohort)
-    node = ClassifyADvsCN(in_file=str(suvr), bundle=str(bundle))
-    result = node.run(cwd=str(tmp_path)).outputs
-    classifier = load_classifier(bundle)
-    assert classifier.mask_voxels == TEST_MASK_VOXELS  # the bundle's settings, not defaults
-    image = inference.prepare_file(suvr)
-    assert result.probability == pytest.approx(
-        inference.infer(classifier.network, classifier.inferer, image), abs=1e-6
-    )
-    assert result.label == "AD" and result.model_version == "0.1.0"
-    assert json.loads(Path(result.prediction).read_text())["Label"] == "AD"
-    expected = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS)
-    written = np.asarray(nib.load(result.occlusion_map).dataobj)[::2, ::2, ::2]
-    assert np.abs(written - expected).max() < 1e-6
-    assert Path(result.regions).is_file()
-
-
-def test_tampered_weights_are_refused_and_an_empty_bundle_says_how_to_get_one(run, tmp_path):
-    copy = tmp_path / "bundle"
-    shutil.copytree(run[2], copy)
-    weights = copy / "models" / "model.pt"
-    raw = bytearray(weights.read_bytes())
-    raw[-100] ^= 0xFF
-    weights.write_bytes(bytes(raw))
-    with pytest.raises(ModelIntegrityError, match="sha256"):
-        load_classifier(copy)
-    weights.unlink()
-    with pytest.raises(FileNotFoundError, match="taupet-bids-train classifier"):
-        load_classifier(copy)
