@@ -113,7 +113,7 @@ def test_the_occlusion_map_peaks_on_the_uptake_and_is_zero_where_the_scan_is_at_
     image = torch.ones(1, 1, *preprocessing.INPUT_SHAPE)
     image[(0, 0, *HOT)] = 1.5  # a borderline scan (P(AD) about 0.7): not saturated
     box = (6, 35, 11, 40, 6, 35)  # the hot block with a margin: fewer network calls
-    sensitivity = inference.occlusion_map(trained, image, box=box)
+    sensitivity = inference.occlusion_map(trained, image, box=box).values
     hot = np.zeros(preprocessing.INPUT_SHAPE, bool)
     hot[HOT] = True
     near = np.zeros_like(hot)
@@ -162,8 +162,9 @@ def test_outputs_hold_the_probability_label_map_and_regions(tmp_path, templatefl
     assert outputs.occlusion_map.name == (
         "sub-01_ses-1_trc-AV1451_space-MNI152NLin6Asym_res-2_desc-occlusion_map.nii.gz"
     )
-    sensitivity = np.zeros(preprocessing.INPUT_SHAPE, np.float32)
-    sensitivity[20, 20, 20] = 0.4
+    values = np.zeros(preprocessing.INPUT_SHAPE, np.float32)
+    values[20, 20, 20] = 0.4
+    sensitivity = inference.OcclusionMap(values, mask_voxels=3, overlap=0.0)
     inference.save_outputs(inference.Prediction(0.61, 0.7), sensitivity, outputs, {"version": "x"})
     record = json.loads(outputs.prediction.read_text())
     assert record["Label"] == "CN" and record["ADProbability"] == 0.61

@@ -81,7 +81,7 @@ def test_monai_runner_writes_the_pipelines_outputs(bundle, cohort, tmp_path):
     image = inference.prepare_file(suvr)
     ours = inference.infer(classifier.network, classifier.inferer, image)
     assert record["ADProbability"] == pytest.approx(ours, abs=1e-5)
-    ours_map = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS)
+    ours_map = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS).values
     theirs = np.asarray(nib.load(outputs.occlusion_map).dataobj)
     assert np.abs(theirs[::2, ::2, ::2] - ours_map).max() < 1e-5
     assert len(pd.read_csv(outputs.regions, sep="\t")) > 40
@@ -104,8 +104,9 @@ def test_the_interface_writes_what_the_bundle_functions_compute(bundle, cohort, 
         inference.infer(classifier.network, classifier.inferer, image), abs=1e-6
     )
     assert result.label == "AD" and result.model_version == "0.1.0"
-    assert json.loads(Path(result.prediction).read_text())["Label"] == "AD"
-    expected = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS)
+    record = json.loads(Path(result.prediction).read_text())
+    assert record["Label"] == "AD" and record["OcclusionMaskMM"] == 4 * TEST_MASK_VOXELS
+    expected = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS).values
     written = np.asarray(nib.load(result.occlusion_map).dataobj)[::2, ::2, ::2]
     assert np.abs(written - expected).max() < 1e-6
     assert Path(result.regions).is_file()

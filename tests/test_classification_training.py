@@ -72,6 +72,14 @@ def test_a_dataset_without_diagnoses_trains_nothing_and_says_why(cohort, tmp_pat
     assert not (tmp_path / "o" / "model.pt").exists()
 
 
+def test_a_cohort_with_one_diagnosis_trains_nothing(cohort, tmp_path):
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-ad0\tAD\n")
+    with pytest.raises(InputError, match="no CN scan"):
+        train(tiny_config(tmp_path / "out", (cohort[0], bids)), log=lambda line: None)
+
+
 def test_the_split_keeps_each_participant_in_one_set_and_is_80_10_10_per_diagnosis():
     rng = np.random.default_rng(42)
     scans = [

@@ -36,7 +36,8 @@ from taupet_bids.core.occlusion import region_sensitivity, top_regions
 
 #: Side of the occluding cube in 4 mm voxels (12 mm).
 MASK_VOXELS = 3
-MASK_MM = MASK_VOXELS * preprocessing.POOL * templates.WORKING_RESOLUTION
+#: Millimetres per network input voxel.
+VOXEL_MM = preprocessing.POOL * templates.WORKING_RESOLUTION
 #: Uptake the occluder puts in (SUVR): reference level.
 OCCLUDER_SUVR = 1.0
 #: Overlap of successive occluder positions (0: each voxel occluded once).
@@ -83,6 +84,19 @@ def _class_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
+@dataclass(frozen=True)
+class OcclusionMap:
+    """Drop in P(AD) per 4 mm voxel when occluded, and how the occluder was moved."""
+
+    values: np.ndarray
+    mask_voxels: int
+    overlap: float
+
+    @property
+    def mask_mm(self) -> int:
+        return self.mask_voxels * VOXEL_MM
+
+
 @cache
 def brain_box() -> tuple[int, ...]:
     """Inclusive bounding box (4 mm voxels) of the template brain: where occlusion is tried."""
@@ -97,7 +111,7 @@ def occlusion_map(
     mask_voxels: int = MASK_VOXELS,
     overlap: float = OVERLAP,
     box: tuple[int, ...] | None = None,
-) -> np.ndarray:
+) -> OcclusionMap:
     """P(AD) of ``image`` minus P(AD) with each cube set to SUVR 1.0, on the 4 mm grid.
 
     Only cubes inside ``box`` (default: the template brain's bounding box) are tried; the map is
@@ -124,7 +138,7 @@ def occlusion_map(
     full[tuple(slice(lo, lo + n) for lo, n in zip(lows, cropped.shape, strict=True))] = (
         baseline - cropped
     )
-    return full
+    return OcclusionMap(full, mask_voxels, overlap)
 
 
 def _summary_groups(atlas: str) -> dict[str, list[int]]:
@@ -167,13 +181,13 @@ def output_paths(input_file: str | Path, output_dir: str | Path) -> Outputs:
 
 def save_outputs(
     prediction: Prediction,
-    sensitivity: np.ndarray,
+    sensitivity: OcclusionMap,
     outputs: Outputs,
     metadata: dict | None = None,
 ) -> Outputs:
     """Write P(AD) and label (JSON), the map on the 2 mm template grid and its regional table."""
     outputs.prediction.parent.mkdir(parents=True, exist_ok=True)
-    on_template = preprocessing.to_template_grid(sensitivity)
+    on_template = preprocessing.to_template_grid(sensitivity.values)
     image = nib.Nifti1Image(on_template.astype(np.float32), preprocessing.template_affine())
     image.header.set_xyzt_units("mm")
     nib.save(image, outputs.occlusion_map)
@@ -187,7 +201,8 @@ def save_outputs(
         "Classes": list(CLASSES),
         "ModelName": metadata.get("name"),
         "ModelVersion": metadata.get("version"),
-        "OcclusionMaskMM": MASK_MM,
+        "OcclusionMaskMM": sensitivity.mask_mm,
+        "OcclusionOverlap": sensitivity.overlap,
         "OccluderSUVR": OCCLUDER_SUVR,
         "TopDKRegions": top_regions(table, "DK"),
         "TopBraakStages": top_regions(table, "Braak"),
@@ -196,7 +211,7 @@ def save_outputs(
     return outputs
 
 
-def classify(image: torch.Tensor, classifier: Classifier) -> tuple[Prediction, np.ndarray]:
+def classify(image: torch.Tensor, classifier: Classifier) -> tuple[Prediction, OcclusionMap]:
     """What the pipeline runs: the bundle's prediction and occlusion map of a prepared scan."""
     prediction = predict(classifier.network, classifier.inferer, image, classifier.threshold)
     sensitivity = occlusion_map(

@@ -30,7 +30,14 @@ from torch.nn import functional
 
 from taupet_bids import templates
 from taupet_bids.classification import preprocessing
-from taupet_bids.classification.networks import CHANNELS, DROPOUT, HIDDEN, Conv5FC3, ad_probability
+from taupet_bids.classification.networks import (
+    CHANNELS,
+    CLASSES,
+    DROPOUT,
+    HIDDEN,
+    Conv5FC3,
+    ad_probability,
+)
 from taupet_bids.core.images import load_3d
 from taupet_bids.errors import InputError
 from taupet_bids.training import engine
@@ -249,6 +256,13 @@ def prepare_sets(
         name: load_examples([s for s in scans if assigned[s.participant] == name])
         for name in ("train", "validation", "test")
     }
+    missing = [c for i, c in enumerate(CLASSES) if not (sets["train"].targets == i).any()]
+    if missing:
+        raise InputError(
+            config.bids_dir,
+            f"the training participants have no {' or '.join(missing)} scan: nothing to learn",
+            "label more participants AD and CN",
+        )
     counts = {name: int(len(examples.targets)) for name, examples in sets.items()}
     log("scans per set: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     return sets, {"scans": counts, "left_out": dict(left_out)}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from taupet_bids.classification import preprocessing
 from taupet_bids.classification.bundle import CONFIGS
-from taupet_bids.classification.inference import MASK_MM, OCCLUDER_SUVR
+from taupet_bids.classification.inference import MASK_VOXELS, OCCLUDER_SUVR, VOXEL_MM
 from taupet_bids.classification.networks import CLASSES
 from taupet_bids.training import engine
 from taupet_bids.training.classifier import TrainConfig
@@ -166,7 +166,7 @@ def render_card(metadata: dict) -> str:
         version=metadata["version"],
         suvr_max=preprocessing.SUVR_MAX,
         threshold=ours["threshold"],
-        mask_mm=MASK_MM,
+        mask_mm=MASK_VOXELS * VOXEL_MM,
         occluder=OCCLUDER_SUVR,
         channels=" -> ".join(map(str, architecture["channels"])),
         hidden=" -> ".join(map(str, [*architecture["hidden"], len(CLASSES)])),
