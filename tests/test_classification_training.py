@@ -17,7 +17,13 @@ import torch
 from taupet_bids.errors import InputError
 from taupet_bids.models.bundle import METADATA
 from taupet_bids.training import cli
-from taupet_bids.training.classifier import TrainConfig, auc, binary_metrics, train
+from taupet_bids.training.classifier import (
+    TrainConfig,
+    auc,
+    best_cutpoint,
+    binary_metrics,
+    train,
+)
 from taupet_bids.training.classifier_card import export_trained_bundle, render_card
 from taupet_bids.training.classifier_data import Scan, find_scans, labelled, split_participants
 from tests.classification_cohort import DIAGNOSES, TINY, TWO_VISITS, tiny_config, write_cohort
@@ -150,3 +156,10 @@ def test_the_bundle_card_is_rendered_from_its_metadata_and_names_the_baseline(ru
     assert card == render_card(meta)
     assert "meta-temporal SUVR" in card and "left out of training: 3 MCI" in card
     assert meta["taupet_bids"]["architecture"] == TINY
+    assert "--channels 4 4 4 4 4 --hidden 8 --dropout 0" in card  # the run can be repeated
+
+
+def test_the_baseline_cutpoint_lies_between_the_classes():
+    values = np.array([1.0, 1.1, 1.2, 2.0, 2.4])
+    targets = np.array([0, 0, 0, 1, 1])
+    assert best_cutpoint(values, targets) == pytest.approx(1.6)

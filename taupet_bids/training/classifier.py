@@ -197,9 +197,15 @@ def predict(network: Conv5FC3, images: np.ndarray, batch: int = 8) -> np.ndarray
 
 
 def best_cutpoint(values: np.ndarray, targets: np.ndarray) -> float:
-    """The value whose ``>=`` rule best separates the classes (balanced accuracy)."""
+    """The cut-point whose ``>=`` rule best separates the classes (balanced accuracy).
+
+    Candidates are midway between neighbouring values, so a held-out scan just below the
+    lowest training AD value is not called CN for want of a margin.
+    """
+    ordered = np.unique(values)
+    candidates = np.concatenate([ordered[:1], (ordered[1:] + ordered[:-1]) / 2, ordered[-1:]])
     best, cut = -1.0, float(np.median(values))
-    for candidate in np.unique(values):
+    for candidate in candidates:
         called = values >= candidate
         score = (called[targets == 1].mean() + (~called)[targets == 0].mean()) / 2
         if score > best:

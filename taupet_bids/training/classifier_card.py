@@ -11,7 +11,7 @@ from pathlib import Path
 from taupet_bids.classification import preprocessing
 from taupet_bids.classification.bundle import CONFIGS
 from taupet_bids.classification.inference import MASK_VOXELS, OCCLUDER_SUVR, VOXEL_MM
-from taupet_bids.classification.networks import CLASSES
+from taupet_bids.classification.networks import CHANNELS, CLASSES, DROPOUT, HIDDEN
 from taupet_bids.training import engine
 from taupet_bids.training.classifier import TrainConfig
 
@@ -88,15 +88,20 @@ def _rows(metrics: dict) -> str:
 
 
 def _command(config: dict) -> str:
-    return " ".join(
-        [
-            "taupet-bids-train classifier",
-            " ".join(config["derivatives"]),
-            f"--bids-dir {config['bids_dir']}",
-            f"--seed {config['seed']} --steps {config['steps']}",
-            f"--batch-size {config['batch_size']} --learning-rate {config['learning_rate']:g}",
-        ]
-    )
+    parts = [
+        "taupet-bids-train classifier",
+        " ".join(config["derivatives"]),
+        f"--bids-dir {config['bids_dir']}",
+        f"--seed {config['seed']} --steps {config['steps']}",
+        f"--batch-size {config['batch_size']} --learning-rate {config['learning_rate']:g}",
+    ]
+    if list(config["channels"]) != list(CHANNELS):
+        parts.append("--channels " + " ".join(map(str, config["channels"])))
+    if list(config["hidden"]) != list(HIDDEN):
+        parts.append("--hidden " + " ".join(map(str, config["hidden"])))
+    if config["dropout"] != DROPOUT:
+        parts.append(f"--dropout {config['dropout']:g}")
+    return " ".join(parts)
 
 
 def metadata(config: TrainConfig, metrics: dict) -> dict:

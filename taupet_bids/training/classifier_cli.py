@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from taupet_bids.classification.networks import CHANNELS, DROPOUT, HIDDEN
 from taupet_bids.errors import TaupetError
 from taupet_bids.group import UnusableFile
 from taupet_bids.training.classifier import TrainConfig
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="PyTorch threads")
+    parser.add_argument(
+        "--channels", type=int, nargs=5, default=list(CHANNELS), help="channels of the 5 blocks"
+    )
+    parser.add_argument(
+        "--hidden", type=int, nargs="*", default=list(HIDDEN), help="fully connected widths"
+    )
+    parser.add_argument("--dropout", type=float, default=DROPOUT)
     return parser
 
 
@@ -55,6 +63,9 @@ def main(argv: Sequence[str]) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         threads=args.threads,
+        channels=list(args.channels),
+        hidden=list(args.hidden),
+        dropout=args.dropout,
     )
     try:
         metrics = train(config, log=lambda line: print(line, flush=True))
