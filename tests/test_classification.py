@@ -152,6 +152,8 @@ def test_the_summary_names_the_dk_region_and_braak_stage_of_a_signal(templateflo
     table = inference.regional_summary(sensitivity)
     assert set(table["atlas"]) == {"DK", "Braak"}
     assert not table["region"].str.startswith(("left-", "right-", "BraakI_")).any()
+    assert {"thalamus", "entorhinal", "cerebellum-cortex"} <= set(table["region"])
+    assert not {"vessel", "cerebral-white-matter", "csf"} & set(table["region"])
     assert top_regions(table, "DK") == ["hippocampus"]
     assert top_regions(table, "Braak")[0] == "BraakII"  # the hippocampus is Braak stage II
 

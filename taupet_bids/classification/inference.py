@@ -46,7 +46,9 @@ OVERLAP = 0.0
 OCCLUSION_BATCH = 16
 #: Atlases the map is summarised over: DK bilateral regions and Braak stages I-VI.
 SUMMARY_ATLASES = ("DK", "Braak")
-HEMISPHERES = ("left-", "right-")
+#: DK tissues the summary covers: cortex, subcortical nuclei (with hippocampus and amygdala) and
+#: cerebellar cortex.
+GREY_TISSUES = ("cortex", "subcortical", "cerebellar_cortex")
 
 
 @dataclass(frozen=True)
@@ -142,15 +144,20 @@ def occlusion_map(
 
 
 def _summary_groups(atlas: str) -> dict[str, list[int]]:
-    """DK bilateral regions, or Braak stages I-VI (hemispheres and composites left out)."""
+    """Bilateral DK grey-matter regions, or Braak stages I-VI.
+
+    White matter, ventricles, vessels and other small non-grey labels are left out: a
+    20-voxel label can top the ranking by chance, and tau is read in grey matter.
+    """
     groups = region_groups(atlas)
     if atlas == "DK":
-        return {name: ids for name, ids in groups.items() if not name.startswith(HEMISPHERES)}
+        grey = {label.region for label in atlases.dk_labels() if label.tissue in GREY_TISSUES}
+        return {name: ids for name, ids in groups.items() if name in grey}
     return {f"Braak{roman}": groups[f"Braak{roman}"] for roman in atlases.BRAAK_ROMAN.values()}
 
 
 def regional_summary(sensitivity_2mm: np.ndarray) -> pd.DataFrame:
-    """The 2 mm map summarised per DK bilateral region and Braak stage (core.occlusion)."""
+    """The 2 mm map summarised per DK grey-matter region and Braak stage (core.occlusion)."""
     tables = []
     for atlas in SUMMARY_ATLASES:
         labels = np.asarray(nib.load(templates.atlas_path(atlas)).dataobj)

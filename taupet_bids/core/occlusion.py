@@ -16,7 +16,7 @@ import pandas as pd
 
 #: Columns of the regional summary, with their meaning (written into the table's sidecar).
 COLUMN_DESCRIPTIONS = {
-    "atlas": "atlas the region comes from (DK: bilateral regions; Braak: stages I-VI)",
+    "atlas": "atlas the region comes from (DK: bilateral grey-matter regions; Braak: stages I-VI)",
     "region": "region name",
     "sensitivity_mean": "mean over the region's voxels of the drop in AD probability when a "
     "12 mm block around the voxel is set to SUVR 1.0 (positive: the region's uptake raised "
