@@ -43,13 +43,6 @@ def template_affine() -> np.ndarray:
     return nib.load(templates.t1w_path(templates.WORKING_RESOLUTION)).affine
 
 
-def input_affine(affine_2mm: np.ndarray) -> np.ndarray:
-    """Affine of the 4 mm grid whose voxel ``i`` averages 2 mm voxels ``2i`` and ``2i + 1``."""
-    scale = np.diag([POOL, POOL, POOL, 1.0])
-    scale[:3, 3] = (POOL - 1) / 2
-    return affine_2mm @ scale
-
-
 def check_template_grid(path: str | os.PathLike) -> None:
     """Refuse an image that is not on the template's 2 mm grid, saying what is expected."""
     image = nib.load(path)

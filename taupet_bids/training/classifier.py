@@ -42,6 +42,7 @@ from taupet_bids.core.images import load_3d
 from taupet_bids.errors import InputError
 from taupet_bids.training import engine
 from taupet_bids.training.classifier_data import (
+    SETS,
     Scan,
     find_scans,
     labelled,
@@ -259,8 +260,7 @@ def prepare_sets(
     table = split_table(scans, assigned)
     table.to_csv(config.out_dir / "split.tsv", sep="\t", index=False)
     sets = {
-        name: load_examples([s for s in scans if assigned[s.participant] == name])
-        for name in ("train", "validation", "test")
+        name: load_examples([s for s in scans if assigned[s.participant] == name]) for name in SETS
     }
     missing = [c for i, c in enumerate(CLASSES) if not (sets["train"].targets == i).any()]
     if missing:
