@@ -108,12 +108,15 @@ def test_the_occlusion_map_peaks_on_the_uptake_and_is_zero_where_the_scan_is_at_
 ):
     image = torch.ones(1, 1, *preprocessing.INPUT_SHAPE)
     image[(0, 0, *HOT)] = 1.5  # a borderline scan (P(AD) about 0.7): not saturated
-    box = (6, 35, 11, 40, 6, 35)  # the hot block with a margin: fewer network calls
+    box = (9, 30, 14, 35, 9, 30)  # the hot block with a margin: fewer network calls
     sensitivity = inference.occlusion_map(trained, image, box=box).values
     hot = np.zeros(preprocessing.INPUT_SHAPE, bool)
     hot[HOT] = True
     near = np.zeros_like(hot)
     near[12:28, 17:33, 12:28] = True  # every 3-voxel cube that touches the hot block
+    inside = np.zeros_like(hot)
+    inside[9:31, 14:36, 9:31] = True
+    assert (inside & ~near).sum() > 3000  # a shell of plain reference uptake around the block
     assert np.abs(sensitivity[~near]).max() < 1e-6
     assert sensitivity[hot].max() > 0.005  # occluding the uptake lowers P(AD)
     assert hot[np.unravel_index(np.argmax(sensitivity), sensitivity.shape)]
@@ -121,8 +124,8 @@ def test_the_occlusion_map_peaks_on_the_uptake_and_is_zero_where_the_scan_is_at_
         trained, mask_size=3, n_batch=16, verbose=False, mode=0.0, overlap=0.0
     )
     with torch.no_grad():
-        holes, _ = zero_occluder(image, b_box=[6, 36, 11, 41, 6, 36])  # exclusive ends
-    flat = ~near[6:36, 11:41, 6:36]
+        holes, _ = zero_occluder(image, b_box=[9, 31, 14, 36, 9, 31])  # exclusive ends
+    flat = ~near[9:31, 14:36, 9:31]
     baseline = float(torch.softmax(trained(image), 1)[0, 1])
     # A zero occluder moves P(AD) even where the scan is plain reference uptake.
     assert np.abs(baseline - holes[0, 1].numpy()[flat]).max() > 1e-6
