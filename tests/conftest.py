@@ -28,6 +28,8 @@ TIERS = {
     "integration": {
         "test_ants_baseline",
         "test_bundle",
+        "test_classification_bundle",
+        "test_classification_training",
         "test_interfaces_motion",
         "test_interfaces_registration",
         "test_mrless",

@@ -29,6 +29,11 @@ COMMANDS = (
         "taupet_bids.training.normaliser_cli",
     ),
     Command(
+        "classifier",
+        "train the AD vs CN classifier on template-space SUVR and write a MONAI bundle",
+        "taupet_bids.training.classifier_cli",
+    ),
+    Command(
         "pet-template",
         "build a tau PET template from MR-based SUVR outputs (the ANTs baseline's reference)",
         "taupet_bids.normalisation.pet_template",

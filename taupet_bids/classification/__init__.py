@@ -1,0 +1,1 @@
+"""AD vs CN classification of template-space tau SUVR, with occlusion-sensitivity maps."""

@@ -1,0 +1,179 @@
+"""The AD-vs-CN classifier's parts without a trained bundle: preprocessing, network, occlusion
+map and its regional summary. Tiny networks only."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.nn import functional
+
+from taupet_bids import atlases, templates
+from taupet_bids.classification import inference, preprocessing
+from taupet_bids.classification.networks import Conv5FC3, ad_probability
+from taupet_bids.core.occlusion import region_sensitivity, top_regions
+from taupet_bids.errors import InputError
+from taupet_bids.models.bundle import state_by_child
+
+TINY = {"channels": (4, 4, 4, 4, 4), "hidden": (8,), "dropout": 0.0}
+#: Where the constructed AD scans carry their extra uptake (4 mm voxels).
+HOT = (slice(15, 25), slice(20, 30), slice(15, 25))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def test_downsampling_averages_blocks_clips_and_zeroes_missing_values():
+    suvr = np.ones(preprocessing.TEMPLATE_SHAPE, np.float32)
+    suvr[0:2, 0:2, 0:2] = [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]
+    suvr[10, 10, 10] = 20.0
+    suvr[20, 20, 20] = np.nan
+    small = preprocessing.downsample(suvr)
+    assert small.shape == preprocessing.INPUT_SHAPE == (46, 55, 46)
+    assert small[0, 0, 0] == pytest.approx((1 + 2 + 3 + 4 + 4 * 4) / 8)  # 5..8 clipped at 4
+    assert small[5, 5, 5] == pytest.approx((7 + preprocessing.SUVR_MAX) / 8)
+    assert small[10, 10, 10] == pytest.approx(7 / 8)
+    assert small[-1, 0, 0] == pytest.approx(0.5)  # one template voxel, one padding voxel
+
+
+def test_a_4mm_map_goes_back_to_the_template_grid_voxel_for_voxel():
+    values = np.random.default_rng(3).random(preprocessing.INPUT_SHAPE).astype(np.float32)
+    back = preprocessing.to_template_grid(values)
+    assert back.shape == preprocessing.TEMPLATE_SHAPE
+    assert np.array_equal(preprocessing.downsample(back)[:-1, :-1, :-1], values[:-1, :-1, :-1])
+
+
+def test_an_image_off_the_template_grid_is_refused(tmp_path):
+    path = tmp_path / "native.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((64, 64, 40), np.float32), np.eye(4)), path)
+    with pytest.raises(InputError, match="not on the MNI152NLin6Asym 2 mm grid"):
+        preprocessing.read_suvr(path)
+
+
+def test_conv5_fc3_maps_a_batch_to_two_logits_and_keeps_its_weights_in_its_children():
+    torch.manual_seed(0)
+    full = Conv5FC3().eval()
+    assert [m.out_channels for m in full.modules() if isinstance(m, torch.nn.Conv3d)] == [
+        8, 16, 32, 64, 128,
+    ]  # fmt: skip
+    with torch.no_grad():
+        logits = full(torch.ones(2, 1, *preprocessing.INPUT_SHAPE))
+    assert logits.shape == (2, 2)
+    assert set(state_by_child(full)) == {"features", "classifier"}
+    probability = ad_probability(logits)
+    assert torch.all((probability > 0) & (probability < 1))
+
+
+def _two_classes(rng: np.random.Generator, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat SUVR 1 scans (CN) and scans with a hot block (AD), with noise."""
+    labels = rng.integers(0, 2, count)
+    images = 1.0 + rng.normal(0, 0.05, (count, 1, *preprocessing.INPUT_SHAPE))
+    images[(labels == 1, slice(None), *HOT)] += 1.0
+    return torch.from_numpy(images.astype(np.float32)), torch.from_numpy(labels)
+
+
+@pytest.fixture(scope="module")
+def trained() -> Conv5FC3:
+    """A tiny network trained for 40 steps on the two constructed classes."""
+    torch.set_num_threads(1)
+    torch.manual_seed(12)
+    network = Conv5FC3(**TINY)
+    optimiser = torch.optim.Adam(network.parameters(), lr=1e-2)
+    rng = np.random.default_rng(12)
+    network.train()
+    for _ in range(40):
+        images, labels = _two_classes(rng, 8)
+        loss = functional.cross_entropy(network(images), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return network.eval()
+
+
+def test_a_tiny_network_learns_to_separate_two_obviously_different_classes(trained):
+    images, labels = _two_classes(np.random.default_rng(99), 16)
+    with torch.no_grad():
+        called = (ad_probability(trained(images)) >= 0.5).long()
+    assert (called == labels).float().mean() == 1.0
+
+
+def test_the_occlusion_map_peaks_on_the_uptake_and_is_zero_where_the_scan_is_at_reference(
+    trained,
+):
+    image = torch.ones(1, 1, *preprocessing.INPUT_SHAPE)
+    image[(0, 0, *HOT)] = 1.5  # a borderline scan (P(AD) about 0.7): not saturated
+    box = (9, 30, 14, 35, 9, 30)  # the hot block with a margin: fewer network calls
+    sensitivity = inference.occlusion_map(trained, image, box=box).values
+    hot = np.zeros(preprocessing.INPUT_SHAPE, bool)
+    hot[HOT] = True
+    near = np.zeros_like(hot)
+    near[12:28, 17:33, 12:28] = True  # every 3-voxel cube that touches the hot block
+    inside = np.zeros_like(hot)
+    inside[9:31, 14:36, 9:31] = True
+    assert (inside & ~near).sum() > 3000  # a shell of plain reference uptake around the block
+    assert np.abs(sensitivity[~near]).max() < 1e-6
+    assert sensitivity[hot].max() > 0.005  # occluding the uptake lowers P(AD)
+    assert hot[np.unravel_index(np.argmax(sensitivity), sensitivity.shape)]
+    zero_occluder = inference.OcclusionSensitivity(
+        trained, mask_size=3, n_batch=16, verbose=False, mode=0.0, overlap=0.0
+    )
+    with torch.no_grad():
+        holes, _ = zero_occluder(image, b_box=[9, 31, 14, 36, 9, 31])  # exclusive ends
+    flat = ~near[9:31, 14:36, 9:31]
+    baseline = float(torch.softmax(trained(image), 1)[0, 1])
+    # A zero occluder moves P(AD) even where the scan is plain reference uptake.
+    assert np.abs(baseline - holes[0, 1].numpy()[flat]).max() > 1e-6
+
+
+def test_region_sensitivity_ranks_the_region_that_carries_the_signal_first():
+    atlas = np.zeros((4, 4, 4), int)
+    atlas[:2], atlas[2:, :2], atlas[2:, 2:] = 1, 2, 3
+    sensitivity = np.where(atlas == 2, 0.3, 0.01)
+    sensitivity[atlas == 3] = -0.2
+    table = region_sensitivity(
+        sensitivity, atlas, {"a": [1], "b": [2], "c": [3], "none": [9]}, "toy"
+    )
+    assert table["region"].tolist() == ["b", "a", "c", "none"]
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    assert np.isnan(table.loc[3, "sensitivity_mean"]) and table.loc[3, "n_voxels"] == 0
+    assert top_regions(table, "toy") == ["b", "a"]  # negative regions never count as drivers
+
+
+def test_the_summary_names_the_dk_region_and_braak_stage_of_a_signal(templateflow_home):
+    dk = np.asarray(nib.load(templates.atlas_path("DK")).dataobj)
+    sensitivity = np.where(np.isin(dk, atlases.dk_indices(["hippocampus"])), 0.2, 0.0)
+    table = inference.regional_summary(sensitivity)
+    assert set(table["atlas"]) == {"DK", "Braak"}
+    assert not table["region"].str.startswith(("left-", "right-", "BraakI_")).any()
+    assert {"thalamus", "entorhinal", "cerebellum-cortex"} <= set(table["region"])
+    assert not {"vessel", "cerebral-white-matter", "csf"} & set(table["region"])
+    assert top_regions(table, "DK") == ["hippocampus"]
+    assert top_regions(table, "Braak")[0] == "BraakII"  # the hippocampus is Braak stage II
+
+
+def test_outputs_hold_the_probability_label_map_and_regions(tmp_path, templateflow_home):
+    source = tmp_path / "sub-01_ses-1_trc-AV1451_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz"
+    outputs = inference.output_paths(source, tmp_path / "out")
+    assert outputs.occlusion_map.name == (
+        "sub-01_ses-1_trc-AV1451_space-MNI152NLin6Asym_res-2_desc-occlusion_map.nii.gz"
+    )
+    values = np.zeros(preprocessing.INPUT_SHAPE, np.float32)
+    values[20, 20, 20] = 0.4
+    sensitivity = inference.OcclusionMap(values, mask_voxels=3, overlap=0.0)
+    inference.save_outputs(inference.Prediction(0.61, 0.7), sensitivity, outputs, {"version": "x"})
+    record = json.loads(outputs.prediction.read_text())
+    assert record["Label"] == "CN" and record["ADProbability"] == 0.61
+    assert record["OccluderSUVR"] == 1.0 and record["OcclusionMaskMM"] == 12
+    image = nib.load(outputs.occlusion_map)
+    assert image.shape == preprocessing.TEMPLATE_SHAPE
+    assert np.allclose(image.affine, preprocessing.template_affine())
+    assert np.asarray(image.dataobj)[40:42, 40:42, 40:42].min() == pytest.approx(0.4)
+    table = pd.read_csv(outputs.regions, sep="\t")
+    assert list(table.columns) == ["atlas", "region", "sensitivity_mean", "sensitivity_max",
+                                   "n_voxels", "rank"]  # fmt: skip
