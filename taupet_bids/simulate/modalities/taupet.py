@@ -317,7 +317,9 @@ class TauPET:
             "ReconMethodParameterValues": [scanner.subsets, scanner.iterations],
             "ReconFilterType": "Gaussian" if scanner.filter_mm else "none",
             "ReconFilterSize": scanner.filter_mm,
-            "AttenuationCorrection": "CT-based",
+            "AttenuationCorrection": (
+                "CT-based" if scanner.has_ct else "measured, 68Ge transmission scan"
+            ),
             "ScatterCorrectionMethod": "model-based single scatter simulation",
             "RandomsCorrectionMethod": "delayed coincidence window",
         }
