@@ -208,6 +208,7 @@ def save_outputs(
         "Classes": list(CLASSES),
         "ModelName": metadata.get("name"),
         "ModelVersion": metadata.get("version"),
+        "ModelSHA256": metadata.get("taupet_bids", {}).get("model_sha256"),
         "OcclusionMaskMM": sensitivity.mask_mm,
         "OcclusionOverlap": sensitivity.overlap,
         "OccluderSUVR": OCCLUDER_SUVR,

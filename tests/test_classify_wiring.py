@@ -1,0 +1,126 @@
+"""``--classify``: the option's checks, the plan, and the graph with and without the classifier.
+
+The bundle is the tiny network with its initial weights (tests.classification_cohort): nothing
+here depends on what it predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from taupet_bids.cli.parser import parse_args
+from taupet_bids.models.bundle import WEIGHTS
+from taupet_bids.plan import plan_scan
+from tests.classification_cohort import write_untrained_bundle
+from tests.test_plan import _checked, _config
+
+SCAN = "scan_sub_01_trc_FTP"
+
+
+@pytest.fixture(autouse=True)
+def _templateflow(templateflow_home):
+    """Workflows import TemplateFlow: its home must be set before the first import."""
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return write_untrained_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+def _parse(tmp_path: Path, *options: str):
+    return parse_args([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", *options])
+
+
+def _refused(tmp_path: Path, capsys, folder: Path) -> str:
+    with pytest.raises(SystemExit) as stop:
+        _parse(tmp_path, "--classify", str(folder))
+    assert stop.value.code == 2  # argparse's code, like every other bad option
+    return capsys.readouterr().err
+
+
+def test_a_missing_folder_is_refused_by_name(tmp_path, capsys):
+    err = _refused(tmp_path, capsys, tmp_path / "no-such-bundle")
+    assert "--classify" in err and str(tmp_path / "no-such-bundle") in err
+
+
+def test_a_folder_without_a_bundle_is_refused_by_name(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = _refused(tmp_path, capsys, empty)
+    assert str(empty) in err and "not a classifier bundle" in err and "model.pt" in err
+
+
+def test_weights_that_do_not_match_the_checksum_are_refused(tmp_path, capsys, bundle):
+    copy = tmp_path / "damaged"
+    shutil.copytree(bundle, copy)
+    with open(copy / WEIGHTS, "ab") as handle:
+        handle.write(b"\0")
+    err = _refused(tmp_path, capsys, copy)
+    assert str(copy) in err and "sha256" in err
+
+
+def test_a_good_bundle_reaches_the_plan(tmp_path, bundle):
+    config = _parse(tmp_path, "--classify", str(bundle))
+    assert config.classifier_bundle == bundle.absolute()
+    assert _parse(tmp_path).classifier_bundle is None
+    plan = plan_scan(_config(tmp_path, classifier_bundle=bundle), _checked(tmp_path))
+    assert plan.classify and plan.classifier_bundle == bundle
+
+
+def _node_names(tmp_path: Path, **options) -> set[str]:
+    from taupet_bids.workflows.base import init_participant_wf
+
+    plan = plan_scan(_config(tmp_path, **options), _checked(tmp_path))
+    return set(init_participant_wf([plan], tmp_path / "work").list_node_names())
+
+
+def test_the_graph_has_the_classifier_only_when_asked(tmp_path, bundle):
+    asked = _node_names(tmp_path / "a", classifier_bundle=bundle)
+    for node in ("classification_wf.classify_ad_vs_cn", "outputs_wf.ds_classification",
+                 "outputs_wf.ds_occlusion_map", "outputs_wf.ds_occlusion_regions"):  # fmt: skip
+        assert f"{SCAN}.{node}" in asked
+    plain = _node_names(tmp_path / "b")
+    assert not [name for name in plain if "classif" in name or "occlusion" in name]
+    assert plain < asked
+
+
+def test_the_sinks_name_the_outputs_and_the_model(tmp_path, bundle):
+    """The sinks' file names (docs/outputs.md) and the model in the map's sidecar."""
+    from taupet_bids.classification.bundle import read_card
+    from taupet_bids.workflows.outputs import _classification_sinks
+
+    plan = plan_scan(_config(tmp_path, classifier_bundle=bundle), _checked(tmp_path))
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    image = inputs / "map.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((3, 3, 3), np.float32), np.eye(4)), image)
+    (inputs / "prediction.json").write_text("{}")
+    (inputs / "regions.tsv").write_text("atlas\tregion\n")
+    sources = {"Sources": ["bids:raw:sub-01/pet/sub-01_trc-FTP_pet.nii.gz"]}
+    sinks = _classification_sinks(plan, sources)
+    files = {"classification": "prediction.json", "occlusion_map": "map.nii.gz",
+             "occlusion_regions": "regions.tsv"}  # fmt: skip
+    written = {}
+    for key, name in files.items():
+        sinks[key].base_dir = str(tmp_path / "nodes")
+        sinks[key].inputs.in_file = str(inputs / name)
+        sinks[key].inputs.source_file = str(plan.pet)
+        written[key] = Path(sinks[key].run().outputs.out_file).name
+    space = "sub-01_trc-FTP_space-MNI152NLin6Asym_res-2"
+    assert written == {
+        "classification": "sub-01_trc-FTP_desc-ADvsCN_classification.json",
+        "occlusion_map": f"{space}_desc-occlusion_map.nii.gz",
+        "occlusion_regions": f"{space}_desc-occlusion_regions.tsv",
+    }
+    folder = plan.staging_dir / "sub-01" / "pet"
+    sidecar = json.loads(
+        (folder / written["occlusion_map"].replace(".nii.gz", ".json")).read_text()
+    )
+    assert sidecar["ModelSHA256"] == read_card(bundle).sha256 and sidecar["Threshold"] == 0.5
+    assert json.loads((folder / written["classification"]).read_text()) == {}, "copied as is"
