@@ -124,3 +124,16 @@ def test_the_sinks_name_the_outputs_and_the_model(tmp_path, bundle):
     )
     assert sidecar["ModelSHA256"] == read_card(bundle).sha256 and sidecar["Threshold"] == 0.5
     assert json.loads((folder / written["classification"]).read_text()) == {}, "copied as is"
+
+
+def test_the_methods_text_describes_the_classifier_only_when_run(tmp_path, bundle):
+    from taupet_bids.boilerplate import methods_text
+    from taupet_bids.classification.bundle import read_card
+
+    plain = methods_text(_config(tmp_path))
+    text = " ".join(methods_text(_config(tmp_path, classifier_bundle=bundle)).split())
+    assert "Occlusion" not in plain and "Wen J" not in plain
+    card = read_card(bundle)
+    assert f"version {card.version}, weights sha256 {card.sha256}" in text
+    assert "at least 0.5" in text and "each 12 mm cube" in text and "SUVR 1.0" in text
+    assert "[conv5fc3] Wen J" in text and "[occlusion] Zeiler MD" in text
