@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from taupet_bids import staging, tracers
+from taupet_bids import naming, staging, tracers
 from taupet_bids.atlases import ATLAS_NAMES
 from taupet_bids.atlases.regions import region_groups
 from taupet_bids.core import classification_metrics
@@ -357,7 +357,7 @@ def read_stage_table(path: Path) -> pd.DataFrame:
 
 
 #: The per-scan prediction ``--classify`` writes (docs/outputs.md).
-CLASSIFICATION_SUFFIX = "_desc-ADvsCN_classification.json"
+CLASSIFICATION_SUFFIX = naming.CLASSIFICATION_SUFFIX
 #: The classifier's labels; only scans with these diagnoses enter its metrics.
 AD_CN = ("AD", "CN")
 #: Prediction columns, from the JSON's fields.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from taupet_bids.cli.parser import parse_args
@@ -83,7 +84,8 @@ def _node_names(tmp_path: Path, **options) -> set[str]:
 def test_the_graph_has_the_classifier_only_when_asked(tmp_path, bundle):
     asked = _node_names(tmp_path / "a", classifier_bundle=bundle)
     for node in ("classification_wf.classify_ad_vs_cn", "outputs_wf.ds_classification",
-                 "outputs_wf.ds_occlusion_map", "outputs_wf.ds_occlusion_regions"):  # fmt: skip
+                 "outputs_wf.ds_occlusion_map", "outputs_wf.ds_occlusion_regions",
+                 "reportlets_wf.figure_occlusion", "outputs_wf.ds_figure_occlusion"):  # fmt: skip
         assert f"{SCAN}.{node}" in asked
     plain = _node_names(tmp_path / "b")
     assert not [name for name in plain if "classif" in name or "occlusion" in name]
@@ -137,3 +139,37 @@ def test_the_methods_text_describes_the_classifier_only_when_run(tmp_path, bundl
     assert f"version {card.version}, weights sha256 {card.sha256}" in text
     assert "at least 0.5" in text and "each 12 mm cube" in text and "SUVR 1.0" in text
     assert "[conv5fc3] Wen J" in text and "[occlusion] Zeiler MD" in text
+
+
+def test_the_subject_report_shows_prediction_top_regions_and_map(tmp_path, templateflow_home):
+    from taupet_bids import naming, templates
+    from taupet_bids.core.figures import figure_name, occlusion_montage
+    from taupet_bids.reports.subject import classification_parts
+
+    out, stem = tmp_path / "out", "sub-01_trc-FTP"
+    assert classification_parts(out, stem) == [], "nothing for a scan that was not classified"
+    path = naming.classification_json(out, stem)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({
+        "ADProbability": 0.8123, "Label": "AD", "Threshold": 0.5, "ModelName": "tiny",
+        "ModelVersion": "0.1", "ModelSHA256": "cd" * 32, "OcclusionMaskMM": 12,
+        "OccluderSUVR": 1.0,
+    }))  # fmt: skip
+    rows = [("DK", f"region{i}", 0.1 - i / 100, 0.2, 50, i + 1) for i in range(10)]
+    rows += [("Braak", "BraakI", 0.05, 0.1, 40, 1)]
+    columns = ["atlas", "region", "sensitivity_mean", "sensitivity_max", "n_voxels", "rank"]
+    pd.DataFrame(rows, columns=columns).to_csv(
+        naming.occlusion_regions(out, stem), sep="\t", index=False
+    )
+    template = nib.load(templates.t1w_path())
+    values = np.zeros(template.shape, np.float32)
+    values[30:40, 40:50, 30:40] = 0.2
+    occlusion = tmp_path / "occlusion.nii.gz"
+    nib.save(nib.Nifti1Image(values, template.affine), occlusion)
+    figure = naming.figures_folder(out, stem) / figure_name(stem, "occlusion")
+    figure.parent.mkdir(parents=True)
+    occlusion_montage(occlusion, templates.t1w_path(), figure)
+    html = "".join(classification_parts(out, stem))
+    assert "0.812" in html and "AD (AD when P(AD) &gt;= 0.5)" in html and "cd" * 32 in html
+    assert "region7" in html and "region8" not in html, "the top 8 DK regions only"
+    assert "BraakI" in html and 'src="data:image/png;base64,' in html

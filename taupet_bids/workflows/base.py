@@ -46,6 +46,9 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
             (classify_wf, outputs_wf, [
                 (f"outputnode.{f}", f"inputnode.{f}") for f in classification.DERIVATIVES
             ]),
+            (classify_wf, qc_wf, [
+                (f"outputnode.{f}", f"inputnode.{f}") for f in reportlets.FROM_CLASSIFY
+            ]),
         ])  # fmt: skip
     if not plan.mr_less:
         anat_wf = init_anat_wf(plan)
