@@ -66,6 +66,17 @@ def test_weights_that_do_not_match_the_checksum_are_refused(tmp_path, capsys, bu
     assert str(copy) in err and "sha256" in err
 
 
+def test_metadata_without_a_threshold_is_refused(tmp_path, capsys, bundle):
+    copy = tmp_path / "no-threshold"
+    shutil.copytree(bundle, copy)
+    metadata = copy / "configs" / "metadata.json"
+    record = json.loads(metadata.read_text())
+    del record["taupet_bids"]["threshold"]
+    metadata.write_text(json.dumps(record))
+    err = _refused(tmp_path, capsys, copy)
+    assert str(copy) in err and "threshold" in err
+
+
 def test_a_good_bundle_reaches_the_plan(tmp_path, bundle):
     config = _parse(tmp_path, "--classify", str(bundle))
     assert config.classifier_bundle == bundle.absolute()
@@ -173,3 +184,17 @@ def test_the_subject_report_shows_prediction_top_regions_and_map(tmp_path, templ
     assert "0.812" in html and "AD (AD when P(AD) &gt;= 0.5)" in html and "cd" * 32 in html
     assert "region7" in html and "region8" not in html, "the top 8 DK regions only"
     assert "BraakI" in html and 'src="data:image/png;base64,' in html
+
+
+def test_the_written_probability_and_label_agree_at_the_threshold(tmp_path):
+    """Rounding to the written decimals never gives a label the group level would refuse."""
+    from taupet_bids import group
+    from taupet_bids.classification.inference import Prediction
+
+    near = Prediction(0.4999996, 0.5)
+    assert (near.reported, near.label) == (0.5, "AD")
+    assert Prediction(0.4999994, 0.5).label == "CN"
+    path = tmp_path / f"sub-01_trc-FTP{group.CLASSIFICATION_SUFFIX}"
+    path.write_text(json.dumps({"ADProbability": near.reported, "Label": near.label,
+                                "Threshold": 0.5}))  # fmt: skip
+    assert group.read_classification(path)["label"] == "AD"
