@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from taupet_bids import __version__, atlases, greymatter, templates
 from taupet_bids.config import RunConfig
@@ -34,9 +36,21 @@ REFERENCES = {
     "Neuroinformatics 9:381-400.",
     "joshi": "Joshi A, Koeppe RA, Fessler JA (2009) Reducing between scanner differences in "
     "multi-center PET studies. NeuroImage 46:154-159.",
+    "conv5fc3": "Wen J et al. (2020) Convolutional neural networks for classification of "
+    "Alzheimer's disease: overview and reproducible evaluation. Med Image Anal 63:101694.",
+    "occlusion": "Zeiler MD, Fergus R (2014) Visualizing and understanding convolutional "
+    "networks. ECCV 2014, LNCS 8689:818-833.",
+    "monai": "Cardoso MJ et al. (2022) MONAI: an open-source framework for deep learning in "
+    "healthcare. arXiv:2211.02701.",
 }
 #: References cited only when the run used them.
-_OPTIONAL_REFERENCES = {"atropos": lambda config: config.regional_mask == "subject-gm"}
+_OPTIONAL_REFERENCES = {
+    "atropos": lambda config: config.regional_mask == "subject-gm",
+    **{key: lambda config: config.classifier_bundle is not None
+       for key in ("conv5fc3", "occlusion", "monai")},
+}  # fmt: skip
+#: Millimetres per voxel of the classifier's input (2 mm template voxels averaged in 2x2x2).
+_CLASSIFIER_VOXEL_MM = 4
 
 
 def package_versions() -> dict[str, str]:
@@ -183,6 +197,34 @@ def _mr_less_paragraph(config: RunConfig) -> str:
     )
 
 
+def _bundle_json(bundle: Path, name: str) -> dict:
+    """One of the bundle's config files; the CLI checked the bundle before the run."""
+    return json.loads((bundle / "configs" / name).read_text())
+
+
+def _classification_paragraph(config: RunConfig) -> str:
+    """What ``--classify`` ran, naming the model by version and weights checksum."""
+    if config.classifier_bundle is None:
+        return ""
+    meta = _bundle_json(config.classifier_bundle, "metadata.json")
+    ours = meta["taupet_bids"]
+    mask_mm = int(_bundle_json(config.classifier_bundle, "inference.json")["mask_voxels"])
+    mask_mm *= _CLASSIFIER_VOXEL_MM
+    return (
+        "\nEach template-space SUVR image was classified as Alzheimer's disease (AD) or "
+        "cognitively normal (CN) by a Conv5_FC3-style 3-D convolutional network [conv5fc3] "
+        f'(model "{meta["name"]}" version {meta["version"]}, weights sha256 '
+        f"{ours['model_sha256']}; its training data and validation are in the bundle's model "
+        "card) applied with MONAI [monai] to the SUVR image clipped to 0-4 and averaged into "
+        f"{_CLASSIFIER_VOXEL_MM} mm voxels; a scan was labelled AD when its AD probability was "
+        f"at least {float(ours['threshold']):g}. Occlusion sensitivity [occlusion] was "
+        f"computed by setting each {mask_mm} mm cube of the brain's bounding box in turn to "
+        "SUVR 1.0 (reference-level uptake) and taking the resulting drop in AD probability, "
+        "and summarised as its mean over each bilateral Desikan-Killiany grey-matter region "
+        "and Braak stage region.\n"
+    )
+
+
 def methods_text(config: RunConfig) -> str:
     """The methods paragraph for a paper, in Markdown, with references."""
     v = package_versions()
@@ -217,7 +259,7 @@ Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
 MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
 [metatemporal]. {_regional_mask_sentence(config)} {_pvc_sentence(config)}
 {_staging_sentence(config)}
-{_mr_less_paragraph(config)}
+{_mr_less_paragraph(config)}{_classification_paragraph(config)}
 ## References
 """
     return (

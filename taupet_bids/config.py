@@ -55,6 +55,8 @@ class RunConfig:
     mr_less_method: str = "network"
     mr_less_model: Path | None = None
     regional_mask: str = DEFAULT_REGIONAL_MASK
+    #: ``--classify``: a trained AD-vs-CN classifier bundle (None: no classification).
+    classifier_bundle: Path | None = None
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None

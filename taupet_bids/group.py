@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from taupet_bids import staging, tracers
+from taupet_bids import naming, staging, tracers
 from taupet_bids.atlases import ATLAS_NAMES
 from taupet_bids.atlases.regions import region_groups
+from taupet_bids.core import classification_metrics
 from taupet_bids.core.qc import METRICS
 from taupet_bids.core.regions import STAT_COLUMNS
 from taupet_bids.naming import SCAN_ENTITIES, entities, qc_json, scan_stem
@@ -355,13 +356,63 @@ def read_stage_table(path: Path) -> pd.DataFrame:
     return table.assign(scan=scan_stem(path.name), reference=entities(path.name).get("label"))
 
 
+#: The per-scan prediction ``--classify`` writes (docs/outputs.md).
+CLASSIFICATION_SUFFIX = naming.CLASSIFICATION_SUFFIX
+#: The classifier's labels; only scans with these diagnoses enter its metrics.
+AD_CN = ("AD", "CN")
+#: Prediction columns, from the JSON's fields.
+PREDICTION_FIELDS = {
+    "ADProbability": "ad_probability", "Label": "label", "Threshold": "threshold",
+    "ModelName": "model_name", "ModelVersion": "model_version", "ModelSHA256": "model_sha256",
+}  # fmt: skip
+MODEL_COLUMNS = ["model_name", "model_version", "model_sha256"]
+
+
+def find_classifications(output_dir: Path) -> list[Path]:
+    """Every per-scan prediction a ``--classify`` run committed."""
+    return sorted(output_dir.glob(f"sub-*/**/pet/*{CLASSIFICATION_SUFFIX}"))
+
+
+def _fraction(path: Path, record: dict, key: str) -> float:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise UnusableFile(path, f"{key} is {value!r}, not a number from 0 to 1")
+    return float(value)
+
+
+def read_classification(path: Path) -> dict:
+    """One scan's prediction, checked: P(AD) and threshold in [0, 1], a label that agrees with
+    them, model fields as texts (n/a when absent); :class:`UnusableFile` otherwise."""
+    record = read_json(path)
+    probability, threshold = (
+        _fraction(path, record, "ADProbability"),
+        _fraction(path, record, "Threshold"),
+    )
+    expected = "AD" if probability >= threshold else "CN"
+    if record.get("Label") != expected:
+        raise UnusableFile(
+            path, f"Label is {record.get('Label')!r} but ADProbability {probability:g} and "
+            f"Threshold {threshold:g} make it {expected}",
+        )  # fmt: skip
+    row = {"scan": scan_stem(path.name), "ad_probability": probability, "label": expected,
+           "threshold": threshold}  # fmt: skip
+    for key in ("ModelName", "ModelVersion", "ModelSHA256"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            raise UnusableFile(path, f"{key} is {value!r}, not a text")
+        row[PREDICTION_FIELDS[key]] = value if value is not None else "n/a"
+    return row
+
+
 @dataclass
 class GroupInputs:
-    """What :func:`gather` read: the long table, the published stages, what was left out."""
+    """What :func:`gather` read: the long table, the published stages, what was left out, and
+    the ``--classify`` predictions (None when no scan has one)."""
 
     long: pd.DataFrame
     stages: pd.DataFrame | None
     skipped: list[Skipped] = field(default_factory=list)
+    predictions: pd.DataFrame | None = None
 
 
 LONG_COLUMNS = [*ID_COLUMNS, "atlas", "region", "suvr", *TABLE_COLUMNS[1:]]
@@ -422,6 +473,12 @@ def gather(output_dir: Path) -> GroupInputs:
             check_qc_record(qc_json(output_dir, scan))
         except UnusableFile as error:
             problems.setdefault(scan, []).append(error)
+    predictions = []
+    for path in find_classifications(output_dir):
+        try:
+            predictions.append(read_classification(path))
+        except UnusableFile as error:
+            problems.setdefault(scan_stem(path.name), []).append(error)
     skipped: list[Skipped] = []
     for scan, errors in problems.items():
         for error in errors:
@@ -441,7 +498,9 @@ def gather(output_dir: Path) -> GroupInputs:
     long = pd.concat(kept, ignore_index=True).rename(columns={"suvr_mean": "suvr"})
     kept_stages = [table for scan, table in stages if scan not in problems]
     stage_frame = pd.concat(kept_stages, ignore_index=True) if kept_stages else None
-    return GroupInputs(long[LONG_COLUMNS], stage_frame, skipped)
+    kept_predictions = [row for row in predictions if row["scan"] not in problems]
+    prediction_frame = pd.DataFrame(kept_predictions) if kept_predictions else None
+    return GroupInputs(long[LONG_COLUMNS], stage_frame, skipped, prediction_frame)
 
 
 def long_table(output_dir: Path) -> pd.DataFrame:
@@ -663,6 +722,92 @@ def qc_table(output_dir: Path, wide: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class ClassificationTables:
+    """The group level's ``--classify`` tables; ``metrics`` and ``other`` are None without a
+    diagnosis column."""
+
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame | None
+    other: pd.DataFrame | None
+
+
+def _diagnoses(wide: pd.DataFrame) -> pd.DataFrame:
+    """scan -> participant, session and (when participants/sessions.tsv has one) diagnosis."""
+    columns = ["scan", "participant_id", "session_id"]
+    if "diagnosis" in wide:
+        columns.append("diagnosis")
+    ids = wide[columns].drop_duplicates("scan")
+    if "diagnosis" in ids:
+        ids = ids.assign(diagnosis=ids["diagnosis"].map(
+            lambda value: "n/a" if pd.isna(value) else str(value).strip()
+        ))  # fmt: skip
+    return ids
+
+
+def _model_metrics(rows: pd.DataFrame) -> list[dict]:
+    """The AD-vs-CN metrics of one model's AD and CN scans, one row per metric."""
+    is_ad = (rows["diagnosis"] == "AD").to_numpy()
+    found = classification_metrics.ad_cn_metrics(
+        rows["ad_probability"].to_numpy(), (rows["label"] == "AD").to_numpy(), is_ad,
+        rows["participant_id"].astype(str).to_numpy(),
+    )  # fmt: skip
+    counts = {"n_scans": len(rows), "n_participants": rows["participant_id"].nunique(),
+              "n_AD": int(is_ad.sum()), "n_CN": int((~is_ad).sum())}  # fmt: skip
+    return [
+        {"metric": name, "value": estimate.value, "ci_low": estimate.low,
+         "ci_high": estimate.high, "ci_resamples": estimate.resamples, **counts}
+        for name, estimate in found.items()
+    ]  # fmt: skip
+
+
+def _other_diagnoses(rows: pd.DataFrame) -> list[dict]:
+    """Scans of one model whose diagnosis is neither AD nor CN: counts and mean P(AD)."""
+    return [
+        {"diagnosis": diagnosis, "n_scans": len(group),
+         "n_participants": group["participant_id"].nunique(),
+         "n_labelled_AD": int((group["label"] == "AD").sum()),
+         "mean_ad_probability": float(group["ad_probability"].mean())}
+        for diagnosis, group in rows.groupby("diagnosis", sort=True)
+    ]  # fmt: skip
+
+
+def classification_tables(predictions: pd.DataFrame, wide: pd.DataFrame) -> ClassificationTables:
+    """Predictions of the scans in the group tables, and per model, where diagnoses exist, the
+    AD-vs-CN metrics with participant-bootstrap 95 % intervals and the other diagnoses apart.
+
+    Only scans whose diagnosis is exactly AD or CN enter the metrics: MCI, other labels and
+    scans without a diagnosis (``n/a``) are counted in ``other`` with their mean P(AD).
+    """
+    table = _diagnoses(wide).merge(predictions, on="scan", how="inner")
+    if "diagnosis" not in table:
+        return ClassificationTables(table, None, None)
+    metrics, other = [], []
+    for model, rows in table.groupby(MODEL_COLUMNS, sort=True, dropna=False):
+        ids = dict(zip(MODEL_COLUMNS, model, strict=True))
+        labelled = rows[rows["diagnosis"].isin(AD_CN)]
+        if len(labelled):
+            metrics += [{**ids, **row} for row in _model_metrics(labelled)]
+        other += [{**ids, **row} for row in _other_diagnoses(rows[~rows["diagnosis"].isin(AD_CN)])]
+    metric_columns = [*MODEL_COLUMNS, "metric", "value", "ci_low", "ci_high", "ci_resamples",
+                      "n_scans", "n_participants", "n_AD", "n_CN"]  # fmt: skip
+    other_columns = [*MODEL_COLUMNS, "diagnosis", "n_scans", "n_participants", "n_labelled_AD",
+                     "mean_ad_probability"]  # fmt: skip
+    return ClassificationTables(
+        table, pd.DataFrame(metrics, columns=metric_columns),
+        pd.DataFrame(other, columns=other_columns),
+    )  # fmt: skip
+
+
+#: The group level's ``--classify`` tables (``group/<name>.tsv``).
+CLASSIFICATION_TABLES = ("classification", "classification_metrics", "classification_other")
+_BOOTSTRAP = (
+    f"percentile interval ({classification_metrics.LEVEL:.0%}) of "
+    f"{classification_metrics.RESAMPLES} bootstrap resamples of participants (all of a "
+    f"participant's AD/CN scans together), NumPy seed {classification_metrics.SEED}"
+)
+
+
 SIDECARS = {
     "suvr_long": {
         "Description": "every participant regional SUVR table stacked: one row per scan, atlas "
@@ -682,6 +827,24 @@ SIDECARS = {
         "braak_published_thresholds": "key of the published threshold set (Maass2017_PVC)",
     },
     "qc": {"Description": "per-scan quality control: motion, registration scores, flags"},
+    "classification": {
+        "Description": "--classify: one row per scan of the group tables with a prediction: "
+        "P(AD), the label at the model's threshold, the model, and the diagnosis of "
+        "participants.tsv/sessions.tsv when there is one",
+    },
+    "classification_metrics": {
+        "Description": "per model: accuracy, sensitivity (AD labelled AD), specificity (CN "
+        "labelled CN) at the model's threshold and ROC AUC of P(AD), on the scans whose "
+        "diagnosis is AD or CN only",
+        "ci_low": f"lower end of the {_BOOTSTRAP}",
+        "ci_high": f"upper end of the {_BOOTSTRAP}",
+        "ci_resamples": "resamples in which the metric was defined (both classes drawn for "
+        "ROC AUC)",
+    },
+    "classification_other": {
+        "Description": "per model, scans whose diagnosis is neither AD nor CN (MCI, other "
+        "labels, n/a: no diagnosis): kept out of the AD-vs-CN metrics; counts and mean P(AD)",
+    },
 }
 
 
@@ -737,10 +900,21 @@ def write_group(
     _write(inputs.long, folder / "suvr_long.tsv", SIDECARS["suvr_long"] | left_out)
     _write(wide, folder / "suvr_wide.tsv", SIDECARS["suvr_wide"] | left_out)
     _write(quality, folder / "qc.tsv", SIDECARS["qc"] | left_out)
+    tables: dict[str, pd.DataFrame | None] = {}
+    if inputs.predictions is not None:
+        classified = classification_tables(inputs.predictions, wide)
+        tables = dict(zip(CLASSIFICATION_TABLES, (classified.predictions, classified.metrics,
+                                                  classified.other), strict=True))  # fmt: skip
+    for name in CLASSIFICATION_TABLES:
+        if tables.get(name) is not None:
+            _write(tables[name], folder / f"{name}.tsv", SIDECARS[name] | left_out)
+        else:  # a table of an earlier group run would describe other outputs
+            (folder / f"{name}.tsv").unlink(missing_ok=True)
+            (folder / f"{name}.json").unlink(missing_ok=True)
     LOG.info("Group tables: %d scan(s) of %d participant(s) in %s", wide["scan"].nunique(),
              wide["participant_id"].nunique(), folder)  # fmt: skip
     lines = [entry.line() for entry in skipped]
-    report = write_group_report(folder, inputs.long, wide, quality, lines)
+    report = write_group_report(folder, inputs.long, wide, quality, lines, tables)
     result = GroupResult(report, tuple(skipped))
     if result.skipped:
         LOG.warning("%s", result.summary())

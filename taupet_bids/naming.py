@@ -126,6 +126,20 @@ def t1w_to_template(anat_dir: Path, stem: str) -> tuple[Path, Path]:
     return warp, warp.with_name(affine)
 
 
+#: End of a scan's ``--classify`` prediction (P(AD), label, model): ``<stem>`` + this.
+CLASSIFICATION_SUFFIX = "_desc-ADvsCN_classification.json"
+
+
+def classification_json(output_dir: Path, stem: str) -> Path:
+    """The scan's AD-vs-CN prediction (``--classify``)."""
+    return pet_folder(output_dir, stem) / f"{stem}{CLASSIFICATION_SUFFIX}"
+
+
+def occlusion_regions(output_dir: Path, stem: str) -> Path:
+    """The scan's occlusion map summarised per region (``--classify``)."""
+    return pet_folder(output_dir, stem) / f"{stem}_{SPACE}_desc-occlusion_regions.tsv"
+
+
 def figures_folder(output_dir: Path, stem: str) -> Path:
     """Where the scan's report figures are committed: ``sub-X/figures``."""
     return output_dir / subject_of(stem) / "figures"

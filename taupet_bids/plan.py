@@ -66,6 +66,13 @@ class ScanPlan:
     regional_mask: str = "template"
     #: Why :attr:`regional_mask` is what it is, for logs and the tables' sidecars.
     regional_mask_reason: str = ""
+    #: ``--classify``: the trained AD-vs-CN bundle run on the template-space SUVR, or None.
+    classifier_bundle: Path | None = None
+
+    @property
+    def classify(self) -> bool:
+        """The scan gets P(AD), its label and an occlusion map (``--classify``)."""
+        return self.classifier_bundle is not None
 
     @property
     def subject_gm(self) -> bool:
@@ -314,6 +321,7 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
         use_fsl=config.use_fsl,
         regional_mask=mask,
         regional_mask_reason=mask_reason,
+        classifier_bundle=config.classifier_bundle,
     )
 
 

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 
 from taupet_bids import naming, templates
+from taupet_bids.classification.bundle import CONFIGS
+from taupet_bids.classification.networks import Conv5FC3
+from taupet_bids.models.bundle import state_by_child
+from taupet_bids.training import engine
 from taupet_bids.training.classifier import TrainConfig
 
 #: 6 CN, 6 AD and 2 MCI participants with one scan; two with two visits.
@@ -84,3 +89,23 @@ def tiny_config(out: Path, cohort: tuple[Path, Path]) -> TrainConfig:
         out, [derivatives], bids, seed=3, steps=40, batch_size=6, learning_rate=1e-2,
         checkpoint_every=20, **TINY,
     )  # fmt: skip
+
+
+def write_untrained_bundle(out_dir: Path, seed: int = 3) -> Path:
+    """A bundle of the tiny network with its initial weights, written without training.
+
+    It loads, predicts and draws its occlusion map like a trained bundle, in seconds, so it
+    tests the pipeline's wiring; its P(AD) means nothing.
+    """
+    torch.manual_seed(seed)
+    weights = Path(out_dir).with_name(f"{Path(out_dir).name}-weights.pt")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state_by_child(Conv5FC3(**TINY)), weights)
+    metadata = {
+        "version": "0.0.0-untrained",
+        "name": "untrained tiny test classifier",
+        "taupet_bids": {"architecture": TINY, "threshold": 0.5},
+    }
+    return engine.write_bundle(
+        out_dir, weights, metadata, lambda _: "Untrained test bundle.\n", CONFIGS
+    )

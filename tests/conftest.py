@@ -17,6 +17,7 @@ DATA = Path(__file__).resolve().parent / "data"
 TIERS = {
     # Run the real command line over a simulated cohort: taupet-bids, the report, Slurm.
     "e2e": {
+        "test_classify_cli",
         "test_participant",
         "test_mrless_pipeline",
         "test_reports",

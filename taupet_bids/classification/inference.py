@@ -42,6 +42,8 @@ VOXEL_MM = preprocessing.POOL * templates.WORKING_RESOLUTION
 OCCLUDER_SUVR = 1.0
 #: Overlap of successive occluder positions (0: each voxel occluded once).
 OVERLAP = 0.0
+#: Decimals of the reported P(AD).
+PROBABILITY_DECIMALS = 6
 #: Occluded copies of the scan per network call.
 OCCLUSION_BATCH = 16
 #: Atlases the map is summarised over: DK bilateral regions and Braak stages I-VI.
@@ -59,8 +61,15 @@ class Prediction:
     threshold: float
 
     @property
+    def reported(self) -> float:
+        """P(AD) as written, to :data:`PROBABILITY_DECIMALS` decimals."""
+        return round(self.probability, PROBABILITY_DECIMALS)
+
+    @property
     def label(self) -> str:
-        return CLASSES[1] if self.probability >= self.threshold else CLASSES[0]
+        """AD at or above the threshold, judged on the reported P(AD): a reader applying the
+        threshold to the written value gets the written label (0.4999996 is reported 0.5)."""
+        return CLASSES[1] if self.reported >= self.threshold else CLASSES[0]
 
 
 def prepare_file(path: str | Path) -> torch.Tensor:
@@ -202,12 +211,13 @@ def save_outputs(
     table.to_csv(outputs.regions, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
     metadata = metadata or {}
     record = {
-        "ADProbability": round(prediction.probability, 6),
+        "ADProbability": prediction.reported,
         "Label": prediction.label,
         "Threshold": prediction.threshold,
         "Classes": list(CLASSES),
         "ModelName": metadata.get("name"),
         "ModelVersion": metadata.get("version"),
+        "ModelSHA256": metadata.get("taupet_bids", {}).get("model_sha256"),
         "OcclusionMaskMM": sensitivity.mask_mm,
         "OcclusionOverlap": sensitivity.overlap,
         "OccluderSUVR": OCCLUDER_SUVR,

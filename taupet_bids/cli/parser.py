@@ -195,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a MONAI bundle folder retrained with taupet-bids-train (default: the shipped one)",
     )
 
+    classify = parser.add_argument_group("AD vs CN classification (see docs/classification.md)")
+    classify.add_argument(
+        "--classify",
+        type=Path,
+        metavar="BUNDLE",
+        help="classify every scan's template-space SUVR image as AD or CN with this trained "
+        "classifier bundle (made by `taupet-bids-train classifier`; none ships) and write P(AD), "
+        "the label at the bundle's threshold and an occlusion-sensitivity map with its regional "
+        "summary (about 1.5 min per scan on one CPU thread)",
+    )
+
     group = parser.add_argument_group("group level (see docs/group.md)")
     group.add_argument(
         "--tau-cutpoint",
@@ -297,6 +308,13 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         build_parser().error(
             f"--mr-less-model: {args.mr_less_model} is not a bundle (no configs/metadata.json)"
         )
+    if args.classify:
+        from taupet_bids.classification.bundle import InvalidBundle, check_bundle
+
+        try:
+            check_bundle(args.classify.absolute())
+        except InvalidBundle as err:
+            build_parser().error(f"--classify: {err}")
     if args.use_fsl and not fsl_available():
         build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
@@ -330,6 +348,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         mr_less_method=args.mr_less_method,
         mr_less_model=args.mr_less_model.absolute() if args.mr_less_model else None,
         regional_mask=args.regional_mask,
+        classifier_bundle=args.classify.absolute() if args.classify else None,
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

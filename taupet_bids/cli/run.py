@@ -36,6 +36,11 @@ BIDSIGNORE = [
     "*_xfm.nii.gz",
     "*_xfm.json",
     "*_qc.json",
+    "*_classification.json",
+    "*_map.nii.gz",
+    "*_map.json",
+    "*_regions.tsv",
+    "*_regions.json",
     "*.html",
     "logs/",
     "**/figures",  # the validator wants the folder itself ignored, not only its files

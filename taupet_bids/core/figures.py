@@ -33,6 +33,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "pet2std": ("png", "SUVR (MR-less) on the template brain outline"),
     "regions": ("png", "reference region and ROI overlays on the SUVR image"),
     "montage": ("png", "SUVR montage"),
+    "occlusion": ("png", "occlusion sensitivity of the AD-vs-CN classifier"),
 }
 
 
@@ -153,5 +154,18 @@ def suvr_montage(suvr: Path, template: Path, out_file: Path) -> Path:
     display = plotting.plot_stat_map(
         str(suvr), bg_img=str(template), display_mode="z", cut_coords=list(range(-40, 50, 10)),
         threshold=1.0, vmin=1.0, vmax=3.0, symmetric_cbar=False, cmap="inferno", title="SUVR",
+    )  # fmt: skip
+    return _save_png(display.frame_axes.figure, out_file)
+
+
+def occlusion_montage(sensitivity: Path, template: Path, out_file: Path) -> Path:
+    """Axial slices of the classifier's occlusion map on the template: red where the uptake
+    raised P(AD), blue where it lowered it; the colour scale is symmetric around 0."""
+    data = np.asarray(nib.load(sensitivity).dataobj, dtype=np.float32)
+    vmax = float(np.abs(data).max()) or 1.0  # an all-zero map is drawn, not an error
+    display = plotting.plot_stat_map(
+        str(sensitivity), bg_img=str(template), display_mode="z",
+        cut_coords=list(range(-40, 50, 10)), vmax=vmax, symmetric_cbar=True, cmap="RdBu_r",
+        title="drop in P(AD) when occluded",
     )  # fmt: skip
     return _save_png(display.frame_axes.figure, out_file)

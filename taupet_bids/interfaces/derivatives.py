@@ -60,6 +60,12 @@ _BRAAKSTAGE_PATTERN = (
     _PET + "[_space-{space}][_seg-{segmentation}][_label-{label}][_desc-{desc}]"
     "_{suffix<braakstage>}{extension<.tsv|.json>|.tsv}"
 )
+#: ``--classify``: the prediction (JSON), the occlusion map (template-space NIfTI) and its
+#: regional summary (TSV); the names MONAI's bundle runner gives them too.
+_CLASSIFICATION_PATTERN = (
+    _PET + "[_space-{space}][_res-{resolution}][_desc-{desc}]"
+    "_{suffix<classification|map|regions>}{extension<.json|.nii.gz|.tsv>}"
+)
 #: Transforms written by antspyx (.mat affine, .nii.gz displacement field), named after the
 #: PET (``from-pet``) or the T1w (``from-T1w``) they start from.
 _XFM_PATTERN = (
@@ -91,6 +97,7 @@ class DerivativesDataSink(_NiworkflowsSink):
     _file_patterns = (
         _FIGURE_PATTERN, _PET_IMAGE_PATTERN, _TIMESERIES_PATTERN, _ANAT_PATTERN, _TABLE_PATTERN,
         _CENTAURZ_PATTERN, _BRAAKSTAGE_PATTERN, _XFM_PATTERN, _QC_PATTERN,
+        _CLASSIFICATION_PATTERN,
     )  # fmt: skip
 
     def _run_interface(self, runtime):

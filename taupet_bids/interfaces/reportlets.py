@@ -142,3 +142,17 @@ class SUVRMontage(_Reportlet):
 
     def _draw(self, out_file: Path) -> None:
         figures.suvr_montage(Path(self.inputs.in_file), templates.t1w_path(), out_file)
+
+
+class _OcclusionMontageInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="occlusion map on the template grid")
+
+
+class OcclusionMontage(_Reportlet):
+    """Axial slices of the AD-vs-CN occlusion map on the template T1w (PNG)."""
+
+    input_spec = _OcclusionMontageInputSpec
+    _out_name = "occlusion.png"
+
+    def _draw(self, out_file: Path) -> None:
+        figures.occlusion_montage(Path(self.inputs.in_file), templates.t1w_path(), out_file)

@@ -7,7 +7,7 @@ sessions, and the QC table. Built only from the group tables, so it is quick to 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -102,17 +102,52 @@ def longitudinal(wide: pd.DataFrame) -> str | None:
     return svg(fig, "longitudinal meta-temporal SUVR")
 
 
+def classification_section(tables: Mapping[str, pd.DataFrame | None]) -> str:
+    """``--classify``: AD-vs-CN metrics with their intervals, other diagnoses apart, and the
+    predictions; "" when no scan was classified."""
+    predictions = tables.get("classification")
+    if predictions is None:
+        return ""
+    metrics, other = tables.get("classification_metrics"), tables.get("classification_other")
+    parts = ["<h2>AD vs CN classification</h2>"]
+    if metrics is None:
+        parts.append(
+            "<p>No diagnosis column in participants.tsv or sessions.tsv: predictions only, "
+            "no accuracy.</p>"
+        )
+    elif metrics.empty:
+        parts.append("<p>No scan has the diagnosis AD or CN: no accuracy.</p>")
+    else:
+        parts += [
+            "<p>Scans whose diagnosis is AD or CN only; 95 % intervals from resampling "
+            'participants (<a href="classification_metrics.tsv">classification_metrics.tsv'
+            "</a>, docs/group.md).</p>",
+            table(metrics.drop(columns=["model_sha256"])),
+        ]
+    if other is not None and not other.empty:
+        parts += [
+            "<h3>Other diagnoses (not in the metrics above)</h3>",
+            table(other.drop(columns=["model_sha256"])),
+        ]
+    shown = [c for c in ("scan", "diagnosis", "ad_probability", "label", "threshold",
+                         "model_version") if c in predictions]  # fmt: skip
+    parts += ["<h3>Predictions</h3>", table(predictions[shown])]
+    return "".join(parts)
+
+
 def write_group_report(
     folder: Path,
     long: pd.DataFrame,
     wide: pd.DataFrame,
     quality: pd.DataFrame,
     skipped: Sequence[str] = (),
+    classification: Mapping[str, pd.DataFrame | None] | None = None,
 ) -> Path:
     """Write ``report.html`` into the group folder and return its path.
 
     ``skipped``: one line per file the group level left out (``<file>: <problem>; <what was
     left out>``), shown first so a reader knows the tables are not the whole cohort.
+    ``classification``: the ``--classify`` tables by name (``group.CLASSIFICATION_TABLES``).
     """
     summary_columns = [c for c in ("scan", "diagnosis", "age", "sex", META, "tau_positive",
                                    "braak_stage_estimate", "braak_conforming", "braak_rule")
@@ -137,6 +172,7 @@ def write_group_report(
         "<h2>Estimated Braak stage</h2>", braak_counts(wide),
         "<h2>Longitudinal change</h2>",
         change or "<p>No participant has more than one session.</p>",
+        classification_section(classification or {}),
         "<h2>Per scan</h2>", table(wide[summary_columns]),
         "<h2>Quality control</h2>", table(quality),
         f"<p>Long table: {len(long)} rows.</p>",

@@ -103,8 +103,43 @@ def scan_section(output_dir: Path, stem: str) -> str:
         shown = [c for c in ("method", "braak_stage_label", "braak_conforming", "threshold_set",
                              "note") if c in stages.columns]  # fmt: skip
         parts += ["<h4>Braak stage (published thresholds)</h4>", table(stages[shown])]
+    parts += classification_parts(output_dir, stem)
     parts.append("</section>")
     return "".join(parts)
+
+
+#: Rows of the occlusion summary shown per atlas (the TSV has them all).
+TOP_REGIONS = {"DK": 8, "Braak": 6}
+
+
+def classification_parts(output_dir: Path, stem: str) -> list[str]:
+    """``--classify``: P(AD), the label, the model, the regions that raised P(AD) most, and the
+    occlusion map; nothing for a scan that was not classified."""
+    path = naming.classification_json(output_dir, stem)
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    summary = {
+        "P(AD)": f"{record['ADProbability']:.3f}",
+        "label": f"{record['Label']} (AD when P(AD) >= {record['Threshold']:g})",
+        "model": f"{record.get('ModelName')} {record.get('ModelVersion')}",
+        "weights sha256": record.get("ModelSHA256") or "n/a",
+        "occluder": f"{record.get('OcclusionMaskMM')} mm cube at SUVR {record.get('OccluderSUVR')}",
+    }
+    parts = [
+        "<h3>AD vs CN classification</h3>",
+        "<p>From the classifier bundle given with --classify (research use; what it was "
+        "trained on is in its model card). It was trained on AD and CN scans only.</p>",
+        definitions(summary),
+    ]
+    regions_file = naming.occlusion_regions(output_dir, stem)
+    if regions_file.exists():
+        regions = pd.read_csv(regions_file, sep="\t", na_values="n/a")
+        for atlas, count in TOP_REGIONS.items():
+            rows = regions[regions["atlas"] == atlas].sort_values("rank").head(count)
+            parts += [f"<h4>Regions that raised P(AD) most ({atlas})</h4>", table(rows)]
+    parts.append(_figure(output_dir, stem, "occlusion"))
+    return parts
 
 
 def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[str]:

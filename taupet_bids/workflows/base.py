@@ -7,7 +7,7 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from taupet_bids.plan import ScanPlan
-from taupet_bids.workflows import pet, quantification, reportlets
+from taupet_bids.workflows import classification, pet, quantification, reportlets
 from taupet_bids.workflows.anat import DERIVATIVES as ANAT_FIELDS
 from taupet_bids.workflows.anat import init_anat_wf
 from taupet_bids.workflows.outputs import init_outputs_wf
@@ -39,6 +39,17 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
         workflow.connect(
             [(source, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields])]
         )
+    if plan.classify:
+        classify_wf = classification.init_classification_wf(plan)
+        workflow.connect([
+            (quant_wf, classify_wf, [("outputnode.suvr_std", "inputnode.suvr_std")]),
+            (classify_wf, outputs_wf, [
+                (f"outputnode.{f}", f"inputnode.{f}") for f in classification.DERIVATIVES
+            ]),
+            (classify_wf, qc_wf, [
+                (f"outputnode.{f}", f"inputnode.{f}") for f in reportlets.FROM_CLASSIFY
+            ]),
+        ])  # fmt: skip
     if not plan.mr_less:
         anat_wf = init_anat_wf(plan)
         anat_wf.inputs.inputnode.t1w = str(plan.t1w)

@@ -9,15 +9,20 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
+from taupet_bids.classification.bundle import read_card
+from taupet_bids.core.occlusion import COLUMN_DESCRIPTIONS as OCCLUSION_COLUMNS
 from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
 from taupet_bids.greymatter import TISSUE_THRESHOLD
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
 from taupet_bids.plan import ScanPlan
-from taupet_bids.workflows import anat, pet, quantification, reportlets
+from taupet_bids.workflows import anat, classification, pet, quantification, reportlets
 from taupet_bids.workflows.tables import init_braak_stage_wf
 
 ANAT_FIELDS = list(anat.DERIVATIVES)
-PET_FIELDS = [*pet.DERIVATIVES, *quantification.DERIVATIVES, *reportlets.DERIVATIVES]
+PET_FIELDS = [
+    *pet.DERIVATIVES, *quantification.DERIVATIVES, *reportlets.DERIVATIVES,
+    *classification.DERIVATIVES,
+]  # fmt: skip
 
 PVC_NAMES = {
     "gtm": "geometric transfer matrix (Rousset et al. 1998)",
@@ -247,6 +252,35 @@ def _add_mr_less_sinks(workflow, inputnode, sinks, plan: ScanPlan):
     )  # fmt: skip
 
 
+def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
+    """``--classify``: the prediction JSON as the interface wrote it (P(AD), label, threshold,
+    model name, version and sha256, top regions), the occlusion map and its regional table,
+    whose sidecars name the model too."""
+    model = read_card(plan.classifier_bundle).sidecar()
+    space = {"space": templates.TEMPLATE, "resolution": naming.RESOLUTION}
+    return {
+        "classification": _sink(
+            "ds_classification", plan.staging_dir, desc="ADvsCN", suffix="classification",
+            extension=".json",
+        ),
+        "occlusion_map": _sink(
+            "ds_occlusion_map", plan.staging_dir, **space, desc="occlusion", suffix="map",
+            compress=True, Units="probability",
+            Description="occlusion sensitivity of the AD-vs-CN classifier: P(AD) of the scan "
+            "minus P(AD) with the 12 mm block around each voxel set to SUVR 1.0 (positive: the "
+            "uptake there raised P(AD)); computed on the template-space SUVR image",
+            **model, **sources,
+        ),
+        "occlusion_regions": _sink(
+            "ds_occlusion_regions", plan.staging_dir, **space, desc="occlusion",
+            suffix="regions", extension=".tsv", Columns=OCCLUSION_COLUMNS,
+            Description="the occlusion map summarised per bilateral DK grey-matter region and "
+            "Braak stage, ranked within each atlas",
+            **model, **sources,
+        ),
+    }  # fmt: skip
+
+
 def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
     checked, staging_dir, atlases = plan.checked, plan.staging_dir, plan.atlases
@@ -301,6 +335,8 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
         sinks[f"figure_{key}"] = _sink(
             f"ds_figure_{key}", staging_dir, datatype="figures", desc=key, suffix="pet"
         )
+    if plan.classify:
+        sinks.update(_classification_sinks(plan, pet_sources))
     if plan.mr_less:
         _add_mr_less_sinks(workflow, inputnode, sinks, plan)
     else:

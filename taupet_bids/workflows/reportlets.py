@@ -15,6 +15,7 @@ from taupet_bids.interfaces.reportlets import (
     CoregistrationOverlay,
     MotionPlot,
     NormalisationOverlay,
+    OcclusionMontage,
     RegionOverlay,
     SUVRMontage,
 )
@@ -24,6 +25,7 @@ from taupet_bids.plan import ScanPlan
 FROM_PET = ("motion_params", "pet_average")
 FROM_QUANT = ("coreg_score", "normalisation", "suvr_std", "pet2t1w_xfm")
 FROM_ANAT = ("t1w2std_score", "t1w2std_margin", "t1w_preproc", "t1w_mask", "t1w2std_xfm")
+FROM_CLASSIFY = ("occlusion_map",)
 #: Outputs written as derivatives: the QC record and one field per figure.
 DERIVATIVES = ("qc_json", *(f"figure_{key}" for key in FIGURES))
 
@@ -31,7 +33,8 @@ DERIVATIVES = ("qc_json", *(f"figure_{key}" for key in FIGURES))
 def figure_keys(plan: ScanPlan) -> tuple[str, ...]:
     """The figures a scan gets: registration overlays depend on the path (MR-based or not)."""
     registration = ("pet2std",) if plan.mr_less else ("coreg", "t1w2std")
-    return ("motion", *registration, "regions", "montage")
+    classification = ("occlusion",) if plan.classify else ()
+    return ("motion", *registration, "regions", "montage", *classification)
 
 
 def _figure_nodes(plan: ScanPlan) -> dict[str, tuple[pe.Node, list[tuple[str, str]]]]:
@@ -49,6 +52,7 @@ def _figure_nodes(plan: ScanPlan) -> dict[str, tuple[pe.Node, list[tuple[str, st
         "regions": (RegionOverlay(reference_region=plan.reference_region),
                     [("suvr_std", "in_file")]),
         "montage": (SUVRMontage(), [("suvr_std", "in_file")]),
+        "occlusion": (OcclusionMontage(), [("occlusion_map", "in_file")]),
     }  # fmt: skip
     return {
         key: (pe.Node(node[key][0], name=f"figure_{key}"), node[key][1])
@@ -63,7 +67,8 @@ def init_reportlets_wf(plan: ScanPlan, name: str = "reportlets_wf") -> pe.Workfl
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(
-        niu.IdentityInterface(fields=[*FROM_PET, *FROM_QUANT, *FROM_ANAT]), name="inputnode"
+        niu.IdentityInterface(fields=[*FROM_PET, *FROM_QUANT, *FROM_ANAT, *FROM_CLASSIFY]),
+        name="inputnode",
     )
     outputnode = pe.Node(niu.IdentityInterface(fields=list(DERIVATIVES)), name="outputnode")
     scan_qc = pe.Node(ScanQC(), name="scan_qc", run_without_submitting=True)
