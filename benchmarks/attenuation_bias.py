@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from participant_accuracy import update_report  # noqa: E402
 
 from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort
 from taupet_bids.simulate.attenuation import ct, hounsfield, mumaps, projection, spheres
@@ -113,16 +117,6 @@ def section(seed: int, n_subjects: int, jobs: int, sphere: list[str], cohort: di
     return "\n".join([*lines, END])
 
 
-def update_report(text: str) -> None:
-    current = REPORT.read_text()
-    if START in current:
-        before, rest = current.split(START, 1)
-        current = before + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    REPORT.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-subjects", type=int, default=3)
@@ -132,7 +126,9 @@ def main() -> None:
     sphere = sphere_rows(args.seed)
     print("\n".join(sphere))
     cohort = {m: cohort_bias(m, args.n_subjects, args.seed, args.jobs) for m in mumaps.MR_METHODS}
-    update_report(section(args.seed, args.n_subjects, args.jobs, sphere, cohort))
+    update_report(
+        REPORT, section(args.seed, args.n_subjects, args.jobs, sphere, cohort), START, END
+    )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from participant_accuracy import update_report  # noqa: E402
 
 from taupet_bids.simulate import CohortConfig, simulate_cohort
 
@@ -50,16 +54,6 @@ def section(n_subjects: int, seed: int, jobs: int, seconds: float, load: float) 
     ])  # fmt: skip
 
 
-def update_report(text: str) -> None:
-    current = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
-    if START in current:
-        before, rest = current.split(START, 1)
-        current = before + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    REPORT.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-subjects", type=int, default=10)
@@ -67,7 +61,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     seconds = time_cohort(args.n_subjects, args.seed, args.jobs)
-    update_report(section(args.n_subjects, args.seed, args.jobs, seconds, os.getloadavg()[0]))
+    update_report(
+        REPORT,
+        section(args.n_subjects, args.seed, args.jobs, seconds, os.getloadavg()[0]),
+        START,
+        END,
+    )
     print(f"{args.n_subjects} subjects in {seconds:.1f} s")
 
 
