@@ -36,8 +36,11 @@ def runs(tmp_path_factory, templateflow_home):
     subprocess.run([simulate, bids, "--n-subjects", "2", "--seed", "12", "--anatomy", "template"],
                    check=True)  # fmt: skip
     shutil.rmtree(bids / "sub-002" / "anat")
+    # template masks: this phantom paints its uptake on the template's labels, whatever its T1w
+    # shows, so a PVC label image drawn from its T1w would not match its truth (docs/pvc.md)
     auto = taupet_bids(bids, root / "auto", "participant", "-w", root / "work_auto",
-                       "--skip-bids-validation", "--pvc", "gtm", "--pvc-fwhm", "7")  # fmt: skip
+                       "--skip-bids-validation", "--pvc", "gtm", "--pvc-fwhm", "7",
+                       "--regional-mask", "template")  # fmt: skip
     ants = taupet_bids(bids, root / "ants", "participant", "-w", root / "work_ants",
                        "--skip-bids-validation", "--participant-label", "001",
                        "--mr-less", "always", "--mr-less-method", "ants",
