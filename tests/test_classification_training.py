@@ -19,7 +19,6 @@ from taupet_bids.models.bundle import METADATA
 from taupet_bids.training import cli
 from taupet_bids.training.classifier import (
     TrainConfig,
-    auc,
     best_cutpoint,
     binary_metrics,
     train,
@@ -109,8 +108,8 @@ def test_metrics_count_ad_as_positive():
     metrics = binary_metrics(scores, targets, 0.5)
     assert metrics["sensitivity"] == 0.5 and metrics["specificity"] == pytest.approx(2 / 3)
     assert metrics["accuracy"] == 0.6
-    assert auc(scores, targets) == pytest.approx(5 / 6)
-    assert auc(scores, np.zeros(5, int)) is None
+    assert metrics["auc"] == pytest.approx(5 / 6)
+    assert binary_metrics(scores, np.zeros(5, int), 0.5)["auc"] is None
 
 
 def test_training_writes_the_split_and_separates_held_out_participants(run):

@@ -25,7 +25,6 @@ import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
-from scipy.stats import rankdata
 from torch.nn import functional
 
 from taupet_bids import templates
@@ -38,6 +37,7 @@ from taupet_bids.classification.networks import (
     Conv5FC3,
     ad_probability,
 )
+from taupet_bids.core.classification_metrics import METRICS, weighted_metrics
 from taupet_bids.core.images import load_3d
 from taupet_bids.errors import InputError
 from taupet_bids.training import engine
@@ -157,33 +157,18 @@ def class_weights(targets: np.ndarray) -> torch.Tensor:
     return torch.tensor(counts.sum() / (2 * counts), dtype=torch.float32)
 
 
-def auc(scores: np.ndarray, targets: np.ndarray) -> float | None:
-    """ROC AUC (Mann-Whitney, ties counted half); None without both classes."""
-    positive, negative = int((targets == 1).sum()), int((targets == 0).sum())
-    if positive == 0 or negative == 0:
-        return None
-    ranks = rankdata(scores)
-    return float(
-        (ranks[targets == 1].sum() - positive * (positive + 1) / 2) / (positive * negative)
-    )
-
-
 def binary_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float) -> dict:
-    """Accuracy, sensitivity (AD), specificity (CN) at ``threshold``, ROC AUC and counts."""
-    called = scores >= threshold
-    ad, cn = targets == 1, targets == 0
+    """Accuracy, sensitivity (AD), specificity (CN) at ``threshold``, ROC AUC and counts.
 
-    def rate(hits: np.ndarray, of: np.ndarray) -> float | None:
-        return float(hits[of].mean()) if of.any() else None
-
-    return {
-        "accuracy": rate(called == ad, np.ones_like(ad)),
-        "sensitivity": rate(called, ad),
-        "specificity": rate(~called, cn),
-        "auc": auc(scores, targets),
-        "n_AD": int(ad.sum()),
-        "n_CN": int(cn.sum()),
-    }
+    The group level's formulas (:func:`~taupet_bids.core.classification_metrics.weighted_metrics`,
+    every scan weighing 1); a metric whose class is absent is None.
+    """
+    is_ad = np.asarray(targets) == 1
+    found = weighted_metrics(scores, np.asarray(scores) >= threshold, is_ad, np.ones(len(is_ad)))
+    values = {name: float(found[name][0]) for name in METRICS}
+    metrics = {name: None if np.isnan(v) else v for name, v in values.items()}
+    metrics["auc"] = metrics.pop("roc_auc")
+    return {**metrics, "n_AD": int(is_ad.sum()), "n_CN": int((~is_ad).sum())}
 
 
 def predict(network: Conv5FC3, images: np.ndarray, batch: int = 8) -> np.ndarray:
