@@ -140,6 +140,11 @@ def score(scans: pd.DataFrame, probability: np.ndarray, threshold: float) -> dic
     return {name: vars(estimate) for name, estimate in found.items()}
 
 
+def _share(called: np.ndarray) -> float | None:
+    """Share of True, None for no scans."""
+    return float(called.mean()) if called.size else None
+
+
 def run_cohort(classifier, baseline, scans: pd.DataFrame, occlusion: int, atlases) -> dict:
     """Scores of network and baseline, MCI calls, timing and occlusion overlap of one cohort."""
     network_p, seconds = [], []
