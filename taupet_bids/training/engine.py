@@ -235,7 +235,7 @@ def write_bundle(
         "taupet_bids": {
             **metadata.get("taupet_bids", {}),
             "trained": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads",
+            "machine": f"{platform.machine()} CPU, PyTorch threads: {torch.get_num_threads()}",
             "model_sha256": sha256(out_dir / WEIGHTS),
         },
     }
