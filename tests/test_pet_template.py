@@ -110,3 +110,17 @@ def test_shipped_template_is_a_plausible_tau_pet_template(templateflow_home) -> 
     assert data[region].mean() == pytest.approx(1.0, abs=0.02)
     meta = json.loads(pet_template.sidecar_path(path).read_text())
     assert meta["CohortSeed"] == 9100 and meta["NumberOfScans"] >= 10
+
+
+def test_only_files_in_bids_subject_folders_are_found(tmp_path):
+    name = "sub-01_trc-18FAV1451_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz"
+    wanted = [tmp_path / "sub-01" / "pet" / name, tmp_path / "sub-01" / "ses-a" / "pet" / name]
+    ignored = [
+        tmp_path / ".staging" / "sub-01" / "pet" / name,
+        tmp_path / "work" / "wf" / "sub-01_node" / "pet" / name,
+        tmp_path / "sub-01" / "pet" / name.replace("_desc-suvr", "_pvc-gtm_desc-suvr"),
+    ]
+    for path in wanted + ignored:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    assert pet_template.find_suvr_images([tmp_path]) == sorted(wanted)

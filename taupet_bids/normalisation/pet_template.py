@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -149,13 +150,30 @@ def build_pet_template(
 
 
 def find_suvr_images(folders: Sequence[str | Path], pattern: str = SUVR_PATTERN) -> list[Path]:
-    """Template-space SUVR images of participant-level runs (partial-volume corrected left out)."""
+    """Template-space SUVR images of participant-level runs (partial-volume corrected left out).
+
+    Only files where BIDS puts them count (``sub-*/[ses-*/]pet/``, no hidden folder on the way):
+    a work folder or a hidden staging copy would otherwise add the same scan twice.
+    """
     found = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise InputError(folder, "is not a folder", "give a taupet-bids derivatives folder")
-        found += [p for p in sorted(folder.rglob(pattern)) if "_pvc-" not in p.name]
+        found += [
+            p
+            for p in sorted(folder.rglob(pattern))
+            if "_pvc-" not in p.name and _in_subject_folder(p.relative_to(folder))
+        ]
     return found
+
+
+def _in_subject_folder(relative: Path) -> bool:
+    """``.../sub-*/[ses-*/]pet/<file>`` with no hidden folder on the way."""
+    folders = relative.parts[:-1]
+    if any(part.startswith(".") for part in folders) or folders[-1:] != ("pet",):
+        return False
+    above = [part for part in folders[-3:-1] if not part.startswith("ses-")]
+    return bool(above) and re.fullmatch(r"sub-[A-Za-z0-9]+", above[-1]) is not None
 
 
 def build_parser() -> argparse.ArgumentParser:
