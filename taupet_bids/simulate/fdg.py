@@ -53,18 +53,18 @@ TISSUE_RANGES = {
     "cerebellar_cortex": (1.15, 1.35),
     "other": (0.8, 1.0),
 }
-LEVEL_JITTER = 0.04
+LEVEL_JITTER = 0.05
 #: Subject-level cortical metabolism (lognormal SD), independent of tau.
-CORTEX_SD = 0.05
+CORTEX_SD = 0.07
 UNLABELLED_BRAIN = (0.4, 0.6)
 HEAD_RANGES = {"soft_tissue": (0.25, 0.5), "bone": (0.15, 0.3), "meninges": (0.3, 0.5)}
 #: Relative loss per SUVR of added tau, by region group (local coupling), and its extra factor
 #: when amyloid is positive (largest parietal, Bischof et al. 2016).
-LOSS_PER_TAU = 0.09
+LOSS_PER_TAU = 0.11
 LOCAL_WEIGHT = {
-    "mesial_temporal": 1.0,
+    "mesial_temporal": 0.5,
     "temporal": 1.0,
-    "parietal": 0.75,
+    "parietal": 0.5,
     "posterior_cingulate": 0.4,
     "frontal": 0.5,
     "sensorimotor": 0.1,
@@ -73,7 +73,7 @@ LOCAL_WEIGHT = {
 AMYLOID_BOOST = {
     "mesial_temporal": 0.5,
     "temporal": 0.5,
-    "parietal": 1.8,
+    "parietal": 2.5,
     "posterior_cingulate": 0.5,
     "frontal": 0.5,
     "sensorimotor": 0.0,
@@ -87,8 +87,8 @@ HYPER_PER_TAU = 0.06
 MAX_LOSS = 0.4
 MAX_GAIN = 0.15
 #: Individual coupling (lognormal SD) and regional coupling noise (SD, relative).
-COUPLING_SD = 0.3
-REGIONAL_COUPLING_SD = 0.3
+COUPLING_SD = 0.5
+REGIONAL_COUPLING_SD = 0.4
 #: Mismatch subgroup: fraction of subjects, then half resilient (coupling x RESILIENT), half with
 #: tau-independent loss (NON_AD_LOSS) in mesial temporal and frontal cortex.
 MISMATCH_FRACTION = 0.15

@@ -32,10 +32,10 @@ ATROPHY_STREAM = 20
 #: Fraction of grey matter lost per SUVR of added tau, before individual factors.
 LOSS_PER_TAU = 0.08
 #: Individual resilience (lognormal SD, per subject) and regional noise (lognormal SD).
-RESILIENCE_SD = 0.35
-REGIONAL_SD = 0.35
+RESILIENCE_SD = 0.5
+REGIONAL_SD = 0.45
 #: Tau-independent loss per region (uniform) and per year of age beyond 60.
-NON_TAU_LOSS = (0.0, 0.05)
+NON_TAU_LOSS = (0.0, 0.08)
 AGE_LOSS_PER_YEAR = 0.002
 MAX_LOSS = 0.45
 #: Loss that gives displacement severity 1 (hippocampus: its own; ventricles: cortical mean).

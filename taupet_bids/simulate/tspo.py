@@ -58,9 +58,9 @@ HEAD_RANGES = {"soft_tissue": (0.5, 0.9), "bone": (0.7, 1.2), "meninges": (1.4, 
 #: its factor without amyloid.
 GAIN_PER_TAU = 0.12
 GAIN_WEIGHT = {
-    "mesial_temporal": 0.6,
+    "mesial_temporal": 0.4,
     "temporal": 1.0,
-    "parietal": 1.0,
+    "parietal": 1.4,
     "posterior_cingulate": 0.6,
     "frontal": 0.5,
     "sensorimotor": 0.2,
@@ -70,7 +70,7 @@ AMYLOID_NEGATIVE_FACTOR = 0.3
 INDIVIDUAL_SD = 0.4
 #: Scan-to-scan variation: one global factor and one per region (lognormal SDs); together a
 #: test-retest variability (mean |a - b| / mean(a, b)) of about 17 %.
-SCAN_GLOBAL_SD = 0.135
+SCAN_GLOBAL_SD = 0.145
 SCAN_REGIONAL_SD = 0.06
 HETEROGENEITY_SD = 0.05
 HETEROGENEITY_SIGMA_MM = 6.0
