@@ -21,8 +21,14 @@ import pytest
 from taupet_bids import atlases, bids
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.cli.run import select_scans
-from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
-from taupet_bids.simulate import gm_atrophy
+from taupet_bids.simulate import (
+    CohortConfig,
+    find_truth,
+    gm_atrophy,
+    load_truth,
+    simulate_cohort,
+    truth_value,
+)
 from taupet_bids.simulate.other_anatomy import load_other_anatomy
 from taupet_bids.simulate.uptake import TauState, random_profile
 
