@@ -203,6 +203,22 @@ def _same_tracer(wanted: str, trc: str | None) -> bool:
     return tracer is not None and identify_tracer(None, trc) == tracer
 
 
+def non_tau_tracer(scan: PetScan) -> Tracer | None:
+    """The scan's tracer when it is a known tracer of something other than tau (FDG, PBR28).
+
+    Read from the sidecar's ``TracerName``, else the ``trc-`` label; an unreadable sidecar is
+    left to :func:`check_pet_scan` to report, so here it only means "go by the label".
+    """
+    name = None
+    if scan.sidecar is not None:
+        try:
+            name = json.loads(Path(scan.sidecar).read_text()).get("TracerName")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    tracer = identify_tracer(str(name) if name else None, scan.entities.get("trc"))
+    return tracer if tracer is not None and tracer.target != "tau" else None
+
+
 def collect_scans(
     bids_dir: str | Path,
     participant_labels: list[str] | tuple[str, ...] | None = None,

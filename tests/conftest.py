@@ -36,6 +36,7 @@ TIERS = {
         "test_mrless",
         "test_reportlets",
         "test_simulate",
+        "test_simulate_modalities",
     },
 }
 

@@ -95,9 +95,13 @@ def test_layout_has_options(longitudinal, averaged):
         "sex",
         "diagnosis",
         "braak_stage",
+        "mmse",
+        "amyloid_status",
+        "amyloid_centiloid",
+        "tspo_genotype",
     ]
     for row in participants[1:]:
-        _, _, _, diagnosis, stage = row.split("\t")
+        _, _, _, diagnosis, stage, *_ = row.split("\t")
         assert diagnosis == ("CN" if int(stage) <= 2 else "MCI" if int(stage) <= 4 else "AD")
     description = json.loads(
         (longitudinal / "derivatives/truth/dataset_description.json").read_text()

@@ -286,6 +286,11 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
     LOG.info("Found %d PET scan(s)", len(scans))
     plans, outcomes = [], []
     for scan in scans:
+        other = bids.non_tau_tracer(scan) if config.tracer is None else None
+        if other is not None:
+            LOG.info("SKIPPED %s: %s is a %s tracer, not tau; pass --tracer %s to process it",
+                     scan.pet.name, other.name, other.target, other.name)  # fmt: skip
+            continue
         try:
             checked = bids.check_pet_scan(
                 scan, window=config.pet_window, reference_region=config.reference_region

@@ -116,16 +116,20 @@ def random_pose(rng: np.random.Generator) -> np.ndarray:
     return np.linalg.inv(rigid_matrix(rotation, position))
 
 
-def atrophy_field(template: TemplateData, grid: Grid, severity: float) -> np.ndarray:
+def atrophy_field(
+    template: TemplateData, grid: Grid, severity: float | dict[str, float]
+) -> np.ndarray:
     """Displacement (3, X, Y, Z) in mm that enlarges the ventricles and shrinks the hippocampi.
 
     ``T`` maps subject to source anatomy, so a larger subject ventricle means points are pulled
     towards the ventricle's centre (negative strength) and a smaller hippocampus pushes them out.
+    ``severity`` is one level for both, or one per region of :data:`ATROPHY`.
     """
     points = grid.world_coordinates()
     field = np.zeros((3, *grid.shape), np.float32)
     voxel_to_world = template.grid_2mm.affine
     for region, (strength, width) in ATROPHY.items():
+        level = severity[region] if isinstance(severity, dict) else severity
         for index in atlases.dk_indices([region]):
             voxels = np.argwhere(template.dk == index)
             if not len(voxels):
@@ -133,7 +137,7 @@ def atrophy_field(template: TemplateData, grid: Grid, severity: float) -> np.nda
             centre = apply_affine(voxel_to_world, voxels.mean(axis=0).reshape(3, 1))[:, 0]
             offset = points - centre.reshape(3, 1, 1, 1)
             weight = np.exp(-(offset**2).sum(axis=0) / (2 * width**2))
-            field += (strength * severity * offset * weight).astype(np.float32)
+            field += (strength * level * offset * weight).astype(np.float32)
     return field
 
 
@@ -159,3 +163,12 @@ def random_anatomy(
         field += atrophy_field(template, grid, severity)
     anatomy = Anatomy(np.eye(4), field, grid, shape_affine)
     return anatomy.with_pose(random_pose(rng))
+
+
+def with_atrophy(
+    anatomy: Anatomy, template: TemplateData, severity: float | dict[str, float]
+) -> Anatomy:
+    """``anatomy`` with atrophy added to its deformation (same float32 sum as drawing it so)."""
+    field = anatomy.field.copy()
+    field += atrophy_field(template, anatomy.field_grid, severity)
+    return replace(anatomy, field=field)

@@ -6,7 +6,13 @@ import argparse
 import shlex
 import sys
 
-from taupet_bids.simulate.cohort import PET_MR_CHOICES, CohortConfig, simulate_cohort
+from taupet_bids.simulate.cohort import (
+    ATROPHY_MODELS,
+    MODALITIES,
+    PET_MR_CHOICES,
+    CohortConfig,
+    simulate_cohort,
+)
 from taupet_bids.simulate.other_anatomy import ANATOMIES
 
 
@@ -78,6 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --pet-mr, also write the PET-CT's CT (ct/, in .bidsignore): a training input",
     )
     parser.add_argument(
+        "--modalities",
+        nargs="+",
+        choices=MODALITIES,
+        default=["tau"],
+        help="PET per visit: 'tau' (flortaucipir-like), 'fdg' (trc-18FFDG, 30-60 min, pons "
+        "reference; hypometabolism coupled to tau and amyloid), 'tspo' ([11C]PBR28-like, "
+        "trc-11CPBR28, 60-90 min; genotype, AD increase, test-retest variation) (default: tau)",
+    )
+    parser.add_argument(
+        "--atrophy",
+        choices=ATROPHY_MODELS,
+        default="stage",
+        help="'stage' (default): ventricles and hippocampi change with the Braak stage; 'braak': "
+        "grey-matter loss region by region following the subject's own tau, with individual "
+        "variation, so the T1w predicts tau only partly (needs --anatomy other)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: all CPU cores)"
     )
     return parser
@@ -101,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             anatomy=args.anatomy,
             pet_mr=args.pet_mr,
             write_ct=args.write_ct,
+            modalities=tuple(dict.fromkeys(args.modalities)),
+            atrophy=args.atrophy,
         )
     except ValueError as error:
         parser.error(str(error))

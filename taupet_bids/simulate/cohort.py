@@ -8,17 +8,19 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from taupet_bids.simulate import anatomy as anatomy_mod
-from taupet_bids.simulate import truth, uptake, writer
+from taupet_bids.simulate import fdg, gm_atrophy, truth, tspo, uptake, writer
 from taupet_bids.simulate.attenuation.ct import subject_layers
 from taupet_bids.simulate.attenuation.mumaps import MR_METHODS
+from taupet_bids.simulate.clinical import stream
 from taupet_bids.simulate.modalities import Scan, T1w, TauPET, Visit
 from taupet_bids.simulate.modalities.ct import ct_scan
+from taupet_bids.simulate.modalities.otherpet import FdgPET, TspoPET
 from taupet_bids.simulate.modalities.petmr import (
     PET_CT_SCANNERS,
     PETCT_REC,
@@ -33,6 +35,12 @@ from taupet_bids.simulate.population import SubjectSpec, draw_cohort
 PET_MR_CHOICES = (*MR_METHODS, "mixed")
 #: Spawn-key suffix of the pairs' random stream (see :func:`pair_rng`).
 PAIR_STREAM = 16
+#: Spawn-key suffixes of the FDG and TSPO streams (clinical 17, atrophy 20).
+FDG_STREAM = 18
+TSPO_STREAM = 19
+#: PET modalities (``tau`` is the flortaucipir-like tau PET) and atrophy models.
+MODALITIES = ("tau", "fdg", "tspo")
+ATROPHY_MODELS = ("stage", "braak")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,11 @@ class CohortConfig:
     pet_mr: str | None = None
     #: Write the PET-CT's CT (``ct/``) of each pair, a training-time input.
     write_ct: bool = False
+    #: PET modalities per visit (tau, fdg, tspo); the default writes tau PET only.
+    modalities: tuple[str, ...] = ("tau",)
+    #: ``stage``: ventricles and hippocampi by Braak stage; ``braak``: grey-matter loss that
+    #: follows the subject's own tau (:mod:`gm_atrophy`), needs the other anatomy.
+    atrophy: str = "stage"
 
     def __post_init__(self) -> None:
         if self.anatomy not in ANATOMIES:
@@ -69,6 +82,17 @@ class CohortConfig:
             raise ValueError("n_subjects, sessions and n_frames must be at least 1")
         if not 0.0 <= self.no_t1w_fraction <= 1.0:
             raise ValueError("no_t1w_fraction must be between 0 and 1")
+        unknown = sorted(set(self.modalities) - set(MODALITIES))
+        if unknown or not self.modalities:
+            raise ValueError(f"modalities must be some of {MODALITIES}, not {self.modalities!r}")
+        if self.pet_mr is not None and "tau" not in self.modalities:
+            raise ValueError(
+                "PET-CT/PET-MR pairs are made of the tau PET: keep 'tau' in modalities"
+            )
+        if self.atrophy not in ATROPHY_MODELS:
+            raise ValueError(f"atrophy must be one of {ATROPHY_MODELS}, not {self.atrophy!r}")
+        if self.atrophy == "braak" and self.anatomy != "other":
+            raise ValueError("atrophy 'braak' needs the 'other' anatomy (the template has none)")
 
 
 ANATOMY_TEXT = {
@@ -90,6 +114,22 @@ def _pairs_text(config: CohortConfig) -> str:
     )
 
 
+def _modalities_text(config: CohortConfig) -> str:
+    if config.modalities == ("tau",) and config.atrophy == "stage":
+        return ""
+    names = {"tau": "tau PET (trc-18FAV1451 or --tracer)", "fdg": "FDG PET (trc-18FFDG, 30-60 min)",
+             "tspo": "[11C]PBR28-like TSPO PET (trc-11CPBR28, 60-90 min)"}  # fmt: skip
+    atrophy = (
+        " Grey-matter loss and ventricles follow each subject's own tau (--atrophy braak)."
+        if config.atrophy == "braak"
+        else ""
+    )
+    return (
+        f"PET per visit: {'; '.join(names[m] for m in config.modalities)}.{atrophy} "
+        "participants.tsv holds MMSE and amyloid status; tspo_genotype is simulator truth.\n\n"
+    )
+
+
 def _readme(config: CohortConfig) -> str:
     return (
         "# Simulated ADNI-style tau PET cohort\n\n"
@@ -100,6 +140,7 @@ def _readme(config: CohortConfig) -> str:
         f"Subjects: {config.n_subjects}; sessions per subject: {config.sessions}; "
         f"PET frames: {config.n_frames}; seed: {config.seed}.\n\n"
         f"{_pairs_text(config)}"
+        f"{_modalities_text(config)}"
         "Ground truth (template-space SUVR maps, regional tables, transforms) is in "
         "`derivatives/truth/`; see docs/simulator.md in taupet-bids for its definitions.\n"
     )
@@ -148,15 +189,54 @@ def _write_pair(
         _write_scan(root, visit, ct_scan(layers, setting.bone_hu, petct))
 
 
+def _other_pets(subject: SubjectSpec, config: CohortConfig) -> list[tuple]:
+    """(generator, its own random stream) for each non-tau PET modality asked for."""
+    out = []
+    if "fdg" in config.modalities:
+        rng = stream(subject.seed, FDG_STREAM)
+        profile = fdg.random_profile(rng, subject.clinical)
+        out.append((FdgPET(profile, config.n_frames, config.rec), rng))
+    if "tspo" in config.modalities:
+        rng = stream(subject.seed, TSPO_STREAM)
+        profile = tspo.random_profile(rng, subject.clinical)
+        out.append((TspoPET(profile, config.n_frames, config.rec), rng))
+    return out
+
+
+def _write_atrophy_truth(root: Path, visit: Visit, loss: dict[int, float]) -> None:
+    folder = writer.subject_folder(root / truth.TRUTH_DIR, visit.subject, visit.session) / "anat"
+    name = writer.bids_name({"sub": visit.subject, "ses": visit.session, "desc": "atrophy"},
+                            "T1w", ".json")  # fmt: skip
+    writer.write_json(
+        folder / name,
+        {
+            "Description": "Grey-matter fraction lost per DK label at this visit (--atrophy "
+            "braak): the T1w's grey matter is darkened towards CSF by it",
+            "grey_matter_loss": {str(k): round(v, 6) for k, v in loss.items()},
+            "displacement_severity": {
+                k: round(v, 6) for k, v in gm_atrophy.severities(loss).items()
+            },
+        },
+    )
+
+
 def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> str:
     """Make and write every visit of one subject; return a one-line summary."""
     start = time.perf_counter()
     template = source_anatomy(config.anatomy)
     rng = np.random.default_rng(subject.seed)
     realistic = config.anatomy == "other"
+    braak = config.atrophy == "braak"
     severity = anatomy_mod.atrophy_severity(rng, subject.baseline.tau.stage) if realistic else None
-    base = anatomy_mod.random_anatomy(rng, template, severity)
+    base = anatomy_mod.random_anatomy(rng, template, None if braak else severity)
     profile = uptake.random_profile(rng, realistic=realistic)
+    traits = None
+    if braak:
+        traits = gm_atrophy.random_traits(stream(subject.seed, gm_atrophy.ATROPHY_STREAM))
+        first = subject.baseline
+        loss = gm_atrophy.regional_loss(traits, profile, first.tau, first.age)
+        base = anatomy_mod.with_atrophy(base, template, gm_atrophy.severities(loss))
+    others = _other_pets(subject, config)
     pet_generator = TauPET(config.tracer_label, config.rec, config.n_frames)
     pairing = None
     if config.pet_mr is not None:
@@ -167,20 +247,34 @@ def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> 
     for index, spec in enumerate(subject.visits):
         anatomy = base if index == 0 else base.with_pose(anatomy_mod.random_pose(rng))
         visit = Visit(subject.label, spec.session, spec.months, spec.tau, profile, template)
-        t1w = T1w().generate(anatomy, visit, rng) if subject.has_t1w else None
+        t1w_visit = visit
+        if traits is not None:
+            loss = gm_atrophy.regional_loss(traits, profile, spec.tau, spec.age)
+            head = gm_atrophy.atrophied_head(template, loss)
+            t1w_visit = replace(visit, template=replace(template, head_t1w=head))
+            _write_atrophy_truth(root, visit, loss)
+        t1w = T1w().generate(anatomy, t1w_visit, rng) if subject.has_t1w else None
         if t1w is not None:
             _write_scan(root, visit, t1w)
-        pet = pet_generator.generate(anatomy, visit, rng)
-        if pairing is not None:
-            pet.truth["attenuation"] = {"method": "ct", **pairing[1].skull()}
-        _write_scan(root, visit, pet)
-        truth.write_scan_truth(root, visit, anatomy, pet, t1w)
-        if pairing is not None:
-            _write_pair(root, visit, anatomy, pet, t1w, pairing)
+        inverse = anatomy.from_template(template.grid_2mm.world_coordinates())
+        if "tau" in config.modalities:
+            pet = pet_generator.generate(anatomy, visit, rng)
+            if pairing is not None:
+                pet.truth["attenuation"] = {"method": "ct", **pairing[1].skull()}
+            _write_scan(root, visit, pet)
+            truth.write_scan_truth(root, visit, anatomy, pet, t1w, inverse)
+            if pairing is not None:
+                _write_pair(root, visit, anatomy, pet, t1w, pairing)
+        for number, (generator, own_rng) in enumerate(others):
+            scan = generator.generate(anatomy, visit, own_rng)
+            _write_scan(root, visit, scan)
+            first = number == 0 and "tau" not in config.modalities
+            truth.write_scan_truth(root, visit, anatomy, scan, t1w, inverse, write_anat=first)
     stages = ",".join(str(v.tau.stage) for v in subject.visits)
     return (
         f"sub-{subject.label}: {len(subject.visits)} visit(s), Braak {stages}, "
-        f"T1w {'yes' if subject.has_t1w else 'no'}, {time.perf_counter() - start:.1f} s"
+        f"T1w {'yes' if subject.has_t1w else 'no'}, PET {'+'.join(config.modalities)}, "
+        f"{time.perf_counter() - start:.1f} s"
     )
 
 

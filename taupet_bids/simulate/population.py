@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from taupet_bids.simulate.clinical import CLINICAL_STREAM, Clinical, draw_clinical, stream
 from taupet_bids.simulate.uptake import AMPLITUDE_PER_STAGE, TauState, stage_amplitude
 
 #: Baseline Braak stage 0-VI: a spread that covers every stage in a small cohort.
@@ -43,6 +44,8 @@ class SubjectSpec:
     has_t1w: bool
     visits: tuple[VisitSpec, ...]
     seed: np.random.SeedSequence
+    #: MMSE, amyloid and hidden traits, from the subject's own clinical stream.
+    clinical: Clinical | None = None
 
     @property
     def baseline(self) -> VisitSpec:
@@ -96,13 +99,19 @@ def draw_cohort(
     width = max(3, len(str(n_subjects)))
     subjects = []
     for i in range(n_subjects):
+        sex = str(rng.choice(["F", "M"]))
+        visits = _visits(rng, n_sessions, interval_months)
+        clinical = draw_clinical(
+            stream(subject_seeds[i], CLINICAL_STREAM), tuple(v.tau.stage for v in visits)
+        )
         subjects.append(
             SubjectSpec(
                 label=f"{i + 1:0{width}d}",
-                sex=str(rng.choice(["F", "M"])),
+                sex=sex,
                 has_t1w=i not in without_t1w,
-                visits=_visits(rng, n_sessions, interval_months),
+                visits=visits,
                 seed=subject_seeds[i],
+                clinical=clinical,
             )
         )
     return subjects

@@ -45,14 +45,18 @@ KINDS = ("sharp", "blurred", "acbiased")
 
 
 def blurred_truth_map(
-    subject_points: np.ndarray, blurred: np.ndarray, working: Grid, template: TemplateData
+    subject_points: np.ndarray,
+    blurred: np.ndarray,
+    working: Grid,
+    template: TemplateData,
+    reference_region: str = atlases.DEFAULT_REFERENCE,
 ) -> np.ndarray:
     """The PSF-blurred, motion-free subject PET pulled back to the template, as SUVR.
 
     ``subject_points`` is ``T^-1`` of every template 2 mm voxel (``Anatomy.from_template``).
     """
     values = sample(blurred, working.affine, subject_points)
-    reference = template.reference_masks[atlases.DEFAULT_REFERENCE]
+    reference = template.reference_masks[reference_region]
     return (values / values[reference].mean()).astype(np.float32)
 
 
@@ -178,20 +182,33 @@ def write_truth_description(root: Path, source_description: dict) -> None:
 
 
 def write_scan_truth(
-    root: Path, visit: Visit, anatomy: Anatomy, pet: Scan, t1w: Scan | None
+    root: Path,
+    visit: Visit,
+    anatomy: Anatomy,
+    pet: Scan,
+    t1w: Scan | None,
+    inverse: np.ndarray | None = None,
+    write_anat: bool = True,
 ) -> dict[str, Path]:
-    """Write maps, tables and transforms of one PET scan; return the paths by key."""
+    """Write maps, tables and transforms of one PET scan; return the paths by key.
+
+    ``inverse`` (``T^-1`` of the template 2 mm grid) may be passed when several scans of a
+    visit share it; ``write_anat=False`` leaves the visit's anatomical transforms, already
+    written with its first scan.
+    """
     template = visit.template
     folder = writer.subject_folder(root / TRUTH_DIR, visit.subject, visit.session)
     base = {"sub": visit.subject, "ses": visit.session}
     space = {**base, **pet.entities, "space": template.space, "res": naming.RESOLUTION}
     grid = template.grid_2mm
     paths: dict[str, Path] = {}
-    inverse = anatomy.from_template(grid.world_coordinates())
+    if inverse is None:
+        inverse = anatomy.from_template(grid.world_coordinates())
+    reference_region = pet.truth.get("reference_region", atlases.DEFAULT_REFERENCE)
     maps = {
         "sharp": pet.truth["suvr_map"],
         "blurred": blurred_truth_map(
-            inverse, pet.truth["blurred"], pet.truth["working_grid"], template
+            inverse, pet.truth["blurred"], pet.truth["working_grid"], template, reference_region
         ),
     }
     if "ac_bias" in pet.truth:
@@ -214,22 +231,27 @@ def write_scan_truth(
     paths["parameters"] = paths["sharp_map"].with_name(
         paths["sharp_map"].name.replace(".nii.gz", ".json")
     )
+    labels = pet.truth.get("label_values") or label_suvr(visit.profile, visit.tau)
     parameters = {
-        "Description": "Noise-free, unblurred SUVR map the PET was simulated from "
-        "(reference InfCerebGrey = 1).",
+        "Description": pet.truth.get(
+            "description",
+            "Noise-free, unblurred SUVR map the PET was simulated from "
+            "(reference InfCerebGrey = 1).",
+        ),
         "SpatialReference": template.space,
         "braak_stage": visit.tau.stage,
         "amplitude": round(visit.tau.amplitude, 6),
         "months_since_baseline": visit.months,
-        "label_suvr": {
-            str(k): round(v, 6) for k, v in label_suvr(visit.profile, visit.tau).items()
-        },
+        "label_suvr": {str(k): round(v, 6) for k, v in labels.items()},
         "psf_fwhm_mm": round(pet.truth["fwhm_mm"], 4),
         "scanner": pet.truth["scanner"],
         "injected_mbq": round(pet.truth["injected_mbq"], 4),
         "weight_kg": round(pet.truth["weight_kg"], 3),
         "reference_bqml": round(pet.truth["reference_bqml"], 4),
     }
+    if "reference_region" in pet.truth:
+        parameters["reference_region"] = reference_region
+        parameters.update(pet.truth.get("parameters", {}))
     if "attenuation" in pet.truth:
         parameters["attenuation_correction"] = dict(pet.truth["attenuation"])
     if "ac_bias" in pet.truth:
@@ -240,6 +262,39 @@ def write_scan_truth(
         )
     writer.write_json(paths["parameters"], parameters)
 
+    if write_anat:
+        paths.update(_write_anat_truth(folder, base, anatomy, inverse, t1w, template))
+    paths["pet_xfm"] = (
+        folder
+        / "pet"
+        / writer.bids_name({**base, **pet.entities, "from": "pet", "to": "T1w"}, "xfm", ".json")
+    )
+    writer.write_json(
+        paths["pet_xfm"],
+        {
+            "Description": "Frame f voxel v is subject world y = PetToT1w @ FrameMotion[f] @ "
+            "PetGrid.affine @ v. FrameMotion maps frame world to motion-free PET world.",
+            "PetToT1w": _matrix(pet.truth["pet_to_t1w"]),
+            "FrameMotion": [_matrix(m) for m in pet.truth["motion"]],
+            "PetGrid": pet.truth["grid"].to_json(),
+            "WorkingGrid": pet.truth["working_grid"].to_json(),
+            "PsfFwhmMm": round(pet.truth["fwhm_mm"], 4),
+        },
+    )
+    return paths
+
+
+def _write_anat_truth(
+    folder: Path,
+    base: dict,
+    anatomy: Anatomy,
+    inverse: np.ndarray,
+    t1w: Scan | None,
+    template: TemplateData,
+) -> dict[str, Path]:
+    """The visit's subject-to-template transforms (displacement, inverse coordinates, JSON)."""
+    grid = template.grid_2mm
+    paths: dict[str, Path] = {}
     xfm = {**base, "from": "T1w", "to": template.space}
     paths["displacement"] = (
         folder / "anat" / writer.bids_name({**xfm, "desc": "displacement"}, "xfm", ".nii.gz")
@@ -276,23 +331,6 @@ def write_scan_truth(
             "InverseCoordinates": paths["inverse"].name + ": T^-1(x) for every voxel x of "
             "the template 2 mm grid (subject world mm)",
             "T1wGrid": t1w.truth["grid"].to_json() if t1w else None,
-        },
-    )
-    paths["pet_xfm"] = (
-        folder
-        / "pet"
-        / writer.bids_name({**base, **pet.entities, "from": "pet", "to": "T1w"}, "xfm", ".json")
-    )
-    writer.write_json(
-        paths["pet_xfm"],
-        {
-            "Description": "Frame f voxel v is subject world y = PetToT1w @ FrameMotion[f] @ "
-            "PetGrid.affine @ v. FrameMotion maps frame world to motion-free PET world.",
-            "PetToT1w": _matrix(pet.truth["pet_to_t1w"]),
-            "FrameMotion": [_matrix(m) for m in pet.truth["motion"]],
-            "PetGrid": pet.truth["grid"].to_json(),
-            "WorkingGrid": pet.truth["working_grid"].to_json(),
-            "PsfFwhmMm": round(pet.truth["fwhm_mm"], 4),
         },
     )
     return paths

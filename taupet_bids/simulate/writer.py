@@ -28,12 +28,40 @@ PARTICIPANT_FIELDS = {
         },
     },
     "braak_stage": {"Description": "Simulated Braak tau stage (0-6) at the first visit"},
+    "mmse": {
+        "Description": "Mini-Mental State Examination at the first visit (0-30; simulated from "
+        "the Braak stage with subject and visit noise)",
+        "Units": "score",
+    },
+    "amyloid_status": {
+        "Description": "Amyloid PET status (simulated; chance of positive rises with the Braak "
+        "stage, some cognitively normal participants are positive)",
+        "Levels": {"positive": "amyloid positive", "negative": "amyloid negative"},
+    },
+    "amyloid_centiloid": {
+        "Description": "Simulated amyloid burden behind amyloid_status (positive above 20)",
+        "Units": "Centiloid",
+    },
+    "tspo_genotype": {
+        "Description": "SIMULATOR TRUTH, not a measured variable: rs6971 TSPO binding class "
+        "that scales every simulated [11C]PBR28 scan of the participant; LAB scans carry "
+        "almost no specific signal and are usually excluded",
+        "Levels": {
+            "HAB": "high-affinity binder",
+            "MAB": "mixed-affinity binder (about 30 % lower total binding)",
+            "LAB": "low-affinity binder (near non-binding)",
+        },
+    },
 }
 SESSION_FIELDS = {
     "session_id": {"Description": "Session identifier (months since baseline)"},
     "age": {"Description": "Age at this visit", "Units": "year"},
     "diagnosis": PARTICIPANT_FIELDS["diagnosis"],
     "braak_stage": {"Description": "Simulated Braak tau stage (0-6) at this visit"},
+    "mmse": {
+        "Description": "Mini-Mental State Examination at this visit (0-30; simulated)",
+        "Units": "score",
+    },
 }
 
 
@@ -71,6 +99,22 @@ def write_nifti(path: Path, image: nib.Nifti1Image) -> None:
     nib.save(image, path)
 
 
+def _participant_row(subject: SubjectSpec) -> list[Any]:
+    clinical = subject.clinical
+    baseline = subject.baseline
+    return [
+        f"sub-{subject.label}",
+        baseline.age,
+        subject.sex,
+        baseline.diagnosis,
+        baseline.tau.stage,
+        clinical.mmse[0],
+        clinical.amyloid_status,
+        clinical.centiloid,
+        clinical.tspo_genotype,
+    ]
+
+
 def write_dataset_files(root: Path, subjects: list[SubjectSpec], description: dict) -> None:
     """dataset_description.json, README, CHANGES, participants and sessions tables."""
     write_json(
@@ -99,10 +143,7 @@ def write_dataset_files(root: Path, subjects: list[SubjectSpec], description: di
     write_tsv(
         root / "participants.tsv",
         list(PARTICIPANT_FIELDS),
-        [
-            [f"sub-{s.label}", s.baseline.age, s.sex, s.baseline.diagnosis, s.baseline.tau.stage]
-            for s in subjects
-        ],
+        [_participant_row(s) for s in subjects],
     )
     for subject in subjects:
         if subject.baseline.session is None:
@@ -112,7 +153,10 @@ def write_dataset_files(root: Path, subjects: list[SubjectSpec], description: di
         write_tsv(
             stem.with_suffix(".tsv"),
             list(SESSION_FIELDS),
-            [[f"ses-{v.session}", v.age, v.diagnosis, v.tau.stage] for v in subject.visits],
+            [
+                [f"ses-{v.session}", v.age, v.diagnosis, v.tau.stage, mmse]
+                for v, mmse in zip(subject.visits, subject.clinical.mmse, strict=True)
+            ],
         )
 
 

@@ -9,6 +9,7 @@ whose variance grows with the signal.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -120,13 +121,37 @@ class Acquisition:
     durations: list[float]
 
 
-def frame_timing(n_frames: int) -> tuple[list[float], list[float]]:
+@dataclass(frozen=True)
+class TracerSpec:
+    """What differs between tracers in the acquisition: names, dose, timing, noise."""
+
+    tracer_name: str
+    radionuclide: str
+    molecular_weight: float
+    injected_mbq: tuple[float, float]
+    reference_suv: tuple[float, float]
+    scan_start_s: float
+    frame_s: float
+    single_frame_s: float
+    mass_ug: tuple[float, float]
+    #: Noise relative to a flortaucipir frame of the same length (counts, half-life).
+    noise_scale: float = 1.0
+
+
+FLORTAUCIPIR = TracerSpec(
+    "AV1451", "F18", 263.27, INJECTED_MBQ, REFERENCE_SUV, SCAN_START_S, FRAME_S,
+    SINGLE_FRAME_S, (0.5, 3.0),
+)  # fmt: skip
+
+
+def frame_timing(n_frames: int, spec: TracerSpec = FLORTAUCIPIR) -> tuple[list[float], list[float]]:
     """FrameTimesStart and FrameDuration (s from injection) for ``n_frames`` late frames."""
     if n_frames < 1:
         raise ValueError("a PET image needs at least one frame")
     if n_frames == 1:
-        return [SCAN_START_S], [SINGLE_FRAME_S]
-    return [SCAN_START_S + FRAME_S * i for i in range(n_frames)], [FRAME_S] * n_frames
+        return [spec.scan_start_s], [spec.single_frame_s]
+    starts = [spec.scan_start_s + spec.frame_s * i for i in range(n_frames)]
+    return starts, [spec.frame_s] * n_frames
 
 
 def _noise_gain(sigma: float) -> float:
@@ -156,8 +181,10 @@ class TauPET:
         rec: str | None = None,
         n_frames: int = 4,
         scanners: tuple[Scanner, ...] = SCANNERS,
+        spec: TracerSpec = FLORTAUCIPIR,
     ):
-        frame_timing(n_frames)
+        frame_timing(n_frames, spec)
+        self.spec = spec
         self.tracer_label = tracer_label
         self.rec = rec
         self.n_frames = n_frames
@@ -175,11 +202,14 @@ class TauPET:
         template = visit.template
         scanner = self.scanners[int(rng.integers(len(self.scanners)))]
         fwhm = float(rng.uniform(*scanner.fwhm_mm))
-        injected = float(rng.uniform(*INJECTED_MBQ))
+        injected = float(rng.uniform(*self.spec.injected_mbq))
         weight = float(rng.uniform(*WEIGHT_KG))
-        reference_bqml = float(rng.uniform(*REFERENCE_SUV)) * injected * 1e6 / (weight * 1e3)
+        reference_bqml = (
+            float(rng.uniform(*self.spec.reference_suv)) * injected * 1e6 / (weight * 1e3)
+        )
 
-        suvr = uptake.suvr_map(visit.profile, visit.tau, template)
+        suvr, scale, extra = self.uptake(visit, rng)
+        reference_bqml *= scale
         centre = anatomy.head_centre(template)
         working = oriented_grid("RAS", (WORKING_VOXEL_MM,) * 3, WORKING_SHAPE, centre)
         head = sample(
@@ -187,7 +217,9 @@ class TauPET:
         )
         sigma_vox = fwhm / (2 * np.sqrt(2 * np.log(2))) / WORKING_VOXEL_MM
         blurred = ndimage.gaussian_filter(head * np.float32(reference_bqml), sigma_vox)
-        acquired = self.acquire(blurred, working, centre, scanner, reference_bqml, rng)
+        acquired = self.acquire(
+            blurred, working, centre, scanner, reference_bqml, rng, self.spec.noise_scale
+        )
         sidecar = self._sidecar(scanner, injected, acquired.starts, acquired.durations, rng)
         truth = {
             "suvr_map": suvr,
@@ -202,8 +234,18 @@ class TauPET:
             "injected_mbq": injected,
             "weight_kg": weight,
             "reference_bqml": reference_bqml,
+            **extra,
         }
         return Scan("pet", "pet", self.entities(), acquired.image, sidecar, truth)
+
+    def uptake(
+        self, visit: Visit, rng: np.random.Generator
+    ) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """Template-space SUVR map, the reference's level (x ``REFERENCE_SUV``) and extra truth.
+
+        Tau draws nothing here, so its stream is what it was before other tracers existed.
+        """
+        return uptake.suvr_map(visit.profile, visit.tau, visit.template), 1.0, {}
 
     def acquire(
         self,
@@ -226,7 +268,7 @@ class TauPET:
         pet_centre = np.linalg.inv(pet_to_t1w) @ np.append(centre, 1.0)
         pet_centre = pet_centre[:3] + rng.normal(0.0, 5.0, 3)
         grid = oriented_grid(ORIENTATION, scanner.voxel_mm, scanner.shape, pet_centre)
-        starts, durations = frame_timing(self.n_frames)
+        starts, durations = frame_timing(self.n_frames, self.spec)
         motion = frame_motion(rng, self.n_frames)
         frames = [
             self._frame(
@@ -246,7 +288,7 @@ class TauPET:
         image = nifti(data.astype(np.float32), grid.affine)
         if self.n_frames > 1:
             image.header.set_dim_info(slice=2)
-            image.header["pixdim"][4] = FRAME_S
+            image.header["pixdim"][4] = self.spec.frame_s
         return Acquisition(image, grid, pet_to_t1w, motion, starts, durations)
 
     @staticmethod
@@ -284,7 +326,7 @@ class TauPET:
         rng: np.random.Generator,
     ) -> dict:
         """Every REQUIRED BIDS-PET field, plus the recommended ones a real export carries."""
-        mass_ug = float(rng.uniform(0.5, 3.0))
+        mass_ug = float(rng.uniform(*self.spec.mass_ug))
         hour, minute = int(rng.integers(8, 14)), int(rng.integers(0, 60))
         return {
             "Modality": "PT",
@@ -292,9 +334,9 @@ class TauPET:
             "ManufacturersModelName": scanner.model,
             "Units": "Bq/mL",
             "BodyPart": "Brain",
-            "TracerName": "AV1451",
-            "TracerRadionuclide": "F18",
-            "TracerMolecularWeight": 263.27,
+            "TracerName": self.spec.tracer_name,
+            "TracerRadionuclide": self.spec.radionuclide,
+            "TracerMolecularWeight": self.spec.molecular_weight,
             "TracerMolecularWeightUnits": "g/mol",
             "InjectedRadioactivity": round(injected, 1),
             "InjectedRadioactivityUnits": "MBq",
