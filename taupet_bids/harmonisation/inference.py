@@ -25,7 +25,7 @@ from taupet_bids.harmonisation import preprocessing
 #: How the anatomy channel was filled, for sidecars and the methods text.
 ANATOMY = {
     "subject": "the subject's T1w, N4-corrected and warped to the template by its own registration",
-    "template": "the template's T1w (no usable T1w for this scan: MR-less normalisation)",
+    "template": "the template's T1w (no subject T1w in template space was given)",
 }
 #: Decimals of the field statistics in the record.
 DECIMALS = 5

@@ -59,14 +59,16 @@ class HarmoniserNet(nn.Module):
             volume, size=tuple(shape), mode="trilinear", align_corners=False
         )
 
+    def _field(self, coarse: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        return self._up(self.bound * torch.tanh(self.field_head(coarse)), shape)
+
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = image.shape[2:]
         stem = self.stem(image)
         coarse = self.down(stem)
-        field = self._up(self.bound * torch.tanh(self.field_head(coarse)), shape)
         pseudo_ct = self.ct_head(torch.cat([stem, self._up(coarse, shape)], dim=1))
-        return field, pseudo_ct
+        return self._field(coarse, shape), pseudo_ct
 
     def correction(self, image: torch.Tensor) -> torch.Tensor:
-        """The field alone: what inference runs."""
-        return self.forward(image)[0]
+        """The field alone, what inference runs: the pseudo-CT head is never evaluated."""
+        return self._field(self.down(self.stem(image)), image.shape[2:])
