@@ -113,9 +113,7 @@ def find_pairs(derivatives: list[Path], bids_dir: Path) -> list[Pair]:
     return pairs
 
 
-def _to_template(
-    in_file: Path, transforms: list[Path], interpolation: str = "linear"
-) -> np.ndarray:
+def to_template(in_file: Path, transforms: list[Path], interpolation: str = "linear") -> np.ndarray:
     reference = str(templates.t1w_path(templates.WORKING_RESOLUTION))
     with tempfile.TemporaryDirectory() as tmp:
         out = apply_transforms(
@@ -151,9 +149,9 @@ class Example:
 def load_example(pair: Pair) -> Example:
     """Read one pair's images and bring the T1w and CT to the template (see module doc)."""
     mrac, ctac = load_3d(pair.mrac, np.float32), load_3d(pair.ctac, np.float32)
-    t1w = _to_template(pair.t1w, list(pair.t1w2std))
+    t1w = to_template(pair.t1w, list(pair.t1w2std))
     if pair.ct is not None:
-        hu = _to_template(pair.ct, [*pair.t1w2std, *pair.pet2t1w_ctac])
+        hu = to_template(pair.ct, [*pair.t1w2std, *pair.pet2t1w_ctac])
         ct = preprocessing.downsample(np.clip(hu, *CT_RANGE_HU) / CT_SCALE)
     else:
         ct = np.full(preprocessing.INPUT_SHAPE, np.nan, np.float32)
