@@ -133,3 +133,13 @@ def test_training_on_the_run_is_deterministic_and_its_bundle_runs_in_monai(run, 
                                atol=1e-3)  # fmt: skip
     assert json.loads(theirs.record.read_text())["ModelSHA256"] == card.sha256
     assert "taupet-bids-train harmoniser" in (bundle / "docs" / "README.md").read_text()
+
+
+def test_outputs_pass_the_bids_validator(run):
+    validator = Path(sys.executable).with_name("bids-validator-deno")
+    done = subprocess.run(
+        [validator, "--json", run["out"]], capture_output=True, text=True, timeout=300
+    )
+    issues = json.loads(done.stdout)["issues"]["issues"]
+    errors = [issue for issue in issues if issue["severity"] == "error"]
+    assert not errors, errors[:3]

@@ -3,9 +3,10 @@
 One stage of the shared loop (:mod:`taupet_bids.training.engine`). Loss: mean squared error of
 the predicted log-ratio field against the smoothed target inside the template brain, plus
 ``ct_weight`` x the mean squared error of the pseudo-CT (HU / 1000) against the pair's CT
-inside the head (only pairs that have a CT). Batches are keyed by (seed, stage, step); the
-only augmentation is white noise on the SUVR channel (SD up to :data:`NOISE_SD_MAX`), since
-the attenuation bias is tied to the head's position in template space.
+inside the CT's field of view (only pairs that have a CT). Batches are keyed by (seed, stage,
+step); the only augmentation is white noise on the SUVR channel (SD up to
+:data:`NOISE_SD_MAX`), since the attenuation bias is tied to the head's position in template
+space.
 
 Held-out metrics: the mean absolute log-ratio inside the brain before (the PET-MR as measured)
 and after harmonisation, in percent. The regional benchmark with its baselines is
@@ -122,17 +123,10 @@ def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, torch.Tenso
 
 
 def predict(network: HarmoniserNet, images: np.ndarray) -> np.ndarray:
+    """The 4 mm fields of a stack of inputs, one scan at a time."""
     with torch.no_grad():
-        return (
-            np.concatenate(
-                [
-                    network.correction(torch.from_numpy(images[i : i + 1]))[:, 0].numpy()
-                    for i in range(len(images))
-                ]
-            )
-            if len(images)
-            else np.zeros((0, *preprocessing.INPUT_SHAPE), np.float32)
-        )
+        fields = [network.correction(torch.from_numpy(image[None]))[0, 0] for image in images]
+    return torch.stack(fields).numpy()
 
 
 def evaluate(network: HarmoniserNet, sets: dict[str, Examples]) -> dict:

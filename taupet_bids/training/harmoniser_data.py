@@ -37,6 +37,8 @@ MIN_SUVR = 0.2
 #: CT numbers are given to the network as HU / CT_SCALE, clipped to CT_RANGE_HU.
 CT_SCALE = 1000.0
 CT_RANGE_HU = (-1000.0, 2000.0)
+#: Fill of template voxels beyond the CT's field of view (ANTs takes no NaN), made NaN after.
+OUTSIDE_CT_HU = -32768.0
 SETS = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.1
 TEST_FRACTION = 0.1
@@ -113,16 +115,15 @@ def find_pairs(derivatives: list[Path], bids_dir: Path) -> list[Pair]:
     return pairs
 
 
-def to_template(in_file: Path, transforms: list[Path], interpolation: str = "linear") -> np.ndarray:
+def to_template(in_file: Path, transforms: list[Path], outside: float = 0.0) -> np.ndarray:
+    """``in_file`` resampled onto the template's 2 mm grid (linear); ``outside`` fills the
+    voxels beyond the image's field of view."""
     reference = str(templates.t1w_path(templates.WORKING_RESOLUTION))
     with tempfile.TemporaryDirectory() as tmp:
         out = apply_transforms(
-            str(in_file),
-            reference,
-            [str(t) for t in transforms],
-            str(Path(tmp) / "std.nii.gz"),
-            interpolation=interpolation,
-        )
+            str(in_file), reference, [str(t) for t in transforms],
+            str(Path(tmp) / "std.nii.gz"), default_value=outside,
+        )  # fmt: skip
         return load_3d(out, np.float32)
 
 
@@ -139,7 +140,8 @@ def smoothed_log_ratio(ctac: np.ndarray, mrac: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Example:
-    """Network input (2, 46, 55, 46), target field and CT channel (NaN without a CT)."""
+    """Network input (2, 46, 55, 46), target field and CT channel (NaN without a CT and
+    beyond the CT's field of view)."""
 
     image: np.ndarray
     target: np.ndarray
@@ -151,7 +153,8 @@ def load_example(pair: Pair) -> Example:
     mrac, ctac = load_3d(pair.mrac, np.float32), load_3d(pair.ctac, np.float32)
     t1w = to_template(pair.t1w, list(pair.t1w2std))
     if pair.ct is not None:
-        hu = to_template(pair.ct, [*pair.t1w2std, *pair.pet2t1w_ctac])
+        hu = to_template(pair.ct, [*pair.t1w2std, *pair.pet2t1w_ctac], outside=OUTSIDE_CT_HU)
+        hu[hu < CT_RANGE_HU[0] - 1] = np.nan  # beyond the CT (or mixed with beyond) at its edge
         ct = preprocessing.downsample(np.clip(hu, *CT_RANGE_HU) / CT_SCALE)
     else:
         ct = np.full(preprocessing.INPUT_SHAPE, np.nan, np.float32)
