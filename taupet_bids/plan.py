@@ -316,7 +316,7 @@ def harmonization_fields(config: RunConfig, checked: CheckedScan, normalisation:
     if normalisation != "mr":
         anatomy = "template"
         why = "no T1w" if checked.scan.t1w is None else "normalised without MRI"
-        reason += f"; {why}, so the harmoniser used the template's T1w as anatomy"
+        reason += f"; {why}, so the harmoniser uses the template's T1w as anatomy"
     return {
         "harmonization_bundle": config.harmonization_bundle,
         "harmonization_reason": reason,
