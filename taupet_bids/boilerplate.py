@@ -40,6 +40,9 @@ REFERENCES = {
     "Alzheimer's disease: overview and reproducible evaluation. Med Image Anal 63:101694.",
     "occlusion": "Zeiler MD, Fergus R (2014) Visualizing and understanding convolutional "
     "networks. ECCV 2014, LNCS 8689:818-833.",
+    "harmoniser": "taupet-bids PET-MR to PET-CT harmoniser: a 3-D network predicting a smooth, "
+    "bounded log-ratio correction from the PET/MR SUVR image and the T1w, with an auxiliary "
+    "pseudo-CT head; see docs/harmonisation.md and the bundle's model card.",
     "monai": "Cardoso MJ et al. (2022) MONAI: an open-source framework for deep learning in "
     "healthcare. arXiv:2211.02701.",
 }
@@ -47,7 +50,9 @@ REFERENCES = {
 _OPTIONAL_REFERENCES = {
     "atropos": lambda config: config.regional_mask == "subject-gm",
     **{key: lambda config: config.classifier_bundle is not None
-       for key in ("conv5fc3", "occlusion", "monai")},
+       for key in ("conv5fc3", "occlusion")},
+    "harmoniser": lambda config: config.harmonization_bundle is not None,
+    "monai": lambda config: (config.classifier_bundle or config.harmonization_bundle) is not None,
 }  # fmt: skip
 #: Millimetres per voxel of the classifier's input (2 mm template voxels averaged in 2x2x2).
 _CLASSIFIER_VOXEL_MM = 4
@@ -225,6 +230,34 @@ def _classification_paragraph(config: RunConfig) -> str:
     )
 
 
+#: Which scans ``--harmonize`` corrects, as the methods text says it.
+_HARMONIZED_SCANS = {
+    "auto": "PET scans whose AttenuationCorrection named an MR-based method (Dixon, UTE, ZTE, "
+    "atlas, MR-based) or whose scanner was a PET/MR system",
+    "all": "all PET scans",
+}
+
+
+def _harmonization_paragraph(config: RunConfig) -> str:
+    """What ``--harmonize`` ran, naming the model by version and weights checksum."""
+    if config.harmonization_bundle is None or config.harmonize == "none":
+        return ""
+    meta = _bundle_json(config.harmonization_bundle, "metadata.json")
+    ours = meta["taupet_bids"]
+    bound = float(ours["architecture"]["bound"])
+    return (
+        f"\nFor {_HARMONIZED_SCANS[config.harmonize]}, the template-space SUVR image was also "
+        "harmonised towards CT-based attenuation correction [harmoniser] "
+        f'(model "{meta["name"]}" version {meta["version"]}, weights sha256 '
+        f"{ours['model_sha256']}, applied with MONAI [monai]): from the SUVR image and the "
+        "subject's T1w in template space (the template's T1w for scans without one), both "
+        "averaged into 4 mm voxels, the network predicted a log-ratio correction on a 16 mm "
+        f"grid, bounded to +-{bound:g}, interpolated trilinearly to 2 mm, and the SUVR image "
+        "was multiplied by its exponential. Harmonised images and regional values are "
+        "reported beside the measured ones, which are unchanged.\n"
+    )
+
+
 def methods_text(config: RunConfig) -> str:
     """The methods paragraph for a paper, in Markdown, with references."""
     v = package_versions()
@@ -259,7 +292,7 @@ Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
 MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
 [metatemporal]. {_regional_mask_sentence(config)} {_pvc_sentence(config)}
 {_staging_sentence(config)}
-{_mr_less_paragraph(config)}{_classification_paragraph(config)}
+{_mr_less_paragraph(config)}{_classification_paragraph(config)}{_harmonization_paragraph(config)}
 ## References
 """
     return (

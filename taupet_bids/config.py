@@ -57,6 +57,9 @@ class RunConfig:
     regional_mask: str = DEFAULT_REGIONAL_MASK
     #: ``--classify``: a trained AD-vs-CN classifier bundle (None: no classification).
     classifier_bundle: Path | None = None
+    #: ``--harmonize``: ``none``, ``auto`` (PET/MR scans) or ``all``; and its trained bundle.
+    harmonize: str = "none"
+    harmonization_bundle: Path | None = None
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None

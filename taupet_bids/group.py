@@ -40,7 +40,11 @@ LOG = logging.getLogger("taupet_bids")
 
 #: Columns of the participant tables after ``region`` (``suvr_mean`` becomes ``suvr``).
 TABLE_COLUMNS = STAT_COLUMNS[1:]
-ID_COLUMNS = ["scan", *SCAN_ENTITIES.values(), "tracer_name", "method", "reference"]
+ID_COLUMNS = [
+    "scan", *SCAN_ENTITIES.values(), "tracer_name", "method", "harmonized", "reference",
+]  # fmt: skip
+#: ``desc-`` of the tables ``--harmonize`` writes beside the measured ones.
+HARMONIZED_DESC = "harmonized"
 GROUP_DIR = "group"
 #: Largest file the group level reads (tables, sidecars, QC records, participants.tsv): a
 #: larger one is refused from its size, unread. The largest table the participant level
@@ -284,10 +288,13 @@ def read_table(table: Path) -> pd.DataFrame:
     ids = {column: ents.get(key) for key, column in SCAN_ENTITIES.items()}
     ids["participant_id"] = f"sub-{ents['sub']}"
     ids["session_id"] = f"ses-{ents['ses']}" if "ses" in ents else None
+    harmonized = ents.get("desc") == HARMONIZED_DESC
+    method = f"SUVR-PVC-{ents['pvc']}" if "pvc" in ents else "SUVR"
     ids.update(
         scan=scan_stem(table.name),
         tracer_name=_tracer_name(table),
-        method=f"SUVR-PVC-{ents['pvc']}" if "pvc" in ents else "SUVR",
+        method=f"{method}-harmonized" if harmonized else method,
+        harmonized=harmonized,
         reference=ents.get("label"),
         atlas=ents.get("seg"),
     )

@@ -21,6 +21,7 @@ from taupet_bids.config import RunConfig
 from taupet_bids.core.pvc import psf_fwhm_from_sidecar
 from taupet_bids.core.resolution import kernel_fwhm
 from taupet_bids.errors import InputError
+from taupet_bids.harmonisation import detection
 
 #: Output units of the averaged PET and the reference value when the input is an activity
 #: concentration (every such input is converted: see :attr:`ScanPlan.units_scale`).
@@ -68,6 +69,17 @@ class ScanPlan:
     regional_mask_reason: str = ""
     #: ``--classify``: the trained AD-vs-CN bundle run on the template-space SUVR, or None.
     classifier_bundle: Path | None = None
+    #: ``--harmonize``: the harmoniser bundle when this scan is harmonised, else None; why
+    #: (:mod:`taupet_bids.harmonisation.detection`), and the anatomy it uses (``subject``: the
+    #: T1w warped to the template; ``template``: the template's T1w, for an MR-less scan).
+    harmonization_bundle: Path | None = None
+    harmonization_reason: str = ""
+    harmonization_anatomy: str | None = None
+
+    @property
+    def harmonize(self) -> bool:
+        """The scan gets a harmonised SUVR image and tables beside the measured ones."""
+        return self.harmonization_bundle is not None
 
     @property
     def classify(self) -> bool:
@@ -291,6 +303,27 @@ def check_entities(checked: CheckedScan) -> None:
             )  # fmt: skip
 
 
+def harmonization_fields(config: RunConfig, checked: CheckedScan, normalisation: str) -> dict:
+    """``--harmonize``: whether this scan is harmonised, why, and with which anatomy.
+
+    An MR-less scan (no T1w, or ``--mr-less always``) has no T1w in template space, so the
+    network gets the template's T1w instead, and the reason says so.
+    """
+    decision = detection.decide(config.harmonize, checked.metadata)
+    if not decision.harmonize or config.harmonization_bundle is None:
+        return {"harmonization_reason": decision.reason}
+    anatomy, reason = "subject", decision.reason
+    if normalisation != "mr":
+        anatomy = "template"
+        why = "no T1w" if checked.scan.t1w is None else "normalised without MRI"
+        reason += f"; {why}, so the harmoniser uses the template's T1w as anatomy"
+    return {
+        "harmonization_bundle": config.harmonization_bundle,
+        "harmonization_reason": reason,
+        "harmonization_anatomy": anatomy,
+    }
+
+
 def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
     """The plan of one checked scan; raises :class:`InputError` when the scan cannot be run."""
     check_entities(checked)
@@ -322,6 +355,7 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
         regional_mask=mask,
         regional_mask_reason=mask_reason,
         classifier_bundle=config.classifier_bundle,
+        **harmonization_fields(config, checked, normalisation),
     )
 
 

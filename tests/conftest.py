@@ -18,6 +18,7 @@ TIERS = {
     # Run the real command line over a simulated cohort: taupet-bids, the report, Slurm.
     "e2e": {
         "test_classify_cli",
+        "test_harmonize_cli",
         "test_participant",
         "test_mrless_pipeline",
         "test_reports",

@@ -110,7 +110,16 @@ def test_figure_names_follow_the_scan_stem() -> None:
     stem = "sub-001_ses-M000_trc-18FAV1451"
     assert figure_name(stem, "motion") == f"{stem}_desc-motion_pet.svg"
     assert figure_name(stem, "pet2std") == f"{stem}_desc-pet2std_pet.png"
-    keys = {"motion", "coreg", "t1w2std", "pet2std", "regions", "montage", "occlusion"}
+    keys = {
+        "motion",
+        "coreg",
+        "t1w2std",
+        "pet2std",
+        "regions",
+        "montage",
+        "occlusion",
+        "harmonization",
+    }
     assert set(FIGURES) == keys
 
 

@@ -206,6 +206,26 @@ def build_parser() -> argparse.ArgumentParser:
         "summary (about 1.5 min per scan on one CPU thread)",
     )
 
+    harmonize = parser.add_argument_group(
+        "PET-MR to PET-CT harmonisation (see docs/harmonisation.md)"
+    )
+    harmonize.add_argument(
+        "--harmonize",
+        choices=("none", "auto", "all"),
+        default="none",
+        help="write a harmonised SUVR image and regional tables (desc-harmonized) beside the "
+        "measured ones, corrected for MR-based attenuation correction: auto = scans whose "
+        "AttenuationCorrection names an MR-based method (Dixon, UTE, ZTE, atlas, MR-based) or "
+        "whose scanner is a PET/MR system; all = every scan; none (default) = no scan",
+    )
+    harmonize.add_argument(
+        "--harmonization-model",
+        type=Path,
+        metavar="BUNDLE",
+        help="the trained harmoniser bundle (made by `taupet-bids-train harmoniser`; none "
+        "ships); required with --harmonize auto or all",
+    )
+
     group = parser.add_argument_group("group level (see docs/group.md)")
     group.add_argument(
         "--tau-cutpoint",
@@ -271,6 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_harmonization(args) -> None:
+    """``--harmonize`` needs a trained bundle, and a bundle is only used with ``--harmonize``."""
+    if args.harmonize == "none":
+        build_parser().error("--harmonization-model needs --harmonize auto or all")
+    if not args.harmonization_model:
+        build_parser().error(
+            f"--harmonize {args.harmonize} needs --harmonization-model BUNDLE (taupet-bids ships "
+            "no harmoniser weights: train one with `taupet-bids-train harmoniser`)"
+        )
+    from taupet_bids.harmonisation.bundle import InvalidBundle, check_bundle
+
+    try:
+        check_bundle(args.harmonization_model.absolute())
+    except InvalidBundle as err:
+        build_parser().error(f"--harmonization-model: {err}")
+
+
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     """Parse the command line into a :class:`RunConfig`."""
     args = build_parser().parse_args(argv)
@@ -315,6 +352,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             check_bundle(args.classify.absolute())
         except InvalidBundle as err:
             build_parser().error(f"--classify: {err}")
+    if args.harmonize != "none" or args.harmonization_model:
+        _check_harmonization(args)
     if args.use_fsl and not fsl_available():
         build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
@@ -349,6 +388,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         mr_less_model=args.mr_less_model.absolute() if args.mr_less_model else None,
         regional_mask=args.regional_mask,
         classifier_bundle=args.classify.absolute() if args.classify else None,
+        harmonize=args.harmonize,
+        harmonization_bundle=(
+            args.harmonization_model.absolute() if args.harmonization_model else None
+        ),
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

@@ -267,6 +267,25 @@ def log_resolution(plan) -> None:
         LOG.info("%s: PSF for --pvc %.2f mm FWHM", name, plan.pvc_fwhm_mm)
 
 
+def check_t1w(plan) -> None:
+    """The MR-based path's T1w must be usable; a scan that was to be harmonised says what its
+    T1w meant for harmonisation, and how to get its outputs without it."""
+    from taupet_bids import bids
+
+    try:
+        bids.check_t1w(plan.t1w)
+    except InputError as error:
+        if not plan.harmonize:
+            raise
+        raise InputError(
+            plan.t1w,
+            f"{error.problem}; this PET/MR scan was to be harmonised with it "
+            "(--harmonize), and its MR-based normalisation needs it too",
+            "fix the T1w, or run with --mr-less always: the scan is then normalised without "
+            "MRI and harmonised with the template's anatomy",
+        ) from None
+
+
 def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
     """Find, check and plan every selected scan; the ones that fail are reported, not run."""
     from taupet_bids import bids
@@ -297,7 +316,11 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
             )
             plan = plan_scan(config, checked)
             if not plan.mr_less:
-                bids.check_t1w(scan.t1w)
+                check_t1w(plan)
+            if config.harmonize != "none":
+                LOG.info("%s: %s: %s", scan.pet.name,
+                         "harmonised" if plan.harmonize else "not harmonised",
+                         plan.harmonization_reason)  # fmt: skip
             if plan.regional_mask != config.regional_mask:
                 LOG.info("%s: regional means use the %s masks: %s", scan.pet.name,
                          plan.regional_mask, plan.regional_mask_reason)  # fmt: skip

@@ -34,6 +34,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "regions": ("png", "reference region and ROI overlays on the SUVR image"),
     "montage": ("png", "SUVR montage"),
     "occlusion": ("png", "occlusion sensitivity of the AD-vs-CN classifier"),
+    "harmonization": ("png", "PET-MR to PET-CT correction applied by --harmonize"),
 }
 
 
@@ -167,5 +168,18 @@ def occlusion_montage(sensitivity: Path, template: Path, out_file: Path) -> Path
         str(sensitivity), bg_img=str(template), display_mode="z",
         cut_coords=list(range(-40, 50, 10)), vmax=vmax, symmetric_cbar=True, cmap="RdBu_r",
         title="drop in P(AD) when occluded",
+    )  # fmt: skip
+    return _save_png(display.frame_axes.figure, out_file)
+
+
+def harmonization_montage(log_ratio: Path, template: Path, out_file: Path) -> Path:
+    """Axial slices of the harmoniser's correction (percent change of SUVR) on the template:
+    red where the harmonised SUVR is higher than the measured one."""
+    data = np.asarray(nib.load(log_ratio).dataobj, dtype=np.float32)
+    percent = nib.Nifti1Image(100.0 * np.expm1(data), nib.load(log_ratio).affine)
+    vmax = float(np.abs(percent.get_fdata()).max()) or 1.0  # a zero field is drawn too
+    display = plotting.plot_stat_map(
+        percent, bg_img=str(template), display_mode="z", cut_coords=list(range(-40, 50, 10)),
+        vmax=vmax, symmetric_cbar=True, cmap="RdBu_r", title="harmonisation (% of SUVR)",
     )  # fmt: skip
     return _save_png(display.frame_axes.figure, out_file)

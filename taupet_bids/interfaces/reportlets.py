@@ -156,3 +156,17 @@ class OcclusionMontage(_Reportlet):
 
     def _draw(self, out_file: Path) -> None:
         figures.occlusion_montage(Path(self.inputs.in_file), templates.t1w_path(), out_file)
+
+
+class _HarmonizationMontageInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="log-ratio correction on the template grid")
+
+
+class HarmonizationMontage(_Reportlet):
+    """Axial slices of the --harmonize correction (percent of SUVR) on the template T1w (PNG)."""
+
+    input_spec = _HarmonizationMontageInputSpec
+    _out_name = "harmonization.png"
+
+    def _draw(self, out_file: Path) -> None:
+        figures.harmonization_montage(Path(self.inputs.in_file), templates.t1w_path(), out_file)

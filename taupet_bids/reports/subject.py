@@ -37,11 +37,13 @@ def _figure(output_dir: Path, stem: str, key: str) -> str:
     return figure(naming.figures_folder(output_dir, stem) / figure_name(stem, key), alt)
 
 
-def _tables(pet_dir: Path, stem: str) -> dict[str, pd.DataFrame]:
+def _tables(pet_dir: Path, stem: str, desc: str | None = None) -> dict[str, pd.DataFrame]:
+    """The scan's uncorrected regional tables by atlas: the measured ones, or with ``desc``
+    (``harmonized``) the ones ``--harmonize`` wrote beside them."""
     tables = {}
     for path in sorted(pet_dir.glob(f"{stem}_space-*_seg-*_suvr.tsv")):
         found = naming.entities(path.name)
-        if naming.scan_stem(path.name) == stem and "pvc" not in found:  # uncorrected only
+        if naming.scan_stem(path.name) == stem and "pvc" not in found and found.get("desc") == desc:
             tables[found["seg"]] = pd.read_csv(path, sep="\t", na_values="n/a")
     return tables
 
@@ -104,6 +106,7 @@ def scan_section(output_dir: Path, stem: str) -> str:
                              "note") if c in stages.columns]  # fmt: skip
         parts += ["<h4>Braak stage (published thresholds)</h4>", table(stages[shown])]
     parts += classification_parts(output_dir, stem)
+    parts += harmonization_parts(output_dir, stem)
     parts.append("</section>")
     return "".join(parts)
 
@@ -139,6 +142,43 @@ def classification_parts(output_dir: Path, stem: str) -> list[str]:
             rows = regions[regions["atlas"] == atlas].sort_values("rank").head(count)
             parts += [f"<h4>Regions that raised P(AD) most ({atlas})</h4>", table(rows)]
     parts.append(_figure(output_dir, stem, "occlusion"))
+    return parts
+
+
+def harmonization_parts(output_dir: Path, stem: str) -> list[str]:
+    """``--harmonize``: why the scan was harmonised, by which model, the measured and harmonised
+    meta-temporal SUVR, and the correction map; nothing for a scan that was not harmonised."""
+    pet_dir = naming.pet_folder(output_dir, stem)
+    images = sorted(pet_dir.glob(f"{stem}_space-*_desc-harmonized_pet.nii.gz"))
+    if not images:
+        return []
+    meta = json.loads(naming.sidecar(images[0]).read_text())
+    summary = {
+        "why": meta.get("HarmonizationReason") or "n/a",
+        "model": f"{meta.get('ModelName')} {meta.get('ModelVersion')}",
+        "weights sha256": meta.get("ModelSHA256") or "n/a",
+        "anatomy": meta.get("HarmonizationAnatomyDescription") or "n/a",
+        "correction in the brain (%)": f"mean {meta.get('CorrectionMeanPercent')}, range "
+        f"{meta.get('CorrectionMinPercent')} to {meta.get('CorrectionMaxPercent')}",
+    }
+    if meta.get("HarmonizationAnatomyFallback"):
+        summary["anatomy fallback"] = meta["HarmonizationAnatomyFallback"]
+    parts = [
+        "<h3>PET-MR to PET-CT harmonisation</h3>",
+        "<p>A harmonised SUVR image and tables (desc-harmonized) were written beside the "
+        "measured ones, which are unchanged (research use; the model card says what the "
+        "harmoniser was trained on).</p>",
+        definitions(summary),
+    ]
+    measured, harmonized = _tables(pet_dir, stem), _tables(pet_dir, stem, "harmonized")
+    if "MetaTemporal" in measured and "MetaTemporal" in harmonized:
+        rows = pd.DataFrame({
+            "region": measured["MetaTemporal"]["region"],
+            "measured SUVR": measured["MetaTemporal"]["suvr_mean"],
+            "harmonised SUVR": harmonized["MetaTemporal"]["suvr_mean"],
+        })  # fmt: skip
+        parts += ["<h4>Meta-temporal SUVR</h4>", table(rows)]
+    parts.append(_figure(output_dir, stem, "harmonization"))
     return parts
 
 

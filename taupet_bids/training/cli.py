@@ -34,6 +34,11 @@ COMMANDS = (
         "taupet_bids.training.classifier_cli",
     ),
     Command(
+        "harmoniser",
+        "train the PET-MR -> PET-CT harmoniser on simulated pairs and write a MONAI bundle",
+        "taupet_bids.training.harmoniser_cli",
+    ),
+    Command(
         "pet-template",
         "build a tau PET template from MR-based SUVR outputs (the ANTs baseline's reference)",
         "taupet_bids.normalisation.pet_template",

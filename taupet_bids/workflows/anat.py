@@ -28,8 +28,9 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
     ``t1w2std_xfm`` (ANTs order), ``t1w2std_score`` and ``t1w2std_margin`` (QC), and the
     inverse ``std2t1w_xfm`` with its
     ``std2t1w_invert`` flags (template -> T1w, for pulling template labels into the subject).
-    With a ``subject-gm`` plan also ``tissues_std``: the subject's GM and WM probabilities and
-    brain mask (4-D) on the template grid.
+    ``t1w_std`` is the N4-corrected T1w resampled onto the template grid by that registration
+    (the harmoniser's anatomy). With a ``subject-gm`` plan also ``tissues_std``: the subject's
+    GM and WM probabilities and brain mask (4-D) on the template grid.
     """
     omp_nthreads, seed = plan.omp_nthreads, plan.seed
     workflow = pe.Workflow(name=name)
@@ -46,6 +47,7 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
                 "std2t1w_xfm",
                 "std2t1w_invert",
                 "tissues_std",
+                "t1w_std",
             ]  # fmt: skip
         ),
         name="outputnode",
@@ -85,6 +87,7 @@ def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
             ("alignment_margin", "t1w2std_margin"),
             ("inverse_transforms", "std2t1w_xfm"),
             ("inverse_invert_flags", "std2t1w_invert"),
+            ("warped_image", "t1w_std"),
         ]),
     ])  # fmt: skip
     if plan.subject_gm:

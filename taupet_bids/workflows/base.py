@@ -7,7 +7,7 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from taupet_bids.plan import ScanPlan
-from taupet_bids.workflows import classification, pet, quantification, reportlets
+from taupet_bids.workflows import classification, harmonisation, pet, quantification, reportlets
 from taupet_bids.workflows.anat import DERIVATIVES as ANAT_FIELDS
 from taupet_bids.workflows.anat import init_anat_wf
 from taupet_bids.workflows.outputs import init_outputs_wf
@@ -50,6 +50,17 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
                 (f"outputnode.{f}", f"inputnode.{f}") for f in reportlets.FROM_CLASSIFY
             ]),
         ])  # fmt: skip
+    if plan.harmonize:
+        harmonise_wf = harmonisation.init_harmonisation_wf(plan)
+        workflow.connect([
+            (quant_wf, harmonise_wf, [("outputnode.suvr_std", "inputnode.suvr_std")]),
+            (harmonise_wf, outputs_wf, [
+                (f"outputnode.{f}", f"inputnode.{f}") for f in harmonisation.DERIVATIVES
+            ]),
+            (harmonise_wf, qc_wf, [
+                (f"outputnode.{f}", f"inputnode.{f}") for f in reportlets.FROM_HARMONIZE
+            ]),
+        ])  # fmt: skip
     if not plan.mr_less:
         anat_wf = init_anat_wf(plan)
         anat_wf.inputs.inputnode.t1w = str(plan.t1w)
@@ -62,6 +73,10 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
         if plan.subject_gm:
             workflow.connect(
                 [(anat_wf, quant_wf, [("outputnode.tissues_std", "inputnode.tissues_std")])]
+            )
+        if plan.harmonize and plan.harmonization_anatomy == "subject":
+            workflow.connect(
+                [(anat_wf, harmonise_wf, [("outputnode.t1w_std", "inputnode.t1w_std")])]
             )
     return workflow
 

@@ -15,13 +15,20 @@ from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
 from taupet_bids.greymatter import TISSUE_THRESHOLD
 from taupet_bids.interfaces.derivatives import CommitDerivatives, DerivativesDataSink
 from taupet_bids.plan import ScanPlan
-from taupet_bids.workflows import anat, classification, pet, quantification, reportlets
+from taupet_bids.workflows import (
+    anat,
+    classification,
+    harmonisation,
+    pet,
+    quantification,
+    reportlets,
+)
 from taupet_bids.workflows.tables import init_braak_stage_wf
 
 ANAT_FIELDS = list(anat.DERIVATIVES)
 PET_FIELDS = [
     *pet.DERIVATIVES, *quantification.DERIVATIVES, *reportlets.DERIVATIVES,
-    *classification.DERIVATIVES,
+    *classification.DERIVATIVES, *harmonisation.DERIVATIVES,
 ]  # fmt: skip
 
 PVC_NAMES = {
@@ -281,6 +288,57 @@ def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
     }  # fmt: skip
 
 
+#: What the harmonised image is, in its sidecar and its tables'.
+HARMONIZED_DESCRIPTION = (
+    "SUVR corrected for MR-based attenuation correction by the PET-MR to PET-CT harmoniser "
+    "(--harmonize): the measured template-space SUVR times exp(correction map); the measured "
+    "SUVR (desc-suvr) is unchanged beside it"
+)
+
+
+def _harmonization_decision(plan: ScanPlan) -> dict:
+    """Fields for the measured SUVR's sidecar: whether ``--harmonize`` harmonised this scan."""
+    if not plan.harmonization_reason or plan.harmonization_reason == "--harmonize none":
+        return {}
+    return {"Harmonized": plan.harmonize, "HarmonizationReason": plan.harmonization_reason}
+
+
+def _add_harmonization_sinks(workflow, inputnode, sinks, plan: ScanPlan, fields: dict) -> None:
+    """``--harmonize``: the harmonised SUVR, the correction map and one table per atlas, each
+    with the harmoniser's record (model, anatomy, reason) in its sidecar."""
+    space = {"space": templates.TEMPLATE, "resolution": naming.RESOLUTION}
+    sinks["harmonized_suvr"] = _sink(
+        "ds_harmonized_suvr", plan.staging_dir, **space, desc="harmonized", suffix="pet",
+        compress=True, **fields["suvr"],
+    )  # fmt: skip
+    sinks["correction_map"] = _sink(
+        "ds_harmonization_map", plan.staging_dir, **space, desc="harmonization", suffix="map",
+        compress=True, Units="log-ratio",
+        Description="the harmoniser's correction: log(harmonised SUVR / measured SUVR)",
+        **fields["sources"],
+    )  # fmt: skip
+    split = pe.Node(
+        niu.Split(splits=[1] * len(plan.atlases), squeeze=True),
+        name="split_harmonized_tables", run_without_submitting=True,
+    )  # fmt: skip
+    workflow.connect([(inputnode, split, [("harmonized_tables", "inlist")])])
+    for field in ("harmonized_suvr", "correction_map"):
+        workflow.connect([(inputnode, sinks[field], [("harmonization_meta", "meta_dict")])])
+    for position, atlas in enumerate(plan.atlases, start=1):
+        sink = _sink(
+            f"ds_table_{atlas}_harmonized", plan.staging_dir, space=templates.TEMPLATE,
+            segmentation=atlas, label=plan.reference_region, desc="harmonized", suffix="suvr",
+            extension=".tsv", Columns=STAT_COLUMN_DESCRIPTIONS,
+            ReferenceRegion=plan.reference_region, Description=HARMONIZED_DESCRIPTION,
+            RegionalMask="template", **fields["table"],
+        )  # fmt: skip
+        workflow.connect([
+            (inputnode, sink, [("harmonization_meta", "meta_dict")]),
+            (split, sink, [(f"out{position}", "in_file")]),
+        ])  # fmt: skip
+        sinks[f"table_{atlas}_harmonized"] = sink
+
+
 def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
     """Write every derivative of one scan, committing them only when all were written."""
     checked, staging_dir, atlases = plan.checked, plan.staging_dir, plan.atlases
@@ -318,6 +376,7 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
             **_suvr_metadata(checked),
             **resolution_meta,
             **pet_sources,
+            **_harmonization_decision(plan),
         ),
         "motion_params": _sink(
             "ds_motion",
@@ -337,6 +396,13 @@ def init_outputs_wf(plan: ScanPlan, name: str = "outputs_wf") -> pe.Workflow:
         )
     if plan.classify:
         sinks.update(_classification_sinks(plan, pet_sources))
+    if plan.harmonize:
+        _add_harmonization_sinks(workflow, inputnode, sinks, plan, {
+            "suvr": {**_suvr_metadata(checked), **resolution_meta, **pet_sources,
+                     "Description": HARMONIZED_DESCRIPTION},
+            "table": {**pet_meta, **resolution_meta, **pet_sources},
+            "sources": pet_sources,
+        })  # fmt: skip
     if plan.mr_less:
         _add_mr_less_sinks(workflow, inputnode, sinks, plan)
     else:

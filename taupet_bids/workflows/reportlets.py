@@ -13,6 +13,7 @@ from taupet_bids.core.figures import FIGURES
 from taupet_bids.interfaces.qc import ScanQC
 from taupet_bids.interfaces.reportlets import (
     CoregistrationOverlay,
+    HarmonizationMontage,
     MotionPlot,
     NormalisationOverlay,
     OcclusionMontage,
@@ -26,6 +27,7 @@ FROM_PET = ("motion_params", "pet_average")
 FROM_QUANT = ("coreg_score", "normalisation", "suvr_std", "pet2t1w_xfm")
 FROM_ANAT = ("t1w2std_score", "t1w2std_margin", "t1w_preproc", "t1w_mask", "t1w2std_xfm")
 FROM_CLASSIFY = ("occlusion_map",)
+FROM_HARMONIZE = ("correction_map",)
 #: Outputs written as derivatives: the QC record and one field per figure.
 DERIVATIVES = ("qc_json", *(f"figure_{key}" for key in FIGURES))
 
@@ -34,7 +36,8 @@ def figure_keys(plan: ScanPlan) -> tuple[str, ...]:
     """The figures a scan gets: registration overlays depend on the path (MR-based or not)."""
     registration = ("pet2std",) if plan.mr_less else ("coreg", "t1w2std")
     classification = ("occlusion",) if plan.classify else ()
-    return ("motion", *registration, "regions", "montage", *classification)
+    harmonization = ("harmonization",) if plan.harmonize else ()
+    return ("motion", *registration, "regions", "montage", *classification, *harmonization)
 
 
 def _figure_nodes(plan: ScanPlan) -> dict[str, tuple[pe.Node, list[tuple[str, str]]]]:
@@ -53,6 +56,7 @@ def _figure_nodes(plan: ScanPlan) -> dict[str, tuple[pe.Node, list[tuple[str, st
                     [("suvr_std", "in_file")]),
         "montage": (SUVRMontage(), [("suvr_std", "in_file")]),
         "occlusion": (OcclusionMontage(), [("occlusion_map", "in_file")]),
+        "harmonization": (HarmonizationMontage(), [("correction_map", "in_file")]),
     }  # fmt: skip
     return {
         key: (pe.Node(node[key][0], name=f"figure_{key}"), node[key][1])
@@ -67,7 +71,9 @@ def init_reportlets_wf(plan: ScanPlan, name: str = "reportlets_wf") -> pe.Workfl
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(
-        niu.IdentityInterface(fields=[*FROM_PET, *FROM_QUANT, *FROM_ANAT, *FROM_CLASSIFY]),
+        niu.IdentityInterface(
+            fields=[*FROM_PET, *FROM_QUANT, *FROM_ANAT, *FROM_CLASSIFY, *FROM_HARMONIZE]
+        ),
         name="inputnode",
     )
     outputnode = pe.Node(niu.IdentityInterface(fields=list(DERIVATIVES)), name="outputnode")

@@ -1,0 +1,1 @@
+"""PET-MR to PET-CT harmonisation: which scans need it, the network, its bundle (no Nipype)."""

@@ -1,0 +1,74 @@
+"""The harmoniser: PET-MR SUVR and T1w (4 mm) -> a smooth, bounded log-ratio correction field.
+
+``harmonised SUVR = SUVR x exp(field)``, so a zero field leaves the scan unchanged. The field is
+smooth and bounded by construction rather than by a penalty:
+
+- it is predicted on a coarse grid (two stride-2 stages: 16 mm voxels) and brought to the 4 mm
+  input grid by trilinear interpolation, so it cannot carry detail finer than the attenuation
+  bias it models (a smooth function of the skull and the distance from the brain's centre);
+- it is ``bound x tanh(.)``, so no voxel is scaled by more than ``exp(+-bound)``;
+- the field head's last convolution starts at zero, so an untrained network is the identity.
+
+The auxiliary ``ct_head`` predicts a pseudo-CT (HU / 1000) at 4 mm from the same features plus
+the full-resolution stem; it is trained against the simulated CT and never used at inference,
+so no CT is ever needed to run the model (the seed paper's CT-informed anatomy, done as an
+auxiliary task). Children ``stem``, ``down``, ``field_head``, ``ct_head`` are the bundle's
+weight entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+#: Widths of the full-resolution stem and the two stride-2 stages.
+CHANNELS = (16, 32, 64)
+#: Largest absolute log-ratio the field can take (exp(0.3) = 1.35).
+BOUND = 0.3
+
+
+def _conv(before: int, after: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(before, after, kernel_size=3, stride=stride, padding=1),
+        nn.InstanceNorm3d(after, affine=True),
+        nn.LeakyReLU(0.1),
+    )
+
+
+class HarmoniserNet(nn.Module):
+    """(B, 2, 46, 55, 46) -> field (B, 1, 46, 55, 46) in [-bound, bound], pseudo-CT (B, 1, ...)."""
+
+    def __init__(self, channels: Sequence[int] = CHANNELS, bound: float = BOUND) -> None:
+        super().__init__()
+        first, middle, last = channels
+        self.bound = float(bound)
+        self.stem = _conv(2, first)
+        self.down = nn.Sequential(
+            _conv(first, middle, stride=2), _conv(middle, last, stride=2), _conv(last, last)
+        )
+        self.field_head = nn.Conv3d(last, 1, kernel_size=3, padding=1)
+        nn.init.zeros_(self.field_head.weight)
+        nn.init.zeros_(self.field_head.bias)
+        self.ct_head = nn.Sequential(_conv(first + last, first), nn.Conv3d(first, 1, 1))
+
+    def _up(self, volume: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        return functional.interpolate(
+            volume, size=tuple(shape), mode="trilinear", align_corners=False
+        )
+
+    def _field(self, coarse: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        return self._up(self.bound * torch.tanh(self.field_head(coarse)), shape)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = image.shape[2:]
+        stem = self.stem(image)
+        coarse = self.down(stem)
+        pseudo_ct = self.ct_head(torch.cat([stem, self._up(coarse, shape)], dim=1))
+        return self._field(coarse, shape), pseudo_ct
+
+    def correction(self, image: torch.Tensor) -> torch.Tensor:
+        """The field alone, what inference runs: the pseudo-CT head is never evaluated."""
+        return self._field(self.down(self.stem(image)), image.shape[2:])
