@@ -1,0 +1,104 @@
+"""Synthesise one template-space PET image from a template-space input image.
+
+The bundle's ``configs/inference.json`` names these functions: :func:`prepare_file` is its
+``preprocessing``, :func:`infer` runs its ``network``, :func:`save_outputs` is its
+``postprocessing``. The pipeline calls the same functions (:func:`synthesise_file`), so MONAI's
+runner and the pipeline write the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.inferers import Inferer
+
+from taupet_bids import __version__, naming, templates
+from taupet_bids.synthesis import preprocessing
+from taupet_bids.synthesis.bundle import Synthesiser
+
+
+def prepare_file(path: str | os.PathLike) -> torch.Tensor:
+    """The bundle's preprocessing: a template-space T1w as a (1, 1, 48, 56, 48) tensor."""
+    return torch.from_numpy(preprocessing.read_t1w(path))[None, None]
+
+
+def infer(network: torch.nn.Module, inferer: Inferer, image: torch.Tensor) -> np.ndarray:
+    """The synthetic SUVR on the 2 mm template grid (brain-masked, clipped to [0, 4])."""
+    with torch.no_grad():
+        predicted = inferer(image, network.eval())
+    return preprocessing.to_template_grid(predicted[0, 0].numpy())
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where one synthetic image and its sidecar go."""
+
+    image: Path
+    sidecar: Path
+
+
+def output_paths(
+    input_file: str | os.PathLike, output_dir: str | os.PathLike, tracer: str, desc: str
+) -> Outputs:
+    """``<source entities>_trc-<tracer>_space-..._res-2_desc-<desc>_pet.nii.gz`` and its JSON.
+
+    The source entities are the input's (``sub-01_ses-01`` of a T1w); ``trc-`` is the tracer the
+    network was trained to imitate and ``desc-`` says synthetic and from what
+    (``syntheticFromT1w``), so a synthetic image never shares a name with a measured one.
+    """
+    name = Path(input_file).name
+    stem = naming.scan_stem(name) or name.removesuffix(".gz").removesuffix(".nii")
+    stem = "_".join(p for p in stem.split("_") if not p.startswith("trc-"))
+    image = Path(output_dir) / f"{stem}_trc-{tracer}_{naming.SPACE}_desc-{desc}_pet.nii.gz"
+    return Outputs(image, image.with_name(image.name.replace(".nii.gz", ".json")))
+
+
+def sidecar(metadata: dict, input_file: str | os.PathLike) -> dict:
+    """The synthetic image's sidecar: it says it is synthetic, from what, and by which model."""
+    ours = metadata.get("taupet_bids", {})
+    target = ours.get("target", {})
+    return {
+        "Synthetic": True,
+        "SynthesisTask": ours.get("task"),
+        "SynthesisSource": ours.get("source"),
+        "Sources": [Path(input_file).name],
+        "TracerName": target.get("tracer_name"),
+        "Units": "unitless",
+        "Description": "synthetic SUVR predicted by a network from another modality; not a "
+        "measurement (docs/synthesis.md)",
+        "ReferenceRegion": target.get("reference_region"),
+        "ModelName": metadata.get("name"),
+        "ModelVersion": metadata.get("version"),
+        "ModelSHA256": ours.get("model_sha256"),
+        "Resolution": f"{naming.RESOLUTION} mm isotropic, {templates.TEMPLATE}; predicted at "
+        f"{preprocessing.POOL * templates.WORKING_RESOLUTION} mm",
+        "SoftwareVersions": f"taupet-bids {__version__}",
+    }
+
+
+def save_outputs(
+    synthetic: np.ndarray, outputs: Outputs, metadata: dict, input_file: str | os.PathLike
+) -> Outputs:
+    """Write the synthetic SUVR on the 2 mm template grid and its sidecar."""
+    outputs.image.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(synthetic.astype(np.float32), preprocessing.template_affine())
+    image.header.set_xyzt_units("mm")
+    nib.save(image, outputs.image)
+    outputs.sidecar.write_text(json.dumps(sidecar(metadata, input_file), indent=2) + "\n")
+    return outputs
+
+
+def synthesise(
+    synthesiser: Synthesiser, input_file: str | os.PathLike, output_dir: str | os.PathLike
+) -> Outputs:
+    """What the pipeline runs: the bundle's preprocessing, network and postprocessing."""
+    card = synthesiser.card
+    prediction = infer(synthesiser.network, synthesiser.inferer, prepare_file(input_file))
+    outputs = output_paths(input_file, output_dir, card.tracer, card.desc)
+    return save_outputs(prediction, outputs, synthesiser.metadata, input_file)
