@@ -84,7 +84,7 @@ def _card(meta: dict, root: Path) -> ModelCard:
 
 
 def read_card(bundle: str | Path) -> ModelCard:
-    """Name, version, checksum, task and target tracer from ``configs/metadata.json`` (JSON only)."""
+    """Name, version, checksum, task and tracer from ``configs/metadata.json`` (JSON only)."""
     root = Path(bundle)
     try:
         meta = json.loads((root / METADATA).read_text())
@@ -94,7 +94,7 @@ def read_card(bundle: str | Path) -> ModelCard:
 
 
 def check_bundle(bundle: str | Path, task: str | None = None) -> ModelCard:
-    """Refuse, before any scan runs, a folder that is not a trained synthesis bundle (of ``task``)."""
+    """Refuse, before any scan runs, a folder that is not a trained bundle (of ``task``)."""
     root = Path(bundle)
     if not root.is_dir():
         raise InvalidBundle(f"{root} is not a folder")

@@ -165,7 +165,8 @@ def _atlases() -> tuple[dict[str, np.ndarray], dict[str, dict]]:
 def score(predictions: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
     """Mean voxel metrics inside the template brain and regional r / MAPE per composite."""
     mask = preprocessing.brain_mask()
-    voxel = [synthesis_metrics.voxel_metrics(p, t, mask) for p, t in zip(predictions, truths)]
+    pairs = zip(predictions, truths, strict=True)
+    voxel = [synthesis_metrics.voxel_metrics(p, t, mask) for p, t in pairs]
     out = {key: float(np.mean([v[key] for v in voxel])) for key in ("mse", "psnr_db", "ssim")}
     images, groups = _atlases()
     predicted = [synthesis_metrics.composite_means(p, images, groups) for p in predictions]
