@@ -24,6 +24,7 @@ TIERS = {
         "test_slurm",
         "test_stop",
         "test_entities_cli",
+        "test_synthesis_cli",
     },
     # Run antspyx registrations, MONAI's bundle runner, training or whole simulated cohorts.
     "integration": {
@@ -36,6 +37,7 @@ TIERS = {
         "test_mrless",
         "test_reportlets",
         "test_simulate",
+        "test_synthesis",
     },
 }
 

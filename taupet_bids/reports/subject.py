@@ -41,7 +41,8 @@ def _tables(pet_dir: Path, stem: str) -> dict[str, pd.DataFrame]:
     tables = {}
     for path in sorted(pet_dir.glob(f"{stem}_space-*_seg-*_suvr.tsv")):
         found = naming.entities(path.name)
-        if naming.scan_stem(path.name) == stem and "pvc" not in found:  # uncorrected only
+        synthetic = found.get("desc", "").startswith("synthetic")
+        if naming.scan_stem(path.name) == stem and "pvc" not in found and not synthetic:
             tables[found["seg"]] = pd.read_csv(path, sep="\t", na_values="n/a")
     return tables
 
@@ -160,13 +161,20 @@ def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[st
 
 def write_subject_report(output_dir: Path, subject: str, methods: str = "") -> Path:
     """Write ``OUTPUT_DIR/sub-<label>.html`` for every finished scan of one subject."""
+    from taupet_bids.reports.synthesis import synthesis_section, synthetic_images
+
     stems = subject_scans(output_dir, subject)
+    synthetic = synthetic_images(output_dir, subject)
     nav = "".join(f'<a href="#{esc(stem)}">{esc(stem)}</a>' for stem in stems)
+    nav += "".join(
+        f'<a href="#{esc(p.name.removesuffix("_pet.nii.gz"))}">synthetic</a>' for p in synthetic
+    )
     citation = output_dir / "logs" / "CITATION.md"
     methods = methods or (citation.read_text() if citation.exists() else "")
     body = (
         f"<nav>{nav}</nav>"
         + "".join(scan_section(output_dir, stem) for stem in stems)
+        + "".join(synthesis_section(image) for image in synthetic)
         + f'<section id="methods"><h2>Methods</h2><pre>{esc(methods)}</pre></section>'
     )
     path = output_dir / f"{subject}.html"

@@ -45,6 +45,8 @@ class ModelCard:
     sha256: str
     task: str
     tracer: str
+    #: The reference region of the SUVR the network was trained on (None when unknown).
+    reference_region: str | None = None
 
     @property
     def desc(self) -> str:
@@ -75,6 +77,7 @@ def _card(meta: dict, root: Path) -> ModelCard:
             sha256=str(ours["model_sha256"]),
             task=str(ours["task"]),
             tracer=str(ours["target"]["tracer"]),
+            reference_region=ours["target"].get("reference_region"),
         )
     except (KeyError, TypeError) as error:
         raise InvalidBundle(f"{root}: {METADATA} lacks {error}") from None

@@ -53,9 +53,12 @@ def output_paths(
     (``syntheticFromT1w``), so a synthetic image never shares a name with a measured one.
     """
     name = Path(input_file).name
-    stem = naming.scan_stem(name) or name.removesuffix(".gz").removesuffix(".nii")
-    stem = "_".join(p for p in stem.split("_") if not p.startswith("trc-"))
-    image = Path(output_dir) / f"{stem}_trc-{tracer}_{naming.SPACE}_desc-{desc}_pet.nii.gz"
+    parts = naming.entities(naming.scan_stem(name))
+    if "sub" not in parts:
+        raise ValueError(f"{name}: the input's name has no sub- entity to name the output by")
+    parts["trc"] = tracer
+    stem = "_".join(f"{key}-{parts[key]}" for key in naming.SOURCE_ENTITIES if key in parts)
+    image = Path(output_dir) / f"{stem}_{naming.SPACE}_desc-{desc}_pet.nii.gz"
     return Outputs(image, image.with_name(image.name.replace(".nii.gz", ".json")))
 
 
@@ -102,3 +105,21 @@ def synthesise(
     prediction = infer(synthesiser.network, synthesiser.inferer, prepare_file(input_file))
     outputs = output_paths(input_file, output_dir, card.tracer, card.desc)
     return save_outputs(prediction, outputs, synthesiser.metadata, input_file)
+
+
+def table_path(image: str | os.PathLike, atlas: str, reference: str) -> Path:
+    """The regional table of a synthetic image: a measured scan's table name
+    (``<stem>_space-<template>_seg-<atlas>_label-<ref>``) plus the image's ``desc-``, last as
+    BIDS orders it, which says synthetic and from what."""
+    image = Path(image)
+    desc = naming.entities(image.name)["desc"]
+    stem = naming.scan_stem(image.name)
+    space = f"space-{templates.TEMPLATE}"
+    return image.with_name(f"{stem}_{space}_seg-{atlas}_label-{reference}_desc-{desc}_suvr.tsv")
+
+
+def anat_path(image: str | os.PathLike) -> Path:
+    """The template-space T1w that a synthetic image was made from (its source entities)."""
+    image = Path(image)
+    stem = "_".join(p for p in naming.scan_stem(image.name).split("_") if not p.startswith("trc-"))
+    return image.with_name(f"{stem}_{naming.SPACE}_desc-preproc_T1w.nii.gz")
