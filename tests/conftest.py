@@ -38,6 +38,7 @@ TIERS = {
         "test_reportlets",
         "test_simulate",
         "test_synthesis",
+        "test_synthesis_networks",
     },
 }
 

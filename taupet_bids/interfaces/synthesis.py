@@ -87,7 +87,7 @@ class StageSynthetic(SimpleInterface):
 
     def _run_interface(self, runtime):
         from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
-        from taupet_bids.synthesis.inference import anat_path, table_path
+        from taupet_bids.synthesis.inference import RESOLUTION_NOTE, anat_path, table_path
 
         image = Path(self.inputs.image)
         meta = json.loads(Path(self.inputs.sidecar).read_text())
@@ -119,6 +119,7 @@ class StageSynthetic(SimpleInterface):
                     "Description": "T1w after N4, resampled to the template with the T1w's "
                     "own registration: the synthesis network's input",
                     "SkullStripped": False,
+                    "Resolution": RESOLUTION_NOTE,
                     "Sources": meta["Sources"],
                 },
             )

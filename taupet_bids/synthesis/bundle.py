@@ -26,7 +26,7 @@ from taupet_bids.models.bundle import (
 from taupet_bids.synthesis.networks import TASKS
 
 #: The configs every bundle of a task runs with.
-CONFIGS = {"tau-from-t1w": SHIPPED / "tau_from_t1w" / "configs"}
+CONFIGS = {task: SHIPPED / task.replace("-", "_") / "configs" for task in TASKS}
 TRAIN_HINT = (
     "taupet-bids ships no synthesis weights: train a bundle with `taupet-bids-train synthesis`"
 )
@@ -47,6 +47,11 @@ class ModelCard:
     tracer: str
     #: The reference region of the SUVR the network was trained on (None when unknown).
     reference_region: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The input modality (``T1w``, ``FDG``)."""
+        return TASKS[self.task].source
 
     @property
     def desc(self) -> str:

@@ -23,9 +23,23 @@ from taupet_bids.synthesis import preprocessing
 from taupet_bids.synthesis.bundle import Synthesiser
 
 
-def prepare_file(path: str | os.PathLike) -> torch.Tensor:
-    """The bundle's preprocessing: a template-space T1w as a (1, 1, 48, 56, 48) tensor."""
-    return torch.from_numpy(preprocessing.read_t1w(path))[None, None]
+#: The ``Resolution`` sidecar field of the template-space files (BIDS requires it with ``res-``).
+RESOLUTION_NOTE = (
+    f"{naming.RESOLUTION} mm isotropic, {templates.TEMPLATE} (TemplateFlow "
+    f"res-{templates.WORKING_RESOLUTION:02d}); synthetic images predicted at "
+    f"{preprocessing.POOL * templates.WORKING_RESOLUTION} mm"
+)
+
+
+def prepare_file(path: str | os.PathLike, source: str = "T1w") -> torch.Tensor:
+    """The bundle's preprocessing: a template-space input as a (1, 1, 48, 56, 48) tensor.
+
+    ``source`` is the bundle's input modality: a T1w is normalised by its brain median; a PET
+    input (``FDG``) is read as SUVR (clipped, not rescaled).
+    """
+    if source == "T1w":
+        return torch.from_numpy(preprocessing.read_t1w(path))[None, None]
+    return torch.from_numpy(preprocessing.read_suvr(path))[None, None]
 
 
 def infer(network: torch.nn.Module, inferer: Inferer, image: torch.Tensor) -> np.ndarray:
@@ -76,11 +90,11 @@ def sidecar(metadata: dict, input_file: str | os.PathLike) -> dict:
         "Description": "synthetic SUVR predicted by a network from another modality; not a "
         "measurement (docs/synthesis.md)",
         "ReferenceRegion": target.get("reference_region"),
+        "SkullStripped": True,
         "ModelName": metadata.get("name"),
         "ModelVersion": metadata.get("version"),
         "ModelSHA256": ours.get("model_sha256"),
-        "Resolution": f"{naming.RESOLUTION} mm isotropic, {templates.TEMPLATE}; predicted at "
-        f"{preprocessing.POOL * templates.WORKING_RESOLUTION} mm",
+        "Resolution": RESOLUTION_NOTE,
         "SoftwareVersions": f"taupet-bids {__version__}",
     }
 
@@ -102,7 +116,8 @@ def synthesise(
 ) -> Outputs:
     """What the pipeline runs: the bundle's preprocessing, network and postprocessing."""
     card = synthesiser.card
-    prediction = infer(synthesiser.network, synthesiser.inferer, prepare_file(input_file))
+    image = prepare_file(input_file, card.source)
+    prediction = infer(synthesiser.network, synthesiser.inferer, image)
     outputs = output_paths(input_file, output_dir, card.tracer, card.desc)
     return save_outputs(prediction, outputs, synthesiser.metadata, input_file)
 
