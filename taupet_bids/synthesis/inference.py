@@ -22,7 +22,6 @@ from taupet_bids import __version__, naming, templates
 from taupet_bids.synthesis import preprocessing
 from taupet_bids.synthesis.bundle import Synthesiser
 
-
 #: The ``Resolution`` sidecar field of the template-space files (BIDS requires it with ``res-``).
 RESOLUTION_NOTE = (
     f"{naming.RESOLUTION} mm isotropic, {templates.TEMPLATE} (TemplateFlow "

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from monai.networks.blocks import Convolution, ConvDenseBlock, SpatialAttentionBlock
+from monai.networks.blocks import ConvDenseBlock, Convolution, SpatialAttentionBlock
 from monai.networks.nets import UNet
 from torch import nn
 from torch.nn import functional
