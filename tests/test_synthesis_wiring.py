@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from taupet_bids.boilerplate import methods_text
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.cli.run import select_synthesis
 from taupet_bids.training.synthesis import train
@@ -59,6 +60,15 @@ def test_a_bundle_is_matched_to_its_task(tmp_path, bundle):
     )
     assert config.synthesize == ("tau-from-t1w",)
     assert config.synthesis_bundle("tau-from-t1w") == bundle.absolute()
+    methods = methods_text(config)
+    assert "Synthetic tau PET images were predicted" in methods
+    assert (
+        json.loads((bundle / "configs" / "metadata.json").read_text())["taupet_bids"][
+            "model_sha256"
+        ]
+        in methods
+        and "[unet] Ronneberger" in methods
+    )
 
 
 def _bids(root: Path) -> Path:
