@@ -54,6 +54,13 @@ def test_bad_synthesis_options_are_refused_before_any_scan(tmp_path, capsys, ext
     assert message in capsys.readouterr().err
 
 
+def test_the_parser_offers_every_task_the_package_knows():
+    from taupet_bids.cli.parser import SYNTHESIS_TASKS
+    from taupet_bids.synthesis.networks import TASKS
+
+    assert set(SYNTHESIS_TASKS) == set(TASKS)
+
+
 def test_a_bundle_is_matched_to_its_task(tmp_path, bundle):
     config = parse_args(
         _args(tmp_path, "--synthesize", "tau-from-t1w", "--synthesis-model", bundle)

@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     """(task, bundle) for every ``--synthesize`` task; refuse a task without a network or
     without a bundle, and a bundle that is not one, before any scan runs."""
+    if not args.synthesize and not args.synthesis_model:
+        return ()  # nothing asked: torch is not imported
     from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
     from taupet_bids.synthesis.networks import TASKS
 
