@@ -105,3 +105,21 @@ def test_outputs_pass_the_bids_validator(run):
     issues = json.loads(done.stdout)["issues"]["issues"]
     errors = [issue for issue in issues if issue["severity"] == "error"]
     assert not errors, errors[:3]
+
+
+def test_training_pairs_warp_the_native_t1w_as_the_pipeline_did(run, tmp_path):
+    """Without the template-space T1w, `taupet-bids-train synthesis` warps the run's native
+    T1w with the run's own transforms, and gets the image the pipeline wrote."""
+    import numpy as np
+
+    from taupet_bids.training.synthesis_data import find_pairs
+
+    copy = tmp_path / "out"
+    shutil.copytree(run["out"] / "sub-001", copy / "sub-001")
+    written = copy / "sub-001" / "anat" / f"sub-001_{SPACE}_res-2_desc-preproc_T1w.nii.gz"
+    expected = np.asarray(nib.load(written).dataobj)
+    written.unlink()
+    pairs, without = find_pairs([copy], tmp_path / "cache")
+    assert len(pairs) == 1 and not without and pairs[0].t1w.parent == tmp_path / "cache"
+    warped = np.asarray(nib.load(pairs[0].t1w).dataobj)
+    assert np.abs(warped - expected).max() <= 1e-3 * np.abs(expected).max()
