@@ -226,12 +226,14 @@ def collect_scans(
     tracer: str | None = None,
     rec: str | None = None,
     run: int | str | None = None,
+    allow_none: bool = False,
 ) -> list[PetScan]:
     """List the PET scans to process, with sidecar and T1w, sorted by subject then file name.
 
     Labels are accepted with or without their ``sub-``/``ses-`` prefix. An unknown participant,
     or filters that leave no PET scan, raise ``InputError``: a BIDS App with nothing to do has
-    almost always been given the wrong arguments.
+    almost always been given the wrong arguments. With ``allow_none`` (``--synthesize``, where
+    T1w-only sessions are work too) no PET scan gives an empty list.
     """
     bids_dir = Path(bids_dir).resolve()
     layout = _layout(bids_dir)
@@ -274,12 +276,43 @@ def collect_scans(
                 t1w=_t1w_for(layout, ents["subject"], ents.get("session")),
             )
         )
-    if not scans:
+    if not scans and not allow_none:
         asked = {"participant": participant_labels, "session": session, "tracer": tracer}
         asked |= {"rec": rec, "run": run}
         shown = ", ".join(f"{k}={v}" for k, v in asked.items() if v) or "no filters"
         raise InputError(bids_dir, f"no PET scan (*_pet.nii[.gz]) matches {shown}")
     return scans
+
+
+@dataclass(frozen=True)
+class T1wSession:
+    """The T1w of one subject and session (``session`` None: a T1w without a session)."""
+
+    subject: str
+    session: str | None
+    t1w: Path
+
+
+def collect_t1w_sessions(
+    bids_dir: str | Path,
+    participant_labels: list[str] | tuple[str, ...] | None = None,
+    session: str | None = None,
+) -> list[T1wSession]:
+    """One T1w per subject and session (the first in sorted order, as a PET scan's T1w is
+    chosen), for ``--synthesize``: a session with a T1w and no PET still gets synthetic PET."""
+    layout = _layout(Path(bids_dir).resolve())
+    filters: dict[str, Any] = {}
+    if participant_labels:
+        filters["subject"] = sorted({_strip(str(label), "sub-") for label in participant_labels})
+    if session:
+        filters["session"] = _strip(session, "ses-")
+    files = layout.get(suffix="T1w", datatype="anat", extension=_PET_EXTENSIONS, **filters)
+    found: dict[tuple[str, str | None], Path] = {}
+    for bids_file in sorted(files, key=lambda f: f.path):
+        ents = bids_file.get_entities()
+        key = (ents["subject"], ents.get("session"))
+        found.setdefault(key, Path(bids_file.path))
+    return [T1wSession(subject, ses, t1w) for (subject, ses), t1w in found.items()]
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ REFERENCES = {
     "harmoniser": "taupet-bids PET-MR to PET-CT harmoniser: a 3-D network predicting a smooth, "
     "bounded log-ratio correction from the PET/MR SUVR image and the T1w, with an auxiliary "
     "pseudo-CT head; see docs/harmonisation.md and the bundle's model card.",
+    "unet": "Ronneberger O, Fischer P, Brox T (2015) U-Net: convolutional networks for "
+    "biomedical image segmentation. MICCAI 2015, LNCS 9351:234-241.",
     "monai": "Cardoso MJ et al. (2022) MONAI: an open-source framework for deep learning in "
     "healthcare. arXiv:2211.02701.",
 }
@@ -52,7 +54,9 @@ _OPTIONAL_REFERENCES = {
     **{key: lambda config: config.classifier_bundle is not None
        for key in ("conv5fc3", "occlusion")},
     "harmoniser": lambda config: config.harmonization_bundle is not None,
-    "monai": lambda config: (config.classifier_bundle or config.harmonization_bundle) is not None,
+    "monai": lambda config: (config.classifier_bundle or config.harmonization_bundle) is not None
+    or bool(config.synthesize),
+    "unet": lambda config: bool(config.synthesize),
 }  # fmt: skip
 #: Millimetres per voxel of the classifier's input (2 mm template voxels averaged in 2x2x2).
 _CLASSIFIER_VOXEL_MM = 4
@@ -258,6 +262,28 @@ def _harmonization_paragraph(config: RunConfig) -> str:
     )
 
 
+def _synthesis_paragraph(config: RunConfig) -> str:
+    """What ``--synthesize`` ran, naming each model by version and weights checksum."""
+    sentences = []
+    for task, bundle in config.synthesis_models:
+        meta = _bundle_json(bundle, "metadata.json")
+        sentences.append(
+            f'{task} with model "{meta["name"]}" version {meta["version"]} (weights sha256 '
+            f"{meta['taupet_bids']['model_sha256']}; training data and validation in its model "
+            "card)"
+        )
+    if not sentences:
+        return ""
+    return (
+        "\nSynthetic tau PET images were predicted from each session's T1w by a 3-D U-Net "
+        "[unet] run with MONAI [monai]: the N4-corrected T1w was resampled to MNI152NLin6Asym "
+        "at 2 mm with its own registration, masked to the template brain, divided by its "
+        "brain median and averaged to 4 mm; the predicted SUVR was interpolated back to 2 mm "
+        "and summarised over the same regions as measured scans. Synthetic images are not "
+        "measurements and were kept apart from measured values (" + "; ".join(sentences) + ").\n"
+    )
+
+
 def methods_text(config: RunConfig) -> str:
     """The methods paragraph for a paper, in Markdown, with references."""
     v = package_versions()
@@ -292,7 +318,7 @@ Desikan-Killiany regions [dk] (FreeSurfer cvs_avg35 aparc+aseg, registered to
 MNI152NLin6Asym), over Braak stage regions I-VI [braak] and over the meta-temporal region
 [metatemporal]. {_regional_mask_sentence(config)} {_pvc_sentence(config)}
 {_staging_sentence(config)}
-{_mr_less_paragraph(config)}{_classification_paragraph(config)}{_harmonization_paragraph(config)}
+{_mr_less_paragraph(config)}{_classification_paragraph(config)}{_harmonization_paragraph(config)}{_synthesis_paragraph(config)}
 ## References
 """
     return (

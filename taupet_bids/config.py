@@ -60,6 +60,11 @@ class RunConfig:
     #: ``--harmonize``: ``none``, ``auto`` (PET/MR scans) or ``all``; and its trained bundle.
     harmonize: str = "none"
     harmonization_bundle: Path | None = None
+    #: ``--synthesize``: the synthesis tasks asked for, and ``--synthesis-model``: one trained
+    #: bundle per task (task -> bundle folder), checked by the parser.
+    synthesize: tuple[str, ...] = ()
+    synthesis_models: tuple[tuple[str, Path], ...] = ()
+    synthesis_architecture: str = "unet"
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None
@@ -75,6 +80,10 @@ class RunConfig:
             key: (str(value) if isinstance(value, Path) else value)
             for key, value in asdict(self).items()
         }
+
+    def synthesis_bundle(self, task: str) -> Path | None:
+        """The bundle ``--synthesis-model`` gave for ``task``, or None."""
+        return dict(self.synthesis_models).get(task)
 
     def plugin_args(self) -> dict:
         """Arguments for Nipype's execution plugin."""

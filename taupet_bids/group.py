@@ -41,10 +41,14 @@ LOG = logging.getLogger("taupet_bids")
 #: Columns of the participant tables after ``region`` (``suvr_mean`` becomes ``suvr``).
 TABLE_COLUMNS = STAT_COLUMNS[1:]
 ID_COLUMNS = [
-    "scan", *SCAN_ENTITIES.values(), "tracer_name", "method", "harmonized", "reference",
+    "scan", *SCAN_ENTITIES.values(), "tracer_name", "method", "harmonized", "synthetic",
+    "reference",
 ]  # fmt: skip
 #: ``desc-`` of the tables ``--harmonize`` writes beside the measured ones.
 HARMONIZED_DESC = "harmonized"
+#: The ``desc-`` of a synthetic image's tables starts with this (``desc-syntheticFromT1w``):
+#: their rows are marked ``synthetic`` and get their own ``method``, never a measured one's.
+SYNTHETIC_DESC = "synthetic"
 GROUP_DIR = "group"
 #: Largest file the group level reads (tables, sidecars, QC records, participants.tsv): a
 #: larger one is refused from its size, unread. The largest table the participant level
@@ -280,6 +284,13 @@ def _tracer_name(table: Path) -> str:
     return found.name if found else (name or entities(table.name).get("trc", "n/a"))
 
 
+def _method(ents: dict[str, str]) -> str:
+    """``SUVR``, ``SUVR-PVC-<method>``, or ``SUVR-<desc>`` for a synthetic image's table."""
+    if ents.get("desc", "").startswith(SYNTHETIC_DESC):
+        return f"SUVR-{ents['desc']}"
+    return f"SUVR-PVC-{ents['pvc']}" if "pvc" in ents else "SUVR"
+
+
 def read_table(table: Path) -> pd.DataFrame:
     """One participant table, checked (:func:`check_regional_table`), with the scan's
     identifiers as leading columns; :class:`UnusableFile` when it cannot be used."""
@@ -289,12 +300,13 @@ def read_table(table: Path) -> pd.DataFrame:
     ids["participant_id"] = f"sub-{ents['sub']}"
     ids["session_id"] = f"ses-{ents['ses']}" if "ses" in ents else None
     harmonized = ents.get("desc") == HARMONIZED_DESC
-    method = f"SUVR-PVC-{ents['pvc']}" if "pvc" in ents else "SUVR"
+    method = _method(ents)
     ids.update(
         scan=scan_stem(table.name),
         tracer_name=_tracer_name(table),
         method=f"{method}-harmonized" if harmonized else method,
         harmonized=harmonized,
+        synthetic=ents.get("desc", "").startswith(SYNTHETIC_DESC),
         reference=ents.get("label"),
         atlas=ents.get("seg"),
     )
@@ -820,6 +832,8 @@ SIDECARS = {
         "Description": "every participant regional SUVR table stacked: one row per scan, atlas "
         "and region; values copied from the participant tables",
         "suvr": "the participant table's suvr_mean",
+        "synthetic": "true for a synthetic image's rows (--synthesize: predicted from another "
+        "modality, not measured; method SUVR-<desc>); false for measured scans",
     },
     "suvr_wide": {
         "Description": "one row per scan: SUVR (participant tables' suvr_mean) per atlas region "
@@ -832,6 +846,8 @@ SIDECARS = {
         "braak_stage_published_label": "0, I-II, III-IV or V-VI",
         "braak_published_conforming": "false when an earlier Braak composite is not abnormal",
         "braak_published_thresholds": "key of the published threshold set (Maass2017_PVC)",
+        "synthetic": "true for a synthetic image's row (--synthesize: predicted from another "
+        "modality, not measured; method SUVR-<desc>); false for measured scans",
     },
     "qc": {"Description": "per-scan quality control: motion, registration scores, flags"},
     "classification": {

@@ -369,3 +369,74 @@ def reset_scan_folders(plan: ScanPlan) -> None:
     plan.staging_dir.mkdir(parents=True)
     plan.marker.parent.mkdir(parents=True, exist_ok=True)
     plan.marker.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class SynthesisPlan:
+    """One synthesis task for one session's T1w (``--synthesize``), resolved once.
+
+    Sessions are found by their T1w, not their PET, so a T1w-only session gets its synthetic
+    image too. When an MR-based scan of the same T1w is planned, its T1w registration is reused
+    (:attr:`scan_name`); otherwise the synthesis graph registers the T1w itself.
+    """
+
+    task: str
+    t1w: Path
+    #: The T1w's source entities (``sub-01_ses-01``, ``sub-01_acq-mprage``).
+    stem: str
+    bundle: Path
+    #: The ``desc-`` label of the outputs and the tracer the network imitates (``trc-``).
+    desc: str
+    tracer: str
+    reference_region: str
+    output_dir: Path
+    staging_dir: Path
+    marker: Path
+    atlases: tuple[str, ...]
+    seed: int
+    omp_nthreads: int
+    #: The Nipype name of a planned MR-based scan with this T1w, whose registration is reused.
+    scan_name: str | None = None
+    #: The T1w workflow's options, as a scan plan has them (the synthesis needs no tissues).
+    subject_gm: bool = False
+
+    @property
+    def name(self) -> str:
+        """Nipype-safe name of this task and session (``synth_tau_from_t1w_sub_01_ses_01``)."""
+        return naming.node_name(f"synth_{self.task}_{self.stem}")
+
+
+def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan]) -> SynthesisPlan:
+    """The plan of ``task`` on one T1w, reusing the registration of a scan that has it."""
+    from taupet_bids import atlases as atlas_data
+    from taupet_bids.synthesis.bundle import read_card
+
+    bundle = config.synthesis_bundle(task)
+    if bundle is None:
+        raise ValueError(f"no --synthesis-model for {task}")
+    unknown = naming.unknown_entities(t1w.name)
+    if unknown:
+        raise InputError(t1w, f"taupet-bids cannot keep the entities {', '.join(unknown)}")
+    card = read_card(bundle)
+    stem = naming.scan_stem(t1w.name)
+    reference = card.reference_region
+    if reference not in atlas_data.reference_regions():
+        reference = atlas_data.DEFAULT_REFERENCE
+    name = naming.node_name(f"synth_{task}_{stem}")
+    reusable = [plan.name for plan in scans if not plan.mr_less and plan.t1w == t1w]
+    return SynthesisPlan(
+        task=task,
+        t1w=t1w,
+        stem=stem,
+        bundle=bundle,
+        desc=card.desc,
+        tracer=card.tracer,
+        reference_region=reference,
+        output_dir=config.output_dir,
+        staging_dir=config.work_dir / "staging" / name,
+        marker=config.work_dir / "committed" / f"{name}.txt",
+        atlases=tuple(config.atlases),
+        seed=config.seed,
+        omp_nthreads=config.omp_nthreads,
+        scan_name=reusable[0] if reusable else None,
+    )

@@ -25,6 +25,7 @@ TIERS = {
         "test_slurm",
         "test_stop",
         "test_entities_cli",
+        "test_synthesis_cli",
     },
     # Run antspyx registrations, MONAI's bundle runner, training or whole simulated cohorts.
     "integration": {
@@ -38,6 +39,8 @@ TIERS = {
         "test_reportlets",
         "test_simulate",
         "test_simulate_modalities",
+        "test_synthesis",
+        "test_synthesis_networks",
     },
 }
 

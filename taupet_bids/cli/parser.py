@@ -15,6 +15,10 @@ from taupet_bids.config import (
 )
 from taupet_bids.interfaces.fsl import fsl_available
 
+#: The tasks of ``--synthesize`` (taupet_bids.synthesis.networks.TASKS, not imported here so
+#: that ``--help`` does not load torch).
+SYNTHESIS_TASKS = ("tau-from-t1w", "tau-from-fdg", "tspo-from-t1w")
+
 DESCRIPTION = """\
 taupet-bids: regional tau PET SUVR from a BIDS dataset.
 
@@ -195,6 +199,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="a MONAI bundle folder retrained with taupet-bids-train (default: the shipped one)",
     )
 
+    synth = parser.add_argument_group("synthetic PET from other modalities (docs/synthesis.md)")
+    synth.add_argument(
+        "--synthesize",
+        nargs="+",
+        choices=SYNTHESIS_TASKS,
+        default=[],
+        metavar="TASK",
+        help="make a clearly labelled synthetic image for every session that has the task's "
+        f"input ({', '.join(SYNTHESIS_TASKS)}); only tau-from-t1w has a network yet. Sessions "
+        "without the input are logged and skipped; the others go on",
+    )
+    synth.add_argument(
+        "--synthesis-model",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="BUNDLE",
+        help="trained synthesis bundle(s) (made by `taupet-bids-train synthesis`; none ships), "
+        "one per --synthesize task: each bundle's metadata says which task it serves",
+    )
+    synth.add_argument(
+        "--synthesis-architecture",
+        choices=("unet", "vqgan"),
+        default="unet",
+        help="network family of tau-from-t1w: unet (3-D U-Net); vqgan (MCR-VQGAN on 2-D slices) "
+        "is reserved and not built yet",
+    )
     classify = parser.add_argument_group("AD vs CN classification (see docs/classification.md)")
     classify.add_argument(
         "--classify",
@@ -308,6 +339,45 @@ def _check_harmonization(args) -> None:
         build_parser().error(f"--harmonization-model: {err}")
 
 
+def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
+    """(task, bundle) for every ``--synthesize`` task; refuse a task without a network or
+    without a bundle, and a bundle that is not one, before any scan runs."""
+    if not args.synthesize and not args.synthesis_model:
+        return ()  # nothing asked: torch is not imported
+    from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
+    from taupet_bids.synthesis.networks import TASKS
+
+    if args.synthesis_model and not args.synthesize:
+        build_parser().error("--synthesis-model needs --synthesize TASK")
+    if args.synthesize and args.synthesis_architecture != "unet":
+        build_parser().error(
+            f"--synthesis-architecture {args.synthesis_architecture} is not built yet; "
+            "use unet (docs/synthesis.md)"
+        )
+    for task in dict.fromkeys(args.synthesize):
+        if not TASKS[task].available:
+            build_parser().error(
+                f"--synthesize {task}: no network for it yet (docs/synthesis.md); available: "
+                + ", ".join(name for name, t in TASKS.items() if t.available)
+            )
+    found: dict[str, Path] = {}
+    for bundle in args.synthesis_model:
+        try:
+            card = check_bundle(bundle.absolute())
+        except InvalidBundle as err:
+            build_parser().error(f"--synthesis-model: {err}")
+        if card.task in found:
+            build_parser().error(f"--synthesis-model: two bundles for {card.task}")
+        found[card.task] = bundle.absolute()
+    for task in dict.fromkeys(args.synthesize):
+        if task not in found:
+            build_parser().error(
+                f"--synthesize {task} needs a trained bundle: --synthesis-model BUNDLE "
+                "(taupet-bids ships none; train one with `taupet-bids-train synthesis`)"
+            )
+    return tuple((task, found[task]) for task in dict.fromkeys(args.synthesize))
+
+
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     """Parse the command line into a :class:`RunConfig`."""
     args = build_parser().parse_args(argv)
@@ -354,6 +424,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             build_parser().error(f"--classify: {err}")
     if args.harmonize != "none" or args.harmonization_model:
         _check_harmonization(args)
+    synthesis_models = _synthesis_models(args)
     if args.use_fsl and not fsl_available():
         build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
@@ -392,6 +463,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         harmonization_bundle=(
             args.harmonization_model.absolute() if args.harmonization_model else None
         ),
+        synthesize=tuple(dict.fromkeys(args.synthesize)),
+        synthesis_models=synthesis_models,
+        synthesis_architecture=args.synthesis_architecture,
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

@@ -234,8 +234,8 @@ def _describe_output(config: RunConfig) -> None:
         _write_whole(ignore, "\n".join([*present, *missing]) + "\n")
 
 
-def _crash_reason(config: RunConfig, name: str) -> str:
-    """The last line of the first Nipype crash report of one scan."""
+def _crash_reason(config: RunConfig, name: str, prefix: str = "scan_") -> str:
+    """The last line of the first Nipype crash report of one scan (or synthesis workflow)."""
     from nipype.utils.filemanip import loadcrash
 
     for crash in sorted((config.work_dir / "crashes").glob("crash-*.pklz")):
@@ -243,7 +243,7 @@ def _crash_reason(config: RunConfig, name: str) -> str:
             report = loadcrash(str(crash))
         except Exception:  # noqa: BLE001 - a crash file we cannot read is someone else's
             continue
-        if f"scan_{name}." not in getattr(report.get("node"), "fullname", ""):
+        if f"{prefix}{name}." not in getattr(report.get("node"), "fullname", ""):
             continue
         lines = [line for line in "".join(report["traceback"]).splitlines() if line.strip()]
         return f"{lines[-1].strip() if lines else 'failed'} (details: {crash})"
@@ -301,6 +301,7 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
         tracer=config.tracer,
         rec=config.rec,
         run=config.run,
+        allow_none=bool(config.synthesize),
     )
     LOG.info("Found %d PET scan(s)", len(scans))
     plans, outcomes = [], []
@@ -335,16 +336,46 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
     return plans, outcomes
 
 
-def process_scans(config: RunConfig, plans: list) -> list[ScanOutcome]:
-    """Run one graph over every planned scan; a scan succeeded when its commit node ran."""
+def select_synthesis(config: RunConfig, plans: list) -> list:
+    """``--synthesize``: one plan per task and session with the task's input (T1w).
+
+    Sessions are found by their T1w, so a T1w-only session is planned too. A planned scan whose
+    session has no T1w is refused for the task with one log line; the rest go on.
+    """
+    from taupet_bids import bids
+    from taupet_bids.plan import plan_synthesis
+
+    if not config.synthesize:
+        return []
+    sessions = bids.collect_t1w_sessions(
+        config.bids_dir, list(config.participant_label) or None, config.session
+    )
+    synthesis = []
+    for task in config.synthesize:
+        for plan in plans:
+            if plan.t1w is None:
+                LOG.warning("SYNTHESIS SKIPPED %s: --synthesize %s needs a T1w and this "
+                            "session has none", plan.pet.name, task)  # fmt: skip
+        for session in sessions:
+            try:
+                synthesis.append(plan_synthesis(config, task, session.t1w, plans))
+            except InputError as error:
+                LOG.error("SYNTHESIS SKIPPED %s", error)
+    LOG.info("Planned %d synthesis run(s) (%s)", len(synthesis), ", ".join(config.synthesize))
+    return synthesis
+
+
+def process_scans(config: RunConfig, plans: list, synthesis: list = ()) -> list[ScanOutcome]:
+    """Run one graph over every planned scan (and ``--synthesize`` session); a scan succeeded
+    when its commit node ran."""
     from taupet_bids.cli.multiproc import ReportingMultiProcPlugin
     from taupet_bids.plan import reset_scan_folders
     from taupet_bids.workflows.base import init_participant_wf
 
-    if not plans:
+    if not plans and not synthesis:
         return []
-    workflow = init_participant_wf(plans, config.work_dir)
-    for plan in plans:
+    workflow = init_participant_wf(plans, config.work_dir, list(synthesis), config.bids_dir)
+    for plan in [*plans, *synthesis]:
         reset_scan_folders(plan)
     # Crash reports of an earlier run would be mistaken for this run's.
     for stale in (config.work_dir / "crashes").glob("crash-*.pklz"):
@@ -367,6 +398,10 @@ def process_scans(config: RunConfig, plans: list) -> list[ScanOutcome]:
         done = plan.marker.exists()
         reason = "" if done else _crash_reason(config, plan.name)
         outcomes.append(ScanOutcome(plan.pet, done, reason))
+    for plan in synthesis:
+        done = plan.marker.exists()
+        reason = "" if done else _crash_reason(config, plan.name, prefix="")
+        outcomes.append(ScanOutcome(plan.t1w, done, reason))
     return outcomes
 
 
@@ -495,12 +530,15 @@ def _run(config: RunConfig) -> int:
             return run_group_level(config)
         templates.ensure_templateflow()
         plans, outcomes = select_scans(config)
+        synthesis = select_synthesis(config, plans)
+        if not plans and not outcomes and not synthesis:
+            raise InputError(config.bids_dir, "no PET scan and no T1w to synthesise from")
         prepare_output_dir(config, lock_work=True)
     except TaupetError as error:
         print(f"taupet-bids: error: {error}", file=sys.stderr)
         return 1
     log_file = _add_log_file(config)
-    outcomes += process_scans(config, plans)
+    outcomes += process_scans(config, plans, synthesis)
     citation = config.output_dir / "logs" / "CITATION.md"
     methods = methods_text(config)
     written = True

@@ -200,13 +200,20 @@ def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[st
 
 def write_subject_report(output_dir: Path, subject: str, methods: str = "") -> Path:
     """Write ``OUTPUT_DIR/sub-<label>.html`` for every finished scan of one subject."""
+    from taupet_bids.reports.synthesis import synthesis_section, synthetic_images
+
     stems = subject_scans(output_dir, subject)
+    synthetic = synthetic_images(output_dir, subject)
     nav = "".join(f'<a href="#{esc(stem)}">{esc(stem)}</a>' for stem in stems)
+    nav += "".join(
+        f'<a href="#{esc(p.name.removesuffix("_pet.nii.gz"))}">synthetic</a>' for p in synthetic
+    )
     citation = output_dir / "logs" / "CITATION.md"
     methods = methods or (citation.read_text() if citation.exists() else "")
     body = (
         f"<nav>{nav}</nav>"
         + "".join(scan_section(output_dir, stem) for stem in stems)
+        + "".join(synthesis_section(image) for image in synthetic)
         + f'<section id="methods"><h2>Methods</h2><pre>{esc(methods)}</pre></section>'
     )
     path = output_dir / f"{subject}.html"

@@ -39,6 +39,11 @@ COMMANDS = (
         "taupet_bids.training.harmoniser_cli",
     ),
     Command(
+        "synthesis",
+        "train a synthesis network (T1w -> tau SUVR) and write a MONAI bundle",
+        "taupet_bids.training.synthesis_cli",
+    ),
+    Command(
         "pet-template",
         "build a tau PET template from MR-based SUVR outputs (the ANTs baseline's reference)",
         "taupet_bids.normalisation.pet_template",

@@ -14,13 +14,13 @@ from taupet_bids.interfaces.registration import (
     TemplateBrainMask,
 )
 from taupet_bids.interfaces.segmentation import TissueSegmentation
-from taupet_bids.plan import ScanPlan
+from taupet_bids.plan import ScanPlan, SynthesisPlan
 
 #: Outputs written as derivatives.
 DERIVATIVES = ("t1w_preproc", "t1w_mask", "t1w2std_xfm")
 
 
-def init_anat_wf(plan: ScanPlan, name: str = "anat_wf") -> pe.Workflow:
+def init_anat_wf(plan: ScanPlan | SynthesisPlan, name: str = "anat_wf") -> pe.Workflow:
     """Register the T1w to MNI152NLin6Asym (2 mm head template) and strip its skull.
 
     The brain mask comes from the same registration (the template's mask pulled back), so no

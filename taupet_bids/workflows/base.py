@@ -6,8 +6,15 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from taupet_bids.plan import ScanPlan
-from taupet_bids.workflows import classification, harmonisation, pet, quantification, reportlets
+from taupet_bids.plan import ScanPlan, SynthesisPlan
+from taupet_bids.workflows import (
+    classification,
+    harmonisation,
+    pet,
+    quantification,
+    reportlets,
+    synthesis,
+)
 from taupet_bids.workflows.anat import DERIVATIVES as ANAT_FIELDS
 from taupet_bids.workflows.anat import init_anat_wf
 from taupet_bids.workflows.outputs import init_outputs_wf
@@ -81,8 +88,17 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
     return workflow
 
 
-def init_participant_wf(plans: list[ScanPlan], work_dir: Path) -> pe.Workflow:
-    """One graph over every scan, so the plugin can run participants in parallel."""
+def init_participant_wf(
+    plans: list[ScanPlan],
+    work_dir: Path,
+    synthesis_plans: list[SynthesisPlan] = (),
+    bids_dir: Path | None = None,
+) -> pe.Workflow:
+    """One graph over every scan, so the plugin can run participants in parallel.
+
+    ``--synthesize`` adds one workflow per task and session; one whose T1w an MR-based scan
+    registers anyway takes that scan's registration instead of running its own.
+    """
     workflow = pe.Workflow(name="taupet_participant_wf", base_dir=str(work_dir))
     workflow.config["execution"].update(
         {
@@ -93,5 +109,16 @@ def init_participant_wf(plans: list[ScanPlan], work_dir: Path) -> pe.Workflow:
             "poll_sleep_duration": 0.1,
         }
     )
-    workflow.add_nodes([init_scan_wf(plan) for plan in plans])
+    scans = {plan.name: init_scan_wf(plan) for plan in plans}
+    workflow.add_nodes(list(scans.values()))
+    for plan in synthesis_plans:
+        synth_wf = synthesis.init_synthesis_wf(plan, str(bids_dir))
+        if plan.scan_name is None:
+            workflow.add_nodes([synth_wf])
+            continue
+        workflow.connect([
+            (scans[plan.scan_name], synth_wf, [
+                (f"anat_wf.outputnode.{f}", f"inputnode.{f}") for f in synthesis.FROM_ANAT
+            ]),
+        ])  # fmt: skip
     return workflow

@@ -1,0 +1,265 @@
+"""Train the T1w -> tau synthesis U-Net on a participant run's (T1w, SUVR) pairs.
+
+One stage of the shared loop (:mod:`taupet_bids.training.engine`): masked L1 (or MSE) between
+predicted and measured SUVR on the 4 mm grid, inside the template brain, Adam with a cosine
+schedule. Batches are drawn from a generator keyed by (seed, stage, step), so a seed gives
+bit-identical weights and a resumed run continues as the uninterrupted one would.
+
+Augmentation, per example: the normalised T1w is scaled by a factor in [0.9, 1.1] and gets
+white noise of SD up to 0.02 (scanner and bias-field differences the median normalisation
+leaves). The target is never changed.
+
+Baseline (docs/models.md asks each model to show what it adds): the **cohort-mean image**, the
+voxelwise mean SUVR of the training targets. A network that does not beat it has learned
+nothing about the person.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from taupet_bids import templates
+from taupet_bids.atlases.regions import region_groups
+from taupet_bids.core import synthesis_metrics
+from taupet_bids.core.images import load_3d
+from taupet_bids.errors import InputError
+from taupet_bids.synthesis import preprocessing
+from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TauFromT1wUNet
+from taupet_bids.training import engine
+from taupet_bids.training.synthesis_data import SETS, Pair, find_pairs, split_participants
+
+#: Training seed of the T1w -> tau U-Net (docs/models.md, seeds).
+SEED = 33
+LOSSES = ("l1", "mse")
+SCALE_RANGE = (0.9, 1.1)
+NOISE_SD_MAX = 0.02
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run."""
+
+    out_dir: Path
+    derivatives: list[Path]
+    task: str = "tau-from-t1w"
+    seed: int = SEED
+    steps: int = 2000
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    loss: str = "l1"
+    checkpoint_every: int = 50
+    threads: int = 1
+    channels: list[int] = field(default_factory=lambda: list(CHANNELS))
+    strides: list[int] = field(default_factory=lambda: list(STRIDES))
+    num_res_units: int = RESIDUAL_UNITS
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["out_dir"] = str(self.out_dir)
+        out["derivatives"] = [str(p) for p in self.derivatives]
+        return out
+
+    def architecture(self) -> dict:
+        return {
+            "channels": self.channels,
+            "strides": self.strides,
+            "num_res_units": self.num_res_units,
+        }
+
+    def network(self) -> TauFromT1wUNet:
+        return TauFromT1wUNet(self.channels, self.strides, self.num_res_units)
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Network inputs and targets (N, 48, 56, 48) of some pairs, and the pairs."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    pairs: tuple[Pair, ...]
+
+
+# The training examples live in a module global so that forked batch workers share them.
+_POOL: Examples | None = None
+
+
+def load_examples(pairs: Sequence[Pair]) -> Examples:
+    """Read, check and downsample each pair."""
+    shape = (0, *preprocessing.INPUT_SHAPE)
+    inputs = [preprocessing.read_t1w(pair.t1w) for pair in pairs]
+    targets = [preprocessing.read_suvr(pair.suvr) for pair in pairs]
+    return Examples(
+        np.stack(inputs) if inputs else np.zeros(shape, np.float32),
+        np.stack(targets) if targets else np.zeros(shape, np.float32),
+        tuple(pairs),
+    )
+
+
+def _batch(key: tuple[int, int, int], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batch ``key`` = (seed, stage, step): random training pairs, inputs augmented."""
+    rng = np.random.default_rng(list(key))
+    picks = rng.integers(len(_POOL.pairs), size=size)
+    inputs = []
+    for index in picks:
+        moved = _POOL.inputs[index] * rng.uniform(*SCALE_RANGE)
+        moved = moved + rng.normal(0.0, rng.uniform(0.0, NOISE_SD_MAX), moved.shape)
+        inputs.append(np.where(_POOL.inputs[index] > 0, moved, 0.0).astype(np.float32))
+    return np.stack(inputs)[:, None], _POOL.targets[picks][:, None]
+
+
+def masked_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """L1 or MSE over the 4 mm brain voxels."""
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; choose from {LOSSES}")
+    mask = torch.from_numpy(preprocessing.network_mask())
+
+    def loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        difference = (predicted - target)[:, 0][:, mask]
+        return difference.abs().mean() if kind == "l1" else (difference**2).mean()
+
+    return loss
+
+
+def training_stage(config: TrainConfig, network: TauFromT1wUNet) -> engine.Stage:
+    """The one stage: masked loss on augmented training batches."""
+    loss = masked_loss(config.loss)
+
+    def step(batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+        inputs, targets = map(torch.from_numpy, batch)
+        return loss(network(inputs), targets)
+
+    return engine.Stage(
+        "main",
+        network,
+        config.steps,
+        partial(_batch, size=config.batch_size),
+        step,
+        config.learning_rate,
+    )
+
+
+def predict(network: torch.nn.Module, inputs: np.ndarray) -> list[np.ndarray]:
+    """Synthetic SUVR on the 2 mm template grid for each 4 mm input, in eval mode."""
+    network.eval()
+    with torch.no_grad():
+        return [
+            preprocessing.to_template_grid(network(torch.from_numpy(x)[None, None])[0, 0].numpy())
+            for x in inputs
+        ]
+
+
+def _atlases() -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    names = {atlas for atlas, _ in synthesis_metrics.COMPOSITES}
+    images = {a: np.asarray(nib.load(templates.atlas_path(a)).dataobj) for a in names}
+    return images, {a: region_groups(a) for a in names}
+
+
+def score(predictions: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
+    """Mean voxel metrics inside the template brain and regional r / MAPE per composite."""
+    mask = preprocessing.brain_mask()
+    pairs = zip(predictions, truths, strict=True)
+    voxel = [synthesis_metrics.voxel_metrics(p, t, mask) for p, t in pairs]
+    out = {key: float(np.mean([v[key] for v in voxel])) for key in ("mse", "psnr_db", "ssim")}
+    images, groups = _atlases()
+    predicted = [synthesis_metrics.composite_means(p, images, groups) for p in predictions]
+    measured = [synthesis_metrics.composite_means(t, images, groups) for t in truths]
+    out["regional"] = {
+        name: synthesis_metrics.regional_agreement(
+            [row[name] for row in predicted], [row[name] for row in measured]
+        )
+        for name in (predicted[0] if predicted else {})
+    }
+    out["n"] = len(voxel)
+    return out
+
+
+def truth_images(pairs: Sequence[Pair]) -> list[np.ndarray]:
+    """The measured SUVR of each pair as the metrics see it: 2 mm, brain-masked, clipped."""
+    return [preprocessing.clean_suvr(load_3d(pair.suvr, np.float32)) for pair in pairs]
+
+
+def evaluate(network: torch.nn.Module, sets: dict[str, Examples]) -> dict:
+    """Network and cohort-mean baseline on the validation and test sets."""
+    train_truth = truth_images(sets["train"].pairs)
+    cohort_mean = np.mean(train_truth, axis=0).astype(np.float32)
+    metrics: dict = {}
+    for name in ("validation", "test"):
+        if not sets[name].pairs:
+            metrics[name] = metrics[f"{name}_baseline"] = None
+            continue
+        truth = truth_images(sets[name].pairs)
+        metrics[name] = score(predict(network, sets[name].inputs), truth)
+        metrics[f"{name}_baseline"] = score([cohort_mean] * len(truth), truth)
+    return metrics
+
+
+def prepare_sets(config: TrainConfig, log: Callable[[str], None]) -> tuple[dict, dict]:
+    """Find and split the pairs; read each set; say what was left out."""
+    pairs, without = find_pairs(config.derivatives, config.out_dir / "t1w_template_space")
+    if without:
+        log(f"left out (no T1w in the run's anat folder): {len(without)} SUVR image(s)")
+    if not pairs:
+        raise InputError(
+            config.derivatives[0],
+            "no template-space SUVR image with a T1w of the same session: nothing to train",
+            "give the derivatives of an MR-based participant-level run",
+        )
+    tracers = sorted({pair.tracer or "n/a" for pair in pairs})
+    if len(tracers) > 1:
+        raise InputError(
+            config.derivatives[0],
+            f"SUVR images of several tracers ({', '.join(tracers)}): one model imitates one tracer",
+            "give the derivatives of one tracer",
+        )
+    assigned = split_participants(pairs, config.seed)
+    rows = [
+        f"{p.participant}\t{p.session or 'n/a'}\t{assigned[p.participant]}\t{p.suvr.name}"
+        for p in pairs
+    ]
+    (config.out_dir / "split.tsv").write_text(
+        "participant_id\tsession_id\tset\tfile\n" + "\n".join(rows) + "\n"
+    )
+    sets = {
+        name: load_examples([p for p in pairs if assigned[p.participant] == name]) for name in SETS
+    }
+    counts = {name: len(examples.pairs) for name, examples in sets.items()}
+    log("scans per set: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+    return sets, {"scans": counts, "left_out_without_t1w": len(without), "tracer": tracers[0]}
+
+
+def target_fields(pairs: Sequence[Pair]) -> dict:
+    """Tracer and reference region of the training targets, from their sidecars."""
+    sidecar = pairs[0].suvr.with_name(pairs[0].suvr.name.replace(".nii.gz", ".json"))
+    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    return {
+        "tracer": pairs[0].tracer or "unknown",
+        "tracer_name": meta.get("TracerName"),
+        "reference_region": meta.get("ReferenceRegion"),
+    }
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) training; write weights, split and metrics to out_dir; return metrics."""
+    global _POOL
+    if config.task != "tau-from-t1w":
+        raise InputError(None, f"--task {config.task}: no network for it yet (docs/synthesis.md)")
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    (config.out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    sets, counts = prepare_sets(config, log)
+    network = engine.seeded(config.network, config.seed, config.threads)
+    _POOL = sets["train"]
+    run = engine.Run(config.out_dir, config.seed, config.checkpoint_every, config.loss, log)
+    run.fit(network, [training_stage(config, network)])
+    metrics = {**evaluate(network, sets), **counts, "target": target_fields(sets["train"].pairs)}
+    engine.save_weights(network, config.out_dir / "model.pt")
+    (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"test: {metrics['test']}; cohort-mean baseline: {metrics['test_baseline']}")
+    return metrics

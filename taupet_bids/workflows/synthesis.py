@@ -1,0 +1,82 @@
+"""``--synthesize``: a synthetic PET image, its regional tables and the template-space T1w it
+was made from, for one session's T1w, committed like a scan's derivatives."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from taupet_bids import templates
+from taupet_bids.interfaces.derivatives import CommitDerivatives
+from taupet_bids.interfaces.registration import ApplyTransforms
+from taupet_bids.interfaces.synthesis import StageSynthetic, SynthesizePET
+from taupet_bids.plan import SynthesisPlan
+from taupet_bids.workflows.anat import init_anat_wf
+from taupet_bids.workflows.tables import init_tables_wf
+
+#: What the synthesis needs from a T1w workflow.
+FROM_ANAT = ("t1w_preproc", "t1w2std_xfm")
+
+
+def _bids_uri(t1w: str, bids_dir: str) -> str:
+    from pathlib import Path
+
+    return f"bids:raw:{Path(t1w).relative_to(bids_dir).as_posix()}"
+
+
+def init_synthesis_wf(plan: SynthesisPlan, bids_dir: str) -> pe.Workflow:
+    """inputs: :data:`FROM_ANAT` of the session's T1w workflow; or, when no planned scan has
+    this T1w (``plan.scan_name`` None), the workflow registers the T1w itself.
+
+    The T1w after N4 is resampled to the template's 2 mm grid with its own registration, the
+    bundle synthesises SUVR from it, the regional tables are made as a real scan's (template
+    masks), and everything is staged and committed for the session.
+    """
+    workflow = pe.Workflow(name=plan.name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=list(FROM_ANAT)), name="inputnode")
+    reference = str(templates.t1w_path(templates.WORKING_RESOLUTION))
+    to_template = pe.Node(
+        ApplyTransforms(
+            reference_image=reference, out_suffix="_std", num_threads=plan.omp_nthreads
+        ),
+        name="t1w_to_template_grid",
+    )
+    synthesise = pe.Node(
+        SynthesizePET(bundle=str(plan.bundle), num_threads=plan.omp_nthreads),
+        name="synthesise",
+        n_procs=plan.omp_nthreads,
+    )
+    tables = init_tables_wf(plan.reference_region, plan.atlases)
+    stage = pe.Node(
+        StageSynthetic(
+            atlases=list(plan.atlases),
+            reference_region=plan.reference_region,
+            t1w_source=_bids_uri(str(plan.t1w), bids_dir),
+            staging_dir=str(plan.staging_dir),
+        ),
+        name="stage",
+        run_without_submitting=True,
+    )
+    commit = pe.Node(
+        CommitDerivatives(
+            staging_dir=str(plan.staging_dir), output_dir=str(plan.output_dir),
+            marker=str(plan.marker),
+        ),
+        name="commit",
+        run_without_submitting=True,
+        overwrite=True,
+    )  # fmt: skip
+    workflow.connect([
+        (inputnode, to_template, [("t1w_preproc", "in_file"), ("t1w2std_xfm", "transforms")]),
+        (to_template, synthesise, [("out_file", "in_file")]),
+        (synthesise, tables, [("out_file", "inputnode.suvr")]),
+        (synthesise, stage, [("out_file", "image"), ("sidecar", "sidecar")]),
+        (tables, stage, [("outputnode.tables", "tables")]),
+        (to_template, stage, [("out_file", "t1w_std")]),
+        (stage, commit, [("out_files", "staged_files")]),
+    ])  # fmt: skip
+    if plan.scan_name is None:
+        anat_wf = init_anat_wf(plan)
+        anat_wf.inputs.inputnode.t1w = str(plan.t1w)
+        workflow.connect([(anat_wf, inputnode, [(f"outputnode.{f}", f) for f in FROM_ANAT])])
+    return workflow

@@ -1,0 +1,107 @@
+"""``--synthesize`` options and plans: refusals before any scan runs, T1w-only sessions
+planned, sessions without the input logged and skipped while the others go on."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from taupet_bids.boilerplate import methods_text
+from taupet_bids.cli.parser import parse_args
+from taupet_bids.cli.run import select_synthesis
+from taupet_bids.training.synthesis import train
+from taupet_bids.training.synthesis_card import export_trained_bundle
+from tests.synthesis_cohort import tiny_config, write_cohort
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, templateflow_home) -> Path:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("wiring")
+    config = tiny_config(root / "train", write_cohort(root / "cohort", n=4), steps=1)
+    return export_trained_bundle(config, train(config, log=lambda _: None), root / "bundle")
+
+
+def _args(tmp_path: Path, *extra) -> list[str]:
+    return [str(tmp_path / "bids"), str(tmp_path / "out"), "participant", *map(str, extra)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--synthesize", "tau-from-fdg", "--synthesis-model", "B"], "no network for it yet"),
+        (["--synthesize", "tau-from-t1w"], "needs a trained bundle: --synthesis-model"),
+        (["--synthesis-model", "B"], "--synthesis-model needs --synthesize"),
+        (["--synthesize", "tau-from-t1w", "--synthesis-model", "B"], "is not a synthesis bundle"),
+        (
+            ["--synthesize", "tau-from-t1w", "--synthesis-architecture", "vqgan"],
+            "vqgan is not built yet",
+        ),
+    ],
+)
+def test_bad_synthesis_options_are_refused_before_any_scan(tmp_path, capsys, extra, message):
+    (tmp_path / "B").mkdir()
+    extra = [str(tmp_path / "B") if value == "B" else value for value in extra]
+    with pytest.raises(SystemExit):
+        parse_args(_args(tmp_path, *extra))
+    assert message in capsys.readouterr().err
+
+
+def test_the_parser_offers_every_task_the_package_knows():
+    from taupet_bids.cli.parser import SYNTHESIS_TASKS
+    from taupet_bids.synthesis.networks import TASKS
+
+    assert set(SYNTHESIS_TASKS) == set(TASKS)
+
+
+def test_a_bundle_is_matched_to_its_task(tmp_path, bundle):
+    config = parse_args(
+        _args(tmp_path, "--synthesize", "tau-from-t1w", "--synthesis-model", bundle)
+    )
+    assert config.synthesize == ("tau-from-t1w",)
+    assert config.synthesis_bundle("tau-from-t1w") == bundle.absolute()
+    methods = methods_text(config)
+    assert "Synthetic tau PET images were predicted" in methods
+    assert (
+        json.loads((bundle / "configs" / "metadata.json").read_text())["taupet_bids"][
+            "model_sha256"
+        ]
+        in methods
+        and "[unet] Ronneberger" in methods
+    )
+
+
+def _bids(root: Path) -> Path:
+    bids = root / "bids"
+    (bids / "sub-001" / "anat").mkdir(parents=True)
+    (bids / "dataset_description.json").write_text(
+        json.dumps({"Name": "t", "BIDSVersion": "1.10.0"})
+    )
+    image = nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4))
+    nib.save(image, bids / "sub-001" / "anat" / "sub-001_T1w.nii.gz")
+    return bids
+
+
+def test_t1w_only_sessions_are_planned_and_a_pet_without_t1w_is_logged(tmp_path, bundle, caplog):
+    _bids(tmp_path)
+    config = parse_args(
+        _args(tmp_path, "--synthesize", "tau-from-t1w", "--synthesis-model", bundle)
+    )
+    pet_only = SimpleNamespace(
+        t1w=None, pet=Path("sub-003_trc-X_pet.nii.gz"), mr_less=True, name="sub_003_trc_X"
+    )
+    with caplog.at_level(logging.WARNING, logger="taupet_bids"):
+        plans = select_synthesis(config, [pet_only])
+    assert [plan.stem for plan in plans] == ["sub-001"]
+    assert plans[0].scan_name is None and plans[0].desc == "syntheticFromT1w"
+    assert (
+        "SYNTHESIS SKIPPED sub-003_trc-X_pet.nii.gz: --synthesize tau-from-t1w needs a T1w"
+        in caplog.text
+    )
