@@ -14,10 +14,10 @@ from pathlib import Path
 from monai.inferers import Inferer
 
 from taupet_bids.classification.networks import Conv5FC3
+from taupet_bids.models import SHIPPED_CLASSIFIER
 from taupet_bids.models.bundle import (
     CONFIG,
     METADATA,
-    SHIPPED,
     WEIGHTS,
     parsed,
     read_bundle,
@@ -25,7 +25,7 @@ from taupet_bids.models.bundle import (
 )
 
 #: The configs every classifier bundle runs with.
-CONFIGS = SHIPPED / "ad_classifier" / "configs"
+CONFIGS = SHIPPED_CLASSIFIER / "configs"
 
 
 @dataclass(frozen=True)

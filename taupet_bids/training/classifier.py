@@ -75,6 +75,8 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=lambda: list(HIDDEN))
     dropout: float = DROPOUT
     threshold: float = THRESHOLD
+    #: What the training images were (for the model card), e.g. "simulated phantoms only".
+    data_statement: str = ""
 
     def to_json(self) -> dict:
         out = asdict(self)

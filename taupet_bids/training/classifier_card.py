@@ -39,7 +39,8 @@ participants' scans), beside the baseline: meta-temporal SUVR with the cut-point
 |---|---|---|---|---|---|---|---|
 {rows}
 
-Point estimates only: confidence intervals are not computed yet.
+Point estimates on this run's own held-out participants. Intervals, cohorts the run never
+saw and the occlusion maps' check: `benchmarks/classification.py` (taupet-bids docs/benchmarks.md).
 
 **Intended use.** Research on tau PET: which scans look like AD to a CNN, and which regions made
 it say so. Not for clinical use, not for MCI (left out of training: {left_out}).
@@ -68,8 +69,12 @@ def _data_description(config: dict, counts: dict) -> str:
         f"Template-space SUVR images of {', '.join(config['derivatives'])} with diagnoses from "
         f"{config['bids_dir']} (participants.tsv, or sessions.tsv per visit): "
         f"{scans['train']} training, {scans['validation']} validation and {scans['test']} test "
-        "scans, split 80/10/10 by participant within each diagnosis. Whether any real person's "
-        "image was used depends on that dataset: say so when you publish a bundle."
+        "scans, split 80/10/10 by participant within each diagnosis. "
+        + (
+            config.get("data_statement")
+            or "Whether any real person's image was used depends on that dataset: say so when "
+            "you publish a bundle."
+        )
     )
 
 
@@ -101,6 +106,8 @@ def _command(config: dict) -> str:
         parts.append("--hidden " + " ".join(map(str, config["hidden"])))
     if config["dropout"] != DROPOUT:
         parts.append(f"--dropout {config['dropout']:g}")
+    if config.get("data_statement"):
+        parts.append(f"--data-statement '{config['data_statement']}'")
     return " ".join(parts)
 
 

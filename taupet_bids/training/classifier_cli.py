@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden", type=int, nargs="*", default=list(HIDDEN), help="fully connected widths"
     )
     parser.add_argument("--dropout", type=float, default=DROPOUT)
+    parser.add_argument(
+        "--data-statement",
+        default="",
+        help="what the training images were, for the model card (e.g. 'Simulated phantoms "
+        "only: no image of a real person was used.')",
+    )
     return parser
 
 
@@ -66,6 +72,7 @@ def main(argv: Sequence[str]) -> int:
         channels=list(args.channels),
         hidden=list(args.hidden),
         dropout=args.dropout,
+        data_statement=args.data_statement,
     )
     try:
         metrics = train(config, log=lambda line: print(line, flush=True))
