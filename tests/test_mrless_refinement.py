@@ -90,3 +90,26 @@ def test_composition_follows_the_affine_then_the_field(tmp_path, templateflow_ho
     vectors = np.asarray(ITKDisplacementsField.from_image(nib.load(out)).dataobj)
     centre = tuple(s // 2 for s in vectors.shape[:3])
     np.testing.assert_allclose(vectors[centre], shift + [0, 0, 5.0], atol=1e-3)
+
+
+def test_the_graph_has_the_refinement_only_with_network_plus_ants(tmp_path, templateflow_home):
+    from taupet_bids.boilerplate import _mr_less_paragraph
+    from taupet_bids.plan import plan_scan
+    from taupet_bids.workflows.base import init_participant_wf
+    from tests.test_plan import _checked, _config
+
+    checked = _checked(tmp_path, t1w=False)
+
+    def nodes(method: str) -> set[str]:
+        config = _config(tmp_path, mr_less_method=method)
+        plan = plan_scan(config, checked)
+        assert plan.normalisation == method
+        names = init_participant_wf([plan], tmp_path / f"work-{method}").list_node_names()
+        return {name.split(".")[-1] for name in names}
+
+    refined, plain = nodes("network+ants"), nodes("network")
+    assert {"pet_to_template_network", "pet_to_template_refine"} <= refined
+    assert "pet_to_template_refine" not in plain and "pet_to_template_network" in plain
+    assert "pet_to_template_ants" not in refined
+    text = _mr_less_paragraph(_config(tmp_path, mr_less="always", mr_less_method="network+ants"))
+    assert "refined by a short affine registration" in text

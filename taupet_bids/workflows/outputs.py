@@ -241,12 +241,12 @@ def _add_mr_based_sinks(workflow, inputnode, sinks, plan: ScanPlan):
 def _add_mr_less_sinks(workflow, inputnode, sinks, plan: ScanPlan):
     """The PET->template transform of the MR-less path: one file for either method.
 
-    The network writes an ITK displacement field (``.nii.gz``), the ANTs baseline an affine
-    (``.mat``); both map template points to PET points, as ANTs expects.
+    The network (refined or not) writes an ITK displacement field (``.nii.gz``), the ANTs
+    baseline an affine (``.mat``); both map template points to PET points, as ANTs expects.
     """
     method = plan.normalisation
     sinks["pet2std_xfm"] = _sink(
-        "ds_pet2std", plan.staging_dir, suffix="xfm", mode="image", compress=method == "network",
+        "ds_pet2std", plan.staging_dir, suffix="xfm", mode="image", compress=method != "ants",
         Method=quantification.NORMALISATION_NAMES[method],
         **{"from": "pet", "to": templates.TEMPLATE},
     )  # fmt: skip
