@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -160,7 +161,12 @@ class NormalisationQC(SimpleInterface):
         qc = {"Method": self.inputs.method}
         if self.inputs.model_version:
             qc["ModelVersion"] = self.inputs.model_version
-        qc.update(normalisation_qc(pet, self.inputs.reference_region))
+        shift = self.inputs.refinement_shift_mm
+        qc.update(
+            normalisation_qc(
+                pet, self.inputs.reference_region, shift if isdefined(shift) else None
+            )
+        )
         out = Path(runtime.cwd) / "normalisation_qc.json"
         out.write_text(json.dumps(qc, indent=2))
         self._results.update(out_file=str(out), score=qc["TemplateCorrelation"], flags=qc["Flags"])

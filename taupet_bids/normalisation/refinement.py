@@ -59,7 +59,7 @@ def affine_points(mat_file: str, points: np.ndarray) -> np.ndarray:
 
 
 def affine_shift_mm(mat_file: str, mask: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
-    """(mean, largest) distance (mm) an affine moves the points of a mask (voxel grid ``affine``)."""
+    """(mean, largest) distance (mm) an affine moves a mask's points (voxel grid ``affine``)."""
     points = apply_affine(affine, np.argwhere(mask).T.astype(np.float64))
     distance = np.linalg.norm(affine_points(mat_file, points) - points, axis=0)
     return float(distance.mean()), float(distance.max())
@@ -123,9 +123,7 @@ def refine_normalisation(
     )
     refine_affine = result["forward_transforms"][0]
     brain = nib.load(templates.brain_mask_path(templates.WORKING_RESOLUTION))
-    mean_mm, max_mm = affine_shift_mm(
-        refine_affine, np.asarray(brain.dataobj) > 0, brain.affine
-    )
+    mean_mm, max_mm = affine_shift_mm(refine_affine, np.asarray(brain.dataobj) > 0, brain.affine)
     composed = compose_with_field(refine_affine, network_field, f"{out_prefix}field.nii.gz")
     return {
         "transforms": [composed],
