@@ -198,7 +198,9 @@ def _mr_less_paragraph(config: RunConfig) -> str:
         )
     return (
         f"\n{which} {how}. The normalised PET was checked by its correlation with the tau PET "
-        "template and the field-of-view coverage of the brain and the reference region.\n"
+        "template, the field-of-view coverage of the brain and the reference region, and "
+        "tracer-independent checks of its head outline against the template's and of the "
+        "reference region's placement.\n"
     )
 
 

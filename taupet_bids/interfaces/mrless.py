@@ -50,12 +50,12 @@ class NetworkPETNormalisation(SimpleInterface):
     def _run_interface(self, runtime):
         import torch
 
-        from taupet_bids.normalisation.bundle import load_normaliser
+        from taupet_bids.normalisation.bundle import cached_normaliser
         from taupet_bids.normalisation.inference import normalise, write_itk_displacement
 
         start = time.perf_counter()
         torch.set_num_threads(max(1, self.inputs.num_threads))
-        normaliser = load_normaliser(self.inputs.bundle or None)
+        normaliser = cached_normaliser(self.inputs.bundle or None)
         volume = load_3d(self.inputs.in_file, np.float32)
         result = normalise(volume, nib.load(self.inputs.in_file).affine, normaliser)
         field = str(Path(runtime.cwd) / "pet_to_template_field.nii.gz")
@@ -163,9 +163,7 @@ class NormalisationQC(SimpleInterface):
             qc["ModelVersion"] = self.inputs.model_version
         shift = self.inputs.refinement_shift_mm
         qc.update(
-            normalisation_qc(
-                pet, self.inputs.reference_region, shift if isdefined(shift) else None
-            )
+            normalisation_qc(pet, self.inputs.reference_region, shift if isdefined(shift) else None)
         )
         out = Path(runtime.cwd) / "normalisation_qc.json"
         out.write_text(json.dumps(qc, indent=2))

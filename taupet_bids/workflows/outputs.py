@@ -9,7 +9,6 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
-from taupet_bids.classification.bundle import read_card
 from taupet_bids.core.occlusion import COLUMN_DESCRIPTIONS as OCCLUSION_COLUMNS
 from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
 from taupet_bids.greymatter import TISSUE_THRESHOLD
@@ -256,6 +255,10 @@ def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
     """``--classify``: the prediction JSON as the interface wrote it (P(AD), label, threshold,
     model name, version and sha256, top regions), the occlusion map and its regional table,
     whose sidecars name the model too."""
+    # imported here: the classifier's bundle module loads PyTorch, which a run without
+    # --classify (and every worker forked from it) should not pay for
+    from taupet_bids.classification.bundle import read_card
+
     model = read_card(plan.classifier_bundle).sidecar()
     space = {"space": templates.TEMPLATE, "resolution": naming.RESOLUTION}
     return {
