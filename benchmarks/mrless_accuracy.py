@@ -7,8 +7,9 @@ regional SUVR
 with the simulator's PSF-blurred truth (ICC(2,1), mean absolute percentage error) and the two
 MR-less methods with the MR-based result. Normalisation time per scan comes from Nipype's node
 runtimes with 2 threads per node (``--omp-nthreads 2``), per method and per node (network,
-refinement, ANTs side by side); the QC table adds the geometry QC (head outline shift). Writes the "MR-less normalisation"
-section of docs/benchmarks.md and benchmarks/results/mrless_accuracy.json.
+refinement, ANTs side by side); the QC table adds the geometry QC (head outline shift). Writes
+the "MR-less normalisation" section of docs/benchmarks.md and
+benchmarks/results/mrless_accuracy.json.
 
 Usage: python benchmarks/mrless_accuracy.py [--n-subjects 10] [--seed 20263] [--out DIR]
 [--anatomy template|other]; each anatomy has its own section and results file.

@@ -47,9 +47,10 @@ def phantoms(templateflow_home):
     return {k: ndimage.gaussian_filter(v, sigma) for k, v in maps.items()}, other.grid_2mm.affine
 
 
-def _on_template(phantoms, pattern: str, move: np.ndarray = np.eye(4)) -> np.ndarray:
+def _on_template(phantoms, pattern: str, move: np.ndarray | None = None) -> np.ndarray:
     """The phantom on the template 2 mm grid; ``move`` maps template points to phantom points."""
     maps, affine = phantoms
+    move = np.eye(4) if move is None else move
     reference = nib.load(templates.t1w_path(templates.WORKING_RESOLUTION))
     points = apply_affine(move, linear_coordinates(reference.affine, reference.shape))
     values = sample(maps[pattern], affine, points)

@@ -272,13 +272,15 @@ def geometry_flags(values: dict) -> list[str]:
             "PET's head"
         )
     if beyond("PosteriorFossaOutlineMm", MAX_POSTERIOR_FOSSA_OUTLINE_MM):
+        distance = values["PosteriorFossaOutlineMm"]
         flags.append(
-            f"the head outline near the reference region is {values['PosteriorFossaOutlineMm']:.1f} "
-            f"mm from the template's (> {MAX_POSTERIOR_FOSSA_OUTLINE_MM} mm): check the reference"
+            f"the head outline near the reference region is {distance:.1f} mm from the "
+            f"template's (> {MAX_POSTERIOR_FOSSA_OUTLINE_MM} mm): check the reference"
         )
     if beyond("RefinementShiftMm", MAX_REFINEMENT_SHIFT_MM):
+        shift = values["RefinementShiftMm"]
         flags.append(
-            f"the refinement moved the network's normalisation by {values['RefinementShiftMm']:.1f} "
-            f"mm on average (> {MAX_REFINEMENT_SHIFT_MM} mm): the network missed"
+            f"the refinement moved the network's normalisation by {shift:.1f} mm on average "
+            f"(> {MAX_REFINEMENT_SHIFT_MM} mm): the network missed"
         )
     return flags

@@ -122,7 +122,7 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
         name="normalisation_qc",
     )
     if plan.mr_less:
-        normalise = _add_mr_less(workflow, inputnode, to_template, outputnode, plan, qc)
+        _add_mr_less(workflow, inputnode, to_template, outputnode, plan, qc)
     else:
         coregister = _add_mr_based(workflow, inputnode, to_template, outputnode, plan)
     workflow.connect([
