@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                     "error_pct": 100 * (composite / baseline - 1),
                     "flagged": bool(qc["GeometryFlags"]),
                     "head_shift_mm": qc["HeadShiftMm"], "head_scale_pct": qc["HeadScalePct"],
+                    "head_rotation_deg": qc["HeadRotationDeg"],
                     "qc_seconds": time.perf_counter() - start,
                 })  # fmt: skip
             print(f"subject {subject}: {pattern} done", flush=True)
@@ -163,6 +164,7 @@ def by_move(rows: pd.DataFrame) -> pd.DataFrame:
         max_abs_error_pct=("abs_error_pct", "max"),
         mean_head_shift_mm=("head_shift_mm", "mean"),
         mean_head_scale_pct=("head_scale_pct", "mean"),
+        mean_head_rotation_deg=("head_rotation_deg", "mean"),
         flagged=("flagged", "mean"),
     )
     return table.reset_index()

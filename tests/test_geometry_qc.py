@@ -3,7 +3,7 @@
 Phantoms of the simulator's other anatomy (a realistic head with scalp, skull, face and neck,
 not the template) are put on the template grid as a correct normalisation would put them, with
 three uptake patterns: tau-like, flat, and FDG-like (bright cortex). None may be flagged; the
-same images moved by 10 mm or scaled by 10 % must be.
+same images moved by 10 mm, scaled by 10 % or pitched by 12 degrees must be.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ MOVES = {
     "10 mm inferior": rigid_matrix(np.zeros(3), np.array([0.0, 0.0, -10.0])),
     "10 % too small": np.diag([0.9, 0.9, 0.9, 1.0]),
     "10 % too large": np.diag([1.1, 1.1, 1.1, 1.0]),
+    "pitched 12 degrees": rigid_matrix(np.array([12.0, 0.0, 0.0]), np.zeros(3)),
 }
 
 
@@ -86,6 +87,8 @@ def test_a_shifted_or_scaled_normalisation_is_flagged(phantoms, pattern, case):
     assert values["GeometryFlags"], values
     if case.startswith("10 mm"):
         assert values["HeadShiftMm"] == pytest.approx(10.0, abs=2.0)
+    elif case.startswith("pitched"):
+        assert values["HeadRotationDeg"] > geometry_qc.MAX_HEAD_ROTATION_DEG
     else:
         assert abs(values["HeadScalePct"]) > geometry_qc.MAX_HEAD_SCALE_PCT
 

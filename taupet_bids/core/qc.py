@@ -53,6 +53,7 @@ def motion_metrics(motion_tsv: Path) -> dict[str, float]:
 GEOMETRY_COLUMNS = {
     "HeadShiftMm": "head_shift_mm",
     "HeadScalePct": "head_scale_pct",
+    "HeadRotationDeg": "head_rotation_deg",
     "HeadDice": "head_dice",
     "HeadOutlineMm": "head_outline_mm",
     "ReferenceInHead": "reference_in_head",

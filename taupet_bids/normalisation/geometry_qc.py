@@ -5,14 +5,15 @@ PET template, so an amyloid or FDG scan scores low however well it is normalised
 of an unusual anatomy can score high while it is a centimetre off. These checks look at the head
 instead, whose outline every tracer shows (any tissue has some signal, air has none):
 
-- **Head outline.** The PET's own head (its template-space image smoothed and thresholded at a
-  small fraction of its 99th percentile, holes filled) is compared with the template's head (the
-  template T1w above :data:`TEMPLATE_HEAD_T1W`) over the cranial vault (above
-  :data:`VAULT_MIN_Z_MM`, inside the field of view). The signed distance of the PET's outline
-  at each template outline point is fitted by a shift and an isotropic scale (least squares):
-  ``HeadShiftMm`` is how far, and ``HeadScalePct`` how much larger (positive) or smaller, the
-  PET's head is than the template's once normalised. ``HeadDice`` is the masks' overlap and
-  ``HeadOutlineMm`` the mean distance of the PET's outline from the template's.
+- **Head outline.** The PET's own head (its template-space image smoothed, thresholded at half
+  the level of its own outer tissue, holes filled; :func:`pet_head_mask`) is compared with the
+  template's head (the template T1w above :data:`TEMPLATE_HEAD_T1W`) over the cranial vault
+  (above :data:`VAULT_MIN_Z_MM`, inside the field of view). The signed distance of the PET's
+  outline at each template outline point is fitted by a shift, an isotropic scale and a small
+  rotation (least squares): ``HeadShiftMm`` is how far, ``HeadScalePct`` how much larger
+  (positive) or smaller, and ``HeadRotationDeg`` how far turned the PET's head is against the
+  template's. ``HeadDice`` is the masks' overlap and ``HeadOutlineMm`` the mean distance of the
+  PET's outline from the template's.
 - **Reference placement.** ``ReferenceInHead`` is the fraction of the reference mask inside the
   PET's head; ``PosteriorFossaOutlineMm`` is the mean distance of the PET's outline from the
   template's at the outline points nearest the reference region (the occiput over the
@@ -60,6 +61,7 @@ MIN_OUTLINE_POINTS = 200
 #: Flag thresholds (provisional, see the module docstring).
 MAX_HEAD_SHIFT_MM = 6.0
 MAX_HEAD_SCALE_PCT = 6.0
+MAX_HEAD_ROTATION_DEG = 5.0
 MIN_HEAD_DICE = 0.90
 MIN_REFERENCE_IN_HEAD = 0.98
 MAX_POSTERIOR_FOSSA_OUTLINE_MM = 5.0
@@ -144,17 +146,21 @@ def field_of_view_slab(
 
 def fit_shift_scale(
     distance: np.ndarray, normals: np.ndarray, points: np.ndarray, centre: np.ndarray
-) -> tuple[np.ndarray, float, float]:
-    """Shift ``t`` (mm) and scale ``s`` with ``distance ~ -n.(t + s (p - c))``; and the residual.
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Shift ``t`` (mm), scale ``s`` and small rotation ``w`` (radians, axis times angle) with
+    ``distance ~ -n.(t + s q + w x q)``, ``q = p - c``.
 
     ``distance`` is the PET outline's signed distance at template outline points ``p`` (3, N)
     with outward normals ``n`` (3, N): where the PET's head reaches beyond the template's, the
-    point is inside it (negative distance), which an outward move (``n.t > 0``) explains.
+    point is inside it (negative distance), which an outward move (``n.t > 0``) explains. The
+    rotation term is linear because ``n.(w x q) = w.(q x n)``.
     """
-    design = np.column_stack([normals.T, np.einsum("in,in->n", normals, points - centre[:, None])])
+    offsets = points - centre[:, None]
+    design = np.column_stack(
+        [normals.T, np.einsum("in,in->n", normals, offsets), np.cross(offsets.T, normals.T)]
+    )
     solution, *_ = np.linalg.lstsq(design, -distance, rcond=None)
-    residual = float(np.sqrt(np.mean((design @ solution + distance) ** 2)))
-    return solution[:3], float(solution[3]), residual
+    return solution[:3], float(solution[3]), solution[4:]
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ def geometry_qc(
     in_region = region[outline.mask]
     values: dict = {"HeadDice": round(_dice(head & region, pet_head & region), 4)}
     if in_region.sum() >= MIN_OUTLINE_POINTS:
-        shift, scale, _ = fit_shift_scale(
+        shift, scale, rotation = fit_shift_scale(
             pet_distance[in_region],
             outline.normals[:, in_region],
             outline.world[:, in_region],
@@ -210,10 +216,12 @@ def geometry_qc(
         values["HeadShiftMm"] = round(float(np.linalg.norm(shift)), 2)
         values["HeadShiftVectorMm"] = [round(float(v), 2) for v in shift]
         values["HeadScalePct"] = round(100 * scale, 2)
+        values["HeadRotationDeg"] = round(float(np.degrees(np.linalg.norm(rotation))), 2)
         values["HeadOutlineMm"] = round(float(np.abs(pet_distance[in_region]).mean()), 2)
     else:
         values.update(HeadShiftMm=float("nan"), HeadShiftVectorMm=[])
         values.update(HeadScalePct=float("nan"), HeadOutlineMm=float("nan"))
+        values.update(HeadRotationDeg=float("nan"))
     seen = reference & field_of_view_slab(pet_std, head, voxel_mm, margin_mm=0.0)
     values["ReferenceInHead"] = (  # its part in the field of view: coverage is flagged apart
         round(float(pet_head[seen].mean()), 4) if seen.any() else float("nan")
@@ -261,6 +269,11 @@ def geometry_flags(values: dict) -> list[str]:
         flags.append(
             f"the PET's head is {values['HeadScalePct']:+.1f} % the size of the template's "
             f"(beyond {MAX_HEAD_SCALE_PCT} %): check the normalisation"
+        )
+    if beyond("HeadRotationDeg", MAX_HEAD_ROTATION_DEG):
+        flags.append(
+            f"the PET's head outline is turned {values['HeadRotationDeg']:.1f} degrees from the "
+            f"template's (> {MAX_HEAD_ROTATION_DEG}): check the normalisation"
         )
     if beyond("HeadDice", MIN_HEAD_DICE, low=True):
         flags.append(
