@@ -46,8 +46,8 @@ TEMPLATE_HEAD_T1W = 1000.0
 HEAD_SMOOTHING_MM = 2.0
 HEAD_FRACTION = 0.05
 #: Depth (mm) of the shell inside the first outline whose median sets the final threshold.
-SHELL_MM = (6.0, 12.0)
-SHELL_PERCENTILE = 75.0
+SHELL_MM = (3.0, 8.0)
+SHELL_PERCENTILE = 50.0
 HEAD_ITERATIONS = 2
 #: Only the cranial vault is compared (face, neck and shoulders differ between people).
 VAULT_MIN_Z_MM = -10.0
@@ -87,9 +87,10 @@ def pet_head_mask(pet: np.ndarray, voxel_mm: float) -> np.ndarray:
     """The PET's head: where the smoothed PET reaches half the level of its own outer tissue.
 
     A first mask (above :data:`HEAD_FRACTION` of the 99th percentile) finds the head; the level
-    of the tissue just inside its outline (median over a shell :data:`SHELL_MM` deep) is that
-    tracer's scalp-and-skull level, and half of it is where a blurred edge really lies, whether
-    the brain inside is bright (FDG) or not (tau).
+    of the tissue just inside its outline (median over a shell :data:`SHELL_MM` deep: the
+    scalp, not the skull or meninges, whose signal varies most between tracers) is that scan's
+    outer level, and half of it is where a blurred edge really lies, whether the brain inside is
+    bright (FDG) or not (tau).
     """
     smooth = ndimage.gaussian_filter(
         np.nan_to_num(pet).astype(np.float32), HEAD_SMOOTHING_MM / voxel_mm
