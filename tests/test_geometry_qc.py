@@ -21,8 +21,6 @@ from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matri
 from taupet_bids.normalisation import geometry_qc
 from taupet_bids.normalisation.qc import normalisation_qc
 
-pytestmark = pytest.mark.integration
-
 #: PSF of the simulated scanner (mm FWHM) and noise (SD relative to the 99th percentile).
 FWHM_MM = 6.5
 NOISE = 0.03

@@ -18,8 +18,6 @@ from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matri
 from taupet_bids.normalisation import refinement
 from taupet_bids.normalisation.pet_template import pet_template_path
 
-pytestmark = pytest.mark.integration
-
 
 def _write_field(matrix: np.ndarray, reference: nib.Nifti1Image, out_file: str) -> str:
     """ITK field mapping template points x to matrix @ x (RAS)."""

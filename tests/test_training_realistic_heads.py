@@ -17,8 +17,6 @@ from taupet_bids.training.normaliser import TrainConfig, train
 from taupet_bids.training.normaliser_card import export_trained_bundle
 from taupet_bids.training.normaliser_cli import build_parser
 
-pytestmark = pytest.mark.integration
-
 
 def test_realistic_heads_are_reproducible_and_varied(templateflow_home):
     first, again = heads.simulated_head(11, source="other"), heads.simulated_head(11, "other")
