@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                     "flagged": bool(qc["GeometryFlags"]),
                     "head_shift_mm": qc["HeadShiftMm"], "head_scale_pct": qc["HeadScalePct"],
                     "head_rotation_deg": qc["HeadRotationDeg"],
+                    "head_rotation_mm": qc["HeadRotationMm"],
                     "qc_seconds": time.perf_counter() - start,
                 })  # fmt: skip
             print(f"subject {subject}: {pattern} done", flush=True)
@@ -165,6 +166,7 @@ def by_move(rows: pd.DataFrame) -> pd.DataFrame:
         mean_head_shift_mm=("head_shift_mm", "mean"),
         mean_head_scale_pct=("head_scale_pct", "mean"),
         mean_head_rotation_deg=("head_rotation_deg", "mean"),
+        mean_head_rotation_mm=("head_rotation_mm", "mean"),
         flagged=("flagged", "mean"),
     )
     return table.reset_index()

@@ -54,6 +54,7 @@ GEOMETRY_COLUMNS = {
     "HeadShiftMm": "head_shift_mm",
     "HeadScalePct": "head_scale_pct",
     "HeadRotationDeg": "head_rotation_deg",
+    "HeadRotationMm": "head_rotation_mm",
     "HeadDice": "head_dice",
     "HeadOutlineMm": "head_outline_mm",
     "ReferenceInHead": "reference_in_head",

@@ -61,7 +61,7 @@ MIN_OUTLINE_POINTS = 200
 #: Flag thresholds (provisional, see the module docstring).
 MAX_HEAD_SHIFT_MM = 6.0
 MAX_HEAD_SCALE_PCT = 6.0
-MAX_HEAD_ROTATION_DEG = 5.0
+MAX_HEAD_ROTATION_DEG = 7.0
 MIN_HEAD_DICE = 0.90
 MIN_REFERENCE_IN_HEAD = 0.98
 MAX_POSTERIOR_FOSSA_OUTLINE_MM = 5.0
@@ -218,11 +218,18 @@ def geometry_qc(
         values["HeadShiftVectorMm"] = [round(float(v), 2) for v in shift]
         values["HeadScalePct"] = round(100 * scale, 2)
         values["HeadRotationDeg"] = round(float(np.degrees(np.linalg.norm(rotation))), 2)
+        # what the rotation moves the outline by (RMS along the normals; reported, not flagged):
+        # the vault is nearly round, so a turn of several degrees moves it by about a millimetre
+        offsets = outline.world[:, in_region] - outline.centre[:, None]
+        swept = np.einsum(
+            "i,in->n", rotation, np.cross(offsets.T, outline.normals[:, in_region].T).T
+        )
+        values["HeadRotationMm"] = round(float(np.sqrt(np.mean(swept**2))), 2)
         values["HeadOutlineMm"] = round(float(np.abs(pet_distance[in_region]).mean()), 2)
     else:
         values.update(HeadShiftMm=float("nan"), HeadShiftVectorMm=[])
         values.update(HeadScalePct=float("nan"), HeadOutlineMm=float("nan"))
-        values.update(HeadRotationDeg=float("nan"))
+        values.update(HeadRotationDeg=float("nan"), HeadRotationMm=float("nan"))
     seen = reference & field_of_view_slab(pet_std, head, voxel_mm, margin_mm=0.0)
     values["ReferenceInHead"] = (  # its part in the field of view: coverage is flagged apart
         round(float(pet_head[seen].mean()), 4) if seen.any() else float("nan")
