@@ -1,12 +1,15 @@
-"""MR-less normalisation benchmark: network vs ANTs baseline vs MR-based pipeline, one cohort.
+"""MR-less normalisation benchmark: network, network+ants, ANTs baseline and MR-based, one cohort.
 
 Simulates a held-out cohort (a seed never used for training the network or building the tau PET
-template), runs the participant level three times on it (``--mr-less never``, ``--mr-less always``
-with ``--mr-less-method network`` and with ``ants``), and compares each method's regional SUVR
+template), runs the participant level four times on it (``--mr-less never``, ``--mr-less always``
+with ``--mr-less-method network``, ``network+ants`` and ``ants``), and compares each method's
+regional SUVR
 with the simulator's PSF-blurred truth (ICC(2,1), mean absolute percentage error) and the two
 MR-less methods with the MR-based result. Normalisation time per scan comes from Nipype's node
-runtimes with 2 threads per node (``--omp-nthreads 2``). Writes the "MR-less normalisation"
-section of docs/benchmarks.md and benchmarks/results/mrless_accuracy.json.
+runtimes with 2 threads per node (``--omp-nthreads 2``), per method and per node (network,
+refinement, ANTs side by side); the QC table adds the geometry QC (head outline shift). Writes
+the "MR-less normalisation" section of docs/benchmarks.md and
+benchmarks/results/mrless_accuracy.json.
 
 Usage: python benchmarks/mrless_accuracy.py [--n-subjects 10] [--seed 20263] [--out DIR]
 [--anatomy template|other]; each anatomy has its own section and results file.
@@ -70,14 +73,18 @@ ANATOMY_TEXT = {
 METHODS = {
     "MR-based": ["--mr-less", "never"],
     "network": ["--mr-less", "always", "--mr-less-method", "network"],
+    "network+ants": ["--mr-less", "always", "--mr-less-method", "network+ants"],
     "ANTs": ["--mr-less", "always", "--mr-less-method", "ants"],
 }
 #: Nodes whose runtime is "normalisation" for each method (MR-based: T1w prep + both registrations).
 NORMALISATION_NODES = {
     "MR-based": ("anat_wf/", "coregistration_wf/"),
     "network": ("pet_to_template_network",),
+    "network+ants": ("pet_to_template_network", "pet_to_template_refine"),
     "ANTs": ("pet_to_template_ants",),
 }
+#: The MR-less normalisation nodes, each timed on its own (network+ants runs the first two).
+TIMED_NODES = ("pet_to_template_network", "pet_to_template_refine", "pet_to_template_ants")
 REGION_GROUPS = {
     "meta-temporal": ("MetaTemporal", ["metatemporal"]),
     "Braak I-II": ("Braak", ["BraakI_II"]),
@@ -109,11 +116,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def slug(method: str) -> str:
+    """The method's folder name part (``MR-based`` -> ``mrbased``, ``network+ants`` ->
+    ``network_ants``)."""
+    return method.replace("-", "").replace("+", "_").lower()
+
+
 def run_method(args: argparse.Namespace, method: str) -> float:
     """Run the participant level with one method (skipped when its outputs are complete)."""
-    slug = method.replace("-", "").lower()
-    out_dir, work_dir = args.out / f"derivatives-{slug}", args.out / f"work-{slug}"
-    done = args.out / f"{slug}.json"
+    slug_ = slug(method)
+    out_dir, work_dir = args.out / f"derivatives-{slug_}", args.out / f"work-{slug_}"
+    done = args.out / f"{slug_}.json"
     if done.exists():
         return json.loads(done.read_text())["wall_s"]
     command = [venv_bin("taupet-bids"), str(args.out / "bids"), str(out_dir), "participant"]
@@ -128,7 +141,7 @@ def run_method(args: argparse.Namespace, method: str) -> float:
 
 
 def folder(args: argparse.Namespace, method: str, kind: str) -> Path:
-    return args.out / f"{kind}-{method.replace('-', '').lower()}"
+    return args.out / f"{kind}-{slug(method)}"
 
 
 def select(long: pd.DataFrame, group: str) -> pd.DataFrame:
@@ -175,6 +188,22 @@ def normalisation_seconds(args: argparse.Namespace) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def node_seconds(args: argparse.Namespace) -> pd.DataFrame:
+    """Mean runtime per scan of each MR-less node (s), per method that ran it, side by side."""
+    rows = []
+    for method in METHODS:
+        if method == "MR-based":
+            continue
+        nodes = load_node_costs(folder(args, method, "work"))
+        for node in TIMED_NODES:
+            timed = nodes[nodes.node.str.contains(node, regex=False)]
+            if len(timed):
+                per_scan = timed.groupby("scan").duration_s.sum()
+                rows.append({"method": method, "node": node, "mean_s": per_scan.mean(),
+                             "min_s": per_scan.min(), "max_s": per_scan.max()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def qc_scores(args: argparse.Namespace) -> pd.DataFrame:
     """Template correlation (the QC score) per scan and method, from the SUVR sidecars."""
     rows = []
@@ -185,18 +214,26 @@ def qc_scores(args: argparse.Namespace) -> pd.DataFrame:
             qc = json.loads(sidecar.read_text()).get("SpatialNormalisation", {})
             rows.append({"method": method, "scan": sidecar.name.split("_")[0],
                          "template_correlation": qc.get("TemplateCorrelation", np.nan),
+                         "head_shift_mm": qc.get("HeadShiftMm", np.nan),
+                         "head_scale_pct": qc.get("HeadScalePct", np.nan),
+                         "refinement_shift_mm": qc.get("RefinementShiftMm", np.nan),
                          "flags": len(qc.get("Flags", []))})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def render(args, table: pd.DataFrame, seconds: pd.DataFrame, qc: pd.DataFrame, walls: dict) -> str:
+def render(
+    args, table: pd.DataFrame, seconds: pd.DataFrame, qc: pd.DataFrame, nodes: pd.DataFrame
+) -> str:
     timing = seconds.groupby("method").seconds.describe()[["mean", "min", "max"]]
     timing = timing.reindex(list(METHODS)).reset_index()
     network_s = timing.set_index("method").loc["network", "mean"]
     ants_s = timing.set_index("method").loc["ANTs", "mean"]
     meta = table[table.regions == "meta-temporal"].set_index("method")
     network_icc_mr = table[table.method == "network"].icc_vs_mr
-    qc_summary = qc.groupby("method").template_correlation.describe()[["mean", "min", "max"]]
+    qc_summary = qc.groupby("method")[
+        ["template_correlation", "head_shift_mm", "refinement_shift_mm", "flags"]
+    ].agg(["mean", "max"])
+    qc_summary.columns = ["_".join(c) for c in qc_summary.columns]
     start, end, _ = SECTIONS[args.anatomy]
     name, description = ANATOMY_TEXT[args.anatomy]
     lines = [
@@ -220,7 +257,12 @@ def render(args, table: pd.DataFrame, seconds: pd.DataFrame, qc: pd.DataFrame, w
         "",
         markdown_table(timing, ".2f"),
         "",
-        "QC score (correlation of the normalised PET with the tau PET template):",
+        "The same per node (s per scan), side by side:",
+        "",
+        markdown_table(nodes, ".2f"),
+        "",
+        "QC (correlation with the tau PET template; geometry QC: head outline shift, mm; the "
+        "refinement's disagreement with the network, mm; flags per scan):",
         "",
         markdown_table(qc_summary.reset_index(), ".3f"),
         "",
@@ -232,6 +274,7 @@ def render(args, table: pd.DataFrame, seconds: pd.DataFrame, qc: pd.DataFrame, w
         f"- meta-temporal MAPE <= {GOAL_MAPE_METATEMPORAL} % against truth (DCCC 1.34 %): network "
         f"{meta.loc['network', 'mape_truth_pct']:.2f} %: "
         f"{'met' if meta.loc['network', 'mape_truth_pct'] <= GOAL_MAPE_METATEMPORAL else 'NOT met'}"
+        f"; network+ants {meta.loc['network+ants', 'mape_truth_pct']:.2f} %"
         f"; ANTs baseline {meta.loc['ANTs', 'mape_truth_pct']:.2f} %; MR-based "
         f"{meta.loc['MR-based', 'mape_truth_pct']:.2f} %.",
         f"- network at least {GOAL_SPEEDUP:.0f}x faster than the ANTs baseline: "
@@ -263,13 +306,15 @@ def main(argv: list[str] | None = None) -> None:
     table = accuracy(measurements)
     seconds = normalisation_seconds(args)
     qc = qc_scores(args)
+    nodes = node_seconds(args)
     start, end, results_file = SECTIONS[args.anatomy]
-    update_report(args.report.resolve(), render(args, table, seconds, qc, walls), start, end)
+    update_report(args.report.resolve(), render(args, table, seconds, qc, nodes), start, end)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "accuracy": table.to_dict(orient="records"),
         "seconds": seconds.to_dict(orient="records"),
+        "node_seconds": nodes.to_dict(orient="records"),
         "qc": qc.to_dict(orient="records"),
         "wall_s": walls,
         "environment": environment(),

@@ -188,13 +188,18 @@ def _mr_less_paragraph(config: RunConfig) -> str:
     if config.mr_less == "never":
         return ""
     which = "All PET scans" if config.mr_less == "always" else "PET scans without a T1w image"
-    if config.mr_less_method == "network":
+    if config.mr_less_method in ("network", "network+ants"):
         how = (
             "were normalised to MNI152NLin6Asym without MRI by taupet-bids' trained network (an "
             "affine regression network followed by a MONAI LocalNet displacement stage, trained "
             "on simulated tau PET; model card in the package), whose output was applied as a "
             "displacement field"
         )
+        if config.mr_less_method == "network+ants":
+            how += (
+                ", refined by a short affine registration (antspyx, mutual information, two "
+                "coarse levels) of the network-normalised PET to taupet-bids' tau PET template"
+            )
     else:
         how = (
             "were normalised to MNI152NLin6Asym without MRI by registering the averaged PET to "
@@ -202,7 +207,9 @@ def _mr_less_paragraph(config: RunConfig) -> str:
         )
     return (
         f"\n{which} {how}. The normalised PET was checked by its correlation with the tau PET "
-        "template and the field-of-view coverage of the brain and the reference region.\n"
+        "template, the field-of-view coverage of the brain and the reference region, and "
+        "tracer-independent checks of its head outline against the template's and of the "
+        "reference region's placement.\n"
     )
 
 

@@ -35,12 +35,16 @@ TIERS = {
         "test_classification_training",
         "test_interfaces_motion",
         "test_interfaces_registration",
+        "test_geometry_qc",
         "test_mrless",
+        "test_mrless_refinement",
+        "test_mrless_speed",
         "test_reportlets",
         "test_simulate",
         "test_simulate_modalities",
         "test_synthesis",
         "test_synthesis_networks",
+        "test_training_realistic_heads",
     },
 }
 

@@ -250,12 +250,13 @@ def test_command_lines_document_the_mr_less_options(tmp_path):
 
     bin_dir = Path(sys.executable).parent
     app = subprocess.run([bin_dir / "taupet-bids", "--help"], capture_output=True, text=True)
-    for option in ("--mr-less {auto,always,never}", "--mr-less-method {network,ants}"):
+    for option in ("--mr-less {auto,always,never}", "--mr-less-method {network,ants,network+ants}"):
         assert option in app.stdout
     train_help = subprocess.run(
         [bin_dir / "taupet-bids-train", "normaliser", "--help"], capture_output=True, text=True
     )
     assert train_help.returncode == 0 and "--derivatives" in train_help.stdout
+    assert "--heads-from {template,other}" in train_help.stdout
     bad = subprocess.run(
         [bin_dir / "taupet-bids", tmp_path, tmp_path / "out", "participant",
          "--mr-less-model", tmp_path],

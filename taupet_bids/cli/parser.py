@@ -188,10 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mrless.add_argument(
         "--mr-less-method",
-        choices=["network", "ants"],
+        choices=["network", "ants", "network+ants"],
         default="network",
         help="network = the shipped trained network (about a second per scan); ants = antspyx "
-        "affine registration to the tau PET template (default: network)",
+        "affine registration to the tau PET template; network+ants = the network refined by a "
+        "short antspyx affine registration to the same template (default: network)",
     )
     mrless.add_argument(
         "--mr-less-model",

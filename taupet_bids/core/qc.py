@@ -48,6 +48,21 @@ def motion_metrics(motion_tsv: Path) -> dict[str, float]:
     }
 
 
+#: Tracer-independent geometry QC values of the normalisation (normalisation/geometry_qc.py)
+#: and their group-table columns; RefinementShiftMm only where ``network+ants`` ran.
+GEOMETRY_COLUMNS = {
+    "HeadShiftMm": "head_shift_mm",
+    "HeadScalePct": "head_scale_pct",
+    "HeadRotationDeg": "head_rotation_deg",
+    "HeadRotationMm": "head_rotation_mm",
+    "HeadDice": "head_dice",
+    "HeadOutlineMm": "head_outline_mm",
+    "ReferenceInHead": "reference_in_head",
+    "PosteriorFossaOutlineMm": "posterior_fossa_outline_mm",
+    "RefinementShiftMm": "refinement_shift_mm",
+}
+
+
 def normalisation_metrics(normalisation: dict) -> dict:
     """Method and QC of the scan's spatial normalisation (the ``SpatialNormalisation`` record)."""
     return {
@@ -55,6 +70,7 @@ def normalisation_metrics(normalisation: dict) -> dict:
         "template_correlation": normalisation.get("TemplateCorrelation", math.nan),
         "reference_coverage": normalisation.get("ReferenceCoverage", math.nan),
         "brain_coverage": normalisation.get("BrainCoverage", math.nan),
+        **{column: normalisation.get(key, math.nan) for key, column in GEOMETRY_COLUMNS.items()},
         "normalisation_flags": list(normalisation.get("Flags", [])),
     }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from monai.inferers import Inferer
 
-from taupet_bids.models.bundle import SHIPPED, parsed, read_bundle
+from taupet_bids.models.bundle import SHIPPED, WEIGHTS, parsed, read_bundle, sha256
 from taupet_bids.normalisation.networks import NormaliserNet
 
 #: The bundle shipped inside the package.
@@ -45,3 +45,19 @@ def load_normaliser(bundle: str | Path | None = None) -> Normaliser:
         metadata=parser["_meta_"],
         bundle=root,
     )
+
+
+#: Networks loaded in this process, by (resolved bundle folder, sha256 of its weights).
+_LOADED: dict[tuple[str, str], Normaliser] = {}
+
+
+def cached_normaliser(bundle: str | Path | None = None) -> Normaliser:
+    """:func:`load_normaliser`, once per process and bundle: a worker that normalises many
+    scans builds the network and reads its weights once. The key includes the weights' sha256,
+    so a bundle retrained into the same folder is loaded afresh (and checked again)."""
+    root = (Path(bundle) if bundle else SHIPPED_BUNDLE).resolve()
+    weights = root / WEIGHTS
+    key = (str(root), sha256(weights) if weights.is_file() else "")
+    if key not in _LOADED:
+        _LOADED[key] = load_normaliser(root)
+    return _LOADED[key]

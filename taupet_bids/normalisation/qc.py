@@ -1,7 +1,9 @@
 """QC of a spatially normalised PET: similarity to the tau PET template and field-of-view coverage.
 
 Every scan, MR-based or MR-less, carries this QC of its normalisation; the thresholds below
-decide its flags.
+decide its flags. The tracer-independent geometry checks (head outline, reference placement,
+refinement disagreement) of :mod:`taupet_bids.normalisation.geometry_qc` join them: their
+values sit beside these and their flags in the same list.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from taupet_bids import templates
+from taupet_bids.normalisation.geometry_qc import geometry_qc
 from taupet_bids.normalisation.pet_template import pet_template_path
 
 #: Below this Pearson correlation with the tau PET template a normalisation is flagged. The
@@ -27,8 +30,11 @@ MIN_REFERENCE_COVERAGE = 0.95
 MIN_BRAIN_COVERAGE = 0.90
 
 
-def normalisation_qc(pet_std: np.ndarray, reference_region: str) -> dict:
-    """Similarity to the tau PET template and field-of-view coverage of a normalised PET."""
+def normalisation_qc(
+    pet_std: np.ndarray, reference_region: str, refinement_shift_mm: float | None = None
+) -> dict:
+    """Similarity to the tau PET template, field-of-view coverage and geometry of a normalised
+    PET (``refinement_shift_mm``: the network-vs-refined disagreement, when refinement ran)."""
     resolution = templates.WORKING_RESOLUTION
     template = np.asarray(nib.load(pet_template_path()).dataobj, dtype=np.float32)
     brain = np.asarray(nib.load(templates.brain_mask_path(resolution)).dataobj) > 0
@@ -58,4 +64,6 @@ def normalisation_qc(pet_std: np.ndarray, reference_region: str) -> dict:
         )
     if values["BrainCoverage"] < MIN_BRAIN_COVERAGE:
         flags.append(f"only {values['BrainCoverage']:.0%} of the brain is in the field of view")
-    return {**values, "Flags": flags}
+    geometry = geometry_qc(pet_std, reference, refinement_shift_mm)
+    flags += geometry.pop("GeometryFlags")
+    return {**values, **geometry, "Flags": flags}

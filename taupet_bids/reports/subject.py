@@ -189,7 +189,9 @@ def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[st
             f"<h3>PET-to-template normalisation ({esc(metrics['normalisation_method'])})</h3>",
             f"<p>Correlation with the tau PET template: {metrics['template_correlation']}; "
             f"brain in field of view: {metrics['brain_coverage']}; reference region in field "
-            f"of view: {metrics['reference_coverage']}.</p>",
+            f"of view: {metrics['reference_coverage']}; head outline vs the template's "
+            f"(tracer-independent): shift {metrics.get('head_shift_mm', 'n/a')} mm, scale "
+            f"{metrics.get('head_scale_pct', 'n/a')} %.</p>",
             _figure(output_dir, stem, "pet2std"),
         ]
     return [

@@ -53,6 +53,9 @@ class TrainConfig:
     threads: int = 2
     jobs: int = 2
     derivatives: list[Path] = field(default_factory=list)
+    #: Simulated heads from the template anatomy (the shipped bundle) or realistic other-anatomy
+    #: heads (training.heads.HEAD_SOURCES).
+    heads_from: str = "template"
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -65,12 +68,14 @@ class TrainConfig:
 _POOL: list[Head] = []
 
 
-def _build_simulated(seeds: Sequence[int], jobs: int, log: Callable[[str], None]) -> list[Head]:
+def _build_simulated(
+    seeds: Sequence[int], jobs: int, log: Callable[[str], None], source: str = "template"
+) -> list[Head]:
     heads: list[Head] = []
     start = time.perf_counter()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max(1, jobs), mp_context=context) as pool:
-        for i, head in enumerate(pool.map(simulated_head, seeds), 1):
+        for i, head in enumerate(pool.map(partial(simulated_head, source=source), seeds), 1):
             heads.append(head)
             if i % 20 == 0 or i == len(seeds):
                 log(f"  simulated {i}/{len(seeds)} heads ({time.perf_counter() - start:.0f} s)")
@@ -89,10 +94,12 @@ def build_heads(config: TrainConfig, log: Callable[[str], None]) -> tuple[list[H
         heads = [derivatives_head(files[i]) for i in order]
         return heads[n_val:], heads[:n_val]
     base = config.seed * SEED_STRIDE
-    log(f"simulating {config.n_heads} training + {config.n_validation} validation heads")
-    train = _build_simulated(range(base, base + config.n_heads), config.jobs, log)
+    source = config.heads_from
+    log(f"simulating {config.n_heads} training + {config.n_validation} validation heads ({source})")
+    train = _build_simulated(range(base, base + config.n_heads), config.jobs, log, source)
     val_base = base + VALIDATION_OFFSET
-    val = _build_simulated(range(val_base, val_base + config.n_validation), config.jobs, log)
+    val_seeds = range(val_base, val_base + config.n_validation)
+    val = _build_simulated(val_seeds, config.jobs, log, source)
     return train, val
 
 

@@ -77,6 +77,17 @@ def _data_description(config: dict) -> str:
             "Trained on scans processed by taupet-bids' MR-based pipeline in "
             f"{', '.join(config['derivatives'])}."
         )
+    if config.get("heads_from", "template") == "other":
+        return (
+            f"Simulated data only: {config['n_heads']} realistic digital heads made by "
+            f"taupet-bids' simulator (seed {config['seed']}): its other anatomy (an "
+            "MNI152NLin2009aSym brain in a head with face, skull base, neck and shoulders) "
+            "warped by a random affine and a smooth deformation, flortaucipir-, MK-6240- or "
+            "PI-2620-like off-target signal, scrambled or swapped uptake patterns, 15-26 cm axial "
+            "fields of view, three scanner models with 6-8 mm PSF, one 20-minute frame; targets "
+            "take MNI152NLin2009aSym and MNI152NLin6Asym world coordinates as equal. Augmented "
+            "on the fly by random rigid moves, field-of-view cuts, extra noise and uptake scale."
+        )
     return (
         f"Simulated data only: {config['n_heads']} digital phantoms made by taupet-bids' "
         f"simulator (seed {config['seed']}: "
@@ -93,6 +104,8 @@ def _command(config: dict) -> str:
         parts.append("--derivatives " + " ".join(config["derivatives"]))
     else:
         parts.append(f"--heads {config['n_heads']}")
+        if config.get("heads_from", "template") != "template":
+            parts.append(f"--heads-from {config['heads_from']}")
     parts += [
         f"--affine-steps {config['affine_steps']}",
         f"--deform-steps {config['deform_steps']}",

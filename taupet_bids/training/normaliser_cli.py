@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from taupet_bids.training.heads import HEAD_SOURCES
 from taupet_bids.training.normaliser import TrainConfig
 
 
@@ -34,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--heads", type=int, default=TrainConfig.n_heads, help="simulated training heads"
     )
+    parser.add_argument(
+        "--heads-from",
+        choices=HEAD_SOURCES,
+        default=TrainConfig.heads_from,
+        help="simulated heads: the template anatomy (how the shipped bundle was trained) or the "
+        "simulator's other anatomy with realistic heads, several tau tracers' off-target "
+        "patterns, scrambled uptake patterns and 15-26 cm axial fields of view",
+    )
     parser.add_argument("--validation-heads", type=int, default=TrainConfig.n_validation)
     parser.add_argument("--affine-steps", type=int, default=TrainConfig.affine_steps)
     parser.add_argument("--deform-steps", type=int, default=TrainConfig.deform_steps)
@@ -61,6 +70,7 @@ def main(argv: Sequence[str]) -> int:
         threads=args.threads,
         jobs=args.jobs,
         derivatives=list(args.derivatives),
+        heads_from=args.heads_from,
     )
     metrics = train(config, log=lambda line: print(line, flush=True))
     bundle = export_trained_bundle(config, metrics, args.bundle or args.out / "bundle")

@@ -9,7 +9,6 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
-from taupet_bids.classification.bundle import read_card
 from taupet_bids.core.occlusion import COLUMN_DESCRIPTIONS as OCCLUSION_COLUMNS
 from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
 from taupet_bids.greymatter import TISSUE_THRESHOLD
@@ -248,12 +247,12 @@ def _add_mr_based_sinks(workflow, inputnode, sinks, plan: ScanPlan):
 def _add_mr_less_sinks(workflow, inputnode, sinks, plan: ScanPlan):
     """The PET->template transform of the MR-less path: one file for either method.
 
-    The network writes an ITK displacement field (``.nii.gz``), the ANTs baseline an affine
-    (``.mat``); both map template points to PET points, as ANTs expects.
+    The network (refined or not) writes an ITK displacement field (``.nii.gz``), the ANTs
+    baseline an affine (``.mat``); both map template points to PET points, as ANTs expects.
     """
     method = plan.normalisation
     sinks["pet2std_xfm"] = _sink(
-        "ds_pet2std", plan.staging_dir, suffix="xfm", mode="image", compress=method == "network",
+        "ds_pet2std", plan.staging_dir, suffix="xfm", mode="image", compress=method != "ants",
         Method=quantification.NORMALISATION_NAMES[method],
         **{"from": "pet", "to": templates.TEMPLATE},
     )  # fmt: skip
@@ -263,6 +262,10 @@ def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
     """``--classify``: the prediction JSON as the interface wrote it (P(AD), label, threshold,
     model name, version and sha256, top regions), the occlusion map and its regional table,
     whose sidecars name the model too."""
+    # imported here: the classifier's bundle module loads PyTorch, which a run without
+    # --classify (and every worker forked from it) should not pay for
+    from taupet_bids.classification.bundle import read_card
+
     model = read_card(plan.classifier_bundle).sidecar()
     space = {"space": templates.TEMPLATE, "resolution": naming.RESOLUTION}
     return {

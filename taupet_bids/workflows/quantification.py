@@ -13,6 +13,7 @@ from taupet_bids.interfaces.mrless import (
     ANTsPETNormalisation,
     NetworkPETNormalisation,
     NormalisationQC,
+    RefineNormalisation,
 )
 from taupet_bids.interfaces.pvc import PaintRegions, PartialVolumeCorrection, PVCSegmentation
 from taupet_bids.interfaces.quantification import ComputeSUVR, RegionalStatistics
@@ -31,7 +32,7 @@ DERIVATIVES = (
     "pet2t1w_xfm", "pet2std_xfm", "normalisation", "suvr_std", "reference_value",
     "reference_mask", "tables", "table_meta", "pvc_tables", "centaurz",
 )  # fmt: skip
-MR_LESS_METHODS = ("network", "ants")
+MR_LESS_METHODS = ("network", "ants", "network+ants")
 
 
 def _compose(t1w2std: list[str], pet2t1w: list[str]) -> list[str]:
@@ -121,9 +122,7 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
         name="normalisation_qc",
     )
     if plan.mr_less:
-        normalise = _add_mr_less(workflow, inputnode, to_template, outputnode, plan)
-        if plan.normalisation == "network":
-            workflow.connect([(normalise, qc, [("model_version", "model_version")])])
+        _add_mr_less(workflow, inputnode, to_template, outputnode, plan, qc)
     else:
         coregister = _add_mr_based(workflow, inputnode, to_template, outputnode, plan)
     workflow.connect([
@@ -191,6 +190,7 @@ NORMALISATION_NAMES = {
     "mr": "MR-based (PET-to-T1w rigid, T1w-to-template SyN)",
     "network": "MR-less, network (taupet-bids MONAI bundle)",
     "ants": "MR-less, ANTs registration to the tau PET template",
+    "network+ants": "MR-less, network refined by a short ANTs affine registration",
 }
 
 
@@ -218,12 +218,21 @@ def _add_mr_based(workflow, inputnode, to_template, outputnode, plan: ScanPlan):
     return coregister
 
 
-def _add_mr_less(workflow, inputnode, to_template, outputnode, plan: ScanPlan):
-    """PET -> template directly: the trained network, or ANTs to the tau PET template."""
+def _add_mr_less(workflow, inputnode, to_template, outputnode, plan: ScanPlan, qc):
+    """PET -> template directly: the trained network, ANTs to the tau PET template, or the
+    network refined by a short ANTs affine (``network+ants``, whose disagreement with the
+    network goes to the QC)."""
     method, threads = plan.normalisation, plan.omp_nthreads
     if method not in MR_LESS_METHODS:
         raise ValueError(f"unknown MR-less method {method!r}; choose from {MR_LESS_METHODS}")
-    if method == "network":
+    if method == "ants":
+        normalise = pe.Node(
+            ANTsPETNormalisation(seed=plan.seed, num_threads=threads),
+            name="pet_to_template_ants",
+            n_procs=threads,
+        )
+        last = normalise
+    else:
         normalise = pe.Node(
             NetworkPETNormalisation(
                 reference_image=str(templates.t1w_path(templates.WORKING_RESOLUTION)),
@@ -234,16 +243,23 @@ def _add_mr_less(workflow, inputnode, to_template, outputnode, plan: ScanPlan):
         )
         if plan.mr_less_bundle:
             normalise.inputs.bundle = str(plan.mr_less_bundle)
-    else:
-        normalise = pe.Node(
-            ANTsPETNormalisation(seed=plan.seed, num_threads=threads),
-            name="pet_to_template_ants",
+        workflow.connect([(normalise, qc, [("model_version", "model_version")])])
+        last = normalise
+    if method == "network+ants":
+        last = pe.Node(
+            RefineNormalisation(seed=plan.seed, num_threads=threads),
+            name="pet_to_template_refine",
             n_procs=threads,
         )
+        workflow.connect([
+            (inputnode, last, [("pet_average", "in_file")]),
+            (normalise, last, [("transforms", "network_transforms")]),
+            (last, qc, [("shift_mean_mm", "refinement_shift_mm")]),
+        ])  # fmt: skip
     workflow.connect([
         (inputnode, normalise, [("pet_average", "in_file")]),
-        (normalise, to_template, [("transforms", "transforms")]),
-        (normalise, outputnode, [("transforms", "pet2std_xfm")]),
+        (last, to_template, [("transforms", "transforms")]),
+        (last, outputnode, [("transforms", "pet2std_xfm")]),
     ])  # fmt: skip
     return normalise
 
