@@ -2,6 +2,6 @@
 
 from pathlib import Path
 
-#: The shipped AD-vs-CN classifier's bundle folder (here, not in its loader, so that the command
-#: line can name it without importing PyTorch).
+#: The AD-vs-CN classifier's folder in the package: its configs now, its weights once trained
+#: (kept here, not in its loader, so that it can be named without importing PyTorch).
 SHIPPED_CLASSIFIER = Path(__file__).resolve().parent / "ad_classifier"
