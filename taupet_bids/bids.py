@@ -210,11 +210,12 @@ def non_tau_tracer(scan: PetScan) -> Tracer | None:
     left to :func:`check_pet_scan` to report, so here it only means "go by the label".
     """
     name = None
-    if scan.sidecar is not None:
-        try:
-            name = json.loads(Path(scan.sidecar).read_text()).get("TracerName")
-        except (OSError, ValueError, AttributeError):
-            name = None
+    try:
+        # The preflight's reader: a hostile sidecar (huge, deeply nested) is refused, not read.
+        meta = _read_sidecar(scan)[1]
+        name = meta.get("TracerName") if isinstance(meta, dict) else None
+    except (InputError, OSError):
+        name = None
     tracer = identify_tracer(str(name) if name else None, scan.entities.get("trc"))
     return tracer if tracer is not None and tracer.target != "tau" else None
 

@@ -10,7 +10,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from taupet_bids.bids import PetScan, check_pet_scan, check_t1w, collect_scans, validate_dataset
+from taupet_bids.bids import (
+    PetScan,
+    check_pet_scan,
+    check_t1w,
+    collect_scans,
+    non_tau_tracer,
+    validate_dataset,
+)
 from taupet_bids.errors import InputError
 
 RNG = np.random.default_rng(0)
@@ -418,3 +425,18 @@ def test_four_d_t1w_is_refused(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(np.ones((8, 8, 8, 2), np.float32), np.eye(4)), path)
     with pytest.raises(InputError, match="T1w is 4D"):
         check_t1w(path)
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 200_000 + "]" * 200_000, '{"TracerName": "FDG"' + " " * 2_000_000 + "}"]
+)
+def test_the_tracer_skip_reads_a_hostile_sidecar_through_the_preflight(tmp_path, text):
+    """A sidecar too deep or too big to read is left to check_pet_scan to refuse by name; the
+    non-tau skip must not crash the run on it (it goes by the trc- label)."""
+    pet = tmp_path / "sub-01_trc-18FFDG_pet.nii.gz"
+    pet.touch()
+    sidecar = tmp_path / "sub-01_trc-18FFDG_pet.json"
+    sidecar.write_text(text)
+    scan = PetScan("01", None, pet, sidecar, {"trc": "18FFDG"})
+    tracer = non_tau_tracer(scan)
+    assert tracer is not None and tracer.target != "tau"
