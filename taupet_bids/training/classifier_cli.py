@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from taupet_bids.classification.networks import CHANNELS, DROPOUT, HIDDEN
 from taupet_bids.errors import TaupetError
 from taupet_bids.group import UnusableFile
 from taupet_bids.training.classifier import TrainConfig
+from taupet_bids.training.cli_common import add_run_arguments, run_fields, train_and_export
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,23 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         "other diagnoses are left out. Splits 80/10/10 by participant, then writes a MONAI "
         "bundle. Deterministic for --seed; re-running with the same --out resumes.",
     )
-    parser.add_argument(
-        "derivatives", type=Path, nargs="+", help="taupet-bids derivatives folder(s)"
-    )
+    add_run_arguments(parser, TrainConfig)
     parser.add_argument(
         "--bids-dir", type=Path, required=True, help="the BIDS dataset (participants.tsv)"
     )
-    parser.add_argument(
-        "--out", type=Path, required=True, help="working folder (checkpoints, logs)"
-    )
-    parser.add_argument(
-        "--bundle", type=Path, help="write the trained bundle here (default: OUT/bundle)"
-    )
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
-    parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="PyTorch threads")
     parser.add_argument(
         "--channels", type=int, nargs=5, default=list(CHANNELS), help="channels of the 5 blocks"
     )
@@ -61,24 +48,11 @@ def main(argv: Sequence[str]) -> int:
 
     args = build_parser().parse_args(argv)
     config = TrainConfig(
-        out_dir=args.out,
-        derivatives=list(args.derivatives),
+        **run_fields(args),
         bids_dir=args.bids_dir,
-        seed=args.seed,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        threads=args.threads,
         channels=list(args.channels),
         hidden=list(args.hidden),
         dropout=args.dropout,
         data_statement=args.data_statement,
     )
-    try:
-        metrics = train(config, log=lambda line: print(line, flush=True))
-    except (TaupetError, UnusableFile) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    bundle = export_trained_bundle(config, metrics, args.bundle or args.out / "bundle")
-    print(f"bundle written to {bundle}")
-    return 0
+    return train_and_export(config, args, train, export_trained_bundle, (TaupetError, UnusableFile))
