@@ -15,7 +15,8 @@ have of the brain (what a map with no idea of tau would get).
 Usage::
 
     python benchmarks/classification.py --bundle BUNDLE --split RUN/split.tsv \
-        --train DERIVATIVES BIDS --cohort other DERIVATIVES BIDS [--cohort template ...] \
+        --train BIDS DERIVATIVES [DERIVATIVES ...] \
+        --cohort other DERIVATIVES BIDS [--cohort template ...] \
         [--occlusion-scans 4] [--threads 2]
 """
 
@@ -63,8 +64,11 @@ def metatemporal(suvr_image: Path) -> float:
     return float(table.loc[table.region == "metatemporal", "suvr_mean"].iloc[0])
 
 
-def scan_table(derivatives: Path, bids: Path) -> pd.DataFrame:
-    """One row per scan: participant, diagnosis, Braak stage (simulator truth), image, SUVR."""
+def scan_table(derivatives: Path | list[Path], bids: Path) -> pd.DataFrame:
+    """One row per scan: participant, diagnosis, Braak stage (simulator truth), image, SUVR.
+
+    ``derivatives`` may be several folders of one dataset (a cohort run in batches)."""
+    folders = [derivatives] if isinstance(derivatives, Path) else list(derivatives)
     stages = read_participants(bids).set_index("participant_id")["braak_stage"]
     rows = [
         {
@@ -75,7 +79,7 @@ def scan_table(derivatives: Path, bids: Path) -> pd.DataFrame:
             "path": s.path,
             "metatemporal": metatemporal(s.path),
         }
-        for s in find_scans([derivatives], bids)
+        for s in find_scans(folders, bids)
     ]
     return pd.DataFrame(rows)
 
@@ -256,7 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True, help="the training run's split.tsv")
-    parser.add_argument("--train", nargs=2, type=Path, required=True, metavar=("DERIV", "BIDS"))
+    parser.add_argument(
+        "--train",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the training run's BIDS dataset, then its derivatives folder(s)",
+    )
     parser.add_argument(
         "--cohort", nargs=3, action="append", required=True, metavar=("NAME", "DERIV", "BIDS")
     )
@@ -268,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
 
     classifier = load_classifier(args.bundle)
     split = pd.read_csv(args.split, sep="\t")
-    baseline = fit_baseline(scan_table(*args.train), split)
+    if len(args.train) < 2:
+        parser.error("--train needs the BIDS dataset and at least one derivatives folder")
+    bids_dir, *train_derivatives = args.train
+    baseline = fit_baseline(scan_table(train_derivatives, bids_dir), split)
     stage_map = np.asarray(nib.load(templates.atlas_path("Braak")).dataobj).astype(int)
     brain = np.asarray(nib.load(templates.brain_mask_path()).dataobj) > 0
     results = {}
