@@ -24,6 +24,7 @@ from taupet_bids.synthesis import inference, preprocessing
 from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle, load_synthesiser
 from taupet_bids.synthesis.vqgan import CBAM, MCRVQGAN, Generator, MultiScaleConv
 from taupet_bids.training import cli, engine
+from taupet_bids.training.synthesis_vqgan import VQGANConfig, train
 from taupet_bids.training.synthesis_vqgan_card import render_card
 from tests.synthesis_cohort import write_cohort
 
@@ -169,6 +170,30 @@ def test_a_seed_gives_the_same_weights_and_the_same_synthetic_image(bundle, coho
     assert np.array_equal(
         np.asarray(nib.load(one.image).dataobj), np.asarray(nib.load(two.image).dataobj)
     )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_run_stopped_in_the_gan_stage_resumes_to_the_same_weights(bundle, cohort, tmp_path):
+    config = VQGANConfig(
+        tmp_path / "resumed", [cohort], seed=3, steps=3, feature_steps=2, batch_size=2,
+        learning_rate=0.002, checkpoint_every=2, **TINY,
+    )  # fmt: skip
+
+    def stop(line: str) -> None:
+        if "checkpoint: gan step 2" in line:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(config, log=stop)
+    lines: list[str] = []
+    train(config, log=lines.append)
+    assert any("resuming" in line and "stage gan, step 2" in line for line in lines)
+    first = torch.load(bundle.parent / "model.pt", weights_only=True)
+    resumed = torch.load(config.out_dir / "model.pt", weights_only=True)
+    assert all(torch.equal(first[c][k], resumed[c][k]) for c in first for k in first[c])
 
 
 def _args(tmp_path: Path, *extra) -> list[str]:
