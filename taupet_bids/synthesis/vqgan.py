@@ -36,7 +36,7 @@ CHANNELS = (32, 64, 128)
 RES_BLOCKS = 2
 CODEBOOK_SIZE = 256
 EMBEDDING_DIM = 32
-#: EMA decay of the codebook (the paper's value).
+#: EMA decay of the codebook (issue #17: about 0.99; the value is lost in our copy of seed 002).
 DECAY = 0.99
 DISCRIMINATOR_CHANNELS = 32
 FEATURE_CHANNELS = (16, 32)

@@ -62,8 +62,8 @@ class VQGANConfig:
     seed: int = SEED
     steps: int = 2000
     feature_steps: int = 200
-    batch_size: int = 8
-    learning_rate: float = 2e-4
+    batch_size: int = 4
+    learning_rate: float = 1e-3
     checkpoint_every: int = 50
     threads: int = 1
     channels: list[int] = field(default_factory=lambda: list(vqgan.CHANNELS))
