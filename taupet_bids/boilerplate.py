@@ -45,6 +45,10 @@ REFERENCES = {
     "pseudo-CT head; see docs/harmonisation.md and the bundle's model card.",
     "unet": "Ronneberger O, Fischer P, Brox T (2015) U-Net: convolutional networks for "
     "biomedical image segmentation. MICCAI 2015, LNCS 9351:234-241.",
+    "mcrvqgan": "MCR-VQGAN: a scalable and cost-effective tau PET synthesis approach for "
+    "Alzheimer's disease imaging (multi-scale convolutions, residual blocks and CBAM in a "
+    "VQGAN); Esser P, Rombach R, Ommer B (2021) Taming transformers for high-resolution image "
+    "synthesis. CVPR 2021:12873-12883.",
     "monai": "Cardoso MJ et al. (2022) MONAI: an open-source framework for deep learning in "
     "healthcare. arXiv:2211.02701.",
 }
@@ -56,7 +60,8 @@ _OPTIONAL_REFERENCES = {
     "harmoniser": lambda config: config.harmonization_bundle is not None,
     "monai": lambda config: (config.classifier_bundle or config.harmonization_bundle) is not None
     or bool(config.synthesize),
-    "unet": lambda config: bool(config.synthesize),
+    "unet": lambda config: bool(config.synthesize) and config.synthesis_architecture == "unet",
+    "mcrvqgan": lambda config: bool(config.synthesize) and config.synthesis_architecture == "vqgan",
 }  # fmt: skip
 #: Millimetres per voxel of the classifier's input (2 mm template voxels averaged in 2x2x2).
 _CLASSIFIER_VOXEL_MM = 4
@@ -269,6 +274,13 @@ def _harmonization_paragraph(config: RunConfig) -> str:
     )
 
 
+#: The network ``--synthesis-architecture`` names, as the methods text says it.
+_SYNTHESIS_NETWORKS = {
+    "unet": "a 3-D U-Net [unet]",
+    "vqgan": "MCR-VQGAN [mcrvqgan] on axial 4 mm slices, stacked back into a volume",
+}
+
+
 def _synthesis_paragraph(config: RunConfig) -> str:
     """What ``--synthesize`` ran, naming each model by version and weights checksum."""
     sentences = []
@@ -282,8 +294,9 @@ def _synthesis_paragraph(config: RunConfig) -> str:
     if not sentences:
         return ""
     return (
-        "\nSynthetic tau PET images were predicted from each session's T1w by a 3-D U-Net "
-        "[unet] run with MONAI [monai]: the N4-corrected T1w was resampled to MNI152NLin6Asym "
+        f"\nSynthetic tau PET images were predicted from each session's T1w by "
+        f"{_SYNTHESIS_NETWORKS[config.synthesis_architecture]} run with MONAI [monai]: the "
+        "N4-corrected T1w was resampled to MNI152NLin6Asym "
         "at 2 mm with its own registration, masked to the template brain, divided by its "
         "brain median and averaged to 4 mm; the predicted SUVR was interpolated back to 2 mm "
         "and summarised over the same regions as measured scans. Synthetic images are not "

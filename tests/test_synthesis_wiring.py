@@ -40,10 +40,6 @@ def _args(tmp_path: Path, *extra) -> list[str]:
         (["--synthesize", "tau-from-t1w"], "needs a trained bundle: --synthesis-model"),
         (["--synthesis-model", "B"], "--synthesis-model needs --synthesize"),
         (["--synthesize", "tau-from-t1w", "--synthesis-model", "B"], "is not a synthesis bundle"),
-        (
-            ["--synthesize", "tau-from-t1w", "--synthesis-architecture", "vqgan"],
-            "vqgan is not built yet",
-        ),
     ],
 )
 def test_bad_synthesis_options_are_refused_before_any_scan(tmp_path, capsys, extra, message):

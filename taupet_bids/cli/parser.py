@@ -224,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--synthesis-architecture",
         choices=("unet", "vqgan"),
         default="unet",
-        help="network family of tau-from-t1w: unet (3-D U-Net); vqgan (MCR-VQGAN on 2-D slices) "
-        "is reserved and not built yet",
+        help="network family of tau-from-t1w: unet (3-D U-Net) or vqgan (MCR-VQGAN on 2-D "
+        "slices); the bundle's metadata must say the same family",
     )
     classify = parser.add_argument_group("AD vs CN classification (see docs/classification.md)")
     classify.add_argument(
@@ -345,16 +345,11 @@ def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     without a bundle, and a bundle that is not one, before any scan runs."""
     if not args.synthesize and not args.synthesis_model:
         return ()  # nothing asked: torch is not imported
-    from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
+    from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle, check_network
     from taupet_bids.synthesis.networks import TASKS
 
     if args.synthesis_model and not args.synthesize:
         build_parser().error("--synthesis-model needs --synthesize TASK")
-    if args.synthesize and args.synthesis_architecture != "unet":
-        build_parser().error(
-            f"--synthesis-architecture {args.synthesis_architecture} is not built yet; "
-            "use unet (docs/synthesis.md)"
-        )
     for task in dict.fromkeys(args.synthesize):
         if not TASKS[task].available:
             build_parser().error(
@@ -365,6 +360,8 @@ def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     for bundle in args.synthesis_model:
         try:
             card = check_bundle(bundle.absolute())
+            if card.task == "tau-from-t1w":
+                check_network(card, args.synthesis_architecture, bundle)
         except InvalidBundle as err:
             build_parser().error(f"--synthesis-model: {err}")
         if card.task in found:

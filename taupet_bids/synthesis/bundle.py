@@ -27,6 +27,8 @@ from taupet_bids.synthesis.networks import TASKS
 
 #: The configs every bundle of a task runs with.
 CONFIGS = {task: SHIPPED / task.replace("-", "_") / "configs" for task in TASKS}
+#: The configs of a tau-from-t1w MCR-VQGAN bundle (``--synthesis-architecture vqgan``).
+VQGAN_CONFIGS = SHIPPED / "tau_from_t1w_vqgan" / "configs"
 TRAIN_HINT = (
     "taupet-bids ships no synthesis weights: train a bundle with `taupet-bids-train synthesis`"
 )
@@ -47,6 +49,8 @@ class ModelCard:
     tracer: str
     #: The reference region of the SUVR the network was trained on (None when unknown).
     reference_region: str | None = None
+    #: The network family (``taupet_bids.network``; bundles without it are ``unet``).
+    network: str = "unet"
 
     @property
     def source(self) -> str:
@@ -83,6 +87,7 @@ def _card(meta: dict, root: Path) -> ModelCard:
             task=str(ours["task"]),
             tracer=str(ours["target"]["tracer"]),
             reference_region=ours["target"].get("reference_region"),
+            network=str(ours.get("network", "unet")),
         )
     except (KeyError, TypeError) as error:
         raise InvalidBundle(f"{root}: {METADATA} lacks {error}") from None
@@ -101,8 +106,11 @@ def read_card(bundle: str | Path) -> ModelCard:
     return _card(meta, root)
 
 
-def check_bundle(bundle: str | Path, task: str | None = None) -> ModelCard:
-    """Refuse, before any scan runs, a folder that is not a trained bundle (of ``task``)."""
+def check_bundle(
+    bundle: str | Path, task: str | None = None, network: str | None = None
+) -> ModelCard:
+    """Refuse, before any scan runs, a folder that is not a trained bundle (of ``task``, of the
+    ``network`` family)."""
     root = Path(bundle)
     if not root.is_dir():
         raise InvalidBundle(f"{root} is not a folder")
@@ -114,12 +122,23 @@ def check_bundle(bundle: str | Path, task: str | None = None) -> ModelCard:
     card = read_card(root)
     if task is not None and card.task != task:
         raise InvalidBundle(f"{root} synthesises {card.task}, not {task}")
+    if network is not None:
+        check_network(card, network, root)
     if sha256(root / WEIGHTS) != card.sha256:
         raise InvalidBundle(
             f"{root}: the sha256 of {WEIGHTS} does not match the one in {METADATA} "
             "(a damaged or replaced weights file)"
         )
     return card
+
+
+def check_network(card: ModelCard, network: str, root: str | Path) -> None:
+    """Refuse a bundle of another network family than the one asked for (unet, vqgan)."""
+    if card.network != network:
+        raise InvalidBundle(
+            f"{root} is a {card.network} bundle, not {network}: give "
+            f"--synthesis-architecture {card.network}, or a {network} bundle"
+        )
 
 
 def load_synthesiser(bundle: str | Path) -> Synthesiser:
