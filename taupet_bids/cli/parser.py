@@ -14,6 +14,7 @@ from taupet_bids.config import (
     RunConfig,
 )
 from taupet_bids.interfaces.fsl import fsl_available
+from taupet_bids.models import SHIPPED_CLASSIFIER
 
 #: The tasks of ``--synthesize`` (taupet_bids.synthesis.networks.TASKS, not imported here so
 #: that ``--help`` does not load torch).
@@ -231,11 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--classify",
         type=Path,
+        nargs="?",
+        const=SHIPPED_CLASSIFIER,
         metavar="BUNDLE",
-        help="classify every scan's template-space SUVR image as AD or CN with this trained "
-        "classifier bundle (made by `taupet-bids-train classifier`; none ships) and write P(AD), "
-        "the label at the bundle's threshold and an occlusion-sensitivity map with its regional "
-        "summary (about 1.5 min per scan on one CPU thread)",
+        help="classify every scan's template-space SUVR image as AD or CN and write P(AD), the "
+        "label at the bundle's threshold and an occlusion-sensitivity map with its regional "
+        "summary (about 1 min per scan on one CPU thread); with no BUNDLE, the shipped one "
+        "(trained on simulated phantoms only: read its model card), or a bundle made by "
+        "`taupet-bids-train classifier`",
     )
 
     harmonize = parser.add_argument_group(
