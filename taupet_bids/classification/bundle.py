@@ -55,8 +55,8 @@ def load_classifier(bundle: str | Path) -> Classifier:
     root = Path(bundle)
     if not (root / WEIGHTS).is_file():
         raise FileNotFoundError(
-            f"{root} holds no trained classifier ({WEIGHTS} is missing); taupet-bids ships no "
-            "classifier weights: train a bundle with `taupet-bids-train classifier`"
+            f"{root} holds no trained classifier ({WEIGHTS} is missing): give a bundle written "
+            "by `taupet-bids-train classifier`, or `--classify` alone for the shipped one"
         )
     parser = read_bundle(root)
     return Classifier(
