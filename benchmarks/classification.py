@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -192,16 +193,17 @@ def _cell(estimate: dict) -> str:
     return f"{estimate['value']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}]"
 
 
-def render(results: dict, bundle_meta: dict, command: str) -> str:
+def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
     """The docs section: one row per cohort and method, then occlusion and timing."""
+    training = bundle_meta.get("taupet_bids", {}).get("training_config", {})
     lines = [
         START,
         "## AD vs CN classifier (`benchmarks/classification.py`)",
         "",
         f"Bundle: `ad_classifier` version {bundle_meta.get('version')}, trained on "
-        f"{bundle_meta.get('taupet_bids', {}).get('training_data', 'see its model card')}. "
+        f"{training.get('data_statement') or 'see its model card'} "
         "Held-out cohorts: simulated with seeds the classifier never saw, run through "
-        "`taupet-bids ... participant` with default options. Baseline: logistic regression on "
+        f"`taupet-bids ... participant {how_run}`. Baseline: logistic regression on "
         "the app's meta-temporal SUVR, fitted on the classifier's training participants. "
         "Intervals: 95 % participant bootstrap (2000 resamples). In the simulator the "
         "diagnosis follows the Braak stage (0-II CN, III-IV MCI, V-VI AD), so AD and CN differ "
@@ -271,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cohort", nargs=3, action="append", required=True, metavar=("NAME", "DERIV", "BIDS")
     )
+    parser.add_argument(
+        "--pipeline-options",
+        default="",
+        help="the options the cohorts were run with, for the docs (e.g. '--mr-less always')",
+    )
     parser.add_argument("--occlusion-scans", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit docs/")
@@ -292,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             classifier, baseline, scans, args.occlusion_scans, (stage_map, brain)
         )
         print(name, json.dumps({k: results[name][k] for k in ("network", "baseline")}))
-    command = "python benchmarks/classification.py " + " ".join(
+    command = "python benchmarks/classification.py " + shlex.join(
         a if not a.startswith("/") else Path(a).name for a in (argv or sys.argv[1:])
     )
-    section = render(results, classifier.metadata, command)
+    section = render(results, classifier.metadata, command, args.pipeline_options)
     print(section)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         help="share of participants simulated without a T1w (processed MR-less)",
     )
     parser.add_argument("--seed", type=int, default=2026, help="simulation seed")
+    parser.add_argument(
+        "--classify",
+        action="store_true",
+        help="also run the shipped AD-vs-CN classifier with its occlusion maps "
+        "(about half a minute more per scan on one CPU thread)",
+    )
     args = parser.parse_args(argv)
 
     templates.ensure_templateflow()
@@ -40,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         if code:
             return code
-    print(f"[demo] running: taupet-bids {bids_dir} {out_dir} participant", flush=True)
-    code = run_app([str(bids_dir), str(out_dir), "participant", "-w", str(demo / "work")])
+    options = ["--classify"] if args.classify else []
+    print(
+        f"[demo] running: taupet-bids {bids_dir} {out_dir} participant {' '.join(options)}",
+        flush=True,
+    )
+    code = run_app([str(bids_dir), str(out_dir), "participant", "-w", str(demo / "work"), *options])
     print(f"[demo] running: taupet-bids {bids_dir} {out_dir} group", flush=True)
     group_code = run_app([str(bids_dir), str(out_dir), "group"])
     tables = sorted(out_dir.rglob("*seg-MetaTemporal*_suvr.tsv"))
@@ -55,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     mr_less = sorted({p.parent.parent.name for p in out_dir.glob("sub-*/pet/*_from-pet_to-MNI*")})
     print(f"  normalised without MRI : {', '.join(mr_less) or 'none'} (docs/mrless.md)")
     print(f"  group tables           : {out_dir / 'group'}")
+    if args.classify:
+        calls = sorted(out_dir.glob("sub-*/**/*_desc-ADvsCN_classification.json"))
+        print(f"  AD-vs-CN predictions   : {len(calls)}, e.g. {calls[:1]} (docs/classification.md)")
     print(f"\n[demo] group report: {out_dir / 'group' / 'report.html'}")
     return code or group_code
 
