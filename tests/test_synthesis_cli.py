@@ -120,6 +120,6 @@ def test_training_pairs_warp_the_native_t1w_as_the_pipeline_did(run, tmp_path):
     expected = np.asarray(nib.load(written).dataobj)
     written.unlink()
     pairs, without = find_pairs([copy], tmp_path / "cache")
-    assert len(pairs) == 1 and not without and pairs[0].t1w.parent == tmp_path / "cache"
-    warped = np.asarray(nib.load(pairs[0].t1w).dataobj)
+    assert len(pairs) == 1 and not without and pairs[0].source.parent == tmp_path / "cache"
+    warped = np.asarray(nib.load(pairs[0].source).dataobj)
     assert np.abs(warped - expected).max() <= 1e-3 * np.abs(expected).max()
