@@ -269,9 +269,18 @@ def _harmonization_paragraph(config: RunConfig) -> str:
     )
 
 
+#: How each ``--synthesize`` task's images were made, for the methods paragraph.
+SYNTHESIS_METHODS = {
+    "tau-from-t1w": "Synthetic tau PET images were predicted from each session's T1w by a 3-D "
+    "U-Net [unet]",
+    "tspo-from-t1w": "Synthetic TSPO PET images were predicted from each session's T1w by a 3-D "
+    "U-Net [unet] of depthwise-separable convolutions with self-attention at its deepest level",
+}
+
+
 def _synthesis_paragraph(config: RunConfig) -> str:
     """What ``--synthesize`` ran, naming each model by version and weights checksum."""
-    sentences = []
+    sentences, made = [], []
     for task, bundle in config.synthesis_models:
         meta = _bundle_json(bundle, "metadata.json")
         sentences.append(
@@ -279,15 +288,16 @@ def _synthesis_paragraph(config: RunConfig) -> str:
             f"{meta['taupet_bids']['model_sha256']}; training data and validation in its model "
             "card)"
         )
+        made.append(SYNTHESIS_METHODS[task])
     if not sentences:
         return ""
     return (
-        "\nSynthetic tau PET images were predicted from each session's T1w by a 3-D U-Net "
-        "[unet] run with MONAI [monai]: the N4-corrected T1w was resampled to MNI152NLin6Asym "
-        "at 2 mm with its own registration, masked to the template brain, divided by its "
-        "brain median and averaged to 4 mm; the predicted SUVR was interpolated back to 2 mm "
-        "and summarised over the same regions as measured scans. Synthetic images are not "
-        "measurements and were kept apart from measured values (" + "; ".join(sentences) + ").\n"
+        "\n" + "; ".join(made) + ", run with MONAI [monai]: the N4-corrected T1w was resampled "
+        "to MNI152NLin6Asym at 2 mm with its own registration, masked to the template brain, "
+        "divided by its brain median and averaged to 4 mm; the predicted SUVR was interpolated "
+        "back to 2 mm and summarised over the same regions as measured scans. Synthetic images "
+        "are not measurements and were kept apart from measured values ("
+        + "; ".join(sentences) + ").\n"
     )
 
 

@@ -44,6 +44,7 @@ TIERS = {
         "test_simulate_modalities",
         "test_synthesis",
         "test_synthesis_networks",
+        "test_synthesis_tasks",
         "test_training_realistic_heads",
     },
 }

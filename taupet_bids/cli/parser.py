@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TASK",
         help="make a clearly labelled synthetic image for every session that has the task's "
-        f"input ({', '.join(SYNTHESIS_TASKS)}); only tau-from-t1w has a network yet. Sessions "
-        "without the input are logged and skipped; the others go on",
+        f"input ({', '.join(SYNTHESIS_TASKS)}); tau-from-fdg has a training command but no "
+        "pipeline path yet. Sessions without the input are logged and skipped; the others go on",
     )
     synth.add_argument(
         "--synthesis-model",
@@ -358,7 +358,8 @@ def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     for task in dict.fromkeys(args.synthesize):
         if not TASKS[task].available:
             build_parser().error(
-                f"--synthesize {task}: no network for it yet (docs/synthesis.md); available: "
+                f"--synthesize {task}: no pipeline path for it yet (its bundle runs through "
+                "MONAI's runner; docs/synthesis.md); available: "
                 + ", ".join(name for name, t in TASKS.items() if t.available)
             )
     found: dict[str, Path] = {}
