@@ -297,7 +297,8 @@ def _synthesis_paragraph(config: RunConfig) -> str:
         "divided by its brain median and averaged to 4 mm; the predicted SUVR was interpolated "
         "back to 2 mm and summarised over the same regions as measured scans. Synthetic images "
         "are not measurements and were kept apart from measured values ("
-        + "; ".join(sentences) + ").\n"
+        + "; ".join(sentences)
+        + ").\n"
     )
 
 
