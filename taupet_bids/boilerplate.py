@@ -270,11 +270,19 @@ def _harmonization_paragraph(config: RunConfig) -> str:
 
 
 #: How each ``--synthesize`` task's images were made, for the methods paragraph.
+_FROM_T1W = (
+    "the N4-corrected T1w was resampled to MNI152NLin6Asym at 2 mm with its own registration, "
+    "masked to the template brain, divided by its brain median and averaged to 4 mm"
+)
 SYNTHESIS_METHODS = {
     "tau-from-t1w": "Synthetic tau PET images were predicted from each session's T1w by a 3-D "
-    "U-Net [unet]",
+    f"U-Net [unet] ({_FROM_T1W})",
     "tspo-from-t1w": "Synthetic TSPO PET images were predicted from each session's T1w by a 3-D "
-    "U-Net [unet] of depthwise-separable convolutions with self-attention at its deepest level",
+    "U-Net [unet] of depthwise-separable convolutions with self-attention at its deepest level "
+    f"({_FROM_T1W})",
+    "tau-from-fdg": "Synthetic tau PET images were predicted from each FDG scan's SUVR image "
+    "(the FDG scan processed as any scan, on MNI152NLin6Asym at 2 mm) by a 3-D Dense-U-Net "
+    "[unet] (masked to the template brain, clipped to SUVR 0-4 and averaged to 4 mm)",
 }
 
 
@@ -292,11 +300,9 @@ def _synthesis_paragraph(config: RunConfig) -> str:
     if not sentences:
         return ""
     return (
-        "\n" + "; ".join(made) + ", run with MONAI [monai]: the N4-corrected T1w was resampled "
-        "to MNI152NLin6Asym at 2 mm with its own registration, masked to the template brain, "
-        "divided by its brain median and averaged to 4 mm; the predicted SUVR was interpolated "
-        "back to 2 mm and summarised over the same regions as measured scans. Synthetic images "
-        "are not measurements and were kept apart from measured values ("
+        "\n" + ". ".join(made) + ". The networks ran with MONAI [monai]; each predicted SUVR "
+        "was interpolated back to 2 mm and summarised over the same regions as measured scans. "
+        "Synthetic images are not measurements and were kept apart from measured values ("
         + "; ".join(sentences)
         + ").\n"
     )

@@ -50,7 +50,7 @@ def _args(tmp_path: Path, *extra) -> list[str]:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--synthesize", "tau-from-fdg", "--synthesis-model", "B"], "no pipeline path for it"),
+        (["--synthesize", "tau-from-fdg", "--synthesis-model", "B"], "add --tracer FDG"),
         (["--synthesize", "tau-from-t1w"], "needs a trained bundle: --synthesis-model"),
         (["--synthesis-model", "B"], "--synthesis-model needs --synthesize"),
         (["--synthesize", "tau-from-t1w", "--synthesis-model", "B"], "is not a synthesis bundle"),
@@ -157,3 +157,78 @@ def test_a_synthetic_image_is_drawn_beside_a_measured_scan_of_its_own_target(tmp
     measured = pet / f"sub-01_trc-PBR28_{space}_desc-suvr_pet.nii.gz"
     measured.touch()
     assert measured_for(tspo) == measured
+
+
+@pytest.fixture(scope="module")
+def fdg_bundle(tmp_path_factory, templateflow_home) -> Path:
+    """A one-step tau-from-FDG bundle (a tiny Dense-U-Net on pons-referenced FDG)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("wiring_fdg")
+    config = TrainConfig(
+        root / "train", [write_cohort(root / "cohort", n=3, other=("fdg",))],
+        task="tau-from-fdg", seed=3, steps=1, batch_size=1, checkpoint_every=1,
+        features=[4, 8], growth=2, layers=1,
+    )  # fmt: skip
+    return export_trained_bundle(config, train(config, log=lambda _: None), root / "bundle")
+
+
+def _fdg_scan(label: str, reference: str) -> SimpleNamespace:
+    stem = f"sub-{label}_trc-18FFDG"
+    return SimpleNamespace(
+        tracer="FDG", pet=Path(f"/bids/sub-{label}/pet/{stem}_pet.nii.gz"), stem=stem,
+        name=f"sub_{label}_trc_18FFDG", reference_region=reference, t1w=None, mr_less=True,
+    )  # fmt: skip
+
+
+def test_tau_from_fdg_is_planned_on_each_fdg_scan_of_its_reference(tmp_path, fdg_bundle, caplog):
+    _bids(tmp_path)
+    config = parse_args(
+        _args(tmp_path, "--tracer", "18FFDG", "--synthesize", "tau-from-fdg",
+              "--synthesis-model", fdg_bundle)
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="taupet_bids"):
+        plans = select_synthesis(config, [_fdg_scan("01", "Pons"), _fdg_scan("02", "WholeCereb")])
+    assert [plan.stem for plan in plans] == ["sub-01_trc-18FFDG"]
+    plan = plans[0]
+    assert plan.scan_name == "sub_01_trc_18FFDG" and plan.t1w is None
+    assert plan.input_pet.name == "sub-01_trc-18FFDG_pet.nii.gz"
+    assert (plan.desc, plan.tracer, plan.reference_region) == (
+        "syntheticFromFDG",
+        "AV1451",
+        "InfCerebGrey",
+    )
+    assert (
+        "sub-02_trc-18FFDG_pet.nii.gz: --synthesize tau-from-fdg: its SUVR uses the "
+        in (caplog.text)
+        and "trained on Pons" in caplog.text
+    )
+    assert "Dense-U-Net" in methods_text(config)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="taupet_bids"):
+        assert select_synthesis(config, []) == []
+    assert "found no FDG scan in this run" in caplog.text
+
+
+def test_the_fdg_synthesis_graph_reads_the_scans_suvr_and_registers_nothing(tmp_path, fdg_bundle):
+    from taupet_bids.plan import plan_pet_synthesis
+    from taupet_bids.workflows.synthesis import init_synthesis_wf
+
+    _bids(tmp_path)
+    config = parse_args(
+        _args(tmp_path, "--tracer", "FDG", "--synthesize", "tau-from-fdg",
+              "--synthesis-model", fdg_bundle)
+    )  # fmt: skip
+    scan = _fdg_scan("001", "Pons")
+    scan.pet = tmp_path / "bids" / "sub-001" / "pet" / scan.pet.name
+    plan = plan_pet_synthesis(config, "tau-from-fdg", scan)
+    workflow = init_synthesis_wf(plan, str(tmp_path / "bids"))
+    nodes = {node.name for node in workflow._graph.nodes()}
+    assert {"inputnode", "bids_name", "synthesise", "stage", "commit"} <= nodes
+    assert not {"anat_wf", "t1w_to_template_grid"} & nodes
+    named = workflow.get_node("bids_name")
+    assert named.inputs.format_string == (
+        "sub-001_trc-18FFDG_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz"
+    )
+    assert workflow.get_node("stage").inputs.source_uri == (
+        "bids:raw:sub-001/pet/sub-001_trc-18FFDG_pet.nii.gz"
+    )

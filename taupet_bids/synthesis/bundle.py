@@ -47,6 +47,8 @@ class ModelCard:
     tracer: str
     #: The reference region of the SUVR the network was trained on (None when unknown).
     reference_region: str | None = None
+    #: The reference regions of a PET input's training SUVR (empty for a T1w input).
+    source_reference_regions: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -83,6 +85,9 @@ def _card(meta: dict, root: Path) -> ModelCard:
             task=str(ours["task"]),
             tracer=str(ours["target"]["tracer"]),
             reference_region=ours["target"].get("reference_region"),
+            source_reference_regions=tuple(
+                (ours.get("source_image") or {}).get("reference_regions") or ()
+            ),
         )
     except (KeyError, TypeError) as error:
         raise InvalidBundle(f"{root}: {METADATA} lacks {error}") from None

@@ -8,10 +8,9 @@ so an untrained network predicts a flat SUVR of about 1, the value most of the b
 
 Its one child, ``unet``, is the bundle's one weight entry ({child name: state_dict}).
 
-:data:`TASKS` names every synthesis path the pipeline knows (``--synthesize``).
-``tau-from-t1w`` and ``tspo-from-t1w`` (:class:`SeparableAttentionUNet3D`) run through the
-pipeline; :class:`DenseUNet3D` (FDG -> tau) trains and runs through MONAI's runner, but has no
-pipeline path yet (docs/synthesis.md).
+:data:`TASKS` names every synthesis path the pipeline knows (``--synthesize``): tau from
+T1w (:class:`TauFromT1wUNet`), tau from FDG (:class:`DenseUNet3D`) and TSPO from T1w
+(:class:`SeparableAttentionUNet3D`); each trains with ``taupet-bids-train synthesis``.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ TASKS = {
     task.name: task
     for task in (
         Task("tau-from-t1w", "T1w", "tau", "syntheticFromT1w", True),
-        Task("tau-from-fdg", "FDG", "tau", "syntheticFromFDG", False),
+        Task("tau-from-fdg", "FDG", "tau", "syntheticFromFDG", True),
         Task("tspo-from-t1w", "T1w", "TSPO", "syntheticFromT1w", True),
     )
 }
@@ -92,8 +91,7 @@ class DenseUNet3D(nn.Module):
     Every level is a MONAI :class:`~monai.networks.blocks.ConvDenseBlock` (each convolution
     sees the concatenation of all earlier outputs of the block); strided convolutions go down,
     transposed ones up, and the decoder's dense blocks read the encoder's output of their level
-    (skip connections). Output offset by SUVR 1, as :class:`TauFromT1wUNet`. No pipeline path
-    yet (docs/synthesis.md).
+    (skip connections). Output offset by SUVR 1, as :class:`TauFromT1wUNet`.
     """
 
     def __init__(

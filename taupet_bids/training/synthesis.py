@@ -279,9 +279,8 @@ def source_fields(pairs: Sequence[Pair], task: str) -> dict:
     network trained on pons-referenced FDG expects pons-referenced FDG)."""
     fields: dict = {"modality": TASKS[task].source}
     if TASKS[task].source != "T1w":
-        fields["reference_regions"] = sorted(
-            {str(_sidecar(pair.source).get("ReferenceRegion")) for pair in pairs}
-        )
+        found = {_sidecar(pair.source).get("ReferenceRegion") for pair in pairs}
+        fields["reference_regions"] = sorted(str(region) for region in found if region)
     return fields
 
 

@@ -87,8 +87,9 @@ PIPELINE = {
     "for every session with a T1w and writes the image and its regional tables",
     "tspo-from-t1w": "`taupet-bids ... --synthesize tspo-from-t1w --synthesis-model BUNDLE` runs "
     "it for every session with a T1w and writes the image and its regional tables",
-    "tau-from-fdg": "no taupet-bids pipeline path yet (docs/synthesis.md); run it with MONAI's "
-    "runner on a template-space FDG SUVR image",
+    "tau-from-fdg": "`taupet-bids ... --tracer FDG --synthesize tau-from-fdg --synthesis-model "
+    "BUNDLE` runs it on every FDG scan's template-space SUVR and writes the image and its "
+    "regional tables",
 }
 
 
