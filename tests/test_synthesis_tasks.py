@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -69,6 +70,20 @@ def test_pairs_take_the_tasks_input_and_target_of_the_same_session(task, cohort,
         assert pair.tracer == TARGET[task] and INPUT[task] in pair.source.name
         assert pair.source.name.startswith(f"{pair.participant}_")
         assert pair.suvr.name.startswith(f"{pair.participant}_")
+
+
+def test_fdg_pairs_are_found_across_two_runs_folders(cohort, tmp_path):
+    """``--tracer`` selects one tracer, so tau and FDG may be two runs' derivatives."""
+    tau_run, fdg_run = tmp_path / "tau", tmp_path / "fdg"
+    shutil.copytree(cohort, tau_run)
+    for fdg in sorted(tau_run.rglob("*_trc-18FFDG_*")):
+        moved = fdg_run / fdg.relative_to(tau_run)
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        fdg.rename(moved)
+    assert find_pairs([tau_run], tmp_path / "cache", "tau-from-fdg")[0] == []
+    pairs, without = find_pairs([tau_run, fdg_run], tmp_path / "cache", "tau-from-fdg")
+    assert len(pairs) == 5 and not without
+    assert all(pair.source.is_relative_to(fdg_run) for pair in pairs)
 
 
 def test_tau_from_t1w_leaves_other_tracers_out_instead_of_refusing_the_mix(cohort, tmp_path):

@@ -10,7 +10,9 @@ source:
   or else the native ``*_desc-preproc_T1w.nii.gz`` warped here with the run's own
   T1w-to-template transforms (cached in the training folder);
 - ``FDG``: the same session's FDG SUVR image on the template grid (a run with ``--tracer FDG``
-  writes it, pons reference by default).
+  writes it, pons reference by default), in any of the derivatives folders given (``--tracer``
+  selects one tracer, so tau and FDG may come from two runs); the first by name when a session
+  has several.
 
 Targets without an input (MR-less scans, a tau visit without FDG) are counted and left out.
 
@@ -120,14 +122,14 @@ def find_pairs(
     fdg: dict[str, Path] = {}
     for image in images:
         if family[image] == FDG_FAMILY:
-            fdg.setdefault(str(image.parent) + _session(image)[0], image)
+            fdg.setdefault(_session(image)[0], image)
     pairs, without = [], []
     for suvr in images:
         if family[suvr] != spec.target:
             continue
         session, parts = _session(suvr)
         if spec.source == "FDG":
-            source = fdg.get(str(suvr.parent) + session)
+            source = fdg.get(session)
         else:
             source = _t1w_source(suvr, cache)
         if source is None:
