@@ -145,7 +145,7 @@ def evaluate(bundle: Path, train_pairs, test_pairs, test_bids: Path) -> dict:
     for pair in test_pairs:
         predictions.append(
             inference.infer(
-                synthesiser.network, synthesiser.inferer, inference.prepare_file(pair.t1w)
+                synthesiser.network, synthesiser.inferer, inference.prepare_file(pair.source)
             )
         )
     cpu_s = (time.process_time() - start) / max(1, len(test_pairs))

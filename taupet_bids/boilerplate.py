@@ -274,16 +274,31 @@ def _harmonization_paragraph(config: RunConfig) -> str:
     )
 
 
-#: The network ``--synthesis-architecture`` names, as the methods text says it.
+#: The network ``--synthesis-architecture`` names for tau-from-t1w, as the methods text says it.
 _SYNTHESIS_NETWORKS = {
     "unet": "a 3-D U-Net [unet]",
     "vqgan": "MCR-VQGAN [mcrvqgan] on axial 4 mm slices, stacked back into a volume",
+}
+#: How each ``--synthesize`` task's images were made, for the methods paragraph.
+_FROM_T1W = (
+    "the N4-corrected T1w was resampled to MNI152NLin6Asym at 2 mm with its own registration, "
+    "masked to the template brain, divided by its brain median and averaged to 4 mm"
+)
+SYNTHESIS_METHODS = {
+    "tau-from-t1w": "Synthetic tau PET images were predicted from each session's T1w by "
+    f"{{network}} ({_FROM_T1W})",
+    "tspo-from-t1w": "Synthetic TSPO PET images were predicted from each session's T1w by a 3-D "
+    "U-Net [unet] of depthwise-separable convolutions with self-attention at its deepest level "
+    f"({_FROM_T1W})",
+    "tau-from-fdg": "Synthetic tau PET images were predicted from each FDG scan's SUVR image "
+    "(the FDG scan processed as any scan, on MNI152NLin6Asym at 2 mm) by a 3-D Dense-U-Net "
+    "[unet] (masked to the template brain, clipped to SUVR 0-4 and averaged to 4 mm)",
 }
 
 
 def _synthesis_paragraph(config: RunConfig) -> str:
     """What ``--synthesize`` ran, naming each model by version and weights checksum."""
-    sentences = []
+    sentences, made = [], []
     for task, bundle in config.synthesis_models:
         meta = _bundle_json(bundle, "metadata.json")
         sentences.append(
@@ -291,16 +306,16 @@ def _synthesis_paragraph(config: RunConfig) -> str:
             f"{meta['taupet_bids']['model_sha256']}; training data and validation in its model "
             "card)"
         )
+        network = _SYNTHESIS_NETWORKS[config.synthesis_architecture]
+        made.append(SYNTHESIS_METHODS[task].format(network=network))
     if not sentences:
         return ""
     return (
-        f"\nSynthetic tau PET images were predicted from each session's T1w by "
-        f"{_SYNTHESIS_NETWORKS[config.synthesis_architecture]} run with MONAI [monai]: the "
-        "N4-corrected T1w was resampled to MNI152NLin6Asym "
-        "at 2 mm with its own registration, masked to the template brain, divided by its "
-        "brain median and averaged to 4 mm; the predicted SUVR was interpolated back to 2 mm "
-        "and summarised over the same regions as measured scans. Synthetic images are not "
-        "measurements and were kept apart from measured values (" + "; ".join(sentences) + ").\n"
+        "\n" + ". ".join(made) + ". The networks ran with MONAI [monai]; each predicted SUVR "
+        "was interpolated back to 2 mm and summarised over the same regions as measured scans. "
+        "Synthetic images are not measurements and were kept apart from measured values ("
+        + "; ".join(sentences)
+        + ").\n"
     )
 
 

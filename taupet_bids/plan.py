@@ -373,16 +373,20 @@ def reset_scan_folders(plan: ScanPlan) -> None:
 
 @dataclass(frozen=True)
 class SynthesisPlan:
-    """One synthesis task for one session's T1w (``--synthesize``), resolved once.
+    """One synthesis task for one session's input (``--synthesize``), resolved once.
 
-    Sessions are found by their T1w, not their PET, so a T1w-only session gets its synthetic
-    image too. When an MR-based scan of the same T1w is planned, its T1w registration is reused
-    (:attr:`scan_name`); otherwise the synthesis graph registers the T1w itself.
+    From a T1w: sessions are found by their T1w, not their PET, so a T1w-only session gets its
+    synthetic image too. When an MR-based scan of the same T1w is planned, its T1w registration
+    is reused (:attr:`scan_name`); otherwise the synthesis graph registers the T1w itself.
+    From an FDG scan (:attr:`input_pet`): the scan is planned like any other (``--tracer FDG``)
+    and its template-space SUVR (:attr:`scan_name`'s) is the network's input.
     """
 
     task: str
-    t1w: Path
-    #: The T1w's source entities (``sub-01_ses-01``, ``sub-01_acq-mprage``).
+    #: The session's raw T1w (None for a PET input).
+    t1w: Path | None
+    #: The input's source entities (``sub-01_ses-01``, ``sub-01_acq-mprage``, or the FDG
+    #: scan's ``sub-01_ses-01_trc-18FFDG``).
     stem: str
     bundle: Path
     #: The ``desc-`` label of the outputs and the tracer the network imitates (``trc-``).
@@ -399,6 +403,8 @@ class SynthesisPlan:
     scan_name: str | None = None
     #: The T1w workflow's options, as a scan plan has them (the synthesis needs no tissues).
     subject_gm: bool = False
+    #: The raw PET the network reads (the FDG scan of ``tau-from-fdg``), else None.
+    input_pet: Path | None = None
 
     @property
     def name(self) -> str:
@@ -439,4 +445,48 @@ def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan
         seed=config.seed,
         omp_nthreads=config.omp_nthreads,
         scan_name=reusable[0] if reusable else None,
+    )
+
+
+def plan_pet_synthesis(config: RunConfig, task: str, scan: ScanPlan) -> SynthesisPlan:
+    """The plan of ``task`` on one planned FDG scan: its template-space SUVR is the input.
+
+    A scan whose SUVR has another reference region than the bundle's training inputs is
+    refused (a network trained on pons-referenced FDG expects pons-referenced FDG).
+    """
+    from taupet_bids import atlases as atlas_data
+    from taupet_bids.synthesis.bundle import read_card
+
+    bundle = config.synthesis_bundle(task)
+    if bundle is None:
+        raise ValueError(f"no --synthesis-model for {task}")
+    card = read_card(bundle)
+    trained_on = card.source_reference_regions
+    if trained_on and scan.reference_region not in trained_on:
+        raise InputError(
+            scan.pet,
+            f"--synthesize {task}: its SUVR uses the reference {scan.reference_region}, the "
+            f"model was trained on {', '.join(trained_on)}",
+            f"process it with --reference-region {trained_on[0]}",
+        )
+    reference = card.reference_region
+    if reference not in atlas_data.reference_regions():
+        reference = atlas_data.DEFAULT_REFERENCE
+    name = naming.node_name(f"synth_{task}_{scan.stem}")
+    return SynthesisPlan(
+        task=task,
+        t1w=None,
+        stem=scan.stem,
+        bundle=bundle,
+        desc=card.desc,
+        tracer=card.tracer,
+        reference_region=reference,
+        output_dir=config.output_dir,
+        staging_dir=config.work_dir / "staging" / name,
+        marker=config.work_dir / "committed" / f"{name}.txt",
+        atlases=tuple(config.atlases),
+        seed=config.seed,
+        omp_nthreads=config.omp_nthreads,
+        scan_name=scan.name,
+        input_pet=scan.pet,
     )

@@ -26,6 +26,7 @@ TIERS = {
         "test_stop",
         "test_entities_cli",
         "test_synthesis_cli",
+        "test_synthesis_fdg_cli",
     },
     # Run antspyx registrations, MONAI's bundle runner, training or whole simulated cohorts.
     "integration": {
@@ -45,6 +46,7 @@ TIERS = {
         "test_synthesis",
         "test_synthesis_networks",
         "test_synthesis_vqgan",
+        "test_synthesis_tasks",
         "test_training_realistic_heads",
     },
 }

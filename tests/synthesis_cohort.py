@@ -55,12 +55,41 @@ def write_pair(derivatives: Path, label: str, load: float, rng: np.random.Genera
     return _save(anat / f"sub-{label}_{naming.SPACE}_desc-preproc_T1w.nii.gz", anatomy)
 
 
-def write_cohort(root: Path, n: int = PARTICIPANTS, seed: int = 5) -> Path:
-    """A derivatives folder with ``n`` participants, tau loads spread over [0, 1.5]."""
+#: Other PET the cohort can carry: (trc- label, TracerName, reference, change per tau load in
+#: the Braak I-IV regions). FDG falls where tau is; TSPO rises.
+OTHER_PET = {
+    "fdg": ("18FFDG", "FDG", "Pons", -0.2),
+    "tspo": ("11CPBR28", "PBR28", "WholeCereb", 0.3),
+}
+
+
+def write_other_pet(
+    derivatives: Path, label: str, load: float, kind: str, rng: np.random.Generator
+) -> Path:
+    """One participant's template-space FDG or TSPO SUVR image (with a sidecar), where a run
+    with ``--tracer`` writes it."""
+    brain, braak, _, _ = _template()
+    trc, name, reference, per_load = OTHER_PET[kind]
+    suvr = brain * 1.0 + braak * per_load * load + rng.normal(0, 0.03, brain.shape) * brain
+    image = naming.suvr_image(derivatives, f"sub-{label}_trc-{trc}")
+    _save(image, suvr)
+    sidecar = {"TracerName": name, "ReferenceRegion": reference, "Units": "unitless"}
+    image.with_name(image.name.replace(".nii.gz", ".json")).write_text(json.dumps(sidecar))
+    return image
+
+
+def write_cohort(
+    root: Path, n: int = PARTICIPANTS, seed: int = 5, other: tuple[str, ...] = ()
+) -> Path:
+    """A derivatives folder with ``n`` participants, tau loads spread over [0, 1.5], and the
+    ``other`` PET (``fdg``, ``tspo``) of each."""
     rng = np.random.default_rng(seed)
+    extra = np.random.default_rng(seed + 1)
     derivatives = root / "derivatives"
     for index, load in enumerate(np.linspace(0.0, 1.5, n)):
         write_pair(derivatives, f"p{index}", float(load), rng)
+        for kind in other:
+            write_other_pet(derivatives, f"p{index}", float(load), kind, extra)
     return derivatives
 
 

@@ -1,9 +1,11 @@
-"""``taupet-bids --synthesize tau-from-t1w`` end to end on two simulated participants.
+"""``taupet-bids --synthesize tau-from-t1w tspo-from-t1w`` end to end on two simulated
+participants.
 
 sub-001 has a T1w and a tau PET (its synthesis reuses the scan's T1w registration and its
 report shows measured beside synthetic); sub-002's PET is removed, so it is a T1w-only session
-that gets synthetic tau all the same. The bundle is a tiny network trained for two steps: its
-numbers mean nothing; these tests check naming, sidecars, report and group tables.
+that gets synthetic tau all the same. Both sessions also get synthetic TSPO. The bundles are tiny
+networks trained for a step or two: their numbers mean nothing; these tests check naming,
+sidecars, report and group tables.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 import pytest
 import torch
 
-from taupet_bids.training.synthesis import train
+from taupet_bids.training.synthesis import TrainConfig, train
 from taupet_bids.training.synthesis_card import export_trained_bundle
 from tests.synthesis_cohort import TRACER, tiny_config, write_cohort
 
@@ -43,9 +45,16 @@ def run(tmp_path_factory, templateflow_home) -> dict:
     torch.set_num_threads(1)
     config = tiny_config(root / "train", write_cohort(root / "cohort", n=4), steps=2)
     bundle = export_trained_bundle(config, train(config, log=lambda _: None), root / "bundle")
+    tspo = TrainConfig(
+        root / "train_tspo", [write_cohort(root / "cohort_tspo", n=3, other=("tspo",))],
+        task="tspo-from-t1w", seed=3, steps=1, batch_size=1, checkpoint_every=1,
+        features=[4, 4, 8], heads_channels=4,
+    )  # fmt: skip
+    tspo_bundle = export_trained_bundle(tspo, train(tspo, log=lambda _: None), root / "tspo")
     participant = taupet_bids(
         bids, out, "participant", "-w", root / "work", "--skip-bids-validation",
-        "--synthesize", "tau-from-t1w", "--synthesis-model", bundle,
+        "--synthesize", "tau-from-t1w", "tspo-from-t1w",
+        "--synthesis-model", bundle, tspo_bundle,
         "--regional-mask", "template", "--nprocs", "1",
     )  # fmt: skip
     group = taupet_bids(bids, out, "group")
@@ -79,6 +88,19 @@ def test_every_session_with_a_t1w_gets_a_labelled_synthetic_image(run):
     assert (graph / "synth_tau_from_t1w_sub_002" / "anat_wf").is_dir()
 
 
+def test_tspo_from_t1w_is_written_beside_the_tau_and_never_shares_its_name(run):
+    for subject in ("sub-001", "sub-002"):
+        pet = run["out"] / subject / "pet"
+        image = pet / f"{subject}_trc-11CPBR28_{SPACE}_res-2_{DESC}_pet.nii.gz"
+        sidecar = json.loads(image.with_name(image.name.replace(".nii.gz", ".json")).read_text())
+        assert sidecar["SynthesisTask"] == "tspo-from-t1w" and sidecar["Synthetic"] is True
+        table = pet / f"{subject}_trc-11CPBR28_{SPACE}_seg-DK_label-WholeCereb_{DESC}_suvr.tsv"
+        assert pd.read_csv(table, sep="\t")["suvr_mean"].notna().any()
+        assert _image(run, subject).is_file() and _image(run, subject) != image
+    graph = run["work"] / "taupet_participant_wf"
+    assert not (graph / "synth_tspo_from_t1w_sub_001" / "anat_wf").exists()
+
+
 def test_the_report_labels_the_synthetic_image_beside_the_measured_one(run):
     first = (run["out"] / "sub-001.html").read_text()
     assert "Synthetic: sub-001" in first and "This image was not measured" in first
@@ -91,7 +113,9 @@ def test_group_tables_mark_synthetic_rows_and_keep_them_apart(run):
     assert run["group"].returncode == 0, run["group"].stderr[-3000:]
     wide = pd.read_csv(run["out"] / "group" / "suvr_wide.tsv", sep="\t")
     synthetic = wide[wide["synthetic"]]
-    assert sorted(synthetic["participant_id"]) == ["sub-001", "sub-002"]
+    for tracer in (TRACER, "11CPBR28"):
+        rows = synthetic[synthetic["tracer"] == tracer]
+        assert sorted(rows["participant_id"]) == ["sub-001", "sub-002"], synthetic
     assert set(synthetic["method"]) == {"SUVR-syntheticFromT1w"}
     measured = wide[~wide["synthetic"]]
     assert list(measured["participant_id"]) == ["sub-001"]
@@ -120,6 +144,6 @@ def test_training_pairs_warp_the_native_t1w_as_the_pipeline_did(run, tmp_path):
     expected = np.asarray(nib.load(written).dataobj)
     written.unlink()
     pairs, without = find_pairs([copy], tmp_path / "cache")
-    assert len(pairs) == 1 and not without and pairs[0].t1w.parent == tmp_path / "cache"
-    warped = np.asarray(nib.load(pairs[0].t1w).dataobj)
+    assert len(pairs) == 1 and not without and pairs[0].source.parent == tmp_path / "cache"
+    warped = np.asarray(nib.load(pairs[0].source).dataobj)
     assert np.abs(warped - expected).max() <= 1e-3 * np.abs(expected).max()

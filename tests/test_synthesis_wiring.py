@@ -16,7 +16,8 @@ import torch
 from taupet_bids.boilerplate import methods_text
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.cli.run import select_synthesis
-from taupet_bids.training.synthesis import train
+from taupet_bids.reports.synthesis import measured_for
+from taupet_bids.training.synthesis import TrainConfig, train
 from taupet_bids.training.synthesis_card import export_trained_bundle
 from tests.synthesis_cohort import tiny_config, write_cohort
 
@@ -29,6 +30,19 @@ def bundle(tmp_path_factory, templateflow_home) -> Path:
     return export_trained_bundle(config, train(config, log=lambda _: None), root / "bundle")
 
 
+@pytest.fixture(scope="module")
+def tspo_bundle(tmp_path_factory, templateflow_home) -> Path:
+    """A one-step TSPO-from-T1w bundle (a tiny separable U-Net)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("wiring_tspo")
+    config = TrainConfig(
+        root / "train", [write_cohort(root / "cohort", n=3, other=("tspo",))],
+        task="tspo-from-t1w", seed=3, steps=1, batch_size=1, checkpoint_every=1,
+        features=[4, 4, 8], heads_channels=4,
+    )  # fmt: skip
+    return export_trained_bundle(config, train(config, log=lambda _: None), root / "bundle")
+
+
 def _args(tmp_path: Path, *extra) -> list[str]:
     return [str(tmp_path / "bids"), str(tmp_path / "out"), "participant", *map(str, extra)]
 
@@ -36,7 +50,7 @@ def _args(tmp_path: Path, *extra) -> list[str]:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--synthesize", "tau-from-fdg", "--synthesis-model", "B"], "no network for it yet"),
+        (["--synthesize", "tau-from-fdg", "--synthesis-model", "B"], "add --tracer FDG"),
         (["--synthesize", "tau-from-t1w"], "needs a trained bundle: --synthesis-model"),
         (["--synthesis-model", "B"], "--synthesis-model needs --synthesize"),
         (["--synthesize", "tau-from-t1w", "--synthesis-model", "B"], "is not a synthesis bundle"),
@@ -100,4 +114,117 @@ def test_t1w_only_sessions_are_planned_and_a_pet_without_t1w_is_logged(tmp_path,
     assert (
         "SYNTHESIS SKIPPED sub-003_trc-X_pet.nii.gz: --synthesize tau-from-t1w needs a T1w"
         in caplog.text
+    )
+
+
+def test_tspo_and_tau_from_t1w_are_planned_side_by_side(tmp_path, bundle, tspo_bundle):
+    _bids(tmp_path)
+    config = parse_args(
+        _args(tmp_path, "--synthesize", "tau-from-t1w", "tspo-from-t1w",
+              "--synthesis-model", tspo_bundle, bundle)
+    )  # fmt: skip
+    assert config.synthesis_bundle("tspo-from-t1w") == tspo_bundle.absolute()
+    plans = {plan.task: plan for plan in select_synthesis(config, [])}
+    assert set(plans) == {"tau-from-t1w", "tspo-from-t1w"}
+    tspo = plans["tspo-from-t1w"]
+    assert (tspo.tracer, tspo.reference_region, tspo.desc) == (
+        "11CPBR28",
+        "WholeCereb",
+        "syntheticFromT1w",
+    )
+    assert (
+        tspo.name != plans["tau-from-t1w"].name
+        and tspo.staging_dir != plans["tau-from-t1w"].staging_dir
+    )
+    methods = methods_text(config)
+    assert "Synthetic TSPO PET images were predicted" in methods
+    assert "Synthetic tau PET images were predicted" in methods
+
+
+def test_a_synthetic_image_is_drawn_beside_a_measured_scan_of_its_own_target(tmp_path):
+    pet = tmp_path / "sub-01" / "pet"
+    pet.mkdir(parents=True)
+    space = "space-MNI152NLin6Asym_res-2"
+    tau = pet / f"sub-01_trc-18FAV1451_{space}_desc-suvr_pet.nii.gz"
+    tau.touch()
+    tspo = pet / f"sub-01_trc-11CPBR28_{space}_desc-syntheticFromT1w_pet.nii.gz"
+    assert measured_for(tspo) is None
+    assert measured_for(pet / f"sub-01_trc-AV1451_{space}_desc-syntheticFromT1w_pet.nii.gz") == tau
+    measured = pet / f"sub-01_trc-PBR28_{space}_desc-suvr_pet.nii.gz"
+    measured.touch()
+    assert measured_for(tspo) == measured
+
+
+@pytest.fixture(scope="module")
+def fdg_bundle(tmp_path_factory, templateflow_home) -> Path:
+    """A one-step tau-from-FDG bundle (a tiny Dense-U-Net on pons-referenced FDG)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("wiring_fdg")
+    config = TrainConfig(
+        root / "train", [write_cohort(root / "cohort", n=3, other=("fdg",))],
+        task="tau-from-fdg", seed=3, steps=1, batch_size=1, checkpoint_every=1,
+        features=[4, 8], growth=2, layers=1,
+    )  # fmt: skip
+    return export_trained_bundle(config, train(config, log=lambda _: None), root / "bundle")
+
+
+def _fdg_scan(label: str, reference: str) -> SimpleNamespace:
+    stem = f"sub-{label}_trc-18FFDG"
+    return SimpleNamespace(
+        tracer="FDG", pet=Path(f"/bids/sub-{label}/pet/{stem}_pet.nii.gz"), stem=stem,
+        name=f"sub_{label}_trc_18FFDG", reference_region=reference, t1w=None, mr_less=True,
+    )  # fmt: skip
+
+
+def test_tau_from_fdg_is_planned_on_each_fdg_scan_of_its_reference(tmp_path, fdg_bundle, caplog):
+    _bids(tmp_path)
+    config = parse_args(
+        _args(tmp_path, "--tracer", "18FFDG", "--synthesize", "tau-from-fdg",
+              "--synthesis-model", fdg_bundle)
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="taupet_bids"):
+        plans = select_synthesis(config, [_fdg_scan("01", "Pons"), _fdg_scan("02", "WholeCereb")])
+    assert [plan.stem for plan in plans] == ["sub-01_trc-18FFDG"]
+    plan = plans[0]
+    assert plan.scan_name == "sub_01_trc_18FFDG" and plan.t1w is None
+    assert plan.input_pet.name == "sub-01_trc-18FFDG_pet.nii.gz"
+    assert (plan.desc, plan.tracer, plan.reference_region) == (
+        "syntheticFromFDG",
+        "AV1451",
+        "InfCerebGrey",
+    )
+    assert (
+        "sub-02_trc-18FFDG_pet.nii.gz: --synthesize tau-from-fdg: its SUVR uses the "
+        in (caplog.text)
+        and "trained on Pons" in caplog.text
+    )
+    assert "Dense-U-Net" in methods_text(config)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="taupet_bids"):
+        assert select_synthesis(config, []) == []
+    assert "found no FDG scan in this run" in caplog.text
+
+
+def test_the_fdg_synthesis_graph_reads_the_scans_suvr_and_registers_nothing(tmp_path, fdg_bundle):
+    from taupet_bids.plan import plan_pet_synthesis
+    from taupet_bids.workflows.synthesis import init_synthesis_wf
+
+    _bids(tmp_path)
+    config = parse_args(
+        _args(tmp_path, "--tracer", "FDG", "--synthesize", "tau-from-fdg",
+              "--synthesis-model", fdg_bundle)
+    )  # fmt: skip
+    scan = _fdg_scan("001", "Pons")
+    scan.pet = tmp_path / "bids" / "sub-001" / "pet" / scan.pet.name
+    plan = plan_pet_synthesis(config, "tau-from-fdg", scan)
+    workflow = init_synthesis_wf(plan, str(tmp_path / "bids"))
+    nodes = {node.name for node in workflow._graph.nodes()}
+    assert {"inputnode", "bids_name", "synthesise", "stage", "commit"} <= nodes
+    assert not {"anat_wf", "t1w_to_template_grid"} & nodes
+    named = workflow.get_node("bids_name")
+    assert named.inputs.format_string == (
+        "sub-001_trc-18FFDG_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz"
+    )
+    assert workflow.get_node("stage").inputs.source_uri == (
+        "bids:raw:sub-001/pet/sub-001_trc-18FFDG_pet.nii.gz"
     )

@@ -209,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TASK",
         help="make a clearly labelled synthetic image for every session that has the task's "
-        f"input ({', '.join(SYNTHESIS_TASKS)}); only tau-from-t1w has a network yet. Sessions "
-        "without the input are logged and skipped; the others go on",
+        f"input ({', '.join(SYNTHESIS_TASKS)}; tau-from-fdg reads the FDG scans of a run with "
+        "--tracer FDG). Sessions without the input are logged and skipped; the others go on",
     )
     synth.add_argument(
         "--synthesis-model",
@@ -344,6 +344,14 @@ def _check_harmonization(args) -> None:
         build_parser().error(f"--harmonization-model: {err}")
 
 
+def _names_fdg(tracer: str | None) -> bool:
+    """``--tracer`` selects FDG scans (any alias: ``FDG``, ``18FFDG``)."""
+    from taupet_bids.tracers import identify_tracer
+
+    known = identify_tracer(None, tracer) if tracer else None
+    return known is not None and known.name == "FDG"
+
+
 def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     """(task, bundle) for every ``--synthesize`` task; refuse a task without a network or
     without a bundle, and a bundle that is not one, before any scan runs."""
@@ -357,8 +365,14 @@ def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     for task in dict.fromkeys(args.synthesize):
         if not TASKS[task].available:
             build_parser().error(
-                f"--synthesize {task}: no network for it yet (docs/synthesis.md); available: "
+                f"--synthesize {task}: no pipeline path for it yet (its bundle runs through "
+                "MONAI's runner; docs/synthesis.md); available: "
                 + ", ".join(name for name, t in TASKS.items() if t.available)
+            )
+        if TASKS[task].source == "FDG" and not _names_fdg(args.tracer):
+            build_parser().error(
+                f"--synthesize {task} reads the FDG scans this run processes, and taupet-bids "
+                "processes FDG only when asked: add --tracer FDG"
             )
     found: dict[str, Path] = {}
     for bundle in args.synthesis_model:

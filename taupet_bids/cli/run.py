@@ -337,21 +337,34 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
 
 
 def select_synthesis(config: RunConfig, plans: list) -> list:
-    """``--synthesize``: one plan per task and session with the task's input (T1w).
+    """``--synthesize``: one plan per task and session with the task's input.
 
-    Sessions are found by their T1w, so a T1w-only session is planned too. A planned scan whose
-    session has no T1w is refused for the task with one log line; the rest go on.
+    From a T1w, sessions are found by their T1w, so a T1w-only session is planned too; a
+    planned scan whose session has no T1w is refused for the task with one log line. From FDG,
+    each planned FDG scan (``--tracer FDG``) is the input. The rest go on.
     """
-    from taupet_bids import bids
-    from taupet_bids.plan import plan_synthesis
+    from taupet_bids.synthesis.networks import TASKS
 
     if not config.synthesize:
         return []
+    t1w_tasks = [task for task in config.synthesize if TASKS[task].source == "T1w"]
+    synthesis = _t1w_synthesis(config, plans, t1w_tasks) if t1w_tasks else []
+    for task in config.synthesize:
+        if TASKS[task].source == "FDG":
+            synthesis += _fdg_synthesis(config, plans, task)
+    LOG.info("Planned %d synthesis run(s) (%s)", len(synthesis), ", ".join(config.synthesize))
+    return synthesis
+
+
+def _t1w_synthesis(config: RunConfig, plans: list, tasks: list[str]) -> list:
+    from taupet_bids import bids
+    from taupet_bids.plan import plan_synthesis
+
     sessions = bids.collect_t1w_sessions(
         config.bids_dir, list(config.participant_label) or None, config.session
     )
     synthesis = []
-    for task in config.synthesize:
+    for task in tasks:
         for plan in plans:
             if plan.t1w is None:
                 LOG.warning("SYNTHESIS SKIPPED %s: --synthesize %s needs a T1w and this "
@@ -361,7 +374,23 @@ def select_synthesis(config: RunConfig, plans: list) -> list:
                 synthesis.append(plan_synthesis(config, task, session.t1w, plans))
             except InputError as error:
                 LOG.error("SYNTHESIS SKIPPED %s", error)
-    LOG.info("Planned %d synthesis run(s) (%s)", len(synthesis), ", ".join(config.synthesize))
+    return synthesis
+
+
+def _fdg_synthesis(config: RunConfig, plans: list, task: str) -> list:
+    """One plan per planned FDG scan; none planned is said once, with what to add."""
+    from taupet_bids.plan import plan_pet_synthesis
+
+    fdg = [plan for plan in plans if plan.tracer == "FDG"]
+    if not fdg:
+        LOG.warning("SYNTHESIS SKIPPED: --synthesize %s found no FDG scan in this run (FDG "
+                    "scans are processed with --tracer FDG)", task)  # fmt: skip
+    synthesis = []
+    for plan in fdg:
+        try:
+            synthesis.append(plan_pet_synthesis(config, task, plan))
+        except InputError as error:
+            LOG.error("SYNTHESIS SKIPPED %s", error)
     return synthesis
 
 
@@ -401,7 +430,8 @@ def process_scans(config: RunConfig, plans: list, synthesis: list = ()) -> list[
     for plan in synthesis:
         done = plan.marker.exists()
         reason = "" if done else _crash_reason(config, plan.name, prefix="")
-        outcomes.append(ScanOutcome(plan.t1w, done, reason))
+        # Named by its input: the T1w, or the FDG scan of tau-from-fdg.
+        outcomes.append(ScanOutcome(plan.t1w or plan.input_pet, done, reason))
     return outcomes
 
 

@@ -1,5 +1,6 @@
-"""Nipype interfaces of ``--synthesize``: run a synthesis bundle on a template-space T1w, and
-stage the synthetic image, its tables and the template-space T1w under their final names.
+"""Nipype interfaces of ``--synthesize``: run a synthesis bundle on a template-space input (T1w,
+or FDG SUVR), and stage the synthetic image, its tables and the template-space T1w (when the
+network read one) under their final names.
 
 The numerics are :mod:`taupet_bids.synthesis.inference` (the functions the bundle's own config
 runs); these wrappers load the bundle and move files.
@@ -20,12 +21,13 @@ from nipype.interfaces.base import (
     OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
 
 class _SynthesizeInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="T1w on the template's 2 mm grid")
+    in_file = File(exists=True, mandatory=True, desc="T1w or FDG SUVR on the template's 2 mm grid")
     bundle = Directory(exists=True, mandatory=True, desc="trained synthesis bundle")
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="PyTorch threads")
 
@@ -38,7 +40,7 @@ class _SynthesizeOutputSpec(TraitedSpec):
 
 
 class SynthesizePET(SimpleInterface):
-    """Synthetic SUVR from one template-space T1w, as the bundle's runner would write it."""
+    """Synthetic SUVR from one template-space input, as the bundle's runner would write it."""
 
     input_spec = _SynthesizeInputSpec
     output_spec = _SynthesizeOutputSpec
@@ -68,8 +70,8 @@ class _StageInputSpec(BaseInterfaceInputSpec):
     tables = InputMultiObject(File(exists=True), mandatory=True, desc="one TSV per atlas")
     atlases = traits.List(traits.Str, mandatory=True, desc="atlas of each table, in order")
     reference_region = traits.Str(mandatory=True, desc="the tables' reference region")
-    t1w_std = File(exists=True, mandatory=True, desc="the T1w on the template grid")
-    t1w_source = traits.Str(mandatory=True, desc="BIDS URI of the raw T1w")
+    t1w_std = File(exists=True, desc="the T1w on the template grid, when the network read one")
+    source_uri = traits.Str(mandatory=True, desc="BIDS URI of the raw input (T1w, FDG PET)")
     staging_dir = Directory(mandatory=True, desc="the session's staging folder")
 
 
@@ -80,21 +82,21 @@ class _StageOutputSpec(TraitedSpec):
 class StageSynthetic(SimpleInterface):
     """Copy one session's synthesis outputs into its staging folder under their final names:
     ``pet/`` for the image and its tables (sidecars say ``Synthetic``), ``anat/`` for the
-    template-space T1w the network read."""
+    template-space T1w the network read (none for an FDG input: the FDG scan's own
+    derivatives hold its template-space SUVR)."""
 
     input_spec = _StageInputSpec
     output_spec = _StageOutputSpec
 
     def _run_interface(self, runtime):
         from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
-        from taupet_bids.synthesis.inference import RESOLUTION_NOTE, anat_path, table_path
+        from taupet_bids.synthesis.inference import anat_path, table_path
 
         image = Path(self.inputs.image)
         meta = json.loads(Path(self.inputs.sidecar).read_text())
-        meta["Sources"] = [self.inputs.t1w_source]
+        meta["Sources"] = [self.inputs.source_uri]
         folder = Path(self.inputs.staging_dir) / _session_folder(image.name)
         (folder / "pet").mkdir(parents=True, exist_ok=True)
-        (folder / "anat").mkdir(parents=True, exist_ok=True)
         staged = [shutil.copyfile(image, folder / "pet" / image.name)]
         staged.append(_write_json(folder / "pet" / Path(self.inputs.sidecar).name, meta))
         for table, atlas in zip(self.inputs.tables, self.inputs.atlases, strict=True):
@@ -110,22 +112,29 @@ class StageSynthetic(SimpleInterface):
                 "Sources": meta["Sources"],
             }
             staged.append(_write_json(folder / "pet" / name.replace(".tsv", ".json"), table_meta))
-        t1w = folder / "anat" / anat_path(image).name
-        staged.append(shutil.copyfile(self.inputs.t1w_std, t1w))
-        staged.append(
-            _write_json(
-                t1w.with_name(t1w.name.replace(".nii.gz", ".json")),
-                {
-                    "Description": "T1w after N4, resampled to the template with the T1w's "
-                    "own registration: the synthesis network's input",
-                    "SkullStripped": False,
-                    "Resolution": RESOLUTION_NOTE,
-                    "Sources": meta["Sources"],
-                },
-            )
-        )
+        if isdefined(self.inputs.t1w_std):
+            t1w = folder / "anat" / anat_path(image).name
+            staged += _stage_t1w(Path(self.inputs.t1w_std), t1w, meta["Sources"])
         self._results["out_files"] = [str(path) for path in staged]
         return runtime
+
+
+def _stage_t1w(t1w_std: Path, t1w: Path, sources: list[str]) -> list[Path]:
+    """The template-space T1w the network read, and its sidecar."""
+    from taupet_bids.synthesis.inference import RESOLUTION_NOTE
+
+    t1w.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "Description": "T1w after N4, resampled to the template with the T1w's own "
+        "registration: the synthesis network's input",
+        "SkullStripped": False,
+        "Resolution": RESOLUTION_NOTE,
+        "Sources": sources,
+    }
+    return [
+        shutil.copyfile(t1w_std, t1w),
+        _write_json(t1w.with_name(t1w.name.replace(".nii.gz", ".json")), record),
+    ]
 
 
 def _session_folder(name: str) -> Path:

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 from taupet_bids import naming  # noqa: E402
 from taupet_bids.core.figures import svg_text  # noqa: E402
 from taupet_bids.reports.html import definitions, esc, inline_svg, table  # noqa: E402
+from taupet_bids.tracers import identify_tracer  # noqa: E402
 
 #: Axial slices shown (template voxel index, 2 mm grid), through the temporal lobes upward.
 SLICES = (25, 32, 40, 50)
@@ -32,13 +33,23 @@ def synthetic_images(output_dir: Path, subject: str) -> list[Path]:
     return sorted((output_dir / subject).glob("**/pet/*_desc-synthetic*_pet.nii.gz"))
 
 
+def _images(trc: str | None) -> str:
+    """What a ``trc-`` label images (``tau``, ``TSPO``, ...); a tracer not known counts as tau,
+    as the participant level processes it."""
+    tracer = identify_tracer(None, trc)
+    return tracer.target if tracer is not None else "tau"
+
+
 def measured_for(image: Path) -> Path | None:
-    """The measured template-space SUVR of the same session, if any (the first by name)."""
+    """The measured template-space SUVR of the same session and of a tracer of the same target
+    (a synthetic TSPO image is never drawn above a measured tau scan), if any (the first by
+    name)."""
     session = naming.entities(image.name)
     keys = [f"{k}-{session[k]}" for k in ("sub", "ses") if k in session]
     for candidate in sorted(image.parent.glob("*_desc-suvr_pet.nii.gz")):
         ents = naming.entities(candidate.name)
-        if [f"{k}-{ents[k]}" for k in ("sub", "ses") if k in ents] == keys:
+        same_session = [f"{k}-{ents[k]}" for k in ("sub", "ses") if k in ents] == keys
+        if same_session and _images(ents.get("trc")) == _images(session.get("trc")):
             return candidate
     return None
 

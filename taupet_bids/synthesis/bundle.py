@@ -51,6 +51,8 @@ class ModelCard:
     reference_region: str | None = None
     #: The network family (``taupet_bids.network``; bundles without it are ``unet``).
     network: str = "unet"
+    #: The reference regions of a PET input's training SUVR (empty for a T1w input).
+    source_reference_regions: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -88,6 +90,9 @@ def _card(meta: dict, root: Path) -> ModelCard:
             tracer=str(ours["target"]["tracer"]),
             reference_region=ours["target"].get("reference_region"),
             network=str(ours.get("network", "unet")),
+            source_reference_regions=tuple(
+                (ours.get("source_image") or {}).get("reference_regions") or ()
+            ),
         )
     except (KeyError, TypeError) as error:
         raise InvalidBundle(f"{root}: {METADATA} lacks {error}") from None

@@ -8,10 +8,9 @@ so an untrained network predicts a flat SUVR of about 1, the value most of the b
 
 Its one child, ``unet``, is the bundle's one weight entry ({child name: state_dict}).
 
-:data:`TASKS` names every synthesis path the pipeline knows (``--synthesize``); only
-``tau-from-t1w`` runs through the pipeline. :class:`DenseUNet3D` (FDG -> tau) and
-:class:`SeparableAttentionUNet3D` (T1w -> TSPO) exist as networks with bundle configs, not yet
-trained nor wired (docs/synthesis.md).
+:data:`TASKS` names every synthesis path the pipeline knows (``--synthesize``): tau from
+T1w (:class:`TauFromT1wUNet`), tau from FDG (:class:`DenseUNet3D`) and TSPO from T1w
+(:class:`SeparableAttentionUNet3D`); each trains with ``taupet-bids-train synthesis``.
 """
 
 from __future__ import annotations
@@ -45,7 +44,8 @@ class Task:
     target: str
     #: The ``desc-`` label of its outputs: synthetic, and from which modality.
     desc: str
-    #: Whether a network and pipeline exist yet.
+    #: Whether ``taupet-bids --synthesize`` runs it (all three train with
+    #: ``taupet-bids-train synthesis``).
     available: bool
 
 
@@ -53,8 +53,8 @@ TASKS = {
     task.name: task
     for task in (
         Task("tau-from-t1w", "T1w", "tau", "syntheticFromT1w", True),
-        Task("tau-from-fdg", "FDG", "tau", "syntheticFromFDG", False),
-        Task("tspo-from-t1w", "T1w", "TSPO", "syntheticFromT1w", False),
+        Task("tau-from-fdg", "FDG", "tau", "syntheticFromFDG", True),
+        Task("tspo-from-t1w", "T1w", "TSPO", "syntheticFromT1w", True),
     )
 }
 
@@ -91,8 +91,7 @@ class DenseUNet3D(nn.Module):
     Every level is a MONAI :class:`~monai.networks.blocks.ConvDenseBlock` (each convolution
     sees the concatenation of all earlier outputs of the block); strided convolutions go down,
     transposed ones up, and the decoder's dense blocks read the encoder's output of their level
-    (skip connections). Output offset by SUVR 1, as :class:`TauFromT1wUNet`. No pipeline path
-    and no training run yet (docs/synthesis.md).
+    (skip connections). Output offset by SUVR 1, as :class:`TauFromT1wUNet`.
     """
 
     def __init__(
@@ -149,8 +148,8 @@ class SeparableAttentionUNet3D(nn.Module):
 
     Two separable convolutions per level, max-pooling down, trilinear upsampling and a 1x1x1
     convolution up; at the bottom MONAI's :class:`~monai.networks.blocks.SpatialAttentionBlock`
-    (multi-head self-attention over the 6 x 7 x 6 positions, residual). Output offset by SUVR 1.
-    No pipeline path and no training run yet (docs/synthesis.md).
+    (multi-head self-attention over the deepest grid's positions, 12 x 14 x 12 with three
+    levels; residual). Output offset by SUVR 1.
     """
 
     def __init__(self, features: Sequence[int] = (16, 32, 64), heads_channels: int = 16) -> None:

@@ -1,13 +1,18 @@
-"""Train the T1w -> tau synthesis U-Net on a participant run's (T1w, SUVR) pairs.
+"""Train a synthesis network on a participant run's (input, SUVR) pairs: tau from T1w (U-Net),
+tau from FDG (Dense-U-Net), TSPO from T1w (separable U-Net with attention).
+
+What differs between tasks (network, seed, default loss, input reader) is in
+:mod:`taupet_bids.training.synthesis_tasks`; the rest is shared.
 
 One stage of the shared loop (:mod:`taupet_bids.training.engine`): masked L1 (or MSE) between
 predicted and measured SUVR on the 4 mm grid, inside the template brain, Adam with a cosine
 schedule. Batches are drawn from a generator keyed by (seed, stage, step), so a seed gives
 bit-identical weights and a resumed run continues as the uninterrupted one would.
 
-Augmentation, per example: the normalised T1w is scaled by a factor in [0.9, 1.1] and gets
-white noise of SD up to 0.02 (scanner and bias-field differences the median normalisation
-leaves). The target is never changed.
+Augmentation, per example: the input (normalised T1w, or FDG SUVR) is scaled by a factor in
+[0.9, 1.1] and gets white noise of SD up to 0.02 (scanner and bias-field differences the
+median normalisation leaves; reference-region noise of an FDG SUVR). The target is never
+changed.
 
 Baseline (docs/models.md asks each model to show what it adds): the **cohort-mean image**, the
 voxelwise mean SUVR of the training targets. A network that does not beat it has learned
@@ -32,12 +37,11 @@ from taupet_bids.core import synthesis_metrics
 from taupet_bids.core.images import load_3d
 from taupet_bids.errors import InputError
 from taupet_bids.synthesis import preprocessing
-from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TauFromT1wUNet
+from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TASKS
 from taupet_bids.training import engine
 from taupet_bids.training.synthesis_data import SETS, Pair, find_pairs, split_participants
+from taupet_bids.training.synthesis_tasks import DEFAULT_FEATURES, TRAINING
 
-#: Training seed of the T1w -> tau U-Net (docs/models.md, seeds).
-SEED = 33
 LOSSES = ("l1", "mse")
 SCALE_RANGE = (0.9, 1.1)
 NOISE_SD_MAX = 0.02
@@ -50,16 +54,30 @@ class TrainConfig:
     out_dir: Path
     derivatives: list[Path]
     task: str = "tau-from-t1w"
-    seed: int = SEED
+    #: None: the task's training seed and default loss (synthesis_tasks.TRAINING).
+    seed: int | None = None
     steps: int = 2000
     batch_size: int = 4
     learning_rate: float = 1e-3
-    loss: str = "l1"
+    loss: str | None = None
     checkpoint_every: int = 50
     threads: int = 1
     channels: list[int] = field(default_factory=lambda: list(CHANNELS))
     strides: list[int] = field(default_factory=lambda: list(STRIDES))
     num_res_units: int = RESIDUAL_UNITS
+    #: Dense-U-Net and separable U-Net widths per level (None: the network's default).
+    features: list[int] | None = None
+    growth: int = 8
+    layers: int = 2
+    heads_channels: int = 16
+
+    def __post_init__(self) -> None:
+        if self.task not in TRAINING:
+            raise InputError(None, f"--task {self.task}: no network for it (docs/synthesis.md)")
+        if self.seed is None:
+            self.seed = TRAINING[self.task].seed
+        if self.loss is None:
+            self.loss = TRAINING[self.task].loss
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -68,14 +86,12 @@ class TrainConfig:
         return out
 
     def architecture(self) -> dict:
-        return {
-            "channels": self.channels,
-            "strides": self.strides,
-            "num_res_units": self.num_res_units,
-        }
+        """The task's network keyword arguments (the bundle's ``architecture``)."""
+        fields = {**self.to_json(), "features": self.features or DEFAULT_FEATURES.get(self.task)}
+        return {key: fields[key] for key in TRAINING[self.task].architecture}
 
-    def network(self) -> TauFromT1wUNet:
-        return TauFromT1wUNet(self.channels, self.strides, self.num_res_units)
+    def network(self) -> torch.nn.Module:
+        return TRAINING[self.task].network(**self.architecture())
 
 
 @dataclass(frozen=True)
@@ -91,10 +107,10 @@ class Examples:
 _POOL: Examples | None = None
 
 
-def load_examples(pairs: Sequence[Pair]) -> Examples:
-    """Read, check and downsample each pair."""
+def load_examples(pairs: Sequence[Pair], task: str = "tau-from-t1w") -> Examples:
+    """Read, check and downsample each pair (the input as ``task`` reads it)."""
     shape = (0, *preprocessing.INPUT_SHAPE)
-    inputs = [preprocessing.read_t1w(pair.t1w) for pair in pairs]
+    inputs = [TRAINING[task].read_source(pair.source) for pair in pairs]
     targets = [preprocessing.read_suvr(pair.suvr) for pair in pairs]
     return Examples(
         np.stack(inputs) if inputs else np.zeros(shape, np.float32),
@@ -128,7 +144,7 @@ def masked_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     return loss
 
 
-def training_stage(config: TrainConfig, network: TauFromT1wUNet) -> engine.Stage:
+def training_stage(config: TrainConfig, network: torch.nn.Module) -> engine.Stage:
     """The one stage: masked loss on augmented training batches."""
     loss = masked_loss(config.loss)
 
@@ -201,17 +217,28 @@ def evaluate(network: torch.nn.Module, sets: dict[str, Examples]) -> dict:
     return metrics
 
 
+def _refuse_empty(config: TrainConfig) -> InputError:
+    task = TASKS[config.task]
+    if task.source == "FDG":
+        what = "no template-space tau SUVR image with an FDG SUVR image of the same session"
+        hint = "give the derivatives of a participant-level run over tau and FDG PET (--tracer)"
+    else:
+        what = f"no template-space {task.target} SUVR image with a T1w of the same session"
+        hint = "give the derivatives of an MR-based participant-level run"
+        if task.target != "tau":
+            hint += f" over {task.target} PET (--tracer)"
+    return InputError(config.derivatives[0], f"{what}: nothing to train for {task.name}", hint)
+
+
 def prepare_sets(config: TrainConfig, log: Callable[[str], None]) -> tuple[dict, dict]:
     """Find and split the pairs; read each set; say what was left out."""
-    pairs, without = find_pairs(config.derivatives, config.out_dir / "t1w_template_space")
+    source = TASKS[config.task].source
+    pairs, without = find_pairs(config.derivatives, config.out_dir / "t1w_template_space",
+                                config.task)  # fmt: skip
     if without:
-        log(f"left out (no T1w in the run's anat folder): {len(without)} SUVR image(s)")
+        log(f"left out (no {source} of the same session): {len(without)} SUVR image(s)")
     if not pairs:
-        raise InputError(
-            config.derivatives[0],
-            "no template-space SUVR image with a T1w of the same session: nothing to train",
-            "give the derivatives of an MR-based participant-level run",
-        )
+        raise _refuse_empty(config)
     tracers = sorted({pair.tracer or "n/a" for pair in pairs})
     if len(tracers) > 1:
         raise InputError(
@@ -222,23 +249,24 @@ def prepare_sets(config: TrainConfig, log: Callable[[str], None]) -> tuple[dict,
     assigned = split_participants(pairs, config.seed)
     rows = [
         f"{p.participant}\t{p.session or 'n/a'}\t{assigned[p.participant]}\t{p.suvr.name}"
+        f"\t{p.source.name}"
         for p in pairs
     ]
     (config.out_dir / "split.tsv").write_text(
-        "participant_id\tsession_id\tset\tfile\n" + "\n".join(rows) + "\n"
+        "participant_id\tsession_id\tset\tfile\tinput\n" + "\n".join(rows) + "\n"
     )
     sets = {
-        name: load_examples([p for p in pairs if assigned[p.participant] == name]) for name in SETS
+        name: load_examples([p for p in pairs if assigned[p.participant] == name], config.task)
+        for name in SETS
     }
     counts = {name: len(examples.pairs) for name, examples in sets.items()}
     log("scans per set: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
-    return sets, {"scans": counts, "left_out_without_t1w": len(without), "tracer": tracers[0]}
+    return sets, {"scans": counts, "left_out_without_input": len(without), "tracer": tracers[0]}
 
 
 def target_fields(pairs: Sequence[Pair]) -> dict:
     """Tracer and reference region of the training targets, from their sidecars."""
-    sidecar = pairs[0].suvr.with_name(pairs[0].suvr.name.replace(".nii.gz", ".json"))
-    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    meta = _sidecar(pairs[0].suvr)
     return {
         "tracer": pairs[0].tracer or "unknown",
         "tracer_name": meta.get("TracerName"),
@@ -246,11 +274,28 @@ def target_fields(pairs: Sequence[Pair]) -> dict:
     }
 
 
+def source_fields(pairs: Sequence[Pair], task: str) -> dict:
+    """What the inputs were: modality and, for an FDG SUVR input, its reference regions (a
+    network trained on pons-referenced FDG expects pons-referenced FDG)."""
+    fields: dict = {"modality": TASKS[task].source}
+    if TASKS[task].source != "T1w":
+        found = {_sidecar(pair.source).get("ReferenceRegion") for pair in pairs}
+        fields["reference_regions"] = sorted(str(region) for region in found if region)
+    return fields
+
+
+def _sidecar(image: Path) -> dict:
+    sidecar = image.with_name(image.name.replace(".nii.gz", ".json"))
+    try:
+        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) training; write weights, split and metrics to out_dir; return metrics."""
     global _POOL
-    if config.task != "tau-from-t1w":
-        raise InputError(None, f"--task {config.task}: no network for it yet (docs/synthesis.md)")
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     sets, counts = prepare_sets(config, log)
@@ -258,7 +303,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     _POOL = sets["train"]
     run = engine.Run(config.out_dir, config.seed, config.checkpoint_every, config.loss, log)
     run.fit(network, [training_stage(config, network)])
-    metrics = {**evaluate(network, sets), **counts, "target": target_fields(sets["train"].pairs)}
+    metrics = {
+        **evaluate(network, sets),
+        **counts,
+        "target": target_fields(sets["train"].pairs),
+        "source": source_fields(sets["train"].pairs, config.task),
+    }
     engine.save_weights(network, config.out_dir / "model.pt")
     (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log(f"test: {metrics['test']}; cohort-mean baseline: {metrics['test_baseline']}")

@@ -11,23 +11,42 @@ from pathlib import Path
 from taupet_bids.core.synthesis_metrics import DATA_RANGE
 from taupet_bids.synthesis import preprocessing
 from taupet_bids.synthesis.bundle import CONFIGS
-from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TASKS
+from taupet_bids.synthesis.networks import TASKS
 from taupet_bids.training import engine
 from taupet_bids.training.synthesis import TrainConfig
+from taupet_bids.training.synthesis_tasks import TRAINING
 
 MODEL_VERSION = "0.1.0"
-CHANGELOG = {"0.1.0": "first release: 3-D residual U-Net (MONAI UNet), T1w -> tau SUVR at 4 mm"}
+CHANGELOG = {
+    "tau-from-t1w": {
+        "0.1.0": "first release: 3-D residual U-Net (MONAI UNet), T1w -> tau SUVR at 4 mm"
+    },
+    "tau-from-fdg": {"0.1.0": "first release: 3-D Dense-U-Net, FDG SUVR -> tau SUVR at 4 mm"},
+    "tspo-from-t1w": {
+        "0.1.0": "first release: separable 3-D U-Net with attention, T1w -> TSPO SUVR at 4 mm"
+    },
+}
 
-CARD = """# Synthetic tau PET from T1w (3-D U-Net), version {version}
+#: What the network reads, by input modality.
+INPUT_WORDS = {
+    "T1w": "a T1w in template space (MNI152NLin6Asym 2 mm; brain-masked, divided by its brain "
+    "median, clipped to 0-{t1w_max:g}, averaged to 4 mm)",
+    "FDG": "an FDG SUVR image in template space (MNI152NLin6Asym 2 mm, reference {source_ref}; "
+    "brain-masked, clipped to SUVR 0-{suvr_max:g}, not rescaled, averaged to 4 mm)",
+}
+#: How MONAI's runner is given the input, by input modality.
+RUNNER_INPUT = {
+    "T1w": "T1W_IN_TEMPLATE_SPACE.nii.gz",
+    "FDG": "FDG_SUVR_IN_TEMPLATE_SPACE.nii.gz",
+}
 
-**What it does.** Predicts a tau SUVR image ({tracer}, reference {reference}) from a T1w in
-template space (MNI152NLin6Asym 2 mm; brain-masked, divided by its brain median, clipped to
-0-{t1w_max:g}, averaged to 4 mm). The prediction is made at 4 mm and brought back to 2 mm by
-trilinear interpolation. `taupet-bids ... --synthesize tau-from-t1w --synthesis-model BUNDLE`
-runs it for every session with a T1w and writes a **synthetic** image
-(`desc-syntheticFromT1w`) and its regional tables, never mixed with measured values.
-Network: MONAI's residual UNet, channels {channels}, strides {strides}, {res_units} residual
-unit(s) per level, instance norm; output offset by SUVR 1.
+CARD = """# {title}, version {version}
+
+**What it does.** Predicts a {target} SUVR image ({tracer}, reference {reference}) from
+{input_words}. The prediction is made at 4 mm and brought back to 2 mm by trilinear
+interpolation. Outputs are named **synthetic** (`desc-{desc}`) and never mixed with measured
+values ({pipeline}).
+Network: {network_words}; output offset by SUVR 1.
 
 **Training data.** {data}
 
@@ -41,11 +60,10 @@ composite's mean SUVR across held-out scans.
 |---|---|---|---|---|---|---|---|
 {rows}
 
-Point estimates only; the benchmark (docs/benchmarks.md) has more subjects and the oracle.
+Point estimates only; no accuracy is claimed beyond this table.
 
-**Intended use.** Research: what a T1w alone says about tau, and a clearly labelled stand-in
-where no tau PET was acquired. Not for clinical use; not a measurement. Atrophy predicts tau only
-partly, so a synthetic image mostly shows the tau a person's anatomy suggests.
+**Intended use.** Research: what {source} alone says about {target}, and a clearly labelled
+stand-in where no {target} PET was acquired. Not for clinical use; not a measurement.
 
 **Training run.** `{command}` ({steps} steps, batch {batch}, {loss} loss, {machine}; losses in
 `training_log.tsv`, the split in `split.tsv` of the run folder). Weights: `models/model.pt`
@@ -56,12 +74,23 @@ partly, so a synthetic image mostly shows the tau a person's anatomy suggests.
 ```
 python -m monai.bundle run --config_file BUNDLE/configs/inference.json \\
     --meta_file BUNDLE/configs/metadata.json --bundle_root BUNDLE \\
-    --input_file T1W_IN_TEMPLATE_SPACE.nii.gz --output_dir OUT [--num_threads 1]
+    --input_file {runner_input} --output_dir OUT [--num_threads 1]
 ```
 
-writes `<t1w entities>_trc-{tracer}_space-MNI152NLin6Asym_res-2_desc-syntheticFromT1w_pet.nii.gz`
+writes `<input entities>_trc-{tracer}_space-MNI152NLin6Asym_res-2_desc-{desc}_pet.nii.gz`
 and its JSON sidecar (`"Synthetic": true`, the model, its version and checksum).
 """
+
+#: The pipeline sentence of the card, by task.
+PIPELINE = {
+    "tau-from-t1w": "`taupet-bids ... --synthesize tau-from-t1w --synthesis-model BUNDLE` runs it "
+    "for every session with a T1w and writes the image and its regional tables",
+    "tspo-from-t1w": "`taupet-bids ... --synthesize tspo-from-t1w --synthesis-model BUNDLE` runs "
+    "it for every session with a T1w and writes the image and its regional tables",
+    "tau-from-fdg": "`taupet-bids ... --tracer FDG --synthesize tau-from-fdg --synthesis-model "
+    "BUNDLE` runs it on every FDG scan's template-space SUVR and writes the image and its "
+    "regional tables",
+}
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -71,7 +100,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 def _rows(metrics: dict) -> str:
     rows = []
     for name in ("validation", "test"):
-        for method, key in (("U-Net", name), ("cohort mean", f"{name}_baseline")):
+        for method, key in (("network", name), ("cohort mean", f"{name}_baseline")):
             m = metrics.get(key)
             if not m:
                 rows.append(f"| {name} | {method} | n/a | n/a | n/a | n/a | n/a | 0 |")
@@ -88,7 +117,15 @@ def _rows(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def _command(config: dict) -> str:
+#: Command-line option of each architecture field, as ``taupet-bids-train synthesis`` has it.
+OPTIONS = {
+    "channels": "--channels", "strides": "--strides", "num_res_units": "--num-res-units",
+    "features": "--features", "growth": "--growth", "layers": "--dense-layers",
+    "heads_channels": "--heads-channels",
+}  # fmt: skip
+
+
+def _command(config: dict, architecture: dict) -> str:
     parts = [
         "taupet-bids-train synthesis",
         " ".join(config["derivatives"]),
@@ -96,28 +133,47 @@ def _command(config: dict) -> str:
         f"--batch-size {config['batch_size']} --learning-rate {config['learning_rate']:g}",
         f"--loss {config['loss']}",
     ]
-    if list(config["channels"]) != list(CHANNELS):
-        parts.append("--channels " + " ".join(map(str, config["channels"])))
-    if list(config["strides"]) != list(STRIDES):
-        parts.append("--strides " + " ".join(map(str, config["strides"])))
-    if config["num_res_units"] != RESIDUAL_UNITS:
-        parts.append(f"--num-res-units {config['num_res_units']}")
+    for key, value in architecture.items():
+        words = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{OPTIONS[key]} {words}")
     return " ".join(parts)
+
+
+def _input_format(task: str) -> dict:
+    t1w = TASKS[task].source == "T1w"
+    return {
+        "type": "image",
+        "format": "magnitude",
+        "modality": "MR" if t1w else "PT",
+        "num_channels": 1,
+        "spatial_shape": list(preprocessing.INPUT_SHAPE),
+        "dtype": "float32",
+        "value_range": [0, preprocessing.T1W_MAX if t1w else preprocessing.SUVR_MAX],
+        "is_patch_data": False,
+        "channel_def": {
+            "0": "T1w / brain median, MNI152NLin6Asym at 4 mm"
+            if t1w
+            else "FDG SUVR, MNI152NLin6Asym at 4 mm"
+        },
+    }
 
 
 def metadata(config: TrainConfig, metrics: dict) -> dict:
     """The bundle metadata of a training run (write_bundle adds checksum, versions, machine)."""
     task = TASKS[config.task]
+    training = TRAINING[config.task]
     return {
         "version": MODEL_VERSION,
-        "changelog": CHANGELOG,
-        "name": "taupet-bids synthetic tau PET from T1w (3-D U-Net)",
-        "task": "Synthesis of template-space tau SUVR from a template-space T1w",
-        "description": "MONAI residual 3-D UNet on 4 mm template-space T1w, predicting SUVR.",
+        "changelog": CHANGELOG[task.name],
+        "name": f"taupet-bids {training.title[0].lower()}{training.title[1:]}",
+        "task": f"Synthesis of template-space {task.target} SUVR from a template-space "
+        f"{task.source}",
+        "description": f"{training.title}: {task.source} at 4 mm in, {task.target} SUVR out.",
         "authors": "taupet-bids developers",
         "copyright": "taupet-bids developers, Apache-2.0",
         "data_source": (
-            f"(T1w, SUVR) pairs of {', '.join(map(str, config.derivatives))}: "
+            f"({task.source}, {task.target} SUVR) pairs of "
+            f"{', '.join(map(str, config.derivatives))}: "
             f"{metrics['scans']['train']} training, {metrics['scans']['validation']} validation "
             f"and {metrics['scans']['test']} test scans, split 80/10/10 by participant. Whether "
             "any real person's image was used depends on that dataset: say so when you publish "
@@ -127,24 +183,9 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
         "intended_use": "Research; a labelled synthetic stand-in, not a measurement.",
         "limitations": "Trained on the dataset named in data_source only; one tracer.",
         "eval_metrics": metrics,
-        "references": [
-            "Kerfoot et al. 2019, Left-ventricle quantification using residual U-Net (MONAI UNet)",
-            "Ronneberger et al. 2015, U-Net",
-        ],
+        "references": list(training.references),
         "network_data_format": {
-            "inputs": {
-                "image": {
-                    "type": "image",
-                    "format": "magnitude",
-                    "modality": "MR",
-                    "num_channels": 1,
-                    "spatial_shape": list(preprocessing.INPUT_SHAPE),
-                    "dtype": "float32",
-                    "value_range": [0, preprocessing.T1W_MAX],
-                    "is_patch_data": False,
-                    "channel_def": {"0": "T1w / brain median, MNI152NLin6Asym at 4 mm"},
-                }
-            },
+            "inputs": {"image": _input_format(task.name)},
             "outputs": {
                 "pred": {
                     "type": "image",
@@ -154,7 +195,7 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
                     "dtype": "float32",
                     "value_range": [0, preprocessing.SUVR_MAX],
                     "is_patch_data": False,
-                    "channel_def": {"0": "synthetic SUVR"},
+                    "channel_def": {"0": f"synthetic {task.target} SUVR"},
                 }
             },
         },
@@ -165,6 +206,7 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
             "source": task.source,
             "desc": task.desc,
             "target": metrics["target"],
+            "source_image": metrics["source"],
         },
     }
 
@@ -177,23 +219,37 @@ def render_card(metadata: dict) -> str:
         metadata["eval_metrics"],
         ours["architecture"],
     )
+    task, training = TASKS[ours["task"]], TRAINING[ours["task"]]
+    words = {key: _words(value) for key, value in architecture.items()}
+    source_refs = ours.get("source_image", {}).get("reference_regions") or ["n/a"]
     return CARD.format(
+        title=training.title,
         version=metadata["version"],
+        target=task.target,
+        source=f"a {task.source}" if task.source == "T1w" else "an FDG PET",
         tracer=ours["target"]["tracer"],
         reference=ours["target"].get("reference_region") or "n/a",
-        t1w_max=preprocessing.T1W_MAX,
-        channels=" -> ".join(map(str, architecture["channels"])),
-        strides=", ".join(map(str, architecture["strides"])),
-        res_units=architecture["num_res_units"],
+        input_words=INPUT_WORDS[task.source].format(
+            t1w_max=preprocessing.T1W_MAX, suvr_max=preprocessing.SUVR_MAX,
+            source_ref=", ".join(source_refs),
+        ),
+        desc=task.desc,
+        pipeline=PIPELINE[task.name],
+        network_words=training.network_words.format(**words),
         data=metadata["data_source"],
         data_range=DATA_RANGE,
         rows=_rows(metrics),
-        command=_command(config),
+        command=_command(config, architecture),
         steps=config["steps"],
         batch=config["batch_size"],
         loss=config["loss"].upper(),
         machine=ours["machine"],
-    )
+        runner_input=RUNNER_INPUT[task.source],
+    )  # fmt: skip
+
+
+def _words(value) -> str:
+    return " -> ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def export_trained_bundle(config: TrainConfig, metrics: dict, out_dir: Path) -> Path:

@@ -15,26 +15,43 @@ from taupet_bids.training.synthesis_vqgan_cli import add_vqgan_arguments, train_
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taupet-bids-train synthesis",
-        description="Train a synthesis network on the (T1w, template-space SUVR) pairs of "
-        "taupet-bids MR-based participant-level runs. Splits 80/10/10 by participant, then "
-        "writes a MONAI bundle. Deterministic for --seed; re-running with the same --out "
-        "resumes. Only --task tau-from-t1w has a network yet (docs/synthesis.md).",
+        description="Train a synthesis network on the (input, template-space SUVR) pairs of "
+        "taupet-bids participant-level runs: tau-from-t1w and tspo-from-t1w read MR-based "
+        "runs' T1w, tau-from-fdg the same session's FDG SUVR image (a run with --tracer "
+        "naming FDG). Splits 80/10/10 by participant, then writes a MONAI bundle. "
+        "Deterministic for --seed; re-running with the same --out resumes (docs/synthesis.md).",
     )
     add_run_arguments(parser, TrainConfig)
     parser.add_argument("--task", choices=sorted(TASKS), default="tau-from-t1w")
-    parser.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss, help="masked loss")
     parser.add_argument(
+        "--loss", choices=LOSSES, help="masked loss (default: l1; mse for tspo-from-t1w)"
+    )
+    parser.add_argument(
+        "--architecture", choices=("unet", "vqgan"), default="unet",
+        help="network family of tau-from-t1w: unet (3-D U-Net); vqgan (MCR-VQGAN on axial "
+        "slices; its options below; --loss, --strides and --num-res-units do not apply)",
+    )  # fmt: skip
+    unet = parser.add_argument_group("tau-from-t1w network (MONAI residual UNet)")
+    unet.add_argument(
         "--channels", type=int, nargs="+",
         help=f"channels per level (unet: {CHANNELS}; vqgan: {VQGAN_CHANNELS})",
     )  # fmt: skip
-    parser.add_argument("--strides", type=int, nargs="+", default=list(STRIDES))
-    parser.add_argument("--num-res-units", type=int, default=RESIDUAL_UNITS)
-    parser.add_argument(
-        "--architecture", choices=("unet", "vqgan"), default="unet",
-        help="unet: 3-D U-Net (the options above); vqgan: MCR-VQGAN on axial slices "
-        "(the options below; --loss, --strides and --num-res-units do not apply)",
-    )  # fmt: skip
+    unet.add_argument("--strides", type=int, nargs="+", default=list(STRIDES))
+    unet.add_argument("--num-res-units", type=int, default=RESIDUAL_UNITS)
     add_vqgan_arguments(parser)
+    other = parser.add_argument_group(
+        "tau-from-fdg (Dense-U-Net) and tspo-from-t1w (separable U-Net) networks"
+    )
+    other.add_argument(
+        "--features", type=int, nargs="+", help="widths per level (default 16 32 64)"
+    )
+    other.add_argument("--growth", type=int, default=8, help="Dense-U-Net growth rate")
+    other.add_argument(
+        "--dense-layers", type=int, default=2, help="convolutions per Dense-U-Net dense block"
+    )
+    other.add_argument(
+        "--heads-channels", type=int, default=16, help="channels per attention head (TSPO)"
+    )
     return parser
 
 
@@ -52,5 +69,9 @@ def main(argv: Sequence[str]) -> int:
         channels=list(args.channels or CHANNELS),
         strides=list(args.strides),
         num_res_units=args.num_res_units,
+        features=list(args.features) if args.features else None,
+        growth=args.growth,
+        layers=args.dense_layers,
+        heads_channels=args.heads_channels,
     )
     return train_and_export(config, args, train, export_trained_bundle)

@@ -1,11 +1,20 @@
-"""The synthesis networks' training pairs: a participant run's T1w and SUVR, in template space.
+"""The synthesis networks' training pairs: a participant run's input and SUVR, in template space.
 
 Target: each ``*_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz`` of a participant-level run
-(partial-volume corrected images left out). Input: the T1w of the same subject and session in
-template space: the ``*_space-MNI152NLin6Asym_res-2_desc-preproc_T1w.nii.gz`` a run with
-``--synthesize`` writes, or else the native ``*_desc-preproc_T1w.nii.gz`` warped here with the
-run's own T1w-to-template transforms (cached in the training folder). Scans without a T1w
-(MR-less) are counted and left out.
+(partial-volume corrected images left out) whose tracer images what the task synthesises: tau
+(or a tracer the app does not know, which it processes as tau) or TSPO. Input, by the task's
+source:
+
+- ``T1w``: the T1w of the same subject and session in template space: the
+  ``*_space-MNI152NLin6Asym_res-2_desc-preproc_T1w.nii.gz`` a run with ``--synthesize`` writes,
+  or else the native ``*_desc-preproc_T1w.nii.gz`` warped here with the run's own
+  T1w-to-template transforms (cached in the training folder);
+- ``FDG``: the same session's FDG SUVR image on the template grid (a run with ``--tracer FDG``
+  writes it, pons reference by default), in any of the derivatives folders given (``--tracer``
+  selects one tracer, so tau and FDG may come from two runs); the first by name when a session
+  has several.
+
+Targets without an input (MR-less scans, a tau visit without FDG) are counted and left out.
 
 The split is by participant, never by scan, so a participant's later visit cannot leak into the
 validation or test set of their first.
@@ -13,6 +22,7 @@ validation or test set of their first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +32,24 @@ import numpy as np
 from taupet_bids import naming, templates
 from taupet_bids.core.registration import apply_transforms
 from taupet_bids.normalisation.pet_template import find_suvr_images
+from taupet_bids.synthesis.networks import TASKS
+from taupet_bids.tracers import identify_tracer
 
 SUVR_PATTERN = f"*_{naming.SPACE}_desc-suvr_pet.nii.gz"
 T1W_STD_SUFFIX = f"_{naming.SPACE}_desc-preproc_T1w.nii.gz"
 SETS = ("train", "validation", "test")
+#: :attr:`taupet_bids.tracers.Tracer.target` of FDG, the input of ``tau-from-fdg``.
+FDG_FAMILY = "glucose metabolism"
 VALIDATION_FRACTION = 0.1
 TEST_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One training example: the template-space T1w and SUVR of one scan."""
+    """One training example: the template-space input (T1w or FDG SUVR) and target SUVR of one
+    scan."""
 
-    t1w: Path
+    source: Path
     suvr: Path
     participant: str
     session: str | None
@@ -68,21 +83,60 @@ def _template_t1w(anat: Path, session: str, stem: str, cache: Path) -> Path | No
     return out
 
 
-def find_pairs(derivatives: Sequence[Path], cache: Path) -> tuple[list[Pair], list[Path]]:
-    """Every (template-space T1w, SUVR) pair under ``derivatives``, and the SUVR images that
-    have no T1w (left out)."""
+def tracer_family(suvr: Path) -> str:
+    """What an SUVR image images (``tau``, ``TSPO``, ``glucose metabolism``), from its sidecar's
+    ``TracerName`` or else its ``trc-`` label; a tracer the app does not know counts as tau, as
+    the participant level processes it."""
+    name = None
+    sidecar = suvr.with_name(suvr.name.replace(".nii.gz", ".json"))
+    try:
+        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        name = meta.get("TracerName") if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        name = None
+    tracer = identify_tracer(str(name) if name else None, naming.entities(suvr.name).get("trc"))
+    return tracer.target if tracer is not None else "tau"
+
+
+def _session(suvr: Path) -> tuple[str, dict[str, str]]:
+    parts = naming.entities(naming.scan_stem(suvr.name))
+    return "_".join(f"{k}-{parts[k]}" for k in ("sub", "ses") if k in parts), parts
+
+
+def _t1w_source(suvr: Path, cache: Path) -> Path | None:
+    session, _ = _session(suvr)
+    anat = suvr.parent.parent / "anat"
+    if not anat.is_dir():
+        return None
+    return _template_t1w(anat, session, naming.scan_stem(suvr.name), cache)
+
+
+def find_pairs(
+    derivatives: Sequence[Path], cache: Path, task: str = "tau-from-t1w"
+) -> tuple[list[Pair], list[Path]]:
+    """Every (input, SUVR target) pair of ``task`` under ``derivatives``, and the target SUVR
+    images that have no input (left out). SUVR images of other tracers are neither."""
+    spec = TASKS[task]
+    images = find_suvr_images(derivatives, SUVR_PATTERN)
+    family = {image: tracer_family(image) for image in images}
+    fdg: dict[str, Path] = {}
+    for image in images:
+        if family[image] == FDG_FAMILY:
+            fdg.setdefault(_session(image)[0], image)
     pairs, without = [], []
-    for suvr in find_suvr_images(derivatives, SUVR_PATTERN):
-        stem = naming.scan_stem(suvr.name)
-        parts = naming.entities(stem)
-        session = "_".join(f"{k}-{parts[k]}" for k in ("sub", "ses") if k in parts)
-        anat = suvr.parent.parent / "anat"
-        t1w = _template_t1w(anat, session, stem, cache) if anat.is_dir() else None
-        if t1w is None:
+    for suvr in images:
+        if family[suvr] != spec.target:
+            continue
+        session, parts = _session(suvr)
+        if spec.source == "FDG":
+            source = fdg.get(session)
+        else:
+            source = _t1w_source(suvr, cache)
+        if source is None:
             without.append(suvr)
             continue
         ses = f"ses-{parts['ses']}" if "ses" in parts else None
-        pairs.append(Pair(t1w, suvr, f"sub-{parts['sub']}", ses, parts.get("trc")))
+        pairs.append(Pair(source, suvr, f"sub-{parts['sub']}", ses, parts.get("trc")))
     return pairs, without
 
 

@@ -39,12 +39,12 @@ from taupet_bids.training import engine
 from taupet_bids.training.synthesis import (
     NOISE_SD_MAX,
     SCALE_RANGE,
-    SEED,
     Examples,
     evaluate,
     prepare_sets,
     target_fields,
 )
+from taupet_bids.training.synthesis_tasks import TRAINING
 
 #: The loss weights of the generator (ours; the paper's were tuned for its scale).
 WEIGHTS = {"l1": 10.0, "perceptual": 1.0, "adversarial": 0.1, "vq": 1.0}
@@ -59,7 +59,7 @@ class VQGANConfig:
     out_dir: Path
     derivatives: list[Path]
     task: str = "tau-from-t1w"
-    seed: int = SEED
+    seed: int = TRAINING["tau-from-t1w"].seed
     steps: int = 2000
     feature_steps: int = 200
     batch_size: int = 4

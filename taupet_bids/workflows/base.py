@@ -97,7 +97,8 @@ def init_participant_wf(
     """One graph over every scan, so the plugin can run participants in parallel.
 
     ``--synthesize`` adds one workflow per task and session; one whose T1w an MR-based scan
-    registers anyway takes that scan's registration instead of running its own.
+    registers anyway takes that scan's registration instead of running its own, and one from
+    FDG takes its FDG scan's template-space SUVR.
     """
     workflow = pe.Workflow(name="taupet_participant_wf", base_dir=str(work_dir))
     workflow.config["execution"].update(
@@ -116,9 +117,9 @@ def init_participant_wf(
         if plan.scan_name is None:
             workflow.add_nodes([synth_wf])
             continue
-        workflow.connect([
-            (scans[plan.scan_name], synth_wf, [
-                (f"anat_wf.outputnode.{f}", f"inputnode.{f}") for f in synthesis.FROM_ANAT
-            ]),
-        ])  # fmt: skip
+        if plan.input_pet is not None:
+            links = list(synthesis.FROM_SCAN.items())
+        else:
+            links = [(f"anat_wf.outputnode.{f}", f"inputnode.{f}") for f in synthesis.FROM_ANAT]
+        workflow.connect([(scans[plan.scan_name], synth_wf, links)])
     return workflow
