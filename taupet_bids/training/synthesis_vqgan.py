@@ -42,6 +42,7 @@ from taupet_bids.training.synthesis import (
     Examples,
     evaluate,
     prepare_sets,
+    source_fields,
     target_fields,
 )
 from taupet_bids.training.synthesis_tasks import TRAINING
@@ -200,7 +201,12 @@ def train(config: VQGANConfig, log: Callable[[str], None] = print) -> dict:
     _POOL = sets["train"]
     run = engine.Run(config.out_dir, config.seed, config.checkpoint_every, "loss", log)
     run.fit(network, [feature_stage(config, network), gan_stage(config, network)])
-    metrics = {**evaluate(network, sets), **counts, "target": target_fields(sets["train"].pairs)}
+    metrics = {
+        **evaluate(network, sets),
+        **counts,
+        "target": target_fields(sets["train"].pairs),
+        "source": source_fields(sets["train"].pairs, config.task),
+    }
     engine.save_weights(network, config.out_dir / "model.pt")
     (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log(f"test: {metrics['test']}; cohort-mean baseline: {metrics['test_baseline']}")
