@@ -9,6 +9,7 @@ from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TA
 from taupet_bids.synthesis.vqgan import CHANNELS as VQGAN_CHANNELS
 from taupet_bids.training.cli_common import add_run_arguments, run_fields, train_and_export
 from taupet_bids.training.synthesis import LOSSES, TrainConfig
+from taupet_bids.training.synthesis_diffusion_cli import add_diffusion_arguments, train_diffusion
 from taupet_bids.training.synthesis_vqgan_cli import add_vqgan_arguments, train_vqgan
 
 
@@ -30,11 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strides", type=int, nargs="+", default=list(STRIDES))
     parser.add_argument("--num-res-units", type=int, default=RESIDUAL_UNITS)
     parser.add_argument(
-        "--architecture", choices=("unet", "vqgan"), default="unet",
-        help="unet: 3-D U-Net (the options above); vqgan: MCR-VQGAN on axial slices "
+        "--architecture", choices=("unet", "vqgan", "diffusion"), default="unet",
+        help="unet: 3-D U-Net (the options above); vqgan: MCR-VQGAN on axial slices; "
+        "diffusion: latent diffusion conditioned on the T1w and clinical values "
         "(the options below; --loss, --strides and --num-res-units do not apply)",
     )  # fmt: skip
     add_vqgan_arguments(parser)
+    add_diffusion_arguments(parser)
     return parser
 
 
@@ -45,6 +48,8 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.architecture == "vqgan":
         return train_vqgan(args)
+    if args.architecture == "diffusion":
+        return train_diffusion(args)
     config = TrainConfig(
         **run_fields(args),
         task=args.task,
