@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 import torch
 
+from taupet_bids.boilerplate import methods_text
+from taupet_bids.cli.parser import parse_args
+from taupet_bids.cli.run import select_synthesis
+from taupet_bids.interfaces.synthesis import StageSynthetic, SynthesizePET
 from taupet_bids.models.bundle import CONFIG, METADATA, WEIGHTS
 from taupet_bids.synthesis import clinical, diffusion_inference, preprocessing
 from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
@@ -180,3 +184,73 @@ def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, co
     assert sidecar["NumberOfSamples"] == 2 and sidecar["ModelSHA256"] == ours["model_sha256"]
     assert sidecar["ClinicalConditioning"] == {"mmse": 20.0, "age": 71.0}
     assert sidecar["ClinicalMissing"] == ["amyloid_status"]
+
+
+def _bids(root: Path, rows: list[tuple]) -> Path:
+    bids = root / "bids"
+    (bids / "sub-001" / "anat").mkdir(parents=True)
+    (bids / "dataset_description.json").write_text(
+        json.dumps({"Name": "t", "BIDSVersion": "1.10.0"})
+    )
+    image = nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4))
+    nib.save(image, bids / "sub-001" / "anat" / "sub-001_T1w.nii.gz")
+    return _participants(bids, rows)
+
+
+def _run_args(tmp_path: Path, *extra) -> list[str]:
+    return [str(tmp_path / "bids"), str(tmp_path / "out"), "participant", *map(str, extra)]
+
+
+def test_the_pipeline_plans_a_diffusion_bundle_with_each_sessions_clinical_values(
+    bundle, tmp_path, capsys
+):
+    _bids(tmp_path, [("sub-001", 74, 19, "positive")])
+    asked = ["--synthesize", "tau-from-t1w", "--synthesis-model", bundle]
+    for extra, says in (
+        ([], "is a diffusion bundle, not unet"),
+        (["--synthesis-architecture", "diffusion", "--clinical", "moca=3"], "unknown clinical"),
+        (["--synthesis-architecture", "diffusion", "--n-samples", "0"], "at least 1"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(_run_args(tmp_path, *asked, *extra))
+        assert says in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(_run_args(tmp_path, "--clinical", "mmse=20"))
+    assert "need --synthesis-architecture diffusion" in capsys.readouterr().err
+    diffusion = [*asked, "--synthesis-architecture", "diffusion", "--n-samples", "2"]
+    config = parse_args(_run_args(tmp_path, *diffusion))
+    assert "[ldm]" in methods_text(config) and "[unet]" not in methods_text(config)
+    (plan,) = select_synthesis(config, [])
+    assert dict(plan.clinical) == {"mmse": 19.0, "amyloid_status": "positive", "age": 74.0}
+    assert plan.n_samples == 2
+    config = parse_args(_run_args(tmp_path, *diffusion, "--clinical", "mmse=n/a", "age=80"))
+    (plan,) = select_synthesis(config, [])
+    assert dict(plan.clinical) == {"mmse": None, "amyloid_status": "positive", "age": 80.0}
+
+
+def test_the_nipype_node_writes_the_mean_the_sd_map_and_the_conditioning(
+    bundle, cohort, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    values = {"mmse": None, "amyloid_status": None, "age": None}
+    node = SynthesizePET(
+        in_file=str(_t1w(cohort)), bundle=str(bundle), clinical=values, n_samples=2, seed=5
+    ).run()
+    mean, sd = node.outputs.out_file, node.outputs.extra_files[0]
+    assert "desc-syntheticFromT1w_pet" in mean and "desc-syntheticFromT1wSD_pet" in sd
+    sidecar = json.loads(Path(node.outputs.sidecar).read_text())
+    assert sidecar["Conditioning"].startswith("unconditional") and sidecar["SamplingSeed"] == 5
+    assert sidecar["NumberOfSamples"] == 2 and sidecar["SamplingSteps"] == 3
+    table = tmp_path / "table.tsv"
+    table.write_text("region\tmean\n")
+    staged = StageSynthetic(
+        image=mean, sidecar=node.outputs.sidecar, tables=[str(table)], atlases=["Braak"],
+        reference_region="InfCerebGrey", t1w_std=str(_t1w(cohort)),
+        t1w_source="bids:raw:sub-p3/anat/sub-p3_T1w.nii.gz", staging_dir=str(tmp_path / "st"),
+        extra_files=node.outputs.extra_files,
+    ).run()  # fmt: skip
+    names = [Path(p).name for p in staged.outputs.out_files]
+    assert Path(sd).name in names
+    kept = json.loads(next(Path(p) for p in staged.outputs.out_files
+                           if p.endswith("SD_pet.json")).read_text())  # fmt: skip
+    assert kept["Sources"] == ["bids:raw:sub-p3/anat/sub-p3_T1w.nii.gz"]

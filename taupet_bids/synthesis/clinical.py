@@ -112,3 +112,15 @@ def from_tables(bids_dir: str | Path, participant: str, session: str | None) -> 
         visit = _rows(sessions, "session_id").get(session, {})
         row.update({k: v for k, v in visit.items() if k in VARIABLES and v.strip() != ""})
     return parse({name: row.get(name) for name in VARIABLES})
+
+
+def resolve(
+    bids_dir: str | Path, participant: str, session: str | None, given: Iterable[str] = ()
+) -> Clinical:
+    """A session's values for the pipeline: its tables, each overridden by a ``--clinical``
+    ``KEY=VALUE`` that names it (``mmse=n/a`` makes a known value missing on purpose)."""
+    given = list(given)
+    stated = parse(given)
+    keys = {str(item).split("=", 1)[0].strip() for item in given}
+    tables = from_tables(bids_dir, participant, session)
+    return {name: stated[name] if name in keys else tables[name] for name in VARIABLES}

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from taupet_bids.models.bundle import parsed, read_bundle
 from taupet_bids.synthesis import clinical, inference, preprocessing
 from taupet_bids.synthesis.diffusion import DDIM_STEPS, GUIDANCE, LatentDiffusion
 
@@ -117,3 +118,15 @@ def run(
     samples = sample(network, image, clinical_values, n_samples, seed, steps, guidance)
     outputs = inference.output_paths(input_file, output_dir, ours["target"]["tracer"], ours["desc"])
     return save_outputs(samples, outputs, metadata, input_file)
+
+
+def load(bundle: str | os.PathLike) -> tuple[LatentDiffusion, dict]:
+    """The bundle's network (weights checked against their sha256) and its metadata."""
+    parser = read_bundle(bundle)
+    return parsed(parser, "network"), parser["_meta_"]
+
+
+def sampling_defaults(metadata: dict) -> dict:
+    """The DDIM steps and guidance the bundle was evaluated with."""
+    sampling = metadata["taupet_bids"]["sampling"]
+    return {"steps": int(sampling["steps"]), "guidance": float(sampling["guidance"])}
