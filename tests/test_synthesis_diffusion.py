@@ -26,6 +26,7 @@ from taupet_bids.synthesis import clinical, diffusion_inference, preprocessing
 from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
 from taupet_bids.synthesis.diffusion import LatentDiffusion
 from taupet_bids.training import cli
+from taupet_bids.training.synthesis_diffusion import DiffusionConfig, train
 from taupet_bids.training.synthesis_diffusion_card import render_card
 from tests.synthesis_cohort import write_cohort
 
@@ -254,3 +255,29 @@ def test_the_nipype_node_writes_the_mean_the_sd_map_and_the_conditioning(
     kept = json.loads(next(Path(p) for p in staged.outputs.out_files
                            if p.endswith("SD_pet.json")).read_text())  # fmt: skip
     assert kept["Sources"] == ["bids:raw:sub-p3/anat/sub-p3_T1w.nii.gz"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_seed_gives_the_same_weights_and_a_run_stopped_in_the_denoiser_resumes_to_them(
+    bundle, cohort, tmp_path
+):
+    config = DiffusionConfig(
+        tmp_path / "resumed", [cohort], seed=3, steps=3, autoencoder_steps=2, batch_size=2,
+        checkpoint_every=2, ddim_steps=3, **TINY,
+    )  # fmt: skip
+
+    def stop(line: str) -> None:
+        if "checkpoint: denoiser step 2" in line:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(config, log=stop)
+    lines: list[str] = []
+    train(config, log=lines.append)
+    assert any("resuming" in line and "stage denoiser, step 2" in line for line in lines)
+    first = torch.load(bundle.parent / "model.pt", weights_only=True)
+    resumed = torch.load(config.out_dir / "model.pt", weights_only=True)
+    assert all(torch.equal(first[c][k], resumed[c][k]) for c in first for k in first[c])
