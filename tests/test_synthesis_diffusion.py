@@ -281,3 +281,21 @@ def test_a_seed_gives_the_same_weights_and_a_run_stopped_in_the_denoiser_resumes
     first = torch.load(bundle.parent / "model.pt", weights_only=True)
     resumed = torch.load(config.out_dir / "model.pt", weights_only=True)
     assert all(torch.equal(first[c][k], resumed[c][k]) for c in first for k in first[c])
+
+
+def test_the_report_shows_the_mean_with_its_conditioning_and_not_the_sd_map_as_suvr(
+    bundle, cohort, tmp_path
+):
+    from taupet_bids.reports.synthesis import synthesis_section, synthetic_images
+
+    network, metadata = diffusion_inference.load(bundle)
+    pet = tmp_path / "sub-p3" / "pet"
+    diffusion_inference.run(network, metadata, _t1w(cohort), pet, ["mmse=12"], n_samples=2)
+    (image,) = synthetic_images(tmp_path, "sub-p3")
+    assert naming_desc(image) == "syntheticFromT1w"
+    html = synthesis_section(image)
+    assert "conditioned on the values given" in html and "syntheticFromT1wSD" in html
+
+
+def naming_desc(path: Path) -> str:
+    return path.name.split("_desc-")[1].split("_")[0]
