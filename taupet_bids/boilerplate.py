@@ -49,6 +49,9 @@ REFERENCES = {
     "Alzheimer's disease imaging (multi-scale convolutions, residual blocks and CBAM in a "
     "VQGAN); Esser P, Rombach R, Ommer B (2021) Taming transformers for high-resolution image "
     "synthesis. CVPR 2021:12873-12883.",
+    "ldm": "Rombach R, Blattmann A, Lorenz D, Esser P, Ommer B (2022) High-resolution image "
+    "synthesis with latent diffusion models. CVPR 2022:10684-10695; after TauPETGen: "
+    "text-conditional tau PET image synthesis based on latent diffusion models (Jang et al.).",
     "monai": "Cardoso MJ et al. (2022) MONAI: an open-source framework for deep learning in "
     "healthcare. arXiv:2211.02701.",
 }
@@ -62,6 +65,7 @@ _OPTIONAL_REFERENCES = {
     or bool(config.synthesize),
     "unet": lambda config: bool(config.synthesize) and config.synthesis_architecture == "unet",
     "mcrvqgan": lambda config: bool(config.synthesize) and config.synthesis_architecture == "vqgan",
+    "ldm": lambda config: bool(config.synthesize) and config.synthesis_architecture == "diffusion",
 }  # fmt: skip
 #: Millimetres per voxel of the classifier's input (2 mm template voxels averaged in 2x2x2).
 _CLASSIFIER_VOXEL_MM = 4
@@ -278,6 +282,9 @@ def _harmonization_paragraph(config: RunConfig) -> str:
 _SYNTHESIS_NETWORKS = {
     "unet": "a 3-D U-Net [unet]",
     "vqgan": "MCR-VQGAN [mcrvqgan] on axial 4 mm slices, stacked back into a volume",
+    "diffusion": "a latent diffusion model [ldm] conditioned on the T1w and on MMSE, amyloid "
+    "status and age (DDIM sampling; the mean of the samples, their SD and the clinical values "
+    "used are in each image's sidecar)",
 }
 #: How each ``--synthesize`` task's images were made, for the methods paragraph.
 _FROM_T1W = (

@@ -65,6 +65,10 @@ class RunConfig:
     synthesize: tuple[str, ...] = ()
     synthesis_models: tuple[tuple[str, Path], ...] = ()
     synthesis_architecture: str = "unet"
+    #: ``--clinical KEY=VALUE``: clinical values of a diffusion bundle for every session, over
+    #: each session's participants.tsv / sessions.tsv; ``--n-samples``: samples per session.
+    clinical: tuple[str, ...] = ()
+    n_samples: int = 1
     seed: int = 42
     verbose: int = 0
     tau_cutpoint: float | None = None

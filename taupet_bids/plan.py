@@ -405,6 +405,10 @@ class SynthesisPlan:
     subject_gm: bool = False
     #: The raw PET the network reads (the FDG scan of ``tau-from-fdg``), else None.
     input_pet: Path | None = None
+    #: A diffusion bundle's clinical values for this session ((variable, value or None) pairs;
+    #: None for other networks) and the number of samples averaged.
+    clinical: tuple[tuple[str, float | str | None], ...] | None = None
+    n_samples: int = 1
 
     @property
     def name(self) -> str:
@@ -430,6 +434,19 @@ def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan
         reference = atlas_data.DEFAULT_REFERENCE
     name = naming.node_name(f"synth_{task}_{stem}")
     reusable = [plan.name for plan in scans if not plan.mr_less and plan.t1w == t1w]
+    values = None
+    if card.network == "diffusion":
+        from taupet_bids.synthesis.clinical import resolve
+
+        parts = naming.entities(stem)
+        session = f"ses-{parts['ses']}" if "ses" in parts else None
+        try:
+            found = resolve(config.bids_dir, f"sub-{parts['sub']}", session, config.clinical)
+        except ValueError as err:  # a bad value in the tables: this session only is skipped
+            raise InputError(
+                config.bids_dir / "participants.tsv", str(err), "fix it or give --clinical"
+            ) from None
+        values = tuple(found.items())
     return SynthesisPlan(
         task=task,
         t1w=t1w,
@@ -445,6 +462,8 @@ def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan
         seed=config.seed,
         omp_nthreads=config.omp_nthreads,
         scan_name=reusable[0] if reusable else None,
+        clinical=values,
+        n_samples=config.n_samples,
     )
 
 

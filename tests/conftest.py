@@ -47,6 +47,7 @@ TIERS = {
         "test_synthesis_networks",
         "test_synthesis_vqgan",
         "test_synthesis_tasks",
+        "test_synthesis_diffusion",
         "test_training_realistic_heads",
     },
 }

@@ -223,10 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument(
         "--synthesis-architecture",
-        choices=("unet", "vqgan"),
+        choices=("unet", "vqgan", "diffusion"),
         default="unet",
-        help="network family of tau-from-t1w: unet (3-D U-Net) or vqgan (MCR-VQGAN on 2-D "
-        "slices); the bundle's metadata must say the same family",
+        help="network family of tau-from-t1w: unet (3-D U-Net), vqgan (MCR-VQGAN on 2-D "
+        "slices) or diffusion (latent diffusion conditioned on the T1w and clinical values); "
+        "the bundle's metadata must say the same family",
+    )
+    synth.add_argument(
+        "--clinical",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="diffusion only: mmse, amyloid_status (positive/negative) and age for every "
+        "session, over the values of participants.tsv / sessions.tsv (the default); a value "
+        "missing from both (or n/a) is not conditioned on, and with none the sample is "
+        "unconditional (the sidecar says so)",
+    )
+    synth.add_argument(
+        "--n-samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="diffusion only: samples per session; writes their mean and a voxel-wise SD map",
     )
     classify = parser.add_argument_group("AD vs CN classification (see docs/classification.md)")
     classify.add_argument(
@@ -355,6 +373,7 @@ def _names_fdg(tracer: str | None) -> bool:
 def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
     """(task, bundle) for every ``--synthesize`` task; refuse a task without a network or
     without a bundle, and a bundle that is not one, before any scan runs."""
+    _check_diffusion_options(args)
     if not args.synthesize and not args.synthesis_model:
         return ()  # nothing asked: torch is not imported
     from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle, check_network
@@ -392,6 +411,20 @@ def _synthesis_models(args: argparse.Namespace) -> tuple[tuple[str, Path], ...]:
                 "(taupet-bids ships none; train one with `taupet-bids-train synthesis`)"
             )
     return tuple((task, found[task]) for task in dict.fromkeys(args.synthesize))
+
+
+def _check_diffusion_options(args: argparse.Namespace) -> None:
+    """--clinical and --n-samples belong to a diffusion bundle; bad values are refused."""
+    from taupet_bids.synthesis.clinical import parse
+
+    if args.synthesis_architecture != "diffusion" and (args.clinical or args.n_samples != 1):
+        build_parser().error("--clinical and --n-samples need --synthesis-architecture diffusion")
+    if args.n_samples < 1:
+        build_parser().error("--n-samples must be at least 1")
+    try:
+        parse(args.clinical)
+    except ValueError as err:
+        build_parser().error(f"--clinical: {err}")
 
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
@@ -482,6 +515,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         synthesize=tuple(dict.fromkeys(args.synthesize)),
         synthesis_models=synthesis_models,
         synthesis_architecture=args.synthesis_architecture,
+        clinical=tuple(args.clinical),
+        n_samples=args.n_samples,
         seed=args.seed,
         verbose=args.verbose,
         tau_cutpoint=args.tau_cutpoint,

@@ -30,11 +30,19 @@ class _SynthesizeInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="T1w or FDG SUVR on the template's 2 mm grid")
     bundle = Directory(exists=True, mandatory=True, desc="trained synthesis bundle")
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="PyTorch threads")
+    clinical = traits.Dict(
+        traits.Str, traits.Any, desc="diffusion bundles: clinical values (None: missing)"
+    )
+    n_samples = traits.Int(1, usedefault=True, desc="diffusion bundles: samples averaged")
+    seed = traits.Int(0, usedefault=True, desc="diffusion bundles: sampling seed")
 
 
 class _SynthesizeOutputSpec(TraitedSpec):
     out_file = File(exists=True, desc="synthetic SUVR, template 2 mm grid")
     sidecar = File(exists=True, desc="its JSON sidecar (Synthetic: true, model, inputs)")
+    extra_files = OutputMultiObject(
+        File(exists=True), desc="diffusion bundles: the SD map and its sidecar (else empty)"
+    )
     model_version = traits.Str(desc="version of the bundle that ran")
     seconds = traits.Float(desc="wall time of loading and inference")
 
@@ -48,17 +56,30 @@ class SynthesizePET(SimpleInterface):
     def _run_interface(self, runtime):
         import torch
 
-        from taupet_bids.synthesis.bundle import load_synthesiser
+        from taupet_bids.synthesis import diffusion_inference
+        from taupet_bids.synthesis.bundle import load_synthesiser, read_card
         from taupet_bids.synthesis.inference import synthesise
 
         start = time.perf_counter()
         torch.set_num_threads(max(1, self.inputs.num_threads))
-        synthesiser = load_synthesiser(self.inputs.bundle)
-        outputs = synthesise(synthesiser, self.inputs.in_file, Path(runtime.cwd))
+        if read_card(self.inputs.bundle).network == "diffusion":
+            network, metadata = diffusion_inference.load(self.inputs.bundle)
+            image, sidecar, *extra = diffusion_inference.run(
+                network, metadata, self.inputs.in_file, Path(runtime.cwd),
+                clinical_values=dict(self.inputs.clinical) if self.inputs.clinical else None,
+                n_samples=self.inputs.n_samples, seed=self.inputs.seed,
+                **diffusion_inference.sampling_defaults(metadata),
+            )  # fmt: skip
+        else:
+            synthesiser = load_synthesiser(self.inputs.bundle)
+            outputs = synthesise(synthesiser, self.inputs.in_file, Path(runtime.cwd))
+            image, sidecar, extra = outputs.image, outputs.sidecar, []
+            metadata = synthesiser.metadata
         self._results.update(
-            out_file=str(outputs.image),
-            sidecar=str(outputs.sidecar),
-            model_version=str(synthesiser.metadata.get("version", "unknown")),
+            out_file=str(image),
+            sidecar=str(sidecar),
+            extra_files=[str(path) for path in extra],
+            model_version=str(metadata.get("version", "unknown")),
             seconds=time.perf_counter() - start,
         )
         return runtime
@@ -73,6 +94,9 @@ class _StageInputSpec(BaseInterfaceInputSpec):
     t1w_std = File(exists=True, desc="the T1w on the template grid, when the network read one")
     source_uri = traits.Str(mandatory=True, desc="BIDS URI of the raw input (T1w, FDG PET)")
     staging_dir = Directory(mandatory=True, desc="the session's staging folder")
+    extra_files = InputMultiObject(
+        File(exists=True), desc="more pet/ files kept under their names (a diffusion SD map)"
+    )
 
 
 class _StageOutputSpec(TraitedSpec):
@@ -99,6 +123,13 @@ class StageSynthetic(SimpleInterface):
         (folder / "pet").mkdir(parents=True, exist_ok=True)
         staged = [shutil.copyfile(image, folder / "pet" / image.name)]
         staged.append(_write_json(folder / "pet" / Path(self.inputs.sidecar).name, meta))
+        for extra in self.inputs.extra_files or []:
+            extra = Path(extra)
+            if extra.suffix == ".json":
+                record = {**json.loads(extra.read_text()), "Sources": meta["Sources"]}
+                staged.append(_write_json(folder / "pet" / extra.name, record))
+            else:
+                staged.append(shutil.copyfile(extra, folder / "pet" / extra.name))
         for table, atlas in zip(self.inputs.tables, self.inputs.atlases, strict=True):
             name = table_path(image, atlas, self.inputs.reference_region).name
             staged.append(shutil.copyfile(table, folder / "pet" / name))

@@ -26,11 +26,15 @@ from taupet_bids.tracers import identify_tracer  # noqa: E402
 #: Axial slices shown (template voxel index, 2 mm grid), through the temporal lobes upward.
 SLICES = (25, 32, 40, 50)
 VMAX = 3.0
+#: The ``desc-`` ending of a diffusion model's SD map (taupet_bids.synthesis.diffusion_inference).
+SD_SUFFIX = "SD"
 
 
 def synthetic_images(output_dir: Path, subject: str) -> list[Path]:
-    """The subject's synthetic images (``*_desc-synthetic*_pet.nii.gz``)."""
-    return sorted((output_dir / subject).glob("**/pet/*_desc-synthetic*_pet.nii.gz"))
+    """The subject's synthetic images (``*_desc-synthetic*_pet.nii.gz``); a diffusion model's
+    SD map (``desc-...SD``) is not an SUVR image and is named in its mean's section instead."""
+    found = (output_dir / subject).glob("**/pet/*_desc-synthetic*_pet.nii.gz")
+    return sorted(p for p in found if not naming.entities(p.name)["desc"].endswith(SD_SUFFIX))
 
 
 def _images(trc: str | None) -> str:
@@ -104,6 +108,15 @@ def synthesis_section(image: Path) -> str:
         summary["meta-temporal SUVR (synthetic)"] = f"{synthetic_value:.3f}"
     if measured is not None:
         summary["measured scan of this session"] = measured.name
+    if "Conditioning" in meta:  # a diffusion model's samples
+        summary["clinical conditioning"] = (
+            f"{meta['Conditioning']} {json.dumps(meta.get('ClinicalConditioning', {}))}"
+        )
+        summary["samples (seed, DDIM steps, guidance)"] = (
+            f"{meta.get('NumberOfSamples')} ({meta.get('SamplingSeed')}, "
+            f"{meta.get('SamplingSteps')}, {meta.get('GuidanceScale')}); their SD: "
+            + image.name.replace(f"_desc-{desc}_", f"_desc-{desc}{SD_SUFFIX}_")
+        )
     parts = [
         f'<section id="{esc(base)}"><h2>Synthetic: {esc(base)}</h2>',
         '<p class="warn">This image was not measured. It shows the tau a network predicts from '

@@ -29,6 +29,8 @@ from taupet_bids.synthesis.networks import TASKS
 CONFIGS = {task: SHIPPED / task.replace("-", "_") / "configs" for task in TASKS}
 #: The configs of a tau-from-t1w MCR-VQGAN bundle (``--synthesis-architecture vqgan``).
 VQGAN_CONFIGS = SHIPPED / "tau_from_t1w_vqgan" / "configs"
+#: The configs of a tau-from-t1w latent diffusion bundle (clinically conditioned).
+DIFFUSION_CONFIGS = SHIPPED / "tau_from_t1w_diffusion" / "configs"
 TRAIN_HINT = (
     "taupet-bids ships no synthesis weights: train a bundle with `taupet-bids-train synthesis`"
 )

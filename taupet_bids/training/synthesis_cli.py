@@ -9,6 +9,7 @@ from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TA
 from taupet_bids.synthesis.vqgan import CHANNELS as VQGAN_CHANNELS
 from taupet_bids.training.cli_common import add_run_arguments, run_fields, train_and_export
 from taupet_bids.training.synthesis import LOSSES, TrainConfig
+from taupet_bids.training.synthesis_diffusion_cli import add_diffusion_arguments, train_diffusion
 from taupet_bids.training.synthesis_vqgan_cli import add_vqgan_arguments, train_vqgan
 
 
@@ -27,9 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--loss", choices=LOSSES, help="masked loss (default: l1; mse for tspo-from-t1w)"
     )
     parser.add_argument(
-        "--architecture", choices=("unet", "vqgan"), default="unet",
+        "--architecture", choices=("unet", "vqgan", "diffusion"), default="unet",
         help="network family of tau-from-t1w: unet (3-D U-Net); vqgan (MCR-VQGAN on axial "
-        "slices; its options below; --loss, --strides and --num-res-units do not apply)",
+        "slices); diffusion (latent diffusion conditioned on the T1w and clinical values); "
+        "vqgan and diffusion have their options below, --loss, --strides and --num-res-units "
+        "do not apply to them",
     )  # fmt: skip
     unet = parser.add_argument_group("tau-from-t1w network (MONAI residual UNet)")
     unet.add_argument(
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     unet.add_argument("--strides", type=int, nargs="+", default=list(STRIDES))
     unet.add_argument("--num-res-units", type=int, default=RESIDUAL_UNITS)
     add_vqgan_arguments(parser)
+    add_diffusion_arguments(parser)
     other = parser.add_argument_group(
         "tau-from-fdg (Dense-U-Net) and tspo-from-t1w (separable U-Net) networks"
     )
@@ -62,6 +66,8 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.architecture == "vqgan":
         return train_vqgan(args)
+    if args.architecture == "diffusion":
+        return train_diffusion(args)
     config = TrainConfig(
         **run_fields(args),
         task=args.task,

@@ -52,7 +52,8 @@ def init_synthesis_wf(plan: SynthesisPlan, bids_dir: str) -> pe.Workflow:
         (inputnode, to_template, [("t1w_preproc", "in_file"), ("t1w2std_xfm", "transforms")]),
         (to_template, synthesise, [("out_file", "in_file")]),
         (synthesise, tables, [("out_file", "inputnode.suvr")]),
-        (synthesise, stage, [("out_file", "image"), ("sidecar", "sidecar")]),
+        (synthesise, stage, [("out_file", "image"), ("sidecar", "sidecar"),
+                             ("extra_files", "extra_files")]),
         (tables, stage, [("outputnode.tables", "tables")]),
         (to_template, stage, [("out_file", "t1w_std")]),
         (stage, commit, [("out_files", "staged_files")]),
@@ -66,8 +67,13 @@ def init_synthesis_wf(plan: SynthesisPlan, bids_dir: str) -> pe.Workflow:
 
 def _synthesis_nodes(plan: SynthesisPlan, source_uri: str) -> tuple[pe.Node, pe.Workflow, pe.Node]:
     """The bundle, the synthetic image's tables, and its staging (shared by every input)."""
+    diffusion = (
+        {"clinical": dict(plan.clinical), "n_samples": plan.n_samples, "seed": plan.seed}
+        if plan.clinical is not None
+        else {}
+    )
     synthesise = pe.Node(
-        SynthesizePET(bundle=str(plan.bundle), num_threads=plan.omp_nthreads),
+        SynthesizePET(bundle=str(plan.bundle), num_threads=plan.omp_nthreads, **diffusion),
         name="synthesise",
         n_procs=plan.omp_nthreads,
     )
@@ -115,7 +121,8 @@ def init_pet_synthesis_wf(plan: SynthesisPlan, bids_dir: str) -> pe.Workflow:
         (inputnode, named, [("suvr_std", "in_file")]),
         (named, synthesise, [("out_file", "in_file")]),
         (synthesise, tables, [("out_file", "inputnode.suvr")]),
-        (synthesise, stage, [("out_file", "image"), ("sidecar", "sidecar")]),
+        (synthesise, stage, [("out_file", "image"), ("sidecar", "sidecar"),
+                             ("extra_files", "extra_files")]),
         (tables, stage, [("outputnode.tables", "tables")]),
         (stage, commit, [("out_files", "staged_files")]),
     ])  # fmt: skip
