@@ -200,7 +200,7 @@ def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
         START,
         "## AD vs CN classifier (`benchmarks/classification.py`)",
         "",
-        f"Bundle: `ad_classifier` version {bundle_meta.get('version')}, trained on "
+        f"Bundle: `ad_classifier` version {bundle_meta.get('version')}. Its training data: "
         f"{training.get('data_statement') or 'see its model card'} "
         "Held-out cohorts: simulated with seeds the classifier never saw, run through "
         f"`taupet-bids ... participant {how_run}`. Baseline: logistic regression on "

@@ -16,6 +16,7 @@ map is constant over 12 mm cubes; the map holds P(AD) of the scan minus P(AD) oc
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -140,7 +141,10 @@ def occlusion_map(
     )
     # MONAI documents b_box as inclusive but crops its result with an exclusive end.
     ends = [value + 1 if index % 2 else value for index, value in enumerate(box)]
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # MONAI 1.6.1 indexes with a list of slices; PyTorch warns on every call, once per scan
+        # in a user's log. The indexing is correct today; the filter is this narrow on purpose.
+        warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning)
         occluded, _ = occluder(image, b_box=ends)
         baseline = float(_class_probabilities(network(image))[0, CLASSES.index("AD")])
     cropped = occluded[0, CLASSES.index("AD")].numpy()
