@@ -418,7 +418,6 @@ class SynthesisPlan:
 
 def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan]) -> SynthesisPlan:
     """The plan of ``task`` on one T1w, reusing the registration of a scan that has it."""
-    from taupet_bids import atlases as atlas_data
     from taupet_bids.synthesis.bundle import read_card
 
     bundle = config.synthesis_bundle(task)
@@ -429,10 +428,6 @@ def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan
         raise InputError(t1w, f"taupet-bids cannot keep the entities {', '.join(unknown)}")
     card = read_card(bundle)
     stem = naming.scan_stem(t1w.name)
-    reference = card.reference_region
-    if reference not in atlas_data.reference_regions():
-        reference = atlas_data.DEFAULT_REFERENCE
-    name = naming.node_name(f"synth_{task}_{stem}")
     reusable = [plan.name for plan in scans if not plan.mr_less and plan.t1w == t1w]
     values = None
     if card.network == "diffusion":
@@ -447,24 +442,13 @@ def plan_synthesis(config: RunConfig, task: str, t1w: Path, scans: list[ScanPlan
                 config.bids_dir / "participants.tsv", str(err), "fix it or give --clinical"
             ) from None
         values = tuple(found.items())
-    return SynthesisPlan(
-        task=task,
+    return _synthesis_plan(
+        config, task, bundle, card, stem,
         t1w=t1w,
-        stem=stem,
-        bundle=bundle,
-        desc=card.desc,
-        tracer=card.tracer,
-        reference_region=reference,
-        output_dir=config.output_dir,
-        staging_dir=config.work_dir / "staging" / name,
-        marker=config.work_dir / "committed" / f"{name}.txt",
-        atlases=tuple(config.atlases),
-        seed=config.seed,
-        omp_nthreads=config.omp_nthreads,
         scan_name=reusable[0] if reusable else None,
         clinical=values,
         n_samples=config.n_samples,
-    )
+    )  # fmt: skip
 
 
 def plan_pet_synthesis(config: RunConfig, task: str, scan: ScanPlan) -> SynthesisPlan:
@@ -473,7 +457,6 @@ def plan_pet_synthesis(config: RunConfig, task: str, scan: ScanPlan) -> Synthesi
     A scan whose SUVR has another reference region than the bundle's training inputs is
     refused (a network trained on pons-referenced FDG expects pons-referenced FDG).
     """
-    from taupet_bids import atlases as atlas_data
     from taupet_bids.synthesis.bundle import read_card
 
     bundle = config.synthesis_bundle(task)
@@ -488,14 +471,27 @@ def plan_pet_synthesis(config: RunConfig, task: str, scan: ScanPlan) -> Synthesi
             f"model was trained on {', '.join(trained_on)}",
             f"process it with --reference-region {trained_on[0]}",
         )
+    return _synthesis_plan(
+        config, task, bundle, card, scan.stem, t1w=None, scan_name=scan.name, input_pet=scan.pet
+    )
+
+
+def _synthesis_plan(
+    config: RunConfig, task: str, bundle: Path, card, stem: str, **inputs
+) -> SynthesisPlan:
+    """The fields every synthesis plan takes from the run and the bundle's card, plus
+    ``inputs`` (what the network reads and the scan whose registration it reuses).
+
+    The tables use the card's reference region where the app knows it, else the default."""
+    from taupet_bids import atlases as atlas_data
+
     reference = card.reference_region
     if reference not in atlas_data.reference_regions():
         reference = atlas_data.DEFAULT_REFERENCE
-    name = naming.node_name(f"synth_{task}_{scan.stem}")
+    name = naming.node_name(f"synth_{task}_{stem}")
     return SynthesisPlan(
         task=task,
-        t1w=None,
-        stem=scan.stem,
+        stem=stem,
         bundle=bundle,
         desc=card.desc,
         tracer=card.tracer,
@@ -506,6 +502,5 @@ def plan_pet_synthesis(config: RunConfig, task: str, scan: ScanPlan) -> Synthesi
         atlases=tuple(config.atlases),
         seed=config.seed,
         omp_nthreads=config.omp_nthreads,
-        scan_name=scan.name,
-        input_pet=scan.pet,
+        **inputs,
     )

@@ -306,10 +306,22 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     metrics = {
         **evaluate(network, sets),
         **counts,
-        "target": target_fields(sets["train"].pairs),
-        "source": source_fields(sets["train"].pairs, config.task),
+        **data_fields(sets["train"].pairs, config.task),
     }
-    engine.save_weights(network, config.out_dir / "model.pt")
-    (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return save_run(network, metrics, config.out_dir, log)
+
+
+def data_fields(pairs: Sequence[Pair], task: str) -> dict:
+    """The metrics' description of the training data, which the model card renders: the targets'
+    tracer and reference, the inputs' modality (every synthesis trainer records both)."""
+    return {"target": target_fields(pairs), "source": source_fields(pairs, task)}
+
+
+def save_run(
+    network: torch.nn.Module, metrics: dict, out_dir: Path, log: Callable[[str], None]
+) -> dict:
+    """The end every synthesis trainer shares: weights, ``metrics.json``, one log line."""
+    engine.save_weights(network, out_dir / "model.pt")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log(f"test: {metrics['test']}; cohort-mean baseline: {metrics['test_baseline']}")
     return metrics

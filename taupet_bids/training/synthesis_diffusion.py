@@ -36,10 +36,10 @@ from taupet_bids.training.synthesis import (
     NOISE_SD_MAX,
     SCALE_RANGE,
     Examples,
+    data_fields,
     prepare_sets,
+    save_run,
     score,
-    source_fields,
-    target_fields,
     truth_images,
 )
 from taupet_bids.training.synthesis_data import Pair
@@ -270,13 +270,9 @@ def train(config: DiffusionConfig, log: Callable[[str], None] = print) -> dict:
     fit_scale(network, _POOL.targets)  # a run with --steps 0 still has its scale
     metrics = {
         **evaluate(network, sets, contexts, config), **counts,
-        "target": target_fields(sets["train"].pairs),
-        "source": source_fields(sets["train"].pairs, config.task),
+        **data_fields(sets["train"].pairs, config.task),
         "clinical_tables": [str(t) for t in tables],
         "train_scans_without_clinical_values": int(unconditioned),
         "latent_scale": float(network.scale.value),
     }  # fmt: skip
-    engine.save_weights(network, config.out_dir / "model.pt")
-    (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log(f"test: {metrics['test']}; cohort-mean baseline: {metrics['test_baseline']}")
-    return metrics
+    return save_run(network, metrics, config.out_dir, log)

@@ -40,10 +40,10 @@ from taupet_bids.training.synthesis import (
     NOISE_SD_MAX,
     SCALE_RANGE,
     Examples,
+    data_fields,
     evaluate,
     prepare_sets,
-    source_fields,
-    target_fields,
+    save_run,
 )
 from taupet_bids.training.synthesis_tasks import TRAINING
 
@@ -201,13 +201,5 @@ def train(config: VQGANConfig, log: Callable[[str], None] = print) -> dict:
     _POOL = sets["train"]
     run = engine.Run(config.out_dir, config.seed, config.checkpoint_every, "loss", log)
     run.fit(network, [feature_stage(config, network), gan_stage(config, network)])
-    metrics = {
-        **evaluate(network, sets),
-        **counts,
-        "target": target_fields(sets["train"].pairs),
-        "source": source_fields(sets["train"].pairs, config.task),
-    }
-    engine.save_weights(network, config.out_dir / "model.pt")
-    (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log(f"test: {metrics['test']}; cohort-mean baseline: {metrics['test_baseline']}")
-    return metrics
+    metrics = {**evaluate(network, sets), **counts, **data_fields(sets["train"].pairs, config.task)}
+    return save_run(network, metrics, config.out_dir, log)
