@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import update_report  # noqa: E402
 
-from taupet_bids import templates  # noqa: E402
+from taupet_bids import naming, templates  # noqa: E402
 from taupet_bids.core import synthesis_metrics  # noqa: E402
 from taupet_bids.core.images import load_3d  # noqa: E402
 from taupet_bids.simulate.truth import find_truth, read_truth_table, truth_value  # noqa: E402
@@ -99,11 +99,16 @@ def _composites(image: np.ndarray) -> dict[str, float]:
     return synthesis_metrics.composite_means(image, atlases, groups)
 
 
+def _rec(pair) -> str | None:
+    """The target's ``rec-`` label (a dataset of PET/MR and PET/CT pairs has one truth each)."""
+    return naming.entities(pair.suvr.name).get("rec")
+
+
 def blurred_truth_composites(bids: Path, pair) -> dict[str, float] | None:
     """The blurred truth of the composites (volume-weighted over Braak stages), or None."""
     try:
         table = read_truth_table(
-            find_truth(bids, pair.participant, pair.session, "blurred", pair.tracer)
+            find_truth(bids, pair.participant, pair.session, "blurred", pair.tracer, rec=_rec(pair))
         )
     except FileNotFoundError:
         return None
@@ -118,7 +123,9 @@ def blurred_truth_composites(bids: Path, pair) -> dict[str, float] | None:
 def oracle_image(bids: Path, pair) -> np.ndarray | None:
     """The blurred truth map when it lies on our template grid (``--anatomy template``)."""
     try:
-        path = find_truth(bids, pair.participant, pair.session, "blurred", pair.tracer, ".nii.gz")
+        path = find_truth(
+            bids, pair.participant, pair.session, "blurred", pair.tracer, ".nii.gz", _rec(pair)
+        )
     except FileNotFoundError:
         return None
     if f"space-{templates.TEMPLATE}_" not in path.name:
@@ -224,6 +231,10 @@ def main() -> None:
     parser.add_argument("--train-derivatives", type=Path)
     parser.add_argument("--test-derivatives", type=Path)
     parser.add_argument("--test-bids", type=Path)
+    parser.add_argument(
+        "--reconstruction", metavar="LABEL",
+        help="only targets with this rec- label (ctac: the PET/CT of a cohort of PET/MR pairs)",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--channels", type=int, nargs="+")
     parser.add_argument("--strides", type=int, nargs="+")
@@ -244,12 +255,17 @@ def main() -> None:
         extra = {"channels": args.channels, "strides": args.strides, "num_res_units": 0}
     config = TrainConfig(
         args.out / "training", [args.train_derivatives], seed=TRAIN_SEED, steps=args.steps,
+        reconstruction=args.reconstruction,
         checkpoint_every=max(1, min(50, args.steps)), **extra,
     )  # fmt: skip
     metrics = train(config)
     bundle = export_trained_bundle(config, metrics, args.out / "bundle")
-    train_pairs, _ = find_pairs([args.train_derivatives], args.out / "t1w_train")
-    test_pairs, _ = find_pairs([args.test_derivatives], args.out / "t1w_test")
+    train_pairs, _ = find_pairs(
+        [args.train_derivatives], args.out / "t1w_train", reconstruction=args.reconstruction
+    )
+    test_pairs, _ = find_pairs(
+        [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
+    )
     results = evaluate(bundle, train_pairs, test_pairs, args.test_bids or args.test_derivatives)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=float) + "\n")

@@ -151,3 +151,20 @@ def test_the_command_says_why_when_the_tasks_input_is_missing(task, says, tmp_pa
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert says in err and f"nothing to train for {task}" in err and "--tracer" in err
+
+
+def test_reconstruction_keeps_a_pet_mr_sessions_mrac_image_out_of_the_targets(cohort, tmp_path):
+    """A cohort of PET/MR + PET/CT pairs holds two tau SUVR images per session; ``ctac`` trains
+    on the PET/CT one only, instead of on both or refusing."""
+    pairs_run = tmp_path / "pairs"
+    shutil.copytree(cohort, pairs_run)
+    for suvr in sorted(pairs_run.rglob("*_trc-AV1451_*desc-suvr_pet.nii.gz")):
+        for rec in ("ctac", "mrac"):
+            shutil.copy(
+                suvr, suvr.with_name(suvr.name.replace("_trc-AV1451_", f"_trc-AV1451_rec-{rec}_"))
+            )
+        suvr.unlink()
+    assert len(find_pairs([pairs_run], tmp_path / "cache")[0]) == 10
+    pairs, without = find_pairs([pairs_run], tmp_path / "cache", reconstruction="ctac")
+    assert len(pairs) == 5 and not without
+    assert all("_rec-ctac_" in pair.suvr.name for pair in pairs)

@@ -54,6 +54,8 @@ class TrainConfig:
     out_dir: Path
     derivatives: list[Path]
     task: str = "tau-from-t1w"
+    #: Only target SUVR images with this ``rec-`` label (None: all).
+    reconstruction: str | None = None
     #: None: the task's training seed and default loss (synthesis_tasks.TRAINING).
     seed: int | None = None
     steps: int = 2000
@@ -234,7 +236,7 @@ def prepare_sets(config: TrainConfig, log: Callable[[str], None]) -> tuple[dict,
     """Find and split the pairs; read each set; say what was left out."""
     source = TASKS[config.task].source
     pairs, without = find_pairs(config.derivatives, config.out_dir / "t1w_template_space",
-                                config.task)  # fmt: skip
+                                config.task, config.reconstruction)  # fmt: skip
     if without:
         log(f"left out (no {source} of the same session): {len(without)} SUVR image(s)")
     if not pairs:

@@ -25,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(parser, TrainConfig)
     parser.add_argument("--task", choices=sorted(TASKS), default="tau-from-t1w")
     parser.add_argument(
+        "--reconstruction", metavar="LABEL",
+        help="only target SUVR images whose rec- label is LABEL, e.g. ctac to leave a PET/MR "
+        "session's rec-mrac scan out (default: every target)",
+    )  # fmt: skip
+    parser.add_argument(
         "--loss", choices=LOSSES, help="masked loss (default: l1; mse for tspo-from-t1w)"
     )
     parser.add_argument(
@@ -71,6 +76,7 @@ def main(argv: Sequence[str]) -> int:
     config = TrainConfig(
         **run_fields(args),
         task=args.task,
+        reconstruction=args.reconstruction,
         loss=args.loss,
         channels=list(args.channels or CHANNELS),
         strides=list(args.strides),

@@ -112,10 +112,15 @@ def _t1w_source(suvr: Path, cache: Path) -> Path | None:
 
 
 def find_pairs(
-    derivatives: Sequence[Path], cache: Path, task: str = "tau-from-t1w"
+    derivatives: Sequence[Path],
+    cache: Path,
+    task: str = "tau-from-t1w",
+    reconstruction: str | None = None,
 ) -> tuple[list[Pair], list[Path]]:
     """Every (input, SUVR target) pair of ``task`` under ``derivatives``, and the target SUVR
-    images that have no input (left out). SUVR images of other tracers are neither."""
+    images that have no input (left out). SUVR images of other tracers are neither, nor, when
+    ``reconstruction`` is given, targets whose ``rec-`` label differs (e.g. ``ctac`` keeps a
+    PET/MR session's attenuation-biased ``rec-mrac`` image out of the targets)."""
     spec = TASKS[task]
     images = find_suvr_images(derivatives, SUVR_PATTERN)
     family = {image: tracer_family(image) for image in images}
@@ -128,6 +133,8 @@ def find_pairs(
         if family[suvr] != spec.target:
             continue
         session, parts = _session(suvr)
+        if reconstruction is not None and parts.get("rec") != reconstruction:
+            continue
         if spec.source == "FDG":
             source = fdg.get(session)
         else:

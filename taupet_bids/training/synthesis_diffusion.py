@@ -55,6 +55,8 @@ class DiffusionConfig:
     #: BIDS datasets whose participants.tsv / sessions.tsv hold the clinical values.
     bids_dirs: list[Path] = field(default_factory=list)
     task: str = "tau-from-t1w"
+    #: Only target SUVR images with this ``rec-`` label (None: all).
+    reconstruction: str | None = None
     seed: int = TRAINING["tau-from-t1w"].seed
     steps: int = 2000
     autoencoder_steps: int = 500

@@ -48,6 +48,7 @@ def train_diffusion(args: argparse.Namespace) -> int:
         **run_fields(args),
         bids_dirs=list(args.bids_dir),
         task=args.task,
+        reconstruction=args.reconstruction,
         autoencoder_steps=args.autoencoder_steps,
         autoencoder_channels=list(args.autoencoder_channels),
         latent_channels=args.latent_channels,

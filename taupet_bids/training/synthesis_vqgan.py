@@ -60,6 +60,8 @@ class VQGANConfig:
     out_dir: Path
     derivatives: list[Path]
     task: str = "tau-from-t1w"
+    #: Only target SUVR images with this ``rec-`` label (None: all).
+    reconstruction: str | None = None
     seed: int = TRAINING["tau-from-t1w"].seed
     steps: int = 2000
     feature_steps: int = 200

@@ -34,6 +34,7 @@ def train_vqgan(args: argparse.Namespace) -> int:
     config = VQGANConfig(
         **run_fields(args),
         task=args.task,
+        reconstruction=args.reconstruction,
         feature_steps=args.feature_steps,
         channels=list(args.channels or vqgan.CHANNELS),
         res_blocks=args.res_blocks,
