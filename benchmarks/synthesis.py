@@ -143,22 +143,29 @@ def regional_rows(method: str, predicted: list[dict], against: list[dict], what:
     return rows
 
 
-def evaluate(bundle: Path, train_pairs, test_pairs, test_bids: Path) -> dict:
-    """Every number of the section."""
+def synthesise_all(bundle: Path, test_pairs) -> tuple[list[np.ndarray], float]:
+    """One bundle's synthetic SUVR of every held-out scan, and its CPU seconds per subject
+    (loading included, one thread)."""
     torch.set_num_threads(1)
     start = time.process_time()
     synthesiser = load_synthesiser(bundle)
-    predictions = []
-    for pair in test_pairs:
-        predictions.append(
-            inference.infer(
-                synthesiser.network, synthesiser.inferer, inference.prepare_file(pair.source)
-            )
+    predictions = [
+        inference.infer(
+            synthesiser.network, synthesiser.inferer, inference.prepare_file(pair.source)
         )
-    cpu_s = (time.process_time() - start) / max(1, len(test_pairs))
+        for pair in test_pairs
+    ]
+    return predictions, (time.process_time() - start) / max(1, len(test_pairs))
+
+
+def evaluate(bundles: dict[str, Path], train_pairs, test_pairs, test_bids: Path) -> dict:
+    """Every number of the section; ``bundles`` maps a method's name to its trained bundle."""
+    methods, cpu_s = {}, {}
+    for name, bundle in bundles.items():
+        methods[name], cpu_s[name] = synthesise_all(bundle, test_pairs)
     truth = truth_images(test_pairs)
     cohort_mean = np.mean(truth_images(train_pairs), axis=0).astype(np.float32)
-    methods = {"U-Net": predictions, "cohort mean": [cohort_mean] * len(truth)}
+    methods["cohort mean"] = [cohort_mean] * len(truth)
     oracles = [oracle_image(test_bids, pair) for pair in test_pairs]
     voxel = {name: score(images, truth) for name, images in methods.items()}
     if oracles and all(o is not None for o in oracles):
@@ -188,15 +195,15 @@ def _number(value, digits: int) -> str:
 
 def render(args: argparse.Namespace, results: dict) -> str:
     lines = [
-        START, "## Synthetic tau PET from T1w (3-D U-Net)", "",
+        START, "## Synthetic tau PET from T1w (3-D U-Net, MCR-VQGAN)", "",
         "Produced by `benchmarks/synthesis.py` "
         f"({' '.join(sys.argv[1:]) or 'defaults'}); measured {time.strftime('%Y-%m-%d')}. "
-        f"{results['n_train']} training and {results['n_test']} held-out scans (seeds "
-        f"{TRAIN_SEED} and {TEST_SEED}, docs/models.md §10). Voxel metrics inside the template "
-        "brain mask on SUVR as it is (no per-volume scaling), data range "
-        f"{synthesis_metrics.DATA_RANGE:g} SUVR for PSNR and 3-D SSIM (7-voxel window); the "
-        "target is the app's measured template-space SUVR. The MCR-VQGAN path is not built, so "
-        "it has no row yet.", "",
+        f"{results['n_train']} training and {results['n_test']} held-out scans; networks "
+        f"seeded {TRAIN_SEED} (docs/models.md §10). Training cohort: "
+        f"`{results['cohorts']['train']}`; held-out cohort: `{results['cohorts']['test']}`. "
+        "Voxel metrics inside the template brain mask on SUVR as it is (no per-volume "
+        f"scaling), data range {synthesis_metrics.DATA_RANGE:g} SUVR for PSNR and 3-D SSIM "
+        "(7-voxel window); the target is the app's measured template-space SUVR.", "",
         "| method | MSE | PSNR (dB) | SSIM | scans |", "|---|---|---|---|---|",
     ]  # fmt: skip
     for name, row in results["voxel"].items():
@@ -211,15 +218,65 @@ def render(args: argparse.Namespace, results: dict) -> str:
             f"| {row['method']} | {row['against']} | {row['composite']} | "
             f"{_number(row['r'], 3)} | {_number(row['mape_percent'], 1)} |"
         )
+    seconds = ", ".join(f"{k} {v:.2f} s" for k, v in results["cpu_seconds_per_subject"].items())
     lines += [
-        "", f"CPU time per subject (load and synthesise, one thread): "
-        f"{results['cpu_seconds_per_subject']:.2f} s.", "",
+        "", f"CPU time per subject (load and synthesise, one thread): {seconds}.", "",
         "The seeds' published figures, **theirs, on real data** and their own definitions "
         "(not comparable number for number):", "",
         "| source | MSE | PSNR (dB) | SSIM | regional | definition |", "|---|---|---|---|---|---|",
         *[f"| {' | '.join(row)} |" for row in PUBLISHED], END,
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def simulated_with(bids: Path | None) -> str:
+    """The simulator command that made a cohort (its dataset_description), or n/a."""
+    try:
+        described = json.loads((bids / "dataset_description.json").read_text())
+        return described["GeneratedBy"][0]["Description"]
+    except (TypeError, OSError, KeyError, IndexError, ValueError):
+        return "n/a"
+
+
+def train_unet(args: argparse.Namespace) -> Path:
+    """The 3-D U-Net trained on the training cohort; its bundle."""
+    extra = {}
+    if args.channels:
+        extra = {"channels": args.channels, "strides": args.strides, "num_res_units": 0}
+    config = TrainConfig(
+        args.out / "training", [args.train_derivatives], seed=TRAIN_SEED, steps=args.steps,
+        reconstruction=args.reconstruction, threads=args.threads,
+        checkpoint_every=max(1, min(50, args.steps)), **extra,
+    )  # fmt: skip
+    return export_trained_bundle(config, train(config), args.out / "bundle")
+
+
+def train_vqgan(args: argparse.Namespace) -> Path:
+    """MCR-VQGAN (2-D slices) trained on the same pairs and split; its bundle."""
+    from taupet_bids.training import synthesis_vqgan, synthesis_vqgan_card
+
+    extra = {"channels": args.vqgan_channels} if args.vqgan_channels else {}
+    config = synthesis_vqgan.VQGANConfig(
+        args.out / "training-vqgan", [args.train_derivatives], seed=TRAIN_SEED,
+        steps=args.vqgan_steps, feature_steps=args.feature_steps, threads=args.threads,
+        reconstruction=args.reconstruction, checkpoint_every=max(1, min(50, args.vqgan_steps)),
+        **extra,
+    )  # fmt: skip
+    metrics = synthesis_vqgan.train(config)
+    return synthesis_vqgan_card.export_trained_bundle(config, metrics, args.out / "bundle-vqgan")
+
+
+#: Row names and trainers of the architectures the benchmark can train.
+ARCHITECTURES = {"unet": ("U-Net", train_unet), "vqgan": ("MCR-VQGAN", train_vqgan)}
+
+
+def bundles_to_score(args: argparse.Namespace) -> dict[str, Path]:
+    """Each asked architecture's bundle: given with ``--bundle ARCH=PATH``, else trained."""
+    given = dict(item.split("=", 1) for item in args.bundle)
+    return {
+        ARCHITECTURES[arch][0]: Path(given[arch]) if arch in given else ARCHITECTURES[arch][1](args)
+        for arch in args.architectures
+    }
 
 
 def main() -> None:
@@ -229,44 +286,50 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=10)
     parser.add_argument("--anatomy", choices=("other", "template"), default="other")
     parser.add_argument("--train-derivatives", type=Path)
+    parser.add_argument("--train-bids", type=Path, help="its dataset (for the report)")
     parser.add_argument("--test-derivatives", type=Path)
     parser.add_argument("--test-bids", type=Path)
     parser.add_argument(
         "--reconstruction", metavar="LABEL",
         help="only targets with this rec- label (ctac: the PET/CT of a cohort of PET/MR pairs)",
     )  # fmt: skip
+    parser.add_argument(
+        "--architectures", nargs="+", choices=sorted(ARCHITECTURES), default=["unet", "vqgan"]
+    )
+    parser.add_argument(
+        "--bundle", action="append", default=[], metavar="ARCH=PATH",
+        help="score this trained bundle instead of training ARCH (unet or vqgan)",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--channels", type=int, nargs="+")
     parser.add_argument("--strides", type=int, nargs="+")
+    parser.add_argument("--vqgan-steps", type=int, default=2000)
+    parser.add_argument("--feature-steps", type=int, default=200)
+    parser.add_argument("--vqgan-channels", type=int, nargs="+")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads for training")
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     templates.ensure_templateflow()
     if args.train_derivatives is None:
-        _, args.train_derivatives = make_cohort(
+        args.train_bids, args.train_derivatives = make_cohort(
             args.out, "train", args.n_train, TRAIN_SEED, args.anatomy
         )
     if args.test_derivatives is None:
         args.test_bids, args.test_derivatives = make_cohort(
             args.out, "test", args.n_test, TEST_SEED, args.anatomy
         )
-    extra = {}
-    if args.channels:
-        extra = {"channels": args.channels, "strides": args.strides, "num_res_units": 0}
-    config = TrainConfig(
-        args.out / "training", [args.train_derivatives], seed=TRAIN_SEED, steps=args.steps,
-        reconstruction=args.reconstruction,
-        checkpoint_every=max(1, min(50, args.steps)), **extra,
-    )  # fmt: skip
-    metrics = train(config)
-    bundle = export_trained_bundle(config, metrics, args.out / "bundle")
+    bundles = bundles_to_score(args)
     train_pairs, _ = find_pairs(
         [args.train_derivatives], args.out / "t1w_train", reconstruction=args.reconstruction
     )
     test_pairs, _ = find_pairs(
         [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
     )
-    results = evaluate(bundle, train_pairs, test_pairs, args.test_bids or args.test_derivatives)
+    results = evaluate(bundles, train_pairs, test_pairs, args.test_bids or args.test_derivatives)
+    results["cohorts"] = {
+        "train": simulated_with(args.train_bids), "test": simulated_with(args.test_bids)
+    }  # fmt: skip
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=float) + "\n")
     update_report(args.report, render(args, results), START, END)
