@@ -85,6 +85,9 @@ TRAIN_SEED = TRAINING["tau-from-t1w"].seed
 SAMPLING_SEED = 0
 MMSE_SWEEP = (30.0, 25.0, 20.0, 15.0, 10.0)
 AMYLOID = ("negative", "positive")
+#: Effects smaller than this (SUVR, or SUVR per MMSE point) count as none: float32 sampling
+#: and a least-squares fit leave differences of 1e-8 where the model or truth has no effect.
+ZERO = 1e-6
 
 
 # --- statistics (pure; tests/test_diffusion_benchmark.py) -------------------------------------
@@ -100,21 +103,26 @@ def slope(x, y) -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def direction(value: float) -> int:
+    """-1, 0 or +1, with effects below :data:`ZERO` as 0."""
+    return 0 if abs(value) < ZERO else int(np.sign(value))
+
+
 def summarise(values: list, sign: int) -> dict:
     """Mean of per-scan effects and the fraction with the given sign (-1: negative), so the
     direction is judged per scan and not only on average."""
     kept = [v for v in values if v is not None]
     if not kept:
         return {"mean": None, "fraction": None, "n": 0}
-    fraction = float(np.mean([np.sign(v) == sign for v in kept]))
+    fraction = float(np.mean([direction(v) == sign for v in kept]))
     return {"mean": float(np.mean(kept)), "fraction": fraction, "n": len(kept)}
 
 
 def signs_agree(model: float | None, truth: float | None) -> bool | None:
-    """Whether two effects point the same way (None when either is unknown or zero)."""
-    if model is None or truth is None or model == 0 or truth == 0:
+    """Whether two effects point the same way (None when either is unknown or none)."""
+    if model is None or truth is None or direction(model) == 0 or direction(truth) == 0:
         return None
-    return bool(np.sign(model) == np.sign(truth))
+    return direction(model) == direction(truth)
 
 
 def group_difference(values, positive) -> float | None:
@@ -223,8 +231,15 @@ def training_effects(train_pairs, train_bids: Path | None, train_derivatives: Pa
         "truth": cohort_effects(truth, values, stages),
         "measured": cohort_effects(measured, values, stages),
         "n_with_mmse": sum(v["mmse"] is not None for v in values),
+        "mmse_range": _range([v["mmse"] for v in values]),
         "n_with_amyloid": sum(v["amyloid_status"] is not None for v in values),
     }
+
+
+def _range(values: list) -> list | None:
+    """[min, max] of the known values (the sweep beyond it extrapolates)."""
+    kept = [v for v in values if v is not None]
+    return [min(kept), max(kept)] if kept else None
 
 
 # --- the model's side -------------------------------------------------------------------------
@@ -383,8 +398,11 @@ def evaluate(args: argparse.Namespace, bundle: Path, train_pairs, test_pairs) ->
 
 
 def _effect(value: float | None) -> str:
-    """An effect with three significant digits (a tiny one is not shown as 0.0000)."""
-    return "n/a" if value is None else f"{value:.3g}"
+    """An effect with three significant digits (a small one is not shown as 0.0000; one below
+    :data:`ZERO` is 0)."""
+    if value is None:
+        return "n/a"
+    return "0" if direction(value) == 0 else f"{value:.3g}"
 
 
 def _yes(value: bool | None) -> str:
@@ -396,6 +414,12 @@ def _effect_lines(effects: dict, training: dict) -> list[str]:
     if not training["truth"]:
         lines += ["", "Truth effects are n/a: the training cohort has no simulator truth tables "
                   "(not given with --train-bids, or not made by the simulator)."]  # fmt: skip
+    known = training["mmse_range"]
+    lines += [
+        "", f"Training MMSE: {training['n_with_mmse']} scans with a value"
+        + (f", range {known[0]:g}-{known[1]:g}" if known else "")
+        + "; swept values outside it are extrapolation.",
+    ]  # fmt: skip
     lines += [
         "", "MMSE counterfactual (slope of composite SUVR per MMSE point; negative: more tau at "
         "lower MMSE):", "",

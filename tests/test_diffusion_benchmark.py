@@ -28,6 +28,8 @@ def test_summaries_count_the_scans_that_go_the_expected_way():
     assert bench.signs_agree(-0.01, -0.3) is True
     assert bench.signs_agree(0.01, -0.3) is False
     assert bench.signs_agree(None, -0.3) is None and bench.signs_agree(0.0, 1.0) is None
+    assert bench.signs_agree(2e-8, -0.3) is None  # float noise is no effect
+    assert bench.summarise([1e-9, -1e-9, -0.01], -1)["fraction"] == pytest.approx(1 / 3)
 
 
 def test_amyloid_differences_separate_the_confounded_from_the_direct_effect():
