@@ -168,3 +168,18 @@ def test_reconstruction_keeps_a_pet_mr_sessions_mrac_image_out_of_the_targets(co
     pairs, without = find_pairs([pairs_run], tmp_path / "cache", reconstruction="ctac")
     assert len(pairs) == 5 and not without
     assert all("_rec-ctac_" in pair.suvr.name for pair in pairs)
+
+
+def test_every_architecture_takes_the_tasks_seed_when_the_command_line_gives_none(tmp_path):
+    """The shared CLI passes ``seed=None`` without ``--seed``; each network family's config
+    must turn that into the task's documented seed (VQGAN and diffusion once crashed on it)."""
+    from taupet_bids.training.cli_common import run_fields
+    from taupet_bids.training.synthesis_cli import build_parser
+    from taupet_bids.training.synthesis_diffusion import DiffusionConfig
+    from taupet_bids.training.synthesis_tasks import TRAINING
+    from taupet_bids.training.synthesis_vqgan import VQGANConfig
+
+    fields = run_fields(build_parser().parse_args([str(tmp_path), "--out", str(tmp_path / "r")]))
+    assert fields["seed"] is None
+    for config in (TrainConfig(**fields), VQGANConfig(**fields), DiffusionConfig(**fields)):
+        assert config.seed == TRAINING["tau-from-t1w"].seed

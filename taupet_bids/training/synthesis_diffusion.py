@@ -57,7 +57,8 @@ class DiffusionConfig:
     task: str = "tau-from-t1w"
     #: Only target SUVR images with this ``rec-`` label (None: all).
     reconstruction: str | None = None
-    seed: int = TRAINING["tau-from-t1w"].seed
+    #: None (what the shared CLI passes without --seed): the task's training seed.
+    seed: int | None = None
     steps: int = 2000
     autoencoder_steps: int = 500
     batch_size: int = 4
@@ -77,6 +78,10 @@ class DiffusionConfig:
     #: DDIM steps and guidance of the held-out evaluation (and the bundle's defaults).
     ddim_steps: int = diffusion.DDIM_STEPS
     guidance: float = diffusion.GUIDANCE
+
+    def __post_init__(self) -> None:
+        if self.seed is None:
+            self.seed = TRAINING[self.task].seed
 
     def to_json(self) -> dict:
         out = asdict(self)

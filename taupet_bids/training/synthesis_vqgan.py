@@ -62,7 +62,8 @@ class VQGANConfig:
     task: str = "tau-from-t1w"
     #: Only target SUVR images with this ``rec-`` label (None: all).
     reconstruction: str | None = None
-    seed: int = TRAINING["tau-from-t1w"].seed
+    #: None (what the shared CLI passes without --seed): the task's training seed.
+    seed: int | None = None
     steps: int = 2000
     feature_steps: int = 200
     batch_size: int = 4
@@ -77,6 +78,10 @@ class VQGANConfig:
     discriminator_channels: int = vqgan.DISCRIMINATOR_CHANNELS
     feature_channels: list[int] = field(default_factory=lambda: list(vqgan.FEATURE_CHANNELS))
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+
+    def __post_init__(self) -> None:
+        if self.seed is None:
+            self.seed = TRAINING[self.task].seed
 
     def to_json(self) -> dict:
         out = asdict(self)
