@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -158,8 +159,54 @@ def synthesise_all(bundle: Path, test_pairs) -> tuple[list[np.ndarray], float]:
     return predictions, (time.process_time() - start) / max(1, len(test_pairs))
 
 
-def evaluate(bundles: dict[str, Path], train_pairs, test_pairs, test_bids: Path) -> dict:
-    """Every number of the section; ``bundles`` maps a method's name to its trained bundle."""
+def diagnoses(bids: Path | None) -> dict[str, str]:
+    """participant -> diagnosis from the cohort's participants.tsv (empty without one)."""
+    table = None if bids is None else bids / "participants.tsv"
+    if table is None or not table.is_file():
+        return {}
+    frame = pd.read_csv(table, sep="\t", dtype=str)
+    if "diagnosis" not in frame:
+        return {}
+    return dict(zip(frame["participant_id"], frame["diagnosis"], strict=True))
+
+
+def classifier_check(bundle: Path, images: dict, test_pairs, test_bids: Path | None) -> dict:
+    """Seed 002's check that synthetic tau keeps the diagnosis: one AD-vs-CN classifier on the
+    measured and on each synthetic image of the same held-out scans. Per image set: accuracy on
+    the AD and CN scans (MCI and others left out, as in the classification benchmark) and how
+    often its label agrees with the measured image's (all scans)."""
+    from taupet_bids.classification import inference as classify
+    from taupet_bids.classification import preprocessing as grid
+    from taupet_bids.classification.bundle import load_classifier
+
+    classifier = load_classifier(bundle)
+    labels = diagnoses(test_bids)
+    known = [labels.get(pair.participant) for pair in test_pairs]
+
+    def label(image: np.ndarray) -> str:
+        prepared = torch.from_numpy(grid.downsample(image))[None, None]
+        probability = classify.infer(classifier.network, classifier.inferer, prepared)
+        return "AD" if probability >= classifier.threshold else "CN"
+
+    called = {name: [label(image) for image in found] for name, found in images.items()}
+    reference = called["measured"]
+    out = {}
+    for name, calls in called.items():
+        scored = [(c, k) for c, k in zip(calls, known, strict=True) if k in ("AD", "CN")]
+        out[name] = {
+            "n_ad_cn": len(scored),
+            "accuracy": (sum(c == k for c, k in scored) / len(scored)) if scored else None,
+            "agrees_with_measured": sum(a == b for a, b in zip(calls, reference, strict=True))
+            / len(calls),
+        }
+    return out
+
+
+def evaluate(
+    bundles: dict[str, Path], train_pairs, test_pairs, test_bids: Path, classifier=None
+) -> dict:
+    """Every number of the section; ``bundles`` maps a method's name to its trained bundle;
+    ``classifier`` (an AD-vs-CN bundle) adds seed 002's diagnosis check."""
     methods, cpu_s = {}, {}
     for name, bundle in bundles.items():
         methods[name], cpu_s[name] = synthesise_all(bundle, test_pairs)
@@ -180,9 +227,15 @@ def evaluate(bundles: dict[str, Path], train_pairs, test_pairs, test_bids: Path)
             regional += regional_rows(name, composites, blurred, "blurred truth")
     if all(b is not None for b in blurred):
         regional += regional_rows("oracle (blurred truth)", blurred, measured, "measured")
+    check = None
+    if classifier is not None:
+        synthetic = {k: v for k, v in methods.items() if k != "cohort mean"}
+        check = classifier_check(classifier, {"measured": truth, **synthetic}, test_pairs,
+                                 test_bids)  # fmt: skip
     return {
         "n_train": len(train_pairs),
         "n_test": len(test_pairs),
+        "classifier_check": check,
         "cpu_seconds_per_subject": cpu_s,
         "voxel": {k: {m: v[m] for m in ("mse", "psnr_db", "ssim", "n")} for k, v in voxel.items()},
         "regional": regional,
@@ -191,6 +244,26 @@ def evaluate(bundles: dict[str, Path], train_pairs, test_pairs, test_bids: Path)
 
 def _number(value, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def classifier_lines(check: dict | None) -> list[str]:
+    """The seed-002 diagnosis check as a table (nothing when it was not run)."""
+    if not check:
+        return []
+    lines = [
+        "", "Does the synthetic tau keep the diagnosis? (seed 002's check) The shipped AD-vs-CN "
+        "classifier (`--classifier`) on the measured image and on each synthetic image of the "
+        "same held-out scans, all brain-masked the same way; MCI scans count only in the "
+        "agreement column.", "",
+        "| image | AD/CN scans | accuracy | label agrees with the measured image's |",
+        "|---|---|---|---|",
+    ]  # fmt: skip
+    for name, row in check.items():
+        lines.append(
+            f"| {name} | {row['n_ad_cn']} | {_number(row['accuracy'], 2)} | "
+            f"{row['agrees_with_measured']:.2f} |"
+        )
+    return lines
 
 
 def render(args: argparse.Namespace, results: dict) -> str:
@@ -218,6 +291,7 @@ def render(args: argparse.Namespace, results: dict) -> str:
             f"| {row['method']} | {row['against']} | {row['composite']} | "
             f"{_number(row['r'], 3)} | {_number(row['mape_percent'], 1)} |"
         )
+    lines += classifier_lines(results.get("classifier_check"))
     seconds = ", ".join(f"{k} {v:.2f} s" for k, v in results["cpu_seconds_per_subject"].items())
     lines += [
         "", f"CPU time per subject (load and synthesise, one thread): {seconds}.", "",
@@ -307,6 +381,9 @@ def main() -> None:
     parser.add_argument("--feature-steps", type=int, default=200)
     parser.add_argument("--vqgan-channels", type=int, nargs="+")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads for training")
+    parser.add_argument(
+        "--classifier", type=Path, help="an AD-vs-CN bundle: adds seed 002's diagnosis check"
+    )
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -326,7 +403,9 @@ def main() -> None:
     test_pairs, _ = find_pairs(
         [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
     )
-    results = evaluate(bundles, train_pairs, test_pairs, args.test_bids or args.test_derivatives)
+    results = evaluate(
+        bundles, train_pairs, test_pairs, args.test_bids or args.test_derivatives, args.classifier
+    )
     results["cohorts"] = {
         "train": simulated_with(args.train_bids), "test": simulated_with(args.test_bids)
     }  # fmt: skip
