@@ -184,7 +184,7 @@ def classifier_check(bundle: Path, images: dict, test_pairs, test_bids: Path | N
     known = [labels.get(pair.participant) for pair in test_pairs]
 
     def label(image: np.ndarray) -> str:
-        prepared = torch.from_numpy(grid.downsample(image))[None, None]
+        prepared = torch.from_numpy(grid.network_input(image))[None, None]
         probability = classify.infer(classifier.network, classifier.inferer, prepared)
         return "AD" if probability >= classifier.threshold else "CN"
 

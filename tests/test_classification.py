@@ -177,3 +177,19 @@ def test_outputs_hold_the_probability_label_map_and_regions(tmp_path, templatefl
     table = pd.read_csv(outputs.regions, sep="\t")
     assert list(table.columns) == ["atlas", "region", "sensitivity_mean", "sensitivity_max",
                                    "n_voxels", "rank"]  # fmt: skip
+
+
+def test_uptake_outside_the_template_brain_never_reaches_the_network(templateflow_home):
+    """Scalp, skull and meninges uptake (off-target binding that differs by tracer and site)
+    is cut before the network: a scan with a hot head outside the brain gives the same input,
+    so the same P(AD), as the scan with nothing there."""
+    rng = np.random.default_rng(3)
+    scan = rng.uniform(0.8, 1.6, preprocessing.TEMPLATE_SHAPE).astype(np.float32)
+    brain = preprocessing.template_brain()
+    hot_head = np.where(brain, scan, 3.5)
+    nothing_outside = np.where(brain, scan, 0.0)
+    seen = preprocessing.network_input(hot_head)
+    assert np.array_equal(seen, preprocessing.network_input(nothing_outside))
+    assert seen.max() > 0.8 and np.all(
+        seen[preprocessing.downsample(brain.astype(np.float32)) == 0] == 0
+    )

@@ -8,7 +8,11 @@ Shared by inference and training, so the network always sees the same preprocess
 2. non-finite values become 0 (outside the field of view), then SUVR is clipped to
    [0, :data:`SUVR_MAX`]: values above it are rare hot spots (off-target binding, noise) that
    would otherwise dominate the first convolutions;
-3. 2 x 2 x 2 blocks are averaged into 4 mm voxels (46 x 55 x 46; the grid is padded with zeros
+3. everything outside the template's brain mask becomes 0: scalp, skull, meninges and sinus
+   uptake (off-target binding that differs by tracer and scanner) must not decide AD vs CN.
+   Version 0.1.0 saw the whole field of view and called every brain-masked scan AD,
+   CN included (docs/classification.md);
+4. 2 x 2 x 2 blocks are averaged into 4 mm voxels (46 x 55 x 46; the grid is padded with zeros
    by one voxel at the far end of each axis). Averaging, not interpolation: each 4 mm voxel is
    exactly 8 template voxels, so a 4 mm map goes back to 2 mm by repeating each voxel
    (:func:`to_template_grid`) and meets the 2 mm atlases without resampling.
@@ -20,6 +24,7 @@ SUVR 1.0, reference-level uptake, in the network's own input units.
 from __future__ import annotations
 
 import os
+from functools import cache
 
 import nibabel as nib
 import numpy as np
@@ -57,8 +62,21 @@ def check_template_grid(path: str | os.PathLike) -> None:
         )
 
 
+@cache
+def template_brain() -> np.ndarray:
+    """The template's brain mask on its 2 mm grid (what the network may look at)."""
+    return np.asarray(nib.load(templates.brain_mask_path()).dataobj) > 0
+
+
+def network_input(suvr: np.ndarray) -> np.ndarray:
+    """What the network sees of a template-grid SUVR array: the brain only, clipped, 4 mm."""
+    if suvr.shape != TEMPLATE_SHAPE:
+        raise ValueError(f"expected an array of shape {TEMPLATE_SHAPE}, got {suvr.shape}")
+    return downsample(np.where(template_brain(), suvr, 0.0))
+
+
 def downsample(suvr: np.ndarray) -> np.ndarray:
-    """Template-grid SUVR (91, 109, 91) -> clipped 4 mm network input (46, 55, 46), float32."""
+    """Template-grid SUVR (91, 109, 91) -> clipped 4 mm array (46, 55, 46), float32."""
     if suvr.shape != TEMPLATE_SHAPE:
         raise ValueError(f"expected an array of shape {TEMPLATE_SHAPE}, got {suvr.shape}")
     clean = np.clip(np.nan_to_num(suvr, nan=0.0, posinf=0.0, neginf=0.0), 0.0, SUVR_MAX)
@@ -81,4 +99,4 @@ def read_suvr(path: str | os.PathLike) -> np.ndarray:
     if not path:
         raise ValueError("no SUVR image given (MONAI runner: --input_file SUVR.nii.gz)")
     check_template_grid(path)
-    return downsample(load_3d(path, np.float32))
+    return network_input(load_3d(path, np.float32))

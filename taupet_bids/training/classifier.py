@@ -112,7 +112,7 @@ def load_examples(scans: Sequence[Scan]) -> Examples:
     for scan in scans:
         preprocessing.check_template_grid(scan.path)
         suvr = load_3d(scan.path, np.float32)
-        images.append(preprocessing.downsample(suvr))
+        images.append(preprocessing.network_input(suvr))
         meta.append(float(np.nanmean(suvr[atlas])))
     shape = (0, *preprocessing.INPUT_SHAPE)
     return Examples(

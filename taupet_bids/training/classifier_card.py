@@ -15,8 +15,12 @@ from taupet_bids.classification.networks import CHANNELS, CLASSES, DROPOUT, HIDD
 from taupet_bids.training import engine
 from taupet_bids.training.classifier import TrainConfig
 
-MODEL_VERSION = "0.1.0"
-CHANGELOG = {"0.1.0": "first release: Conv5_FC3-style CNN on 4 mm template-space SUVR"}
+MODEL_VERSION = "0.2.0"
+CHANGELOG = {
+    "0.1.0": "first release: Conv5_FC3-style CNN on 4 mm template-space SUVR",
+    "0.2.0": "input masked to the template brain (0.1.0 read extra-cerebral uptake and called "
+    "every brain-masked scan AD); retrained with the same data, seed and settings",
+}
 
 CARD = """# AD vs CN tau PET classifier, version {version}
 
