@@ -23,7 +23,7 @@ from taupet_bids.classification import inference
 from taupet_bids.classification.bundle import load_classifier
 from taupet_bids.models.bundle import CONFIG, METADATA, ModelIntegrityError
 from taupet_bids.training.classifier import train
-from taupet_bids.training.classifier_card import export_trained_bundle
+from taupet_bids.training.classifier_card import MODEL_VERSION, export_trained_bundle
 from tests.classification_cohort import DIAGNOSES, TWO_VISITS, tiny_config, write_cohort
 
 #: A larger occluder than the product's 3 voxels: fewer network calls in a test.
@@ -59,7 +59,7 @@ def test_the_loaded_bundle_calls_an_ad_scan_ad(bundle, cohort):
     prediction = inference.predict(
         classifier.network, classifier.inferer, image, classifier.threshold
     )
-    assert prediction.label == "AD" and classifier.version == "0.1.0"
+    assert prediction.label == "AD" and classifier.version == MODEL_VERSION
 
 
 def test_monai_runner_writes_the_pipelines_outputs(bundle, cohort, tmp_path):
@@ -103,7 +103,7 @@ def test_the_interface_writes_what_the_bundle_functions_compute(bundle, cohort, 
     assert result.probability == pytest.approx(
         inference.infer(classifier.network, classifier.inferer, image), abs=1e-6
     )
-    assert result.label == "AD" and result.model_version == "0.1.0"
+    assert result.label == "AD" and result.model_version == MODEL_VERSION
     record = json.loads(Path(result.prediction).read_text())
     assert record["Label"] == "AD" and record["OcclusionMaskMM"] == 4 * TEST_MASK_VOXELS
     expected = inference.occlusion_map(classifier.network, image, TEST_MASK_VOXELS).values

@@ -14,7 +14,7 @@ from taupet_bids.config import (
     RunConfig,
 )
 from taupet_bids.interfaces.fsl import fsl_available
-from taupet_bids.models import SHIPPED_CLASSIFIER, SHIPPED_HARMONISER
+from taupet_bids.models import SHIPPED_CLASSIFIER
 
 #: The tasks of ``--synthesize`` (taupet_bids.synthesis.networks.TASKS, not imported here so
 #: that ``--help`` does not load torch).
@@ -276,9 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--harmonization-model",
         type=Path,
         metavar="BUNDLE",
-        help="a harmoniser bundle made by `taupet-bids-train harmoniser` (default with "
-        "--harmonize auto or all: the shipped one, trained on simulated PET/MR and PET/CT "
-        "pairs only: read its model card)",
+        help="the trained harmoniser bundle (made by `taupet-bids-train harmoniser`; none "
+        "ships); required with --harmonize auto or all",
     )
 
     group = parser.add_argument_group("group level (see docs/group.md)")
@@ -347,12 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_harmonization(args) -> None:
-    """``--harmonize`` needs a trained bundle (the shipped one by default), and a bundle is
-    only used with ``--harmonize``."""
+    """``--harmonize`` needs a trained bundle, and a bundle is only used with ``--harmonize``."""
     if args.harmonize == "none":
         build_parser().error("--harmonization-model needs --harmonize auto or all")
     if not args.harmonization_model:
-        args.harmonization_model = SHIPPED_HARMONISER
+        build_parser().error(
+            f"--harmonize {args.harmonize} needs --harmonization-model BUNDLE (taupet-bids ships "
+            "no harmoniser weights: train one with `taupet-bids-train harmoniser`)"
+        )
     from taupet_bids.harmonisation.bundle import InvalidBundle, check_bundle
 
     try:

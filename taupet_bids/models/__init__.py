@@ -5,6 +5,3 @@ from pathlib import Path
 #: The AD-vs-CN classifier's folder in the package: its configs now, its weights once trained
 #: (kept here, not in its loader, so that it can be named without importing PyTorch).
 SHIPPED_CLASSIFIER = Path(__file__).resolve().parent / "ad_classifier"
-#: The PET-MR to PET-CT harmoniser's folder: what ``--harmonize`` uses without
-#: ``--harmonization-model``.
-SHIPPED_HARMONISER = Path(__file__).resolve().parent / "pet_harmoniser"
