@@ -19,7 +19,8 @@ MODEL_VERSION = "0.2.0"
 CHANGELOG = {
     "0.1.0": "first release: Conv5_FC3-style CNN on 4 mm template-space SUVR",
     "0.2.0": "input masked to the template brain (0.1.0 read extra-cerebral uptake and called "
-    "every brain-masked scan AD); retrained with the same data, seed and settings",
+    "every brain-masked scan AD); retrained on the same data with the same seed, steps and "
+    "learning rate, at the training command's default width (channels 8-128; 0.1.0 had 4-64)",
 }
 
 CARD = """# AD vs CN tau PET classifier, version {version}
