@@ -56,7 +56,8 @@ from synthesis import (  # noqa: E402
     _composites,
     _number,
     blurred_truth_composites,
-    make_cohort,
+    ensure_cohorts,
+    held_pairs,
     oracle_image,
     regional_rows,
 )
@@ -67,7 +68,6 @@ from taupet_bids.synthesis import diffusion as ldm  # noqa: E402
 from taupet_bids.synthesis.bundle import load_synthesiser  # noqa: E402
 from taupet_bids.synthesis.preprocessing import brain_mask  # noqa: E402
 from taupet_bids.training.synthesis import score, truth_images  # noqa: E402
-from taupet_bids.training.synthesis_data import find_pairs  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import (  # noqa: E402
     DiffusionConfig,
     find_tables,
@@ -544,21 +544,9 @@ def main() -> None:
     args = _arguments()
     torch.set_num_threads(1)
     templates.ensure_templateflow()
-    if args.train_derivatives is None:
-        args.train_bids, args.train_derivatives = make_cohort(
-            args.out, "train", args.n_train, TRAIN_SEED, args.anatomy
-        )
-    if args.test_derivatives is None:
-        args.test_bids, args.test_derivatives = make_cohort(
-            args.out, "test", args.n_test, TEST_SEED, args.anatomy
-        )
+    ensure_cohorts(args)
     bundle = args.bundle or trained_bundle(args)
-    train_pairs, _ = find_pairs(
-        [args.train_derivatives], args.out / "t1w_train", reconstruction=args.reconstruction
-    )
-    test_pairs, _ = find_pairs(
-        [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
-    )
+    train_pairs, test_pairs = held_pairs(args)
     results = evaluate(args, bundle, train_pairs, test_pairs)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=float) + "\n")

@@ -303,6 +303,29 @@ def render(args: argparse.Namespace, results: dict) -> str:
     return "\n".join(lines)
 
 
+def ensure_cohorts(args: argparse.Namespace) -> None:
+    """Simulate and run the training and held-out cohorts not given on the command line."""
+    if args.train_derivatives is None:
+        args.train_bids, args.train_derivatives = make_cohort(
+            args.out, "train", args.n_train, TRAIN_SEED, args.anatomy
+        )
+    if args.test_derivatives is None:
+        args.test_bids, args.test_derivatives = make_cohort(
+            args.out, "test", args.n_test, TEST_SEED, args.anatomy
+        )
+
+
+def held_pairs(args: argparse.Namespace) -> tuple[list, list]:
+    """The (T1w, SUVR) pairs of the training and held-out cohorts, ``--reconstruction`` applied."""
+    train_pairs, _ = find_pairs(
+        [args.train_derivatives], args.out / "t1w_train", reconstruction=args.reconstruction
+    )
+    test_pairs, _ = find_pairs(
+        [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
+    )
+    return train_pairs, test_pairs
+
+
 def simulated_with(bids: Path | None) -> str:
     """The simulator command that made a cohort (its dataset_description), or n/a."""
     try:
@@ -388,21 +411,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     templates.ensure_templateflow()
-    if args.train_derivatives is None:
-        args.train_bids, args.train_derivatives = make_cohort(
-            args.out, "train", args.n_train, TRAIN_SEED, args.anatomy
-        )
-    if args.test_derivatives is None:
-        args.test_bids, args.test_derivatives = make_cohort(
-            args.out, "test", args.n_test, TEST_SEED, args.anatomy
-        )
+    ensure_cohorts(args)
     bundles = bundles_to_score(args)
-    train_pairs, _ = find_pairs(
-        [args.train_derivatives], args.out / "t1w_train", reconstruction=args.reconstruction
-    )
-    test_pairs, _ = find_pairs(
-        [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
-    )
+    train_pairs, test_pairs = held_pairs(args)
     results = evaluate(
         bundles, train_pairs, test_pairs, args.test_bids or args.test_derivatives, args.classifier
     )
