@@ -19,7 +19,7 @@ from taupet_bids.core.grids import Grid, apply_affine
 from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
 from taupet_bids.simulate.anatomy import atrophy_field, atrophy_severity, random_anatomy
 from taupet_bids.simulate.cli import main as cli_main
-from taupet_bids.simulate.other_anatomy import SPACE, load_other_anatomy
+from taupet_bids.simulate.other_anatomy import SPACE, load_other_anatomy, template_to_source
 from taupet_bids.simulate.template import BONE, BRAIN, MENINGES, SOFT_TISSUE, load_template
 from taupet_bids.simulate.truth import read_truth_table, regional_table
 from taupet_bids.simulate.uptake import TauState, random_profile, suvr_map
@@ -314,6 +314,32 @@ def test_other_anatomy_grey_matter_is_its_own(templateflow_home):
     for region in ("hippocampus", "precuneus", "cerebellum-cortex"):
         assert np.isin(other.dk, atlases.dk_indices([region])).sum() > 500
     assert other.reference_masks["InfCerebGrey"].sum() > 3000
+
+
+def test_template_points_follow_the_anatomy_into_the_other_head(templateflow_home):
+    """The kept point map lands template cortex on the same DK label more often than identity.
+
+    Training targets for realistic heads go through it (training/heads.py); a map applied in the
+    wrong direction, or none, would not beat the identity.
+    """
+    other, template = load_other_anatomy(), load_template()
+    points = template.grid_2mm.world_coordinates()
+    cortex = np.isin(
+        template.dk, [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"]
+    )
+
+    def same_label(world: np.ndarray) -> float:
+        voxels = apply_affine(np.linalg.inv(other.grid_2mm.affine), world)
+        labels = ndimage.map_coordinates(other.dk, voxels, order=0, mode="constant")
+        return float((labels[cortex] == template.dk[cortex]).mean())
+
+    mapped = template_to_source(points, "other")
+    assert same_label(mapped) > same_label(points) + 0.02
+    shift = np.linalg.norm(mapped - points, axis=0)[template.brain_mask]
+    assert 0.5 < shift.mean() < 4.0
+    assert template_to_source(points, "template") is points
+    far = np.full((3, 1), 500.0, np.float32)
+    np.testing.assert_array_equal(template_to_source(far, "other"), far)
 
 
 def test_realistic_head_has_layers_below_and_around_the_brain(templateflow_home):

@@ -38,7 +38,7 @@ from scipy import ndimage
 from taupet_bids import atlases, templates
 from taupet_bids.atlases import build
 from taupet_bids.core import registration, tissue_labels
-from taupet_bids.core.grids import Grid
+from taupet_bids.core.grids import Grid, apply_affine, linear_coordinates
 from taupet_bids.simulate.template import (
     AIR,
     BONE,
@@ -118,7 +118,29 @@ def _carry_over(reference: nib.Nifti1Image, brain: np.ndarray, work: Path) -> di
             interpolation="linear" if name == "head" else "genericLabel",
         )  # fmt: skip
         moved[name] = np.asarray(nib.load(out).dataobj)
+    moved["template_to_source_mm"] = _point_map(result)
     return moved
+
+
+def _point_map(result: dict) -> np.ndarray:
+    """Where each voxel centre of the template's 2 mm grid lies in this anatomy (mm, world).
+
+    The registration above maps 2009a points to template points; its inverse list carries a
+    template point to the 2009a point of the same anatomy. Kept so that training targets can
+    follow the anatomy instead of assuming the two MNI spaces coincide (``template_to_source``).
+    """
+    import ants
+    import pandas as pd
+
+    grid = nib.load(templates.t1w_path(2))
+    points = linear_coordinates(grid.affine, grid.shape[:3]).reshape(3, -1)
+    lps = np.array([-1.0, -1.0, 1.0])[:, None]
+    table = pd.DataFrame(dict(zip("xyz", points * lps, strict=True)))
+    moved = ants.apply_transforms_to_points(
+        3, table, result["inverse_transforms"], whichtoinvert=result["inverse_invert_flags"]
+    )
+    mapped = moved[["x", "y", "z"]].to_numpy().T * lps
+    return mapped.reshape((3, *grid.shape[:3])).astype(np.float32)
 
 
 def _extended_affine(affine: np.ndarray) -> np.ndarray:
@@ -200,6 +222,7 @@ def build_arrays() -> dict[str, np.ndarray]:
     head_t1w[neck] = float(np.median(head_t1w[scalp]))
     head = ndimage.binary_fill_holes(head_t1w > HEAD_THRESHOLD) | brain | neck
     arrays = {
+        "template_to_source_mm": moved.pop("template_to_source_mm"),
         "head_t1w": head_t1w,
         "affine_1mm": affine,
         "DK": build.downsample_labels(dk).astype(np.int32),
@@ -260,6 +283,34 @@ def load_other_anatomy() -> TemplateData:
 
 #: Phantom anatomies: ``other`` (this module, the default) or ``template`` (the analysis template).
 ANATOMIES = ("other", "template")
+
+
+@cache
+def _point_map_2mm() -> np.ndarray:
+    return _load_arrays()["template_to_source_mm"]
+
+
+def template_to_source(points: np.ndarray, name: str) -> np.ndarray:
+    """Template-world points (3, ...) moved to the same anatomical points of anatomy ``name``.
+
+    Identity for the template itself; for the other anatomy, trilinear interpolation of the
+    registration's point map (template 2 mm grid), with points outside that grid left where
+    they are (they lie outside the head).
+    """
+    if name == "template":
+        return points
+    if name != "other":
+        raise ValueError(f"anatomy must be one of {ANATOMIES}, not {name!r}")
+    mapping = _point_map_2mm()
+    grid = nib.load(templates.t1w_path(2))
+    flat = points.reshape(3, -1).astype(np.float64)
+    voxels = apply_affine(np.linalg.inv(grid.affine), flat)
+    inside = np.all((voxels >= 0) & (voxels <= np.array(mapping.shape[1:])[:, None] - 1), axis=0)
+    out = flat.copy()
+    for axis in range(3):
+        values = ndimage.map_coordinates(mapping[axis], voxels[:, inside], order=1)
+        out[axis, inside] = values
+    return out.reshape(points.shape).astype(points.dtype)
 
 
 def source_anatomy(name: str) -> TemplateData:

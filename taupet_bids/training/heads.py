@@ -29,7 +29,7 @@ from taupet_bids.normalisation import geometry
 from taupet_bids.simulate import anatomy as anatomy_mod
 from taupet_bids.simulate import uptake
 from taupet_bids.simulate.modalities import TauPET, Visit
-from taupet_bids.simulate.other_anatomy import source_anatomy
+from taupet_bids.simulate.other_anatomy import source_anatomy, template_to_source
 from taupet_bids.simulate.population import STAGE_WEIGHTS
 from taupet_bids.simulate.template import load_template
 
@@ -151,11 +151,10 @@ def axial_field_of_view(
 def realistic_head(seed: int) -> Head:
     """A realistic head of the simulator's other anatomy, one tracer's pattern, scrambled.
 
-    The other anatomy (MNI152NLin2009aSym brain) shares MNI world coordinates with the analysis
-    template, and its labels were carried over from the template by a SyN registration the
-    anatomy cache does not keep: the targets take a template point's world position as its
-    position in the other anatomy. The two templates differ by a few millimetres locally, so the
-    targets carry that error (docs/mrless.md, "Training on realistic heads").
+    The targets follow the anatomy: a template point is first carried to the same anatomical
+    point of the other anatomy (MNI152NLin2009aSym brain) by the SyN registration that carried
+    the template's labels over (:func:`other_anatomy.template_to_source`), then through the
+    subject's deformation and the scanner pose.
     """
     other = source_anatomy("other")
     rng = np.random.default_rng([seed, 7])
@@ -168,7 +167,8 @@ def realistic_head(seed: int) -> Head:
     amplitude = uptake.stage_amplitude(stage, rng.uniform(*uptake.AMPLITUDE_PER_STAGE))
     visit = Visit(f"train{seed}", None, 0, uptake.TauState(stage, amplitude), profile, other)
     pet = TauPET(n_frames=1).generate(anatomy, visit, rng)
-    subject_points = anatomy.from_template(geometry.template_points())
+    source_points = template_to_source(geometry.template_points(), "other")
+    subject_points = anatomy.from_template(source_points)
     targets = apply_affine(np.linalg.inv(pet.truth["pet_to_t1w"]), subject_points)
     volume = np.asarray(pet.image.dataobj, dtype=np.float32)
     volume = axial_field_of_view(volume, pet.image.affine, rng)
