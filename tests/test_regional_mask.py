@@ -4,6 +4,8 @@ wherever the subject-GM masks cannot be made (MR-less scans, empty regions)."""
 
 from __future__ import annotations
 
+import tempfile
+
 import ants
 import nibabel as nib
 import numpy as np
@@ -44,6 +46,16 @@ def test_atropos_finds_the_grey_matter_shell():
     assert wm[core].mean() > 0.9 and wm[shell].mean() < 0.1
     assert gm[radius >= 16].max() == 0  # nothing outside the brain mask
     assert brain.numpy().sum() == mask.numpy().sum()
+
+
+def test_atropos_leaves_no_files_in_the_temporary_folder(tmp_path, monkeypatch):
+    """antspyx's atropos writes probability images to mktemp names and keeps them; we do not."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    t1w, mask, _ = _sphere_t1w(n=24)
+    gm, _, _ = segment_tissues(t1w, mask)
+    assert gm.numpy().max() > 0.5  # read before the folder went
+    assert list(tmp_path.iterdir()) == []
+    assert tempfile.gettempdir() == str(tmp_path)
 
 
 def test_atropos_runs_on_a_coarser_grid_than_a_1mm_t1w():

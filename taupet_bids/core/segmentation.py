@@ -11,6 +11,10 @@ a light Markov random field, at about 2 mm (settings in :mod:`taupet_bids.greyma
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import ants
 import numpy as np
 
@@ -32,6 +36,22 @@ def _coarse(image: ants.ANTsImage, mask: ants.ANTsImage, mm: float):
     return image, mask
 
 
+@contextmanager
+def private_tempdir() -> Iterator[str]:
+    """Point Python's temporary folder at a folder of our own for the block, then delete it.
+
+    ``ants.atropos`` writes its probability images to ``mktemp`` names in the temporary folder
+    and never removes them (about 1 MB per class and scan: a cohort filled /tmp with them).
+    """
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="taupet-atropos-") as work:
+        tempfile.tempdir = work
+        try:
+            yield work
+        finally:
+            tempfile.tempdir = previous
+
+
 def segment_tissues(
     t1w: ants.ANTsImage,
     mask: ants.ANTsImage,
@@ -48,14 +68,15 @@ def segment_tissues(
     brain = ants.threshold_image(brain, 0.5, 1e9, 1, 0)
     if int(brain.numpy().sum()) < 3 * len(CLASSES):
         raise ValueError("the brain mask has too few voxels to segment")
-    result = ants.atropos(
-        a=image,
-        x=brain,
-        i=f"Kmeans[{len(CLASSES)}]",
-        m=MRF,
-        c=f"[{int(iterations)},0]",
-        verbose=0,
-    )
+    with private_tempdir():
+        result = ants.atropos(
+            a=image,
+            x=brain,
+            i=f"Kmeans[{len(CLASSES)}]",
+            m=MRF,
+            c=f"[{int(iterations)},0]",
+            verbose=0,
+        )
     probabilities = result["probabilityimages"]
     gm = probabilities[CLASSES.index("GM")] * brain
     wm = probabilities[CLASSES.index("WM")] * brain
