@@ -13,8 +13,11 @@ from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE
 from taupet_bids.training import engine
 from taupet_bids.training.normaliser import TrainConfig
 
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.3.0"
 CHANGELOG = {
+    "0.3.0": "retrained on 320 realistic heads of the simulator's other anatomy (face, skull "
+    "base, neck; three tau tracers' off-target styles; scrambled uptake patterns; 15-26 cm axial "
+    "fields of view), seed 8, 3000 affine + 800 deformable steps",
     "0.2.0": "configs/inference.json is a complete MONAI bundle config (python -m monai.bundle "
     "run); weights and outputs unchanged",
     "0.1.0": "first release: affine + LocalNet stages, simulated training",
@@ -29,12 +32,11 @@ default engine of `taupet-bids ... --mr-less always|auto` (`--mr-less-method net
 
 **Training data.** {data}
 No image of a real person was used. Real scans differ from the simulator in ways the network has
-not seen (neck and shoulders in the field of view, atrophy beyond the simulated range, off-target
-binding patterns, reconstruction artefacts, other tracers). Validate it on your own data against
+not seen ({unseen}). Validate it on your own data against
 the MR-based path before relying on it, or retrain it on your cohort:
 `taupet-bids-train normaliser --derivatives <your MR-based taupet-bids derivatives> --out <dir>`.
 
-**Validation (held-out simulated heads, randomly rotated up to 35 degrees, shifted up to 50 mm,
+**Validation (held-out simulated heads of the same kind, randomly rotated up to 35 degrees, shifted up to 50 mm,
 some with a cut field of view).** Mean distance in the brain between where the network samples
 the PET and where it should (mm, PET space), over {n_val} heads:
 
@@ -85,8 +87,9 @@ def _data_description(config: dict) -> str:
             "warped by a random affine and a smooth deformation, flortaucipir-, MK-6240- or "
             "PI-2620-like off-target signal, scrambled or swapped uptake patterns, 15-26 cm axial "
             "fields of view, three scanner models with 6-8 mm PSF, one 20-minute frame; targets "
-            "take MNI152NLin2009aSym and MNI152NLin6Asym world coordinates as equal. Augmented "
-            "on the fly by random rigid moves, field-of-view cuts, extra noise and uptake scale."
+            "carried from MNI152NLin6Asym to that anatomy by the simulator's SyN point map. "
+            "Augmented on the fly by random rigid moves, field-of-view cuts, extra noise and "
+            "uptake scale."
         )
     return (
         f"Simulated data only: {config['n_heads']} digital phantoms made by taupet-bids' "
@@ -95,6 +98,20 @@ def _data_description(config: dict) -> str:
         "uptake, three scanner models with 6-8 mm PSF, Poisson-like noise, one 20-minute frame), "
         "augmented on the fly by random rigid moves, field-of-view cuts, extra noise and uptake "
         "scale."
+    )
+
+
+def _unseen(config: dict) -> str:
+    """What the training heads lacked that real scans have (said on the card)."""
+    if config.get("heads_from", "template") == "other" and not config["derivatives"]:
+        return (
+            "real faces, skulls and head shapes beyond one source anatomy, atrophy beyond the "
+            "simulated range, patient motion, reconstruction artefacts, tracers other than the "
+            "three tau styles and the scrambled patterns"
+        )
+    return (
+        "neck and shoulders in the field of view, atrophy beyond the simulated range, off-target "
+        "binding patterns, reconstruction artefacts, other tracers"
     )
 
 
@@ -169,6 +186,7 @@ def render_card(metadata: dict) -> str:
     return CARD.format(
         version=metadata["version"],
         data=metadata["data_source"],
+        unseen=_unseen(config),
         n_val=metrics["n_validation"],
         affine_mean=metrics["affine_mm"]["mean"],
         affine_p95=metrics["affine_mm"]["p95"],
