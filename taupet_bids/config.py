@@ -52,7 +52,7 @@ class RunConfig:
     smooth_to_fwhm: float | None = None
     centaur_masks: Path | None = None
     mr_less: str = "auto"
-    mr_less_method: str = "network"
+    mr_less_method: str = "network+ants"
     mr_less_model: Path | None = None
     regional_mask: str = DEFAULT_REGIONAL_MASK
     #: ``--classify``: a trained AD-vs-CN classifier bundle (None: no classification).

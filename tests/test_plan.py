@@ -57,7 +57,7 @@ def test_mr_less_choice(tmp_path):
     with_t1w, without = _checked(tmp_path / "a"), _checked(tmp_path / "b", t1w=False)
     auto = _config(tmp_path)
     assert plan_scan(auto, with_t1w).normalisation == "mr"
-    assert plan_scan(auto, without).normalisation == "network"
+    assert plan_scan(auto, without).normalisation == "network+ants"
     always = _config(tmp_path, mr_less="always", mr_less_method="ants")
     assert plan_scan(always, with_t1w).normalisation == "ants"
     with pytest.raises(InputError, match="no T1w.*--mr-less auto"):

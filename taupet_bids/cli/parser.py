@@ -189,10 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     mrless.add_argument(
         "--mr-less-method",
         choices=["network", "ants", "network+ants"],
-        default="network",
-        help="network = the shipped trained network (about a second per scan); ants = antspyx "
-        "affine registration to the tau PET template; network+ants = the network refined by a "
-        "short antspyx affine registration to the same template (default: network)",
+        default="network+ants",
+        help="network+ants = the shipped trained network refined by a short antspyx affine "
+        "registration to the tau PET template (about 2.5 s per scan; the most accurate in "
+        "docs/benchmarks.md); network = the network alone (under a second); ants = antspyx "
+        "affine registration to the tau PET template alone (default: network+ants)",
     )
     mrless.add_argument(
         "--mr-less-model",

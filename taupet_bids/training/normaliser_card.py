@@ -28,7 +28,8 @@ CARD = """# MR-less tau PET normaliser, version {version}
 **What it does.** Maps an averaged tau PET image in its native space to MNI152NLin6Asym without
 an MRI: an affine stage regresses the pose and size of the head from a 4 mm view of the PET, a
 deformable stage (MONAI LocalNet) adds a smooth displacement for individual anatomy. It is the
-default engine of `taupet-bids ... --mr-less always|auto` (`--mr-less-method network`).
+first stage of `taupet-bids ... --mr-less always|auto` (default `--mr-less-method network+ants`,
+which refines its map with a short affine registration; `network` runs it alone).
 
 **Training data.** {data}
 No image of a real person was used. Real scans differ from the simulator in ways the network has
