@@ -38,8 +38,8 @@ the MR-based path before relying on it, or retrain it on your cohort:
 `taupet-bids-train normaliser --derivatives <your MR-based taupet-bids derivatives> --out <dir>`.
 
 **Validation (held-out simulated heads of the same kind, randomly rotated up to 35 degrees,
-shifted up to 50 mm, some with a cut field of view).** Mean distance in the brain between where the network samples
-the PET and where it should (mm, PET space), over {n_val} heads:
+shifted up to 50 mm, some with a cut field of view).** Mean distance in the brain between where
+the network samples the PET and where it should (mm, PET space), over {n_val} heads:
 
 | stage | mean | 95th percentile | worst head |
 |---|---|---|---|
