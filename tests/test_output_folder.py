@@ -410,3 +410,34 @@ def test_a_stop_signal_during_the_commit_rolls_it_back(
         derivatives.copy_tree_atomically(staged, output, name="sub_002")
     _no_trace_of(output, "002")
     assert _tree(output) == {HEALTHY: b"healthy bytes"}
+
+
+# Paths and crashes ---------------------------------------------------------------------------
+
+
+def test_a_symlinked_dataset_root_is_resolved_like_pybids_resolves_it(bids: Path, tmp_path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(bids)
+    config = _config(link, tmp_path / "out")
+    assert config.bids_dir == bids.resolve()
+    from taupet_bids.workflows.outputs import _bids_uri
+
+    pet = (link / "sub-01" / "pet" / "sub-01_trc-FTP_pet.nii.gz").resolve()  # as pybids gives it
+    assert _bids_uri(pet, config.bids_dir) == "bids:raw:sub-01/pet/sub-01_trc-FTP_pet.nii.gz"
+
+
+def test_an_unexpected_error_reaches_the_user_as_one_line_with_the_trace_in_a_file(
+    bids: Path, tmp_path, monkeypatch, capsys
+) -> None:
+    def broken(config):
+        raise ValueError("a bug\nsecond line")
+
+    monkeypatch.setattr(cli_run, "_run", broken)
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    assert cli_run.main([str(bids), str(out), "participant"]) == 2
+    stderr = capsys.readouterr().err.strip()
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
+    assert "internal error (ValueError: a bug)" in stderr and "this is a bug" in stderr
+    crash = next((out / "logs").glob("taupet-bids-crash-*.txt"))
+    assert str(crash) in stderr and "Traceback" in crash.read_text()

@@ -478,7 +478,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     if args.use_fsl and not fsl_available():
         build_parser().error("--use-fsl needs FSL: set FSLDIR to an installation with flirt")
     return RunConfig(
-        bids_dir=args.bids_dir.absolute(),
+        # resolved: pybids resolves symlinks, and every input path is made relative to this root
+        bids_dir=args.bids_dir.resolve(),
         output_dir=output_dir,
         analysis_level=args.analysis_level,
         work_dir=(args.work_dir or output_dir.parent / "taupet-work").absolute(),

@@ -547,8 +547,35 @@ def main(argv: list[str] | None = None) -> int:
         return _run(config)
     except StopRun as stop:
         return _stopped(config, stop)
+    except Exception as error:  # noqa: BLE001 - a bug: one line for the user, the trace in a file
+        return _internal_error(config, error)
     finally:
         signals.restore(previous)
+
+
+def _internal_error(config: RunConfig, error: Exception) -> int:
+    """Report an unexpected error in one line and keep its traceback in a file for the bug report."""
+    import traceback
+
+    trace = "".join(traceback.format_exception(error))
+    folder = config.output_dir / "logs"
+    if not folder.is_dir():
+        folder = Path(tempfile.gettempdir())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        crash = folder / f"taupet-bids-crash-{stamp}-{os.getpid()}.txt"
+        crash.write_text(f"taupet-bids {__version__}\n{trace}")
+        where = f"the traceback is in {crash}"
+    except OSError:
+        where = "the traceback could not be saved"
+    LOG.debug("internal error:\n%s", trace)
+    message = str(error).splitlines()[0] if str(error) else ""
+    print(
+        f"taupet-bids: internal error ({type(error).__name__}: {message}); this is a bug, "
+        f"{where}; please report it with that file",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _run(config: RunConfig) -> int:
