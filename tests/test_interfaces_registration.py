@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from nipype import Node, Workflow  # noqa: E402
 
 from taupet_bids.core.motion import motion_parameters, transform_affine_lps  # noqa: E402
-from taupet_bids.core.registration import register  # noqa: E402
+from taupet_bids.core.registration import register, transform_points  # noqa: E402
 from taupet_bids.interfaces.registration import (  # noqa: E402
     ApplyTransforms,
     N4BiasCorrect,
@@ -156,3 +156,17 @@ def test_n4_reduces_multiplicative_bias(tmp_path):
 
     assert region.sum() > 1000
     assert cv(corrected) < 0.6 * cv(biased)
+
+
+def test_transform_points_moves_ras_points_through_an_lps_transform_and_its_inverse(tmp_path):
+    shift = ants.create_ants_transform(
+        transform_type="AffineTransform", dimension=3, translation=(1.0, 2.0, 3.0)
+    )
+    path = str(tmp_path / "shift.mat")
+    ants.write_transform(shift, path)
+    points = np.arange(12, dtype=np.float32).reshape(3, 2, 2)
+    moved = transform_points(points, [path])
+    expected = points + np.array([-1.0, -2.0, 3.0])[:, None, None]  # LPS (1, 2, 3) in RAS
+    np.testing.assert_allclose(moved, expected, atol=1e-4)
+    assert moved.shape == points.shape
+    np.testing.assert_allclose(transform_points(moved, [path], [True]), points, atol=1e-4)

@@ -266,6 +266,26 @@ def _check_flags(transforms: Sequence[str], invert: Sequence[bool] | None) -> li
     return flags
 
 
+def transform_points(
+    points: np.ndarray, transforms: Sequence[str], invert_flags: Sequence[bool] | None = None
+) -> np.ndarray:
+    """Move world points (3, ...) in RAS mm through an ANTs transform list.
+
+    ANTs maps *points* the way ``apply_transforms`` maps output-grid points: through the list from
+    the fixed space of its resampling to the moving space. Its points are LPS, ours RAS, hence
+    the flips on the way in and out.
+    """
+    import pandas as pd
+
+    flags = _check_flags(transforms, invert_flags)
+    lps = np.array([-1.0, -1.0, 1.0])[:, None]
+    flat = points.reshape(3, -1).astype(np.float64) * lps
+    table = pd.DataFrame(dict(zip("xyz", flat, strict=True)))
+    moved = ants.apply_transforms_to_points(3, table, list(transforms), whichtoinvert=flags)
+    out = moved[["x", "y", "z"]].to_numpy().T * lps
+    return out.reshape(points.shape).astype(np.float32)
+
+
 def apply_transforms(
     in_file: str,
     reference_file: str,

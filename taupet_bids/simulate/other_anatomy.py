@@ -129,18 +129,11 @@ def _point_map(result: dict) -> np.ndarray:
     template point to the 2009a point of the same anatomy. Kept so that training targets can
     follow the anatomy instead of assuming the two MNI spaces coincide (``template_to_source``).
     """
-    import ants
-    import pandas as pd
-
     grid = nib.load(templates.t1w_path(2))
-    points = linear_coordinates(grid.affine, grid.shape[:3]).reshape(3, -1)
-    lps = np.array([-1.0, -1.0, 1.0])[:, None]
-    table = pd.DataFrame(dict(zip("xyz", points * lps, strict=True)))
-    moved = ants.apply_transforms_to_points(
-        3, table, result["inverse_transforms"], whichtoinvert=result["inverse_invert_flags"]
+    points = linear_coordinates(grid.affine, grid.shape[:3])
+    return registration.transform_points(
+        points, result["inverse_transforms"], result["inverse_invert_flags"]
     )
-    mapped = moved[["x", "y", "z"]].to_numpy().T * lps
-    return mapped.reshape((3, *grid.shape[:3])).astype(np.float32)
 
 
 def _extended_affine(affine: np.ndarray) -> np.ndarray:
@@ -240,7 +233,8 @@ def build_arrays() -> dict[str, np.ndarray]:
     return arrays
 
 
-def _load_arrays() -> dict[str, np.ndarray]:
+def _load_arrays(keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The cached anatomy (built first if missing); ``keys`` reads only those arrays."""
     path = cache_path()
     if not path.exists():
         arrays = build_arrays()
@@ -249,7 +243,7 @@ def _load_arrays() -> dict[str, np.ndarray]:
             if stale != path:
                 stale.unlink(missing_ok=True)
     with np.load(path) as stored:
-        return {key: stored[key] for key in stored.files}
+        return {key: stored[key] for key in (keys or stored.files)}
 
 
 @cache
@@ -287,7 +281,12 @@ ANATOMIES = ("other", "template")
 
 @cache
 def _point_map_2mm() -> np.ndarray:
-    return _load_arrays()["template_to_source_mm"]
+    return _load_arrays(("template_to_source_mm",))["template_to_source_mm"]
+
+
+@cache
+def _template_affine_2mm() -> np.ndarray:
+    return nib.load(templates.t1w_path(2)).affine
 
 
 def template_to_source(points: np.ndarray, name: str) -> np.ndarray:
@@ -302,9 +301,8 @@ def template_to_source(points: np.ndarray, name: str) -> np.ndarray:
     if name != "other":
         raise ValueError(f"anatomy must be one of {ANATOMIES}, not {name!r}")
     mapping = _point_map_2mm()
-    grid = nib.load(templates.t1w_path(2))
     flat = points.reshape(3, -1).astype(np.float64)
-    voxels = apply_affine(np.linalg.inv(grid.affine), flat)
+    voxels = apply_affine(np.linalg.inv(_template_affine_2mm()), flat)
     inside = np.all((voxels >= 0) & (voxels <= np.array(mapping.shape[1:])[:, None] - 1), axis=0)
     out = flat.copy()
     for axis in range(3):

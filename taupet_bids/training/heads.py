@@ -24,6 +24,7 @@ import nibabel as nib
 import numpy as np
 
 from taupet_bids import atlases, naming
+from taupet_bids.core import registration
 from taupet_bids.core.grids import apply_affine, linear_coordinates
 from taupet_bids.normalisation import geometry
 from taupet_bids.simulate import anatomy as anatomy_mod
@@ -180,10 +181,6 @@ def realistic_head(seed: int) -> Head:
     )
 
 
-def _ras_to_lps(points: np.ndarray) -> np.ndarray:
-    return points * np.array([-1.0, -1.0, 1.0])[:, None]
-
-
 def map_template_points(transforms: list[str], points: np.ndarray) -> np.ndarray:
     """Move template-world points (3, ...) through an ANTs transform list (ANTs order).
 
@@ -191,14 +188,7 @@ def map_template_points(transforms: list[str], points: np.ndarray) -> np.ndarray
     warp and affine, then PET->T1w): ANTs maps *points* of the fixed space through it to the
     moving space, so the result is the PET-world position of each template point.
     """
-    import ants
-    import pandas as pd
-
-    flat = _ras_to_lps(points.reshape(3, -1).astype(np.float64))
-    table = pd.DataFrame({"x": flat[0], "y": flat[1], "z": flat[2]})
-    moved = ants.apply_transforms_to_points(3, table, list(transforms))
-    out = _ras_to_lps(moved[["x", "y", "z"]].to_numpy().T)
-    return out.reshape(points.shape).astype(np.float32)
+    return registration.transform_points(points, transforms)
 
 
 def derivatives_transforms(pet_file: Path) -> list[str]:
