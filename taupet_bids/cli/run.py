@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _internal_error(config: RunConfig, error: Exception) -> int:
-    """Report an unexpected error in one line and keep its traceback in a file for the bug report."""
+    """Say an unexpected error in one line; keep its traceback in a file for the bug report."""
     import traceback
 
     trace = "".join(traceback.format_exception(error))
