@@ -345,7 +345,8 @@ through antspyx {v["antspyx"]} [ants]. Inputs were queried with PyBIDS {v["pybid
 
 For each PET scan, the frames acquired within {window} were selected, realigned to their
 duration-weighted mean with rigid registrations (a coarse pass, then a fine pass started from
-it with the coarsely realigned mean as reference), and averaged with frame durations as weights. The T1-weighted image was corrected
+it with the coarsely realigned mean as reference), and averaged with frame durations as
+weights. The T1-weighted image was corrected
 for intensity non-uniformity with N4 [n4] and registered to the MNI152NLin6Asym template
 [mni152nlin6asym] (TemplateFlow {v["templateflow"]} [templateflow]) with a symmetric
 normalisation (rigid, affine and SyN stages); the brain mask was obtained by warping the

@@ -53,3 +53,28 @@ def test_a_node_failing_while_setting_inputs_is_reported_not_waited_for(tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert "FAILED:" in done.stdout and "takes_one" in done.stdout, done.stdout[-2000:]
     assert (tmp_path / "wf" / "independent" / "result_independent.pklz").exists()
+
+
+def test_objects_from_before_the_run_are_frozen_during_it_and_thawed_after(monkeypatch) -> None:
+    """Nipype's per-node gc.collect() must not walk the main process's whole heap."""
+    import gc
+
+    from nipype.pipeline.plugins import multiproc
+
+    from taupet_bids.cli.multiproc import ReportingMultiProcPlugin
+
+    before = [object() for _ in range(1000)]
+    seen = {}
+
+    def scheduling_loop(self, graph, config, updatehash=False):
+        seen["frozen"] = gc.get_freeze_count()
+        return "ran"
+
+    monkeypatch.setattr(multiproc.MultiProcPlugin, "run", scheduling_loop)
+    plugin = ReportingMultiProcPlugin(plugin_args={"n_procs": 1})
+    try:
+        assert plugin.run(None, {}) == "ran"
+    finally:
+        plugin.pool.shutdown(wait=False)
+    assert seen["frozen"] >= len(before)
+    assert gc.get_freeze_count() == 0

@@ -343,10 +343,10 @@ def select_synthesis(config: RunConfig, plans: list) -> list:
     planned scan whose session has no T1w is refused for the task with one log line. From FDG,
     each planned FDG scan (``--tracer FDG``) is the input. The rest go on.
     """
-    from taupet_bids.synthesis.networks import TASKS
-
     if not config.synthesize:
         return []
+    from taupet_bids.synthesis.networks import TASKS  # PyTorch: only when a task asks for it
+
     t1w_tasks = [task for task in config.synthesize if TASKS[task].source == "T1w"]
     synthesis = _t1w_synthesis(config, plans, t1w_tasks) if t1w_tasks else []
     for task in config.synthesize:

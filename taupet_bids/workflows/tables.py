@@ -65,9 +65,9 @@ def init_tables_wf(
         run_without_submitting=True,
     )
     reference_labels.inputs.label = reference_region
-    reference_stats = pe.Node(
-        RegionalStatistics(), name="reference_stats", run_without_submitting=True
-    )
+    # The statistics read whole images (up to 0.7 s each): they run in a worker, so that the
+    # scheduler is not held up; only bookkeeping nodes run without submitting.
+    reference_stats = pe.Node(RegionalStatistics(), name="reference_stats")
     if not subject_gm:
         reference_stats.inputs.atlas_file = str(
             templates.reference_mask_path(reference_region, resolution)
@@ -94,7 +94,6 @@ def init_tables_wf(
                 groups=region_groups(atlas),
             ),
             name=f"stats_{atlas}",
-            run_without_submitting=True,
         )
         if subject_gm:
             stats.inputs.grey_labels = grey_matter_labels(atlas)
