@@ -11,18 +11,24 @@ computes the four composites (meta-temporal, Braak I-II, III-IV, V-VI; template 
 InfCerebGrey reference) relative to the correctly placed copy, and the geometry QC of
 :mod:`taupet_bids.normalisation.geometry_qc`.
 
-Calibration: the thresholds of the QC's rules are tuned on the odd-numbered heads (the most
-copies off by more than 4 % flagged with at most 10 % of the correct copies flagged), and the
-tuned and the app's thresholds are scored on the even-numbered heads, which the tuning never saw.
-Writes the "Geometry QC calibration" section of docs/benchmarks.md and
+Calibration. A normalisation the QC must pass is not only the perfect one: the app's own
+normalisations miss by a few millimetres (network+ants: 2.3 mm on held-out heads). *Acceptable*
+copies are therefore the correctly placed ones and those moved by residual-sized amounts
+(:data:`RESIDUAL_MOVES`) whose composites stay within 4 %; *off* copies are any whose composite
+moved by more than 4 %. The thresholds of the four outline rules are tuned on the odd-numbered
+heads (exhaustive grid: the most off copies flagged with at most 10 % of the acceptable ones
+flagged), and the tuned and the app's thresholds are scored on the even-numbered heads, which
+the tuning never saw. Writes the "Geometry QC calibration" section of docs/benchmarks.md and
 benchmarks/results/geometry_qc_calibration.json.
 
 Usage: python benchmarks/geometry_qc_calibration.py [--n-heads 40] [--seed 20265] [--jobs 2]
+[--rows-from benchmarks/results/geometry_qc_calibration.json] (re-tune the stored rows)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -69,6 +75,10 @@ RULES = {
     "HeadDice": ("below", geometry_qc.MIN_HEAD_DICE, np.array([0.80, 0.85, 0.88, 0.90, 0.92])),
     "ReferenceInHead": ("below", geometry_qc.MIN_REFERENCE_IN_HEAD, np.array([0.95, 0.98, 0.99])),
 }  # fmt: skip
+#: The outline rules whose thresholds the grid search tunes (the other two keep the app's).
+TUNED_RULES = ("HeadShiftMm", "HeadScalePct", "HeadRotationDeg", "PosteriorFossaOutlineMm")
+#: Misplacements the size of a good normalisation's residual (largest of each kind).
+RESIDUAL_MOVES = {"none": 0.0, "shift_mm": 3.0, "rotation_deg": 4.0, "scale_pct": 3.0}
 COMPOSITES = ("metatemporal", *BRAAK_COMPOSITES)
 
 
@@ -79,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed", type=int, default=20265, help="benchmark seed, used only here (heads seed*1000+i)"
     )
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--rows-from", type=Path, help="reuse the rows of an earlier run's results file"
+    )
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
     return parser.parse_args(argv)
 
@@ -182,48 +195,41 @@ def flagged(rows: pd.DataFrame, thresholds: dict[str, float]) -> np.ndarray:
     return out
 
 
+def acceptable(rows: pd.DataFrame) -> np.ndarray:
+    """Copies the QC should pass: residual-sized moves whose composites stay within 4 %."""
+    limit = rows.move.map(RESIDUAL_MOVES).to_numpy(dtype=float)
+    residual = np.abs(rows["size"].to_numpy()) <= np.nan_to_num(limit, nan=-1.0)
+    return residual & (rows.max_abs_error_pct <= ERROR_PCT).to_numpy()
+
+
 def rates(rows: pd.DataFrame, flags: np.ndarray) -> dict:
     correct = (rows.move == "none").to_numpy()
+    good = acceptable(rows)
     off = ((rows.move != "none") & (rows.max_abs_error_pct > ERROR_PCT)).to_numpy()
-    small = ((rows.move != "none") & (rows.max_abs_error_pct <= ERROR_PCT)).to_numpy()
     return {
-        "correct": int(correct.sum()), "false_alarms": float(flags[correct].mean()),
+        "acceptable": int(good.sum()), "false_alarms": float(flags[good].mean()),
+        "correct_flagged": float(flags[correct].mean()),
         "off": int(off.sum()), "detection": float(flags[off].mean()),
-        "small": int(small.sum()), "small_flagged": float(flags[small].mean()),
     }  # fmt: skip
 
 
 def tune(rows: pd.DataFrame) -> dict[str, float]:
-    """The thresholds with the best detection at <= MAX_FALSE_ALARMS (then fewest small flags).
-
-    A coordinate search from the app's thresholds: each rule's threshold is swept over its
-    candidates with the others held, the best kept, until nothing improves (an exhaustive grid
-    over six rules would be millions of combinations).
-    """
-    current = {key: rule[1] for key, rule in RULES.items()}
-
-    def score(thresholds: dict[str, float]) -> tuple:
+    """The thresholds with the best detection at <= MAX_FALSE_ALARMS (ties: fewer alarms)."""
+    fixed = {key: rule[1] for key, rule in RULES.items() if key not in TUNED_RULES}
+    best, best_score = None, None
+    for values in itertools.product(*(RULES[key][2] for key in TUNED_RULES)):
+        thresholds = {**fixed, **dict(zip(TUNED_RULES, map(float, values), strict=True))}
         result = rates(rows, flagged(rows, thresholds))
-        allowed = result["false_alarms"] <= MAX_FALSE_ALARMS + 1e-9
-        return (allowed, result["detection"] if allowed else -result["false_alarms"],
-                -result["small_flagged"])  # fmt: skip
-
-    best = score(current)
-    for _ in range(10):
-        improved = False
-        for key, rule in RULES.items():
-            for candidate in rule[2]:
-                trial = {**current, key: float(candidate)}
-                trial_score = score(trial)
-                if trial_score > best:
-                    current, best, improved = trial, trial_score, True
-        if not improved:
-            break
-    return current
+        if result["false_alarms"] > MAX_FALSE_ALARMS + 1e-9:
+            continue
+        score = (result["detection"], -result["false_alarms"])
+        if best_score is None or score > best_score:
+            best, best_score = thresholds, score
+    return best if best is not None else {key: rule[1] for key, rule in RULES.items()}
 
 
 def calibration_table(rows: pd.DataFrame, tuned: dict[str, float]) -> pd.DataFrame:
-    tuning, held_out = rows[rows.head % 2 == 1], rows[rows.head % 2 == 0]
+    tuning, held_out = rows[rows["head"] % 2 == 1], rows[rows["head"] % 2 == 0]
     app = {key: rule[1] for key, rule in RULES.items()}
     out = []
     for label, thresholds in (("the app's", app), ("tuned", tuned)):
@@ -232,9 +238,10 @@ def calibration_table(rows: pd.DataFrame, tuned: dict[str, float]) -> pd.DataFra
             met = result["detection"] >= 1.0 and result["false_alarms"] <= MAX_FALSE_ALARMS
             out.append({
                 "thresholds": label, "heads": heads,
-                "correct": result["correct"], "false alarms": result["false_alarms"],
+                "acceptable copies": result["acceptable"],
+                "false alarms": result["false_alarms"],
+                "correct copies flagged": result["correct_flagged"],
                 f"off by > {ERROR_PCT:.0f} %": result["off"], "detection": result["detection"],
-                "small misplacements flagged": result["small_flagged"],
                 "goal (all off flagged, false alarms <= 10 %)": "met" if met else "NOT met",
             })  # fmt: skip
     return pd.DataFrame(out)
@@ -280,8 +287,12 @@ def render(args: argparse.Namespace, rows: pd.DataFrame, tuned: dict[str, float]
         f"`{args.seed * 1000}-{args.seed * 1000 + args.n_heads - 1}`, never used in training), "
         "put on the template grid exactly where their truth says, then misplaced by "
         f"{len(MOVES) - 1} known moves. *Off*: a composite (meta-temporal, Braak I-II, III-IV, "
-        f"V-VI) moves by more than {ERROR_PCT:.0f} % from the correctly placed copy. Thresholds "
-        "tuned on the odd-numbered heads, scored on the even-numbered ones too.",
+        f"V-VI) moves by more than {ERROR_PCT:.0f} % from the correctly placed copy. "
+        "*Acceptable*: correctly placed, or moved by no more than a good normalisation's "
+        "residual (3 mm, 4 degrees, 3 %) with every composite within "
+        f"{ERROR_PCT:.0f} %; *false alarms* are flagged acceptable copies. The four outline "
+        "thresholds are tuned on the odd-numbered heads (exhaustive grid), scored on the "
+        "even-numbered ones too.",
         "",
         markdown_table(calibration_table(rows, tuned)),
         "",
@@ -311,8 +322,16 @@ def render(args: argparse.Namespace, rows: pd.DataFrame, tuned: dict[str, float]
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     templates.ensure_templateflow()
-    rows = run(args)
-    tuned = tune(rows[rows.head % 2 == 1])
+    if args.rows_from:
+        stored = json.loads(args.rows_from.read_text())
+        rows = pd.DataFrame(stored["rows"])
+        args.n_heads, args.seed = (
+            int(stored["arguments"]["n_heads"]),
+            int(stored["arguments"]["seed"]),
+        )
+    else:
+        rows = run(args)
+    tuned = tune(rows[rows["head"] % 2 == 1])
     update_report(args.report.resolve(), render(args, rows, tuned), MARKER_START, MARKER_END)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {"arguments": {k: str(v) for k, v in vars(args).items()}, "tuned": tuned,

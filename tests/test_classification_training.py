@@ -162,3 +162,31 @@ def test_the_baseline_cutpoint_lies_between_the_classes():
     values = np.array([1.0, 1.1, 1.2, 2.0, 2.4])
     targets = np.array([0, 0, 0, 1, 1])
     assert best_cutpoint(values, targets) == pytest.approx(1.6)
+
+
+def test_label_smoothing_keeps_a_confident_right_answer_costing_something(tmp_path) -> None:
+    """With smoothing the loss has a floor above zero, so P(AD) is not pushed to 0 or 1."""
+    from taupet_bids.training.classifier import training_stage
+
+    class Confident(torch.nn.Module):
+        def forward(self, images):
+            return torch.tensor([[0.0, 50.0], [50.0, 0.0]])  # AD, then CN, very sure
+
+    targets = np.array([1, 0])
+    batch = (np.zeros((2, 1, 4, 4, 4), np.float32), targets)
+    losses = {}
+    for smoothing in (0.0, 0.1):
+        config = TrainConfig(tmp_path, [tmp_path], tmp_path, label_smoothing=smoothing)
+        stage = training_stage(config, Confident(), targets)
+        losses[smoothing] = float(stage.loss(batch))
+    assert losses[0.0] < 1e-6
+    assert losses[0.1] > 1.0  # 0.05 of the target on the class it scored 50 below
+    command = render_card_command({"label_smoothing": 0.1})
+    assert "--label-smoothing 0.1" in command
+
+
+def render_card_command(overrides: dict) -> str:
+    from taupet_bids.training.classifier_card import _command
+
+    config = TrainConfig(Path("/out"), [Path("/d")], Path("/b"), **overrides).to_json()
+    return _command(config)

@@ -74,6 +74,10 @@ class TrainConfig:
     channels: list[int] = field(default_factory=lambda: list(CHANNELS))
     hidden: list[int] = field(default_factory=lambda: list(HIDDEN))
     dropout: float = DROPOUT
+    #: Cross-entropy label smoothing: keeps P(AD) off 0 and 1 on training-like scans, so that
+    #: occluding one region can move it (with 0, P saturated within 100 steps and the maps
+    #: were flat; docs/classification.md).
+    label_smoothing: float = 0.0
     threshold: float = THRESHOLD
     #: What the training images were (for the model card), e.g. "simulated phantoms only".
     data_statement: str = ""
@@ -220,7 +224,9 @@ def training_stage(config: TrainConfig, network: Conv5FC3, targets: np.ndarray) 
 
     def step(batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
         images, labels = map(torch.from_numpy, batch)
-        return functional.cross_entropy(network(images), labels, weight=weights)
+        return functional.cross_entropy(
+            network(images), labels, weight=weights, label_smoothing=config.label_smoothing
+        )
 
     return engine.Stage(
         "main",

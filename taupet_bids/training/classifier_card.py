@@ -111,6 +111,8 @@ def _command(config: dict) -> str:
         parts.append("--hidden " + " ".join(map(str, config["hidden"])))
     if config["dropout"] != DROPOUT:
         parts.append(f"--dropout {config['dropout']:g}")
+    if config.get("label_smoothing"):
+        parts.append(f"--label-smoothing {config['label_smoothing']:g}")
     if config.get("data_statement"):
         parts.append(f"--data-statement '{config['data_statement']}'")
     return " ".join(parts)

@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dropout", type=float, default=DROPOUT)
     parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="cross-entropy label smoothing (0: none); e.g. 0.1 keeps P(AD) from saturating, "
+        "so occlusion maps can respond",
+    )
+    parser.add_argument(
         "--data-statement",
         default="",
         help="what the training images were, for the model card (e.g. 'Simulated phantoms "
@@ -53,6 +60,7 @@ def main(argv: Sequence[str]) -> int:
         channels=list(args.channels),
         hidden=list(args.hidden),
         dropout=args.dropout,
+        label_smoothing=args.label_smoothing,
         data_statement=args.data_statement,
     )
     return train_and_export(config, args, train, export_trained_bundle, (TaupetError, UnusableFile))
