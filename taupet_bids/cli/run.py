@@ -538,7 +538,8 @@ def _stopped(config: RunConfig, stop: StopRun) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the BIDS App; exit code 0 only when every selected scan succeeded.
 
-    SIGTERM and SIGINT stop the run cleanly (see ``cli/signals.py``): 143 and 130.
+    SIGTERM and SIGINT stop the run cleanly (see ``cli/signals.py``): 143 and 130. An
+    unexpected error (a bug) gives 2, one line and a crash file (:func:`_internal_error`).
     """
     config = parse_args(argv)
     _setup_logging(config)
