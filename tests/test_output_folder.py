@@ -441,3 +441,32 @@ def test_an_unexpected_error_reaches_the_user_as_one_line_with_the_trace_in_a_fi
     assert "internal error (ValueError: a bug)" in stderr and "this is a bug" in stderr
     crash = next((out / "logs").glob("taupet-bids-crash-*.txt"))
     assert str(crash) in stderr and "Traceback" in crash.read_text()
+
+
+@pytest.mark.parametrize("program", ["taupet-bids-train", "taupet-bids-simulate"])
+def test_the_other_commands_report_a_bug_in_one_line_too(
+    program: str, tmp_path, monkeypatch, capsys
+) -> None:
+    """The training and simulator commands follow the app: one line, the trace in a file, rc 2."""
+    import tempfile
+
+    def broken(*args, **kwargs):
+        raise KeyError("lost")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    if program == "taupet-bids-train":
+        from taupet_bids.training import classifier_cli, cli
+
+        monkeypatch.setattr(classifier_cli, "main", broken)
+        code = cli.main(["classifier", "anything"])
+    else:
+        from taupet_bids.simulate import cli
+
+        monkeypatch.setattr(cli, "simulate_cohort", broken)
+        code = cli.main([str(tmp_path / "cohort"), "--n-subjects", "1"])
+    assert code == 2
+    stderr = capsys.readouterr().err.strip()
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr
+    assert stderr.startswith(f"{program}: internal error (KeyError: 'lost')")
+    crash = next(tmp_path.glob(f"{program}-crash-*.txt"))
+    assert str(crash) in stderr and "Traceback" in crash.read_text()

@@ -18,7 +18,7 @@ from taupet_bids.cli import signals
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.cli.signals import StopRun
 from taupet_bids.config import RunConfig
-from taupet_bids.errors import InputError, TaupetError
+from taupet_bids.errors import InputError, TaupetError, report_unexpected
 from taupet_bids.reports.progress import ProgressTracker
 
 LOG = logging.getLogger("taupet_bids")
@@ -555,28 +555,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _internal_error(config: RunConfig, error: Exception) -> int:
-    """Say an unexpected error in one line; keep its traceback in a file for the bug report."""
-    import traceback
-
-    trace = "".join(traceback.format_exception(error))
-    folder = config.output_dir / "logs"
-    if not folder.is_dir():
-        folder = Path(tempfile.gettempdir())
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    try:
-        crash = folder / f"taupet-bids-crash-{stamp}-{os.getpid()}.txt"
-        crash.write_text(f"taupet-bids {__version__}\n{trace}")
-        where = f"the traceback is in {crash}"
-    except OSError:
-        where = "the traceback could not be saved"
-    LOG.debug("internal error:\n%s", trace)
-    message = str(error).splitlines()[0] if str(error) else ""
-    print(
-        f"taupet-bids: internal error ({type(error).__name__}: {message}); this is a bug, "
-        f"{where}; please report it with that file",
-        file=sys.stderr,
-    )
-    return 2
+    """A bug: one line for the user, the traceback in the run's ``logs/`` (errors.py)."""
+    LOG.debug("internal error", exc_info=error)
+    return report_unexpected("taupet-bids", error, config.output_dir / "logs")
 
 
 def _run(config: RunConfig) -> int:

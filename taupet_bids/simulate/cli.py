@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from taupet_bids.errors import report_unexpected
 from taupet_bids.simulate.cohort import (
     ATROPHY_MODELS,
     MODALITIES,
@@ -130,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     command = shlex.join(["taupet-bids-simulate", *(sys.argv[1:] if argv is None else argv)])
-    simulate_cohort(args.out, config, command=command)
+    try:
+        simulate_cohort(args.out, config, command=command)
+    except Exception as error:  # noqa: BLE001 - a bug: one line for the user, the trace in a file
+        return report_unexpected("taupet-bids-simulate", error)
     return 0
 
 

@@ -12,6 +12,8 @@ import importlib
 import sys
 from dataclasses import dataclass
 
+from taupet_bids.errors import report_unexpected
+
 
 @dataclass(frozen=True)
 class Command:
@@ -69,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in commands:
         build_parser().parse_args(argv)  # prints the help, or the error for an unknown MODEL
     module = importlib.import_module(commands[argv[0]].module)
-    return int(module.main(argv[1:]) or 0)
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except Exception as error:  # noqa: BLE001 - a bug: one line for the user, the trace in a file
+        return report_unexpected("taupet-bids-train", error)
 
 
 if __name__ == "__main__":
