@@ -217,8 +217,9 @@ def _mr_less_paragraph(config: RunConfig) -> str:
     return (
         f"\n{which} {how}. The normalised PET was checked by its correlation with the tau PET "
         "template, the field-of-view coverage of the brain and the reference region, and "
-        "tracer-independent checks of its head outline against the template's and of the "
-        "reference region's placement.\n"
+        "tracer-independent checks of its head outline against the template's, of the "
+        "reference region's placement, and of how far a second short affine registration to "
+        "the tau PET template moved its brain.\n"
     )
 
 

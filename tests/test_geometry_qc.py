@@ -60,10 +60,20 @@ def _reference() -> np.ndarray:
     return np.asarray(nib.load(templates.reference_mask_path("InfCerebGrey")).dataobj) > 0
 
 
+def _qc_as_the_app_runs_it(pet: np.ndarray, folder) -> dict:
+    """Geometry QC with the brain check, which needs the image as a file."""
+    from taupet_bids.normalisation.registration_check import brain_check
+
+    path = folder / "pet_std.nii.gz"
+    nib.Nifti1Image(pet, nib.load(templates.t1w_path(2)).affine).to_filename(path)
+    return geometry_qc.geometry_qc(pet, _reference(), brain_check=brain_check(str(path)))
+
+
 @pytest.mark.parametrize("pattern", ["tau", "flat", "fdg"])
-def test_a_correct_normalisation_is_not_flagged_whatever_the_tracer(phantoms, pattern):
-    values = geometry_qc.geometry_qc(_on_template(phantoms, pattern), _reference())
+def test_a_correct_normalisation_is_not_flagged_whatever_the_tracer(phantoms, pattern, tmp_path):
+    values = _qc_as_the_app_runs_it(_on_template(phantoms, pattern), tmp_path)
     assert values["GeometryFlags"] == []
+    assert values["RegistrationCheckMm"] < 2.5
     assert values["HeadShiftMm"] < 3.0 and abs(values["HeadScalePct"]) < 3.0
     assert values["HeadDice"] > 0.97 and values["ReferenceInHead"] == 1.0
     assert values["PosteriorFossaOutlineMm"] < 3.0
@@ -80,8 +90,10 @@ MOVES = {
 
 @pytest.mark.parametrize("pattern", ["tau", "fdg"])
 @pytest.mark.parametrize("case", list(MOVES))
-def test_a_shifted_or_scaled_normalisation_is_flagged(phantoms, pattern, case):
-    values = geometry_qc.geometry_qc(_on_template(phantoms, pattern, MOVES[case]), _reference())
+def test_a_shifted_or_scaled_normalisation_is_flagged(phantoms, pattern, case, tmp_path):
+    """Flagged by the QC as the app runs it (outline and brain check); the outline reads the
+    move as it is."""
+    values = _qc_as_the_app_runs_it(_on_template(phantoms, pattern, MOVES[case]), tmp_path)
     assert values["GeometryFlags"], values
     if case.startswith("10 mm"):
         assert values["HeadShiftMm"] == pytest.approx(10.0, abs=2.0)
@@ -110,3 +122,73 @@ def test_qc_record_carries_geometry_and_the_refinement_disagreement(phantoms):
     assert metrics["refinement_shift_mm"] == 6.5
     assert metrics["head_shift_mm"] == record["HeadShiftMm"]
     assert math.isnan(core_qc.normalisation_metrics({})["head_dice"])
+
+
+@pytest.mark.parametrize("pattern", ["tau", "fdg"])
+def test_the_brain_check_reads_a_miss_the_size_it_is(phantoms, pattern, tmp_path):
+    """The second registration finds a 6 mm shift and a 5 % scaling of the brain (tau- or
+    FDG-like) and reads a correctly placed brain as near zero (its scale against the
+    correctly placed copy's: the phantom's brain is the other anatomy's, not the template's)."""
+    from taupet_bids.normalisation.registration_check import brain_check
+
+    affine = nib.load(templates.t1w_path(templates.WORKING_RESOLUTION)).affine
+    centre = np.eye(4)
+    centre[:3, 3] = [0.0, -18.0, 18.0]  # about the brain's centre
+    scaled = centre @ np.diag([1.05, 1.05, 1.05, 1.0]) @ np.linalg.inv(centre)
+    moves = {"correct": None, "shifted": rigid_matrix(np.zeros(3), [0, 4.8, 3.6]), "scaled": scaled}
+    readings = {}
+    for name, move in moves.items():
+        path = tmp_path / f"{name}.nii.gz"
+        nib.Nifti1Image(_on_template(phantoms, pattern, move), affine).to_filename(path)
+        readings[name] = brain_check(str(path))
+    scale = {name: values["RegistrationCheckScalePct"] for name, values in readings.items()}
+    assert readings["correct"]["RegistrationCheckMm"] < 2.0
+    assert abs(scale["correct"]) < 2.5  # this brain is not the template's: ~1-2 % larger
+    assert 4.5 < readings["shifted"]["RegistrationCheckMm"] < 7.5
+    assert abs(scale["shifted"] - scale["correct"]) < 0.5
+    # sampling the template at 1.05 x shows the brain 1/1.05 as large: the check reads ~ -4.8 %
+    assert -6.0 < scale["scaled"] - scale["correct"] < -3.5
+    # the composite change it implies grows with the miss
+    change = {name: values["RegistrationCheckSUVRPct"] for name, values in readings.items()}
+    assert change["shifted"] > change["correct"] + 1.5
+    assert change["scaled"] > change["correct"] + 1.5
+
+
+def test_the_brain_check_flags_beyond_its_thresholds_and_reaches_the_tables(phantoms):
+    pet = _on_template(phantoms, "tau")
+    shift = geometry_qc.MAX_REGISTRATION_CHECK_MM
+    scale = geometry_qc.MAX_REGISTRATION_CHECK_SCALE_PCT
+    record = normalisation_qc(
+        pet,
+        "InfCerebGrey",
+        brain_check={
+            "RegistrationCheckMm": shift + 1,
+            "RegistrationCheckScalePct": -scale - 1,
+            "RegistrationCheckSUVRPct": geometry_qc.MAX_REGISTRATION_CHECK_SUVR_PCT + 1,
+        },
+    )
+    assert any("moves the brain" in flag for flag in record["Flags"])
+    assert any("scales the brain" in flag for flag in record["Flags"])
+    assert any("a composite SUVR would differ" in flag for flag in record["Flags"])
+    metrics = core_qc.normalisation_metrics(record)
+    assert metrics["registration_check_mm"] == shift + 1
+    assert metrics["registration_check_scale_pct"] == -scale - 1
+    quiet = normalisation_qc(
+        pet,
+        "InfCerebGrey",
+        brain_check={
+            "RegistrationCheckMm": shift - 1,
+            "RegistrationCheckScalePct": scale - 1,
+            "RegistrationCheckSUVRPct": 1.0,
+        },
+    )
+    assert not any("second registration" in flag or "the brain" in flag for flag in quiet["Flags"])
+
+
+def test_the_brain_check_of_an_empty_image_is_nan(tmp_path):
+    from taupet_bids.normalisation.registration_check import brain_check
+
+    image = nib.load(templates.t1w_path(templates.WORKING_RESOLUTION))
+    path = tmp_path / "empty.nii.gz"
+    nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine).to_filename(path)
+    assert all(math.isnan(value) for value in brain_check(str(path)).values())

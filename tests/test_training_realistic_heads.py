@@ -46,6 +46,11 @@ def test_tracer_styles_and_pattern_swaps_change_the_uptake(templateflow_home):
     scrambled = heads.scrambled_pattern(profile, np.random.default_rng(2))
     assert scrambled.baseline.keys() == profile.baseline.keys()
     assert scrambled.baseline != profile.baseline
+    kinds = {
+        heads.pattern_kind(heads.scrambled_pattern(profile, np.random.default_rng(seed)))
+        for seed in range(40)
+    }
+    assert kinds == {"tau", "flat", "cortex-bright"}
 
 
 def test_axial_field_of_view_cuts_the_image():

@@ -60,6 +60,9 @@ GEOMETRY_COLUMNS = {
     "ReferenceInHead": "reference_in_head",
     "PosteriorFossaOutlineMm": "posterior_fossa_outline_mm",
     "RefinementShiftMm": "refinement_shift_mm",
+    "RegistrationCheckMm": "registration_check_mm",
+    "RegistrationCheckScalePct": "registration_check_scale_pct",
+    "RegistrationCheckSUVRPct": "registration_check_suvr_pct",
 }
 
 

@@ -25,6 +25,7 @@ from nipype.interfaces.base import (
 from taupet_bids.core.images import load_3d, out_path
 from taupet_bids.normalisation.ants_baseline import normalise_pet
 from taupet_bids.normalisation.qc import normalisation_qc
+from taupet_bids.normalisation.registration_check import brain_check
 
 
 class _NetworkInputSpec(BaseInterfaceInputSpec):
@@ -142,6 +143,9 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     method = traits.Str(mandatory=True, desc="how the PET was normalised")
     model_version = traits.Str(desc="version of the network bundle, when the network ran")
     refinement_shift_mm = traits.Float(desc="network-vs-refined disagreement (network+ants)")
+    run_brain_check = traits.Bool(
+        True, usedefault=True, desc="run the brain check (a second short registration, ~1 s)"
+    )
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -162,8 +166,15 @@ class NormalisationQC(SimpleInterface):
         if self.inputs.model_version:
             qc["ModelVersion"] = self.inputs.model_version
         shift = self.inputs.refinement_shift_mm
+        check = (
+            brain_check(self.inputs.in_file, self.inputs.reference_region)
+            if self.inputs.run_brain_check
+            else None
+        )
         qc.update(
-            normalisation_qc(pet, self.inputs.reference_region, shift if isdefined(shift) else None)
+            normalisation_qc(
+                pet, self.inputs.reference_region, shift if isdefined(shift) else None, check
+            )
         )
         out = Path(runtime.cwd) / "normalisation_qc.json"
         out.write_text(json.dumps(qc, indent=2))

@@ -31,10 +31,14 @@ MIN_BRAIN_COVERAGE = 0.90
 
 
 def normalisation_qc(
-    pet_std: np.ndarray, reference_region: str, refinement_shift_mm: float | None = None
+    pet_std: np.ndarray,
+    reference_region: str,
+    refinement_shift_mm: float | None = None,
+    brain_check: dict | None = None,
 ) -> dict:
     """Similarity to the tau PET template, field-of-view coverage and geometry of a normalised
-    PET (``refinement_shift_mm``: the network-vs-refined disagreement, when refinement ran)."""
+    PET (``refinement_shift_mm``: the network-vs-refined disagreement, when refinement ran;
+    ``brain_check``: the values of :mod:`.registration_check`)."""
     resolution = templates.WORKING_RESOLUTION
     template = np.asarray(nib.load(pet_template_path()).dataobj, dtype=np.float32)
     brain = np.asarray(nib.load(templates.brain_mask_path(resolution)).dataobj) > 0
@@ -64,6 +68,6 @@ def normalisation_qc(
         )
     if values["BrainCoverage"] < MIN_BRAIN_COVERAGE:
         flags.append(f"only {values['BrainCoverage']:.0%} of the brain is in the field of view")
-    geometry = geometry_qc(pet_std, reference, refinement_shift_mm)
+    geometry = geometry_qc(pet_std, reference, refinement_shift_mm, brain_check)
     flags += geometry.pop("GeometryFlags")
     return {**values, **geometry, "Flags": flags}

@@ -66,12 +66,14 @@ FOV_CENTRE_FRACTION = (0.35, 0.65)
 
 @dataclass(frozen=True)
 class Head:
-    """A native PET (3-D, float32) with its affine and its target positions (3, 48, 56, 48)."""
+    """A native PET (3-D, float32) with its affine and its target positions (3, 48, 56, 48);
+    ``pattern`` says which uptake pattern the brain got (:func:`pattern_kind`)."""
 
     volume: np.ndarray
     affine: np.ndarray
     targets: np.ndarray
     name: str
+    pattern: str = "tau"
 
 
 def simulated_head(seed: int, source: str = "template") -> Head:
@@ -136,6 +138,17 @@ def scrambled_pattern(
     return replace(profile, baseline=baseline)
 
 
+def pattern_kind(profile: uptake.UptakeProfile) -> str:
+    """``flat``, ``cortex-bright`` (amyloid- or FDG-like) or ``tau``: what
+    :func:`scrambled_pattern` gave the brain (benchmarks report tracer-independence by it)."""
+    levels = set(profile.baseline.values())
+    if levels == {1.0}:
+        return "flat"
+    if len(levels) == 2 and 1.0 in levels:
+        return "cortex-bright"
+    return "tau"
+
+
 def axial_field_of_view(
     volume: np.ndarray, affine: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -178,6 +191,7 @@ def realistic_head(seed: int) -> Head:
         pet.image.affine,
         targets.astype(np.float32),
         f"realistic seed {seed}, {tracer}, Braak {stage}",
+        pattern_kind(profile),
     )
 
 
