@@ -86,6 +86,29 @@ def compose_with_field(mat_file: str, field_file: str, out_file: str) -> str:
     return out_file
 
 
+def short_affine_to_template(
+    moving_file: str, out_prefix: str, template_file: str | None = None, seed: int | None = 42
+) -> tuple[str, float, float]:
+    """The short affine of the tau PET template (fixed) to a template-space image (moving),
+    started from the identity: its .mat and how far it moves the template brain (mean, largest
+    distance, mm). The refinement and the QC's brain check both run it."""
+    result = register(
+        str(template_file or pet_template_path()),
+        moving_file,
+        f"{out_prefix}refine_",
+        "Affine",
+        initial_transform=identity_transform(f"{out_prefix}identity.mat"),
+        seed=seed,
+        aff_iterations=REFINE_ITERATIONS,
+        aff_shrink_factors=REFINE_SHRINK_FACTORS,
+        aff_smoothing_sigmas=REFINE_SMOOTHING_SIGMAS,
+    )
+    affine_file = result["forward_transforms"][0]
+    brain = nib.load(templates.brain_mask_path(templates.WORKING_RESOLUTION))
+    mean_mm, max_mm = affine_shift_mm(affine_file, np.asarray(brain.dataobj) > 0, brain.affine)
+    return affine_file, mean_mm, max_mm
+
+
 def refine_normalisation(
     in_file: str,
     network_field: str,
@@ -102,7 +125,6 @@ def refine_normalisation(
     """
     set_threads(num_threads)
     start = time.perf_counter()
-    template_file = str(template_file or pet_template_path())
     reference = str(templates.t1w_path(templates.WORKING_RESOLUTION))
     moving = prepare_pet(in_file, f"{out_prefix}pet.nii.gz")
     network_std = apply_transforms(
@@ -110,20 +132,9 @@ def refine_normalisation(
     )
     if not np.asarray(nib.load(network_std).dataobj).any():
         raise InputError(in_file, "the network's normalisation put no PET signal on the template")
-    result = register(
-        template_file,
-        network_std,
-        f"{out_prefix}refine_",
-        "Affine",
-        initial_transform=identity_transform(f"{out_prefix}identity.mat"),
-        seed=seed,
-        aff_iterations=REFINE_ITERATIONS,
-        aff_shrink_factors=REFINE_SHRINK_FACTORS,
-        aff_smoothing_sigmas=REFINE_SMOOTHING_SIGMAS,
+    refine_affine, mean_mm, max_mm = short_affine_to_template(
+        network_std, out_prefix, template_file, seed
     )
-    refine_affine = result["forward_transforms"][0]
-    brain = nib.load(templates.brain_mask_path(templates.WORKING_RESOLUTION))
-    mean_mm, max_mm = affine_shift_mm(refine_affine, np.asarray(brain.dataobj) > 0, brain.affine)
     composed = compose_with_field(refine_affine, network_field, f"{out_prefix}field.nii.gz")
     return {
         "transforms": [composed],

@@ -37,15 +37,8 @@ import numpy as np
 
 from taupet_bids import templates
 from taupet_bids.atlases.regions import BRAAK_COMPOSITES
-from taupet_bids.core.registration import apply_transforms, register, set_threads
-from taupet_bids.normalisation.pet_template import pet_template_path
-from taupet_bids.normalisation.refinement import (
-    REFINE_ITERATIONS,
-    REFINE_SHRINK_FACTORS,
-    REFINE_SMOOTHING_SIGMAS,
-    affine_shift_mm,
-    identity_transform,
-)
+from taupet_bids.core.registration import apply_transforms, set_threads
+from taupet_bids.normalisation.refinement import short_affine_to_template
 
 #: The values the check reports (all NaN for an image without signal).
 KEYS = ("RegistrationCheckMm", "RegistrationCheckScalePct", "RegistrationCheckSUVRPct")
@@ -87,20 +80,7 @@ def brain_check(
     set_threads(num_threads)
     with tempfile.TemporaryDirectory(prefix="taupet-brain-check-") as work:
         prefix = str(Path(work) / "check_")
-        result = register(
-            str(pet_template_path()),
-            pet_std_file,
-            prefix,
-            "Affine",
-            initial_transform=identity_transform(f"{prefix}identity.mat"),
-            seed=seed,
-            aff_iterations=REFINE_ITERATIONS,
-            aff_shrink_factors=REFINE_SHRINK_FACTORS,
-            aff_smoothing_sigmas=REFINE_SMOOTHING_SIGMAS,
-        )
-        affine_file = result["forward_transforms"][0]
-        brain = nib.load(templates.brain_mask_path(templates.WORKING_RESOLUTION))
-        mean_mm, _ = affine_shift_mm(affine_file, np.asarray(brain.dataobj) > 0, brain.affine)
+        affine_file, mean_mm, _ = short_affine_to_template(pet_std_file, prefix, seed=seed)
         matrix = np.asarray(ants.read_transform(affine_file).parameters[:9]).reshape(3, 3)
         moved_file = apply_transforms(
             pet_std_file, pet_std_file, [affine_file], f"{prefix}moved.nii.gz"
