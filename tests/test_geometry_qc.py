@@ -192,3 +192,12 @@ def test_the_brain_check_of_an_empty_image_is_nan(tmp_path):
     path = tmp_path / "empty.nii.gz"
     nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine).to_filename(path)
     assert all(math.isnan(value) for value in brain_check(str(path)).values())
+
+
+def test_the_composite_change_leaves_out_composites_the_field_of_view_cut():
+    from taupet_bids.normalisation.registration_check import largest_change
+
+    before = {"metatemporal": 1.5, "BraakI_II": 0.0, "BraakIII_IV": float("nan")}
+    after = {"metatemporal": 1.56, "BraakI_II": 0.2, "BraakIII_IV": 1.2}
+    assert largest_change(before, after) == pytest.approx(4.0)
+    assert math.isnan(largest_change({"BraakI_II": 0.0}, {"BraakI_II": 1.0}))

@@ -143,9 +143,6 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     method = traits.Str(mandatory=True, desc="how the PET was normalised")
     model_version = traits.Str(desc="version of the network bundle, when the network ran")
     refinement_shift_mm = traits.Float(desc="network-vs-refined disagreement (network+ants)")
-    run_brain_check = traits.Bool(
-        True, usedefault=True, desc="run the brain check (a second short registration, ~1 s)"
-    )
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -166,11 +163,7 @@ class NormalisationQC(SimpleInterface):
         if self.inputs.model_version:
             qc["ModelVersion"] = self.inputs.model_version
         shift = self.inputs.refinement_shift_mm
-        check = (
-            brain_check(self.inputs.in_file, self.inputs.reference_region)
-            if self.inputs.run_brain_check
-            else None
-        )
+        check = brain_check(self.inputs.in_file, self.inputs.reference_region)
         qc.update(
             normalisation_qc(
                 pet, self.inputs.reference_region, shift if isdefined(shift) else None, check

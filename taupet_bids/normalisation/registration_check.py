@@ -65,6 +65,17 @@ def composites(pet: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return {name: float(pet[mask].mean()) / level for name, mask in composite_masks().items()}
 
 
+def largest_change(before: dict[str, float], after: dict[str, float]) -> float:
+    """Largest absolute change (%) of a composite; composites that read 0 or NaN (cut by the
+    field of view, or no reference) are left out, NaN when none is left."""
+    changes = [
+        abs(100 * (after[name] / before[name] - 1))
+        for name in before
+        if np.isfinite(before[name]) and before[name] != 0 and np.isfinite(after[name])
+    ]
+    return max(changes) if changes else float("nan")
+
+
 def brain_check(
     pet_std_file: str,
     reference_region: str = "InfCerebGrey",
@@ -88,8 +99,7 @@ def brain_check(
         moved = np.asarray(nib.load(moved_file).dataobj, dtype=np.float32)
     reference_path = templates.reference_mask_path(reference_region, templates.WORKING_RESOLUTION)
     reference = np.asarray(nib.load(reference_path).dataobj) > 0
-    before, after = composites(pet, reference), composites(moved, reference)
-    change = max(abs(100 * (after[name] / before[name] - 1)) for name in before)
+    change = largest_change(composites(pet, reference), composites(moved, reference))
     scale = float(np.cbrt(np.linalg.det(matrix)))
     return {
         "RegistrationCheckMm": round(mean_mm, 2),
