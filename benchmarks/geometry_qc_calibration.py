@@ -17,11 +17,10 @@ normalisations miss by a few millimetres (network+ants: 2.3 mm on held-out heads
 copies are therefore the correctly placed ones and those moved by residual-sized amounts
 (:data:`RESIDUAL_MOVES`) whose composites stay within 4 %; *off* copies are any whose composite
 moved by more than 4 %. The thresholds of the four outline rules and of the brain check are
-tuned on the odd-numbered
-heads (exhaustive grid: the most off copies flagged with at most 10 % of the acceptable ones
-flagged), and the tuned and the app's thresholds are scored on the even-numbered heads, which
-the tuning never saw. Writes the "Geometry QC calibration" section of docs/benchmarks.md and
-benchmarks/results/geometry_qc_calibration.json.
+tuned on the odd-numbered heads (exhaustive grid: the most off copies flagged with at most 10 %
+of the acceptable ones flagged), and the tuned and the app's thresholds are scored on the
+even-numbered heads, which the tuning never saw. Writes the "Geometry QC calibration" section
+of docs/benchmarks.md and benchmarks/results/geometry_qc_calibration.json.
 
 Usage: python benchmarks/geometry_qc_calibration.py [--n-heads 40] [--seed 20265] [--jobs 2]
 [--rows-from benchmarks/results/geometry_qc_calibration.json] (re-tune the stored rows)
@@ -156,8 +155,6 @@ def move_matrix(kind: str, size: float, rng: np.random.Generator, centre: np.nda
 
 def head_rows(task: tuple[int, int]) -> list[dict]:
     """Every misplacement of one realistic head, with its composite errors and QC values."""
-    import tempfile
-
     from taupet_bids.training.heads import realistic_head
 
     index, seed = task
@@ -179,10 +176,7 @@ def head_rows(task: tuple[int, int]) -> list[dict]:
         baseline = values if kind == "none" else baseline
         errors = {name: 100 * (values[name] / baseline[name] - 1) for name in COMPOSITES}
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as work:
-            path = f"{work}/pet_std.nii.gz"
-            nib.Nifti1Image(pet, affine).to_filename(path)
-            check = registration_check.brain_check(path)
+        check = registration_check.brain_check_array(pet, affine)
         check_seconds = time.perf_counter() - start
         start = time.perf_counter()
         qc = geometry_qc.geometry_qc(pet, masks["reference"], brain_check=check)
@@ -354,7 +348,7 @@ def render(args: argparse.Namespace, rows: pd.DataFrame, tuned: dict[str, float]
         "*Acceptable*: correctly placed, or moved by no more than a good normalisation's "
         "residual (3 mm, 4 degrees, 3 %) with every composite within "
         f"{ERROR_PCT:.0f} %; *false alarms* are flagged acceptable copies. The four outline "
-        "thresholds and the brain check's two are tuned on the odd-numbered heads (exhaustive "
+        "thresholds and the brain check's three are tuned on the odd-numbered heads (exhaustive "
         "grid), scored on the even-numbered ones too.",
         "",
         markdown_table(calibration_table(rows, tuned)),

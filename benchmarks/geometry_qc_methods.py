@@ -59,10 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _qc(pet: np.ndarray, affine: np.ndarray, reference: np.ndarray, shift: float | None) -> dict:
     """The app's geometry QC of one template-space image (outline, brain check, refinement)."""
-    with tempfile.TemporaryDirectory() as work:
-        path = f"{work}/pet_std.nii.gz"
-        nib.Nifti1Image(pet, affine).to_filename(path)
-        check = registration_check.brain_check(path)
+    check = registration_check.brain_check_array(pet, affine)
     return geometry_qc.geometry_qc(pet, reference, shift, check)
 
 

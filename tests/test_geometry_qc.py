@@ -60,18 +60,17 @@ def _reference() -> np.ndarray:
     return np.asarray(nib.load(templates.reference_mask_path("InfCerebGrey")).dataobj) > 0
 
 
-def _qc_as_the_app_runs_it(pet: np.ndarray, folder) -> dict:
-    """Geometry QC with the brain check, which needs the image as a file."""
-    from taupet_bids.normalisation.registration_check import brain_check
+def _qc_as_the_app_runs_it(pet: np.ndarray) -> dict:
+    """Geometry QC with the brain check, as the app's QC node runs it."""
+    from taupet_bids.normalisation.registration_check import brain_check_array
 
-    path = folder / "pet_std.nii.gz"
-    nib.Nifti1Image(pet, nib.load(templates.t1w_path(2)).affine).to_filename(path)
-    return geometry_qc.geometry_qc(pet, _reference(), brain_check=brain_check(str(path)))
+    check = brain_check_array(pet, nib.load(templates.t1w_path(2)).affine)
+    return geometry_qc.geometry_qc(pet, _reference(), brain_check=check)
 
 
 @pytest.mark.parametrize("pattern", ["tau", "flat", "fdg"])
-def test_a_correct_normalisation_is_not_flagged_whatever_the_tracer(phantoms, pattern, tmp_path):
-    values = _qc_as_the_app_runs_it(_on_template(phantoms, pattern), tmp_path)
+def test_a_correct_normalisation_is_not_flagged_whatever_the_tracer(phantoms, pattern):
+    values = _qc_as_the_app_runs_it(_on_template(phantoms, pattern))
     assert values["GeometryFlags"] == []
     assert values["RegistrationCheckMm"] < 2.5
     assert values["HeadShiftMm"] < 3.0 and abs(values["HeadScalePct"]) < 3.0
@@ -90,10 +89,10 @@ MOVES = {
 
 @pytest.mark.parametrize("pattern", ["tau", "fdg"])
 @pytest.mark.parametrize("case", list(MOVES))
-def test_a_shifted_or_scaled_normalisation_is_flagged(phantoms, pattern, case, tmp_path):
+def test_a_shifted_or_scaled_normalisation_is_flagged(phantoms, pattern, case):
     """Flagged by the QC as the app runs it (outline and brain check); the outline reads the
     move as it is."""
-    values = _qc_as_the_app_runs_it(_on_template(phantoms, pattern, MOVES[case]), tmp_path)
+    values = _qc_as_the_app_runs_it(_on_template(phantoms, pattern, MOVES[case]))
     assert values["GeometryFlags"], values
     if case.startswith("10 mm"):
         assert values["HeadShiftMm"] == pytest.approx(10.0, abs=2.0)

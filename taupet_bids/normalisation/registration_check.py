@@ -106,3 +106,13 @@ def brain_check(
         "RegistrationCheckScalePct": round(100 * (scale - 1), 2),
         "RegistrationCheckSUVRPct": round(float(change), 2),
     }
+
+
+def brain_check_array(
+    pet_std: np.ndarray, affine: np.ndarray, reference_region: str = "InfCerebGrey"
+) -> dict[str, float]:
+    """:func:`brain_check` of an image held in memory (on the template 2 mm grid ``affine``)."""
+    with tempfile.TemporaryDirectory(prefix="taupet-brain-check-") as work:
+        path = str(Path(work) / "pet_std.nii.gz")
+        nib.Nifti1Image(pet_std.astype(np.float32), affine).to_filename(path)
+        return brain_check(path, reference_region)
