@@ -40,6 +40,10 @@ REFERENCES = {
     "Alzheimer's disease: overview and reproducible evaluation. Med Image Anal 63:101694.",
     "occlusion": "Zeiler MD, Fergus R (2014) Visualizing and understanding convolutional "
     "networks. ECCV 2014, LNCS 8689:818-833.",
+    "integratedgradients": "Sundararajan M, Taly A, Yan Q (2017) Axiomatic attribution for deep "
+    "networks. ICML 2017, PMLR 70:3319-3328; computed with Captum: Kokhlikyan N et al. (2020) "
+    "Captum: a unified and generic model interpretability library for PyTorch. "
+    "arXiv:2009.07896.",
     "harmoniser": "taupet-bids PET-MR to PET-CT harmoniser: a 3-D network predicting a smooth, "
     "bounded log-ratio correction from the PET/MR SUVR image and the T1w, with an auxiliary "
     "pseudo-CT head; see docs/harmonisation.md and the bundle's model card.",
@@ -60,6 +64,8 @@ _OPTIONAL_REFERENCES = {
     "atropos": lambda config: config.regional_mask == "subject-gm",
     **{key: lambda config: config.classifier_bundle is not None
        for key in ("conv5fc3", "occlusion")},
+    "integratedgradients": lambda config: config.classifier_bundle is not None
+    and "attribution_steps" in _bundle_json(config.classifier_bundle, "inference.json"),
     "harmoniser": lambda config: config.harmonization_bundle is not None,
     "monai": lambda config: (config.classifier_bundle or config.harmonization_bundle) is not None
     or bool(config.synthesize),
@@ -234,8 +240,16 @@ def _classification_paragraph(config: RunConfig) -> str:
         return ""
     meta = _bundle_json(config.classifier_bundle, "metadata.json")
     ours = meta["taupet_bids"]
-    mask_mm = int(_bundle_json(config.classifier_bundle, "inference.json")["mask_voxels"])
-    mask_mm *= _CLASSIFIER_VOXEL_MM
+    inference = _bundle_json(config.classifier_bundle, "inference.json")
+    mask_mm = int(inference["mask_voxels"]) * _CLASSIFIER_VOXEL_MM
+    steps = inference.get("attribution_steps")  # bundles before 0.2.1 have no attribution map
+    attribution = (
+        " Each voxel's contribution to the AD log-odds was computed by integrated gradients "
+        f"[integratedgradients] ({int(steps)} steps from the brain at SUVR 1.0) and summarised "
+        "in the same regions."
+        if steps
+        else ""
+    )
     return (
         "\nEach template-space SUVR image was classified as Alzheimer's disease (AD) or "
         "cognitively normal (CN) by a Conv5_FC3-style 3-D convolutional network [conv5fc3] "
@@ -247,7 +261,7 @@ def _classification_paragraph(config: RunConfig) -> str:
         f"computed by setting each {mask_mm} mm cube of the brain's bounding box in turn to "
         "SUVR 1.0 (reference-level uptake) and taking the resulting drop in AD probability, "
         "and summarised as its mean over each bilateral Desikan-Killiany grey-matter region "
-        "and Braak stage region.\n"
+        f"and Braak stage region.{attribution}\n"
     )
 
 

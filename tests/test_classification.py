@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional
 
 from taupet_bids import atlases, templates
-from taupet_bids.classification import inference, preprocessing
+from taupet_bids.classification import attribution, inference, preprocessing
 from taupet_bids.classification.networks import Conv5FC3, ad_probability
 from taupet_bids.core.occlusion import region_sensitivity, top_regions
 from taupet_bids.errors import InputError
@@ -131,6 +131,31 @@ def test_the_occlusion_map_peaks_on_the_uptake_and_is_zero_where_the_scan_is_at_
     assert np.abs(baseline - holes[0, 1].numpy()[flat]).max() > 1e-6
 
 
+def test_the_attribution_map_lies_on_the_uptake_and_adds_up_to_the_change_of_log_odds(trained):
+    baseline = attribution.baseline_image()
+    image = baseline.clone()
+    image[(0, 0, *HOT)] += 0.5  # the template brain at SUVR 1.0 with one hot block
+    found = attribution.attribution_map(trained, image)
+    hot = np.zeros(preprocessing.INPUT_SHAPE, bool)
+    hot[HOT] = True
+    assert found.values.shape == preprocessing.INPUT_SHAPE
+    assert np.abs(found.values[~hot]).max() == 0.0  # no difference from the baseline, no share
+    assert found.values[hot].sum() > 0  # the uptake raised the odds of AD
+    with torch.no_grad():
+        logits = trained(torch.cat([image, baseline]))
+    change = float((logits[0, 1] - logits[0, 0]) - (logits[1, 1] - logits[1, 0]))
+    assert found.log_odds_change == pytest.approx(change, rel=1e-4)
+    assert float(found.values.sum()) == pytest.approx(change, rel=0.05)  # completeness
+    assert found.completeness_error == pytest.approx(float(found.values.sum()) - change, abs=1e-3)
+
+
+def test_the_attribution_baseline_is_the_brain_at_reference_uptake_as_the_network_sees_it():
+    baseline = attribution.baseline_image()[0, 0].numpy()
+    brain = preprocessing.downsample(preprocessing.template_brain().astype(np.float32))
+    assert np.allclose(baseline, brain * attribution.BASELINE_SUVR)
+    assert baseline.max() == attribution.BASELINE_SUVR and baseline.min() == 0.0
+
+
 def test_region_sensitivity_ranks_the_region_that_carries_the_signal_first():
     atlas = np.zeros((4, 4, 4), int)
     atlas[:2], atlas[2:, :2], atlas[2:, 2:] = 1, 2, 3
@@ -177,6 +202,34 @@ def test_outputs_hold_the_probability_label_map_and_regions(tmp_path, templatefl
     table = pd.read_csv(outputs.regions, sep="\t")
     assert list(table.columns) == ["atlas", "region", "sensitivity_mean", "sensitivity_max",
                                    "n_voxels", "rank"]  # fmt: skip
+    assert not outputs.attribution_map.exists()  # an older bundle config passes no attribution
+    assert "AttributionSteps" not in record
+
+
+def test_outputs_add_the_attribution_map_its_regions_and_its_record(tmp_path, templateflow_home):
+    source = tmp_path / "sub-01_ses-1_trc-AV1451_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz"
+    outputs = inference.output_paths(source, tmp_path / "out")
+    assert outputs.attribution_map.name == (
+        "sub-01_ses-1_trc-AV1451_space-MNI152NLin6Asym_res-2_desc-attribution_map.nii.gz"
+    )
+    occlusion = inference.OcclusionMap(
+        np.zeros(preprocessing.INPUT_SHAPE, np.float32), mask_voxels=3, overlap=0.0
+    )
+    dk = np.asarray(nib.load(templates.atlas_path("DK")).dataobj)
+    precuneus = np.isin(dk, atlases.dk_indices(["precuneus"])).astype(np.float32)
+    values = 0.3 * preprocessing.downsample(precuneus)  # 4 mm blocks partly in the precuneus
+    found = attribution.AttributionMap(values, 32, 2.5, -0.01)
+    inference.save_outputs(inference.Prediction(0.9, 0.5), occlusion, outputs, {}, found)
+    record = json.loads(outputs.prediction.read_text())
+    assert record["AttributionSteps"] == 32 and record["AttributionBaselineSUVR"] == 1.0
+    assert record["AttributionLogOddsChange"] == 2.5
+    assert record["AttributionCompletenessError"] == -0.01
+    assert record["AttributionTopDKRegions"][0] == "precuneus"
+    assert record["TopDKRegions"] == []  # the occlusion map was zero: nothing raised P(AD)
+    written = np.asarray(nib.load(outputs.attribution_map).dataobj)
+    assert np.array_equal(written, preprocessing.to_template_grid(values))
+    table = pd.read_csv(outputs.attribution_regions, sep="\t")
+    assert table.loc[(table.atlas == "DK") & (table["rank"] == 1), "region"].item() == "precuneus"
 
 
 def test_uptake_outside_the_template_brain_never_reaches_the_network(templateflow_home):

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from taupet_bids.classification import inference
+from taupet_bids.classification.attribution import attribution_map
 from taupet_bids.classification.bundle import load_classifier
 from taupet_bids.models.bundle import CONFIG, METADATA, ModelIntegrityError
 from taupet_bids.training.classifier import train
@@ -85,6 +86,12 @@ def test_monai_runner_writes_the_pipelines_outputs(bundle, cohort, tmp_path):
     theirs = np.asarray(nib.load(outputs.occlusion_map).dataobj)
     assert np.abs(theirs[::2, ::2, ::2] - ours_map).max() < 1e-5
     assert len(pd.read_csv(outputs.regions, sep="\t")) > 40
+    ours_attribution = attribution_map(classifier.network, image).values
+    theirs = np.asarray(nib.load(outputs.attribution_map).dataobj)
+    assert np.abs(ours_attribution).max() > 0
+    assert np.abs(theirs[::2, ::2, ::2] - ours_attribution).max() < 1e-4
+    assert len(pd.read_csv(outputs.attribution_regions, sep="\t")) > 40
+    assert record["AttributionSteps"] == 32
 
 
 def test_the_interface_writes_what_the_bundle_functions_compute(bundle, cohort, tmp_path):
@@ -110,6 +117,10 @@ def test_the_interface_writes_what_the_bundle_functions_compute(bundle, cohort, 
     written = np.asarray(nib.load(result.occlusion_map).dataobj)[::2, ::2, ::2]
     assert np.abs(written - expected).max() < 1e-6
     assert Path(result.regions).is_file()
+    expected = attribution_map(classifier.network, image).values
+    written = np.asarray(nib.load(result.attribution_map).dataobj)[::2, ::2, ::2]
+    assert np.abs(written - expected).max() < 1e-6
+    assert Path(result.attribution_regions).is_file()
 
 
 def test_tampered_weights_are_refused_and_an_empty_bundle_says_how_to_get_one(bundle, tmp_path):

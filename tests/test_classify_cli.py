@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,7 +49,7 @@ def _pet(run: dict) -> Path:
     return run["out"] / "sub-001" / "pet"
 
 
-def test_the_run_succeeds_and_writes_the_three_outputs(run):
+def test_the_run_succeeds_and_writes_the_prediction_and_both_maps(run):
     done = run["participant"]
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     record = json.loads((_pet(run) / f"{STEM}_desc-ADvsCN_classification.json").read_text())
@@ -62,13 +63,22 @@ def test_the_run_succeeds_and_writes_the_three_outputs(run):
     assert sidecar["ModelSHA256"] == card.sha256
     regions = pd.read_csv(_pet(run) / f"{STEM}_{SPACE}_desc-occlusion_regions.tsv", sep="\t")
     assert set(regions["atlas"]) == {"DK", "Braak"}
+    attribution = nib.load(_pet(run) / f"{STEM}_{SPACE}_desc-attribution_map.nii.gz")
+    assert np.asarray(attribution.dataobj).any()
+    regions = pd.read_csv(_pet(run) / f"{STEM}_{SPACE}_desc-attribution_regions.tsv", sep="\t")
+    assert set(regions["atlas"]) == {"DK", "Braak"}
+    assert abs(record["AttributionCompletenessError"]) < 0.05 * max(
+        1.0, abs(record["AttributionLogOddsChange"])
+    )
 
 
 def test_report_and_methods_describe_the_classification(run):
     report = (run["out"] / "sub-001.html").read_text()
     assert "AD vs CN classification" in report and "Figure not available" not in report
+    assert "by attribution (DK)" in report and "integrated gradients" in report
     citation = (run["out"] / "logs" / "CITATION.md").read_text()
     assert read_card(run["bundle"]).sha256 in citation
+    assert "integrated gradients [integratedgradients]" in citation and "Sundararajan" in citation
 
 
 def test_group_level_lists_the_prediction(run):

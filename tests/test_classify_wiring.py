@@ -96,10 +96,14 @@ def test_the_graph_has_the_classifier_only_when_asked(tmp_path, bundle):
     asked = _node_names(tmp_path / "a", classifier_bundle=bundle)
     for node in ("classification_wf.classify_ad_vs_cn", "outputs_wf.ds_classification",
                  "outputs_wf.ds_occlusion_map", "outputs_wf.ds_occlusion_regions",
-                 "reportlets_wf.figure_occlusion", "outputs_wf.ds_figure_occlusion"):  # fmt: skip
+                 "reportlets_wf.figure_occlusion", "outputs_wf.ds_figure_occlusion",
+                 "outputs_wf.ds_attribution_map", "outputs_wf.ds_attribution_regions",
+                 "reportlets_wf.figure_attribution"):  # fmt: skip
         assert f"{SCAN}.{node}" in asked
     plain = _node_names(tmp_path / "b")
-    assert not [name for name in plain if "classif" in name or "occlusion" in name]
+    assert not [
+        name for name in plain if "classif" in name or "occlusion" in name or "attribution" in name
+    ]
     assert plain < asked
 
 
@@ -118,7 +122,8 @@ def test_the_sinks_name_the_outputs_and_the_model(tmp_path, bundle):
     sources = {"Sources": ["bids:raw:sub-01/pet/sub-01_trc-FTP_pet.nii.gz"]}
     sinks = _classification_sinks(plan, sources)
     files = {"classification": "prediction.json", "occlusion_map": "map.nii.gz",
-             "occlusion_regions": "regions.tsv"}  # fmt: skip
+             "occlusion_regions": "regions.tsv", "attribution_map": "map.nii.gz",
+             "attribution_regions": "regions.tsv"}  # fmt: skip
     written = {}
     for key, name in files.items():
         sinks[key].base_dir = str(tmp_path / "nodes")
@@ -130,12 +135,19 @@ def test_the_sinks_name_the_outputs_and_the_model(tmp_path, bundle):
         "classification": "sub-01_trc-FTP_desc-ADvsCN_classification.json",
         "occlusion_map": f"{space}_desc-occlusion_map.nii.gz",
         "occlusion_regions": f"{space}_desc-occlusion_regions.tsv",
+        "attribution_map": f"{space}_desc-attribution_map.nii.gz",
+        "attribution_regions": f"{space}_desc-attribution_regions.tsv",
     }
     folder = plan.staging_dir / "sub-01" / "pet"
     sidecar = json.loads(
         (folder / written["occlusion_map"].replace(".nii.gz", ".json")).read_text()
     )
     assert sidecar["ModelSHA256"] == read_card(bundle).sha256 and sidecar["Threshold"] == 0.5
+    attribution = json.loads(
+        (folder / written["attribution_map"].replace(".nii.gz", ".json")).read_text()
+    )
+    assert attribution["Units"] == "log-odds"
+    assert "integrated-gradients" in attribution["Description"]
     assert json.loads((folder / written["classification"]).read_text()) == {}, "copied as is"
 
 

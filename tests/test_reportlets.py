@@ -118,6 +118,7 @@ def test_figure_names_follow_the_scan_stem() -> None:
         "regions",
         "montage",
         "occlusion",
+        "attribution",
         "harmonization",
     }
     assert set(FIGURES) == keys

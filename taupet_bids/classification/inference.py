@@ -5,6 +5,9 @@ The bundle's ``configs/inference.json`` names these functions: :func:`prepare_fi
 :func:`save_outputs` is its ``postprocessing``. The pipeline calls the same functions, so MONAI's
 runner and the pipeline write the same files.
 
+Beside it, an integrated-gradients map (:mod:`taupet_bids.classification.attribution`) shares
+the AD evidence out over the voxels, which occlusion cannot do when the evidence is redundant.
+
 Occlusion sensitivity (MONAI's :class:`~monai.visualize.OcclusionSensitivity`): every
 :data:`MASK_VOXELS`-voxel cube (12 mm at 4 mm) of the brain's bounding box is in turn set to
 SUVR 1.0, reference-level uptake, and the network rerun. Setting it to 0 instead (MONAI's usual
@@ -31,6 +34,11 @@ from monai.visualize import OcclusionSensitivity
 from taupet_bids import atlases, naming, templates
 from taupet_bids.atlases.regions import region_groups
 from taupet_bids.classification import preprocessing
+from taupet_bids.classification.attribution import (
+    BASELINE_SUVR,
+    AttributionMap,
+    attribution_map,
+)
 from taupet_bids.classification.bundle import Classifier
 from taupet_bids.classification.networks import CLASSES, ad_probability
 from taupet_bids.core.occlusion import region_sensitivity, top_regions
@@ -185,6 +193,8 @@ class Outputs:
     prediction: Path
     occlusion_map: Path
     regions: Path
+    attribution_map: Path
+    attribution_regions: Path
 
 
 def output_paths(input_file: str | Path, output_dir: str | Path) -> Outputs:
@@ -196,7 +206,20 @@ def output_paths(input_file: str | Path, output_dir: str | Path) -> Outputs:
         prediction=folder / f"{stem}_desc-ADvsCN_classification.json",
         occlusion_map=folder / f"{stem}_{naming.SPACE}_desc-occlusion_map.nii.gz",
         regions=folder / f"{stem}_{naming.SPACE}_desc-occlusion_regions.tsv",
+        attribution_map=folder / f"{stem}_{naming.SPACE}_desc-attribution_map.nii.gz",
+        attribution_regions=folder / f"{stem}_{naming.SPACE}_desc-attribution_regions.tsv",
     )
+
+
+def _save_map(values_4mm: np.ndarray, map_file: Path, regions_file: Path) -> pd.DataFrame:
+    """A 4 mm map on the 2 mm template grid, and its regional summary (returned)."""
+    on_template = preprocessing.to_template_grid(values_4mm)
+    image = nib.Nifti1Image(on_template.astype(np.float32), preprocessing.template_affine())
+    image.header.set_xyzt_units("mm")
+    nib.save(image, map_file)
+    table = regional_summary(on_template)
+    table.to_csv(regions_file, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
+    return table
 
 
 def save_outputs(
@@ -204,15 +227,12 @@ def save_outputs(
     sensitivity: OcclusionMap,
     outputs: Outputs,
     metadata: dict | None = None,
+    attribution: AttributionMap | None = None,
 ) -> Outputs:
-    """Write P(AD) and label (JSON), the map on the 2 mm template grid and its regional table."""
+    """Write P(AD) and label (JSON), the maps on the 2 mm template grid and their regional
+    tables (the attribution map only when given: a bundle config older than 0.2.1 omits it)."""
     outputs.prediction.parent.mkdir(parents=True, exist_ok=True)
-    on_template = preprocessing.to_template_grid(sensitivity.values)
-    image = nib.Nifti1Image(on_template.astype(np.float32), preprocessing.template_affine())
-    image.header.set_xyzt_units("mm")
-    nib.save(image, outputs.occlusion_map)
-    table = regional_summary(on_template)
-    table.to_csv(outputs.regions, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
+    table = _save_map(sensitivity.values, outputs.occlusion_map, outputs.regions)
     metadata = metadata or {}
     record = {
         "ADProbability": prediction.reported,
@@ -228,14 +248,29 @@ def save_outputs(
         "TopDKRegions": top_regions(table, "DK"),
         "TopBraakStages": top_regions(table, "Braak"),
     }
+    if attribution is not None:
+        attributed = _save_map(
+            attribution.values, outputs.attribution_map, outputs.attribution_regions
+        )
+        record.update({
+            "AttributionMethod": "integrated gradients of the AD log-odds",
+            "AttributionBaselineSUVR": BASELINE_SUVR,
+            "AttributionSteps": attribution.steps,
+            "AttributionLogOddsChange": round(attribution.log_odds_change, 4),
+            "AttributionCompletenessError": round(attribution.completeness_error, 4),
+            "AttributionTopDKRegions": top_regions(attributed, "DK"),
+            "AttributionTopBraakStages": top_regions(attributed, "Braak"),
+        })  # fmt: skip
     outputs.prediction.write_text(json.dumps(record, indent=2) + "\n")
     return outputs
 
 
-def classify(image: torch.Tensor, classifier: Classifier) -> tuple[Prediction, OcclusionMap]:
-    """What the pipeline runs: the bundle's prediction and occlusion map of a prepared scan."""
+def classify(
+    image: torch.Tensor, classifier: Classifier
+) -> tuple[Prediction, OcclusionMap, AttributionMap]:
+    """What the pipeline runs: the bundle's prediction, occlusion and attribution maps."""
     prediction = predict(classifier.network, classifier.inferer, image, classifier.threshold)
     sensitivity = occlusion_map(
         classifier.network, image, classifier.mask_voxels, classifier.overlap
     )
-    return prediction, sensitivity
+    return prediction, sensitivity, attribution_map(classifier.network, image)

@@ -34,6 +34,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "regions": ("png", "reference region and ROI overlays on the SUVR image"),
     "montage": ("png", "SUVR montage"),
     "occlusion": ("png", "occlusion sensitivity of the AD-vs-CN classifier"),
+    "attribution": ("png", "integrated-gradients attribution of the AD-vs-CN classifier"),
     "harmonization": ("png", "PET-MR to PET-CT correction applied by --harmonize"),
 }
 
@@ -159,15 +160,18 @@ def suvr_montage(suvr: Path, template: Path, out_file: Path) -> Path:
     return _save_png(display.frame_axes.figure, out_file)
 
 
-def occlusion_montage(sensitivity: Path, template: Path, out_file: Path) -> Path:
-    """Axial slices of the classifier's occlusion map on the template: red where the uptake
-    raised P(AD), blue where it lowered it; the colour scale is symmetric around 0."""
+def occlusion_montage(
+    sensitivity: Path, template: Path, out_file: Path, title: str = "drop in P(AD) when occluded"
+) -> Path:
+    """Axial slices of one of the classifier's maps (occlusion or attribution) on the template:
+    red where the uptake raised P(AD), blue where it lowered it; the colour scale is symmetric
+    around 0."""
     data = np.asarray(nib.load(sensitivity).dataobj, dtype=np.float32)
     vmax = float(np.abs(data).max()) or 1.0  # an all-zero map is drawn, not an error
     display = plotting.plot_stat_map(
         str(sensitivity), bg_img=str(template), display_mode="z",
         cut_coords=list(range(-40, 50, 10)), vmax=vmax, symmetric_cbar=True, cmap="RdBu_r",
-        title="drop in P(AD) when occluded",
+        title=title,
     )  # fmt: skip
     return _save_png(display.frame_axes.figure, out_file)
 

@@ -26,6 +26,15 @@ COLUMN_DESCRIPTIONS = {
     "rank": "rank within the atlas by sensitivity_mean (1: raised the AD probability most)",
 }
 COLUMNS = list(COLUMN_DESCRIPTIONS)
+#: The same columns of the attribution map's summary (integrated gradients, log-odds units).
+ATTRIBUTION_COLUMN_DESCRIPTIONS = {
+    **COLUMN_DESCRIPTIONS,
+    "sensitivity_mean": "mean over the region's voxels of the contribution to the AD log-odds "
+    "(integrated gradients from the brain at SUVR 1.0, per 4 mm voxel; positive: the region's "
+    "uptake raised the odds of AD)",
+    "sensitivity_max": "largest such contribution in the region",
+    "rank": "rank within the atlas by sensitivity_mean (1: raised the odds of AD most)",
+}
 
 
 def region_sensitivity(

@@ -1,5 +1,5 @@
 """Nipype interface of the AD-vs-CN classifier: one template-space SUVR image in, its
-prediction, occlusion map and regional summary out.
+prediction, occlusion and attribution maps and their regional summaries out.
 
 The numerics are :mod:`taupet_bids.classification.inference` (the functions the bundle's own
 config runs); this wrapper loads the bundle and writes files into the node's folder.
@@ -32,14 +32,16 @@ class _ClassifyOutputSpec(TraitedSpec):
     prediction = File(exists=True, desc="JSON: P(AD), label, threshold, model, top regions")
     occlusion_map = File(exists=True, desc="drop in P(AD) when occluded, template 2 mm grid")
     regions = File(exists=True, desc="TSV: the map summarised per DK region and Braak stage")
+    attribution_map = File(exists=True, desc="integrated gradients of the AD log-odds, 2 mm grid")
+    attribution_regions = File(exists=True, desc="TSV: the attribution map per region")
     probability = traits.Float(desc="P(AD)")
     label = traits.Str(desc="AD or CN at the bundle's threshold")
     model_version = traits.Str(desc="version of the bundle that ran")
-    seconds = traits.Float(desc="wall time of loading, prediction and occlusion map")
+    seconds = traits.Float(desc="wall time of loading, prediction and both maps")
 
 
 class ClassifyADvsCN(SimpleInterface):
-    """P(AD) of one template-space SUVR image, with its occlusion-sensitivity map."""
+    """P(AD) of one template-space SUVR image, with its occlusion and attribution maps."""
 
     input_spec = _ClassifyInputSpec
     output_spec = _ClassifyOutputSpec
@@ -58,17 +60,22 @@ class ClassifyADvsCN(SimpleInterface):
         start = time.perf_counter()
         torch.set_num_threads(max(1, self.inputs.num_threads))
         classifier = load_classifier(self.inputs.bundle)
-        prediction, sensitivity = classify(prepare_file(self.inputs.in_file), classifier)
+        prediction, sensitivity, attribution = classify(
+            prepare_file(self.inputs.in_file), classifier
+        )
         outputs = save_outputs(
             prediction,
             sensitivity,
             output_paths(self.inputs.in_file, Path(runtime.cwd)),
             classifier.metadata,
+            attribution,
         )
         self._results.update(
             prediction=str(outputs.prediction),
             occlusion_map=str(outputs.occlusion_map),
             regions=str(outputs.regions),
+            attribution_map=str(outputs.attribution_map),
+            attribution_regions=str(outputs.attribution_regions),
             probability=prediction.probability,
             label=prediction.label,
             model_version=classifier.version,

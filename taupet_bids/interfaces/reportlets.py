@@ -158,6 +158,19 @@ class OcclusionMontage(_Reportlet):
         figures.occlusion_montage(Path(self.inputs.in_file), templates.t1w_path(), out_file)
 
 
+class AttributionMontage(_Reportlet):
+    """Axial slices of the AD-vs-CN attribution map (integrated gradients) on the template."""
+
+    input_spec = _OcclusionMontageInputSpec
+    _out_name = "attribution.png"
+
+    def _draw(self, out_file: Path) -> None:
+        figures.occlusion_montage(
+            Path(self.inputs.in_file), templates.t1w_path(), out_file,
+            title="contribution to the AD log-odds (integrated gradients)",
+        )  # fmt: skip
+
+
 class _HarmonizationMontageInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="log-ratio correction on the template grid")
 

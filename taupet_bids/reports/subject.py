@@ -111,13 +111,13 @@ def scan_section(output_dir: Path, stem: str) -> str:
     return "".join(parts)
 
 
-#: Rows of the occlusion summary shown per atlas (the TSV has them all).
+#: Rows of the occlusion and attribution summaries shown per atlas (the TSVs have them all).
 TOP_REGIONS = {"DK": 8, "Braak": 6}
 
 
 def classification_parts(output_dir: Path, stem: str) -> list[str]:
-    """``--classify``: P(AD), the label, the model, the regions that raised P(AD) most, and the
-    occlusion map; nothing for a scan that was not classified."""
+    """``--classify``: P(AD), the label, the model, the regions that raised P(AD) most by each
+    map, and the maps; nothing for a scan that was not classified."""
     path = naming.classification_json(output_dir, stem)
     if not path.exists():
         return []
@@ -129,19 +129,28 @@ def classification_parts(output_dir: Path, stem: str) -> list[str]:
         "weights sha256": record.get("ModelSHA256") or "n/a",
         "occluder": f"{record.get('OcclusionMaskMM')} mm cube at SUVR {record.get('OccluderSUVR')}",
     }
+    if "AttributionSteps" in record:
+        summary["attribution"] = (
+            "integrated gradients of the AD log-odds from SUVR "
+            f"{record['AttributionBaselineSUVR']} ({record['AttributionSteps']} steps; the map "
+            f"adds up to {record['AttributionLogOddsChange']:+.2f}, off by "
+            f"{record['AttributionCompletenessError']:+.2f})"
+        )
     parts = [
         "<h3>AD vs CN classification</h3>",
         "<p>From the classifier bundle given with --classify (research use; what it was "
         "trained on is in its model card). It was trained on AD and CN scans only.</p>",
         definitions(summary),
     ]
-    regions_file = naming.occlusion_regions(output_dir, stem)
-    if regions_file.exists():
+    for desc, how in (("attribution", "attribution"), ("occlusion", "occlusion")):
+        regions_file = naming.occlusion_regions(output_dir, stem, desc)
+        if not regions_file.exists():
+            continue
         regions = pd.read_csv(regions_file, sep="\t", na_values="n/a")
         for atlas, count in TOP_REGIONS.items():
             rows = regions[regions["atlas"] == atlas].sort_values("rank").head(count)
-            parts += [f"<h4>Regions that raised P(AD) most ({atlas})</h4>", table(rows)]
-    parts.append(_figure(output_dir, stem, "occlusion"))
+            parts += [f"<h4>Regions that raised P(AD) most, by {how} ({atlas})</h4>", table(rows)]
+        parts.append(_figure(output_dir, stem, desc))
     return parts
 
 

@@ -15,12 +15,14 @@ from taupet_bids.classification.networks import CHANNELS, CLASSES, DROPOUT, HIDD
 from taupet_bids.training import engine
 from taupet_bids.training.classifier import TrainConfig
 
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.2.1"
 CHANGELOG = {
     "0.1.0": "first release: Conv5_FC3-style CNN on 4 mm template-space SUVR",
     "0.2.0": "input masked to the template brain (0.1.0 read extra-cerebral uptake and called "
     "every brain-masked scan AD); retrained on the same data with the same seed, steps and "
     "learning rate, at the training command's default width (channels 8-128; 0.1.0 had 4-64)",
+    "0.2.1": "weights unchanged; configs/inference.json also writes an integrated-gradients "
+    "attribution map (the occlusion maps of 0.2.0 were at chance level)",
 }
 
 CARD = """# AD vs CN tau PET classifier, version {version}
@@ -29,8 +31,10 @@ CARD = """# AD vs CN tau PET classifier, version {version}
 (`*_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz`, averaged to 4 mm and clipped to SUVR
 0-{suvr_max:g}) comes from a person with Alzheimer's disease dementia (AD) rather than a
 cognitively normal one (CN), labels it AD at P(AD) >= {threshold:g}, and explains it with an
-occlusion-sensitivity map: the drop in P(AD) when a {mask_mm} mm cube is set to SUVR
-{occluder:g} (reference-level uptake), summarised per Desikan-Killiany region and Braak stage.
+occlusion-sensitivity map (the drop in P(AD) when a {mask_mm} mm cube is set to SUVR
+{occluder:g}, reference-level uptake) and an attribution map (integrated gradients of the AD
+log-odds from the brain at SUVR {occluder:g}), each summarised per Desikan-Killiany region and
+Braak stage.
 Network: Conv5_FC3-style 3-D CNN, channels {channels}, fully connected {hidden}, dropout
 {dropout:g}.
 
@@ -45,7 +49,7 @@ participants' scans), beside the baseline: meta-temporal SUVR with the cut-point
 {rows}
 
 Point estimates on this run's own held-out participants. Intervals, cohorts the run never
-saw and the occlusion maps' check: `benchmarks/classification.py` (taupet-bids docs/benchmarks.md).
+saw and the maps' check: `benchmarks/classification.py` (taupet-bids docs/benchmarks.md).
 
 **Intended use.** Research on tau PET: which scans look like AD to a CNN, and which regions made
 it say so. Not for clinical use, not for MCI (left out of training: {left_out}).
@@ -63,8 +67,9 @@ python -m monai.bundle run --config_file BUNDLE/configs/inference.json \\
 ```
 
 writes `<scan>_desc-ADvsCN_classification.json` (P(AD), label, threshold, top regions),
-`<scan>_space-MNI152NLin6Asym_res-2_desc-occlusion_map.nii.gz` and its regional table
-`<scan>_space-MNI152NLin6Asym_res-2_desc-occlusion_regions.tsv`.
+`<scan>_space-MNI152NLin6Asym_res-2_desc-occlusion_map.nii.gz`,
+`<scan>_space-MNI152NLin6Asym_res-2_desc-attribution_map.nii.gz` and their regional tables
+(`..._desc-occlusion_regions.tsv`, `..._desc-attribution_regions.tsv`).
 """
 
 
@@ -126,7 +131,8 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
         "changelog": CHANGELOG,
         "name": "taupet-bids AD vs CN tau PET classifier",
         "task": "Classification of template-space tau SUVR images as AD or CN",
-        "description": "Conv5_FC3-style 3-D CNN on 4 mm SUVR, with occlusion sensitivity.",
+        "description": "Conv5_FC3-style 3-D CNN on 4 mm SUVR, with occlusion sensitivity and "
+        "integrated-gradients attribution.",
         "authors": "taupet-bids developers",
         "copyright": "taupet-bids developers, Apache-2.0",
         "data_source": _data_description(config.to_json(), counts),

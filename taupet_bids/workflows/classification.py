@@ -8,15 +8,23 @@ from nipype.pipeline import engine as pe
 from taupet_bids.interfaces.classification import ClassifyADvsCN
 from taupet_bids.plan import ScanPlan
 
-#: Outputs written as derivatives: the prediction JSON, the occlusion map and its regional TSV.
-DERIVATIVES = ("classification", "occlusion_map", "occlusion_regions")
+#: Outputs written as derivatives: the prediction JSON, the occlusion and attribution maps and
+#: their regional TSVs.
+DERIVATIVES = (
+    "classification",
+    "occlusion_map",
+    "occlusion_regions",
+    "attribution_map",
+    "attribution_regions",
+)
 
 
 def init_classification_wf(plan: ScanPlan, name: str = "classification_wf") -> pe.Workflow:
     """inputs: ``suvr_std``; outputs: :data:`DERIVATIVES`.
 
-    One node: P(AD), its label at the bundle's threshold and the occlusion-sensitivity map,
-    which takes most of the time (docs/classification.md), so it gets the scan's threads.
+    One node: P(AD), its label at the bundle's threshold, the occlusion-sensitivity map, which
+    takes most of the time (docs/classification.md), so it gets the scan's threads, and the
+    attribution map.
     """
     if plan.classifier_bundle is None:
         raise ValueError("init_classification_wf needs a plan made with --classify")
@@ -34,6 +42,8 @@ def init_classification_wf(plan: ScanPlan, name: str = "classification_wf") -> p
             ("prediction", "classification"),
             ("occlusion_map", "occlusion_map"),
             ("regions", "occlusion_regions"),
+            ("attribution_map", "attribution_map"),
+            ("attribution_regions", "attribution_regions"),
         ]),
     ])  # fmt: skip
     return workflow

@@ -9,6 +9,7 @@ from nipype.pipeline import engine as pe
 
 from taupet_bids import __version__, centaurz, naming, staging, templates
 from taupet_bids.bids import CheckedScan
+from taupet_bids.core.occlusion import ATTRIBUTION_COLUMN_DESCRIPTIONS as ATTRIBUTION_COLUMNS
 from taupet_bids.core.occlusion import COLUMN_DESCRIPTIONS as OCCLUSION_COLUMNS
 from taupet_bids.core.regions import STAT_COLUMN_DESCRIPTIONS
 from taupet_bids.greymatter import TISSUE_THRESHOLD
@@ -260,8 +261,8 @@ def _add_mr_less_sinks(workflow, inputnode, sinks, plan: ScanPlan):
 
 def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
     """``--classify``: the prediction JSON as the interface wrote it (P(AD), label, threshold,
-    model name, version and sha256, top regions), the occlusion map and its regional table,
-    whose sidecars name the model too."""
+    model name, version and sha256, top regions), the occlusion and attribution maps and their
+    regional tables, whose sidecars name the model too."""
     # imported here: the classifier's bundle module loads PyTorch, which a run without
     # --classify (and every worker forked from it) should not pay for
     from taupet_bids.classification.bundle import read_card
@@ -285,6 +286,23 @@ def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
             "ds_occlusion_regions", plan.staging_dir, **space, desc="occlusion",
             suffix="regions", extension=".tsv", Columns=OCCLUSION_COLUMNS,
             Description="the occlusion map summarised per bilateral DK grey-matter region and "
+            "Braak stage, ranked within each atlas",
+            **model, **sources,
+        ),
+        "attribution_map": _sink(
+            "ds_attribution_map", plan.staging_dir, **space, desc="attribution", suffix="map",
+            compress=True, Units="log-odds",
+            Description="integrated-gradients attribution of the AD-vs-CN classifier: each 4 mm "
+            "voxel's contribution to the AD log-odds, logit(AD) - logit(CN), measured from the "
+            "template brain at SUVR 1.0 (positive: the uptake there raised the odds of AD; the "
+            "voxels add up to the scan's log-odds minus the baseline's); computed on the "
+            "template-space SUVR image",
+            **model, **sources,
+        ),
+        "attribution_regions": _sink(
+            "ds_attribution_regions", plan.staging_dir, **space, desc="attribution",
+            suffix="regions", extension=".tsv", Columns=ATTRIBUTION_COLUMNS,
+            Description="the attribution map summarised per bilateral DK grey-matter region and "
             "Braak stage, ranked within each atlas",
             **model, **sources,
         ),

@@ -12,6 +12,7 @@ from nipype.pipeline import engine as pe
 from taupet_bids.core.figures import FIGURES
 from taupet_bids.interfaces.qc import ScanQC
 from taupet_bids.interfaces.reportlets import (
+    AttributionMontage,
     CoregistrationOverlay,
     HarmonizationMontage,
     MotionPlot,
@@ -26,7 +27,7 @@ from taupet_bids.plan import ScanPlan
 FROM_PET = ("motion_params", "pet_average")
 FROM_QUANT = ("coreg_score", "normalisation", "suvr_std", "pet2t1w_xfm")
 FROM_ANAT = ("t1w2std_score", "t1w2std_margin", "t1w_preproc", "t1w_mask", "t1w2std_xfm")
-FROM_CLASSIFY = ("occlusion_map",)
+FROM_CLASSIFY = ("occlusion_map", "attribution_map")
 FROM_HARMONIZE = ("correction_map",)
 #: Outputs written as derivatives: the QC record and one field per figure.
 DERIVATIVES = ("qc_json", *(f"figure_{key}" for key in FIGURES))
@@ -35,7 +36,7 @@ DERIVATIVES = ("qc_json", *(f"figure_{key}" for key in FIGURES))
 def figure_keys(plan: ScanPlan) -> tuple[str, ...]:
     """The figures a scan gets: registration overlays depend on the path (MR-based or not)."""
     registration = ("pet2std",) if plan.mr_less else ("coreg", "t1w2std")
-    classification = ("occlusion",) if plan.classify else ()
+    classification = ("occlusion", "attribution") if plan.classify else ()
     harmonization = ("harmonization",) if plan.harmonize else ()
     return ("motion", *registration, "regions", "montage", *classification, *harmonization)
 
@@ -56,6 +57,7 @@ def _figure_nodes(plan: ScanPlan) -> dict[str, tuple[pe.Node, list[tuple[str, st
                     [("suvr_std", "in_file")]),
         "montage": (SUVRMontage(), [("suvr_std", "in_file")]),
         "occlusion": (OcclusionMontage(), [("occlusion_map", "in_file")]),
+        "attribution": (AttributionMontage(), [("attribution_map", "in_file")]),
         "harmonization": (HarmonizationMontage(), [("correction_map", "in_file")]),
     }  # fmt: skip
     return {
