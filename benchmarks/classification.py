@@ -7,10 +7,12 @@ on the classifier's own training participants. Accuracy, sensitivity, specificit
 with participant-bootstrap 95 % intervals (``core.classification_metrics``, the group level's
 code). MCI scans are counted, scored and reported apart.
 
-Occlusion maps (the product's settings) of some AD scans per cohort are checked against where the
-simulator put the tau: the share of the map's top 10 % (positive values, in the template brain)
-that falls in the Braak regions up to the participant's stage, beside the share those regions
-have of the brain (what a map with no idea of tau would get).
+Occlusion and attribution maps (the product's settings) of some AD and MCI scans per cohort are
+checked against where the simulator put the tau: the share of the map's top 10 % (positive
+values, in the template brain) that falls in the Braak regions up to the participant's stage,
+beside the share those regions have of the brain (what a map with no idea of tau would get) and
+the share the scan's own uptake above reference gets (what a map that only repeats the image
+would get).
 
 Usage::
 
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import update_report  # noqa: E402
 
 from taupet_bids import templates
-from taupet_bids.classification import inference, preprocessing
+from taupet_bids.classification import attribution, inference, preprocessing
 from taupet_bids.classification.bundle import load_classifier
 from taupet_bids.core.classification_metrics import METRICS, ad_cn_metrics
 from taupet_bids.group import read_participants
@@ -52,6 +54,8 @@ START, END = "<!-- classification:start -->", "<!-- classification:end -->"
 METATEMPORAL_TABLE = "*seg-MetaTemporal_label-InfCerebGrey_suvr.tsv"
 #: Share of the map (its highest positive voxels) compared with the Braak regions.
 TOP_FRACTION = 0.10
+#: Diagnoses whose scans get maps (MCI: Braak III-IV, a small share of the brain).
+MAP_DIAGNOSES = ("AD", "MCI")
 
 
 def metatemporal(suvr_image: Path) -> float:
@@ -99,37 +103,59 @@ def braak_share(stage_map: np.ndarray, brain: np.ndarray, stage: int) -> float:
     return float(((stage_map >= 1) & (stage_map <= stage) & brain).sum() / brain.sum())
 
 
-def occlusion_overlap(
+def top_share(
+    values_4mm: np.ndarray, stage_map: np.ndarray, brain: np.ndarray, stage: int
+) -> float:
+    """Share of a 4 mm map's top :data:`TOP_FRACTION` (positive values, template brain) that
+    lies in the Braak regions I..stage."""
+    full = preprocessing.to_template_grid(values_4mm)
+    positive = full[brain & (full > 0)]
+    if positive.size == 0:
+        return 0.0
+    top = brain & (full >= np.quantile(positive, 1 - TOP_FRACTION)) & (full > 0)
+    in_stage = (stage_map >= 1) & (stage_map <= stage)
+    return float((top & in_stage).sum() / max(top.sum(), 1))
+
+
+def map_overlap(
     classifier, scans: pd.DataFrame, count: int, stage_map: np.ndarray, brain: np.ndarray
 ) -> list[dict]:
-    """Top-10 % map overlap with the Braak regions of each of ``count`` AD scans."""
+    """Top-10 % overlap with the Braak regions of the occlusion and attribution maps of up to
+    ``count`` AD and ``count`` MCI scans, beside the scan's own uptake above the baseline (what
+    a map that only repeats the image would get) and the regions' share of the brain (chance)."""
     rows = []
-    for _, scan in scans[scans.diagnosis == "AD"].sort_values("path").head(count).iterrows():
+    chosen = [
+        scans[scans.diagnosis == diagnosis].sort_values("path").head(count)
+        for diagnosis in MAP_DIAGNOSES
+    ]
+    for _, scan in pd.concat(chosen).iterrows():
         image = inference.prepare_file(scan.path)
+        stage = int(scan.stage)
         begin = time.process_time()
-        found = inference.occlusion_map(
+        occluded = inference.occlusion_map(
             classifier.network, image, classifier.mask_voxels, classifier.overlap
         )
-        seconds = time.process_time() - begin
-        full = preprocessing.to_template_grid(found.values)
-        values = full[brain]
-        positive = values[values > 0]
-        if positive.size == 0:
-            top = np.zeros_like(brain)
-        else:
-            cut = np.quantile(positive, 1 - TOP_FRACTION)
-            top = brain & (full >= cut) & (full > 0)
-        in_stage = (stage_map >= 1) & (stage_map <= scan.stage)
-        overlap = float((top & in_stage).sum() / max(top.sum(), 1))
+        occlusion_s = time.process_time() - begin
+        begin = time.process_time()
+        attributed = attribution.attribution_map(classifier.network, image)
+        attribution_s = time.process_time() - begin
+        uptake = (image - attribution.baseline_image())[0, 0].numpy()
         rows.append(
             {
                 "participant": scan.participant,
-                "stage": int(scan.stage),
-                "overlap": overlap,
-                "chance": braak_share(stage_map, brain, int(scan.stage)),
-                "cpu_s": seconds,
+                "diagnosis": scan.diagnosis,
+                "stage": stage,
+                "overlap": top_share(occluded.values, stage_map, brain, stage),
+                "attribution_overlap": top_share(attributed.values, stage_map, brain, stage),
+                "uptake_overlap": top_share(uptake, stage_map, brain, stage),
+                "chance": braak_share(stage_map, brain, stage),
+                "completeness_error": attributed.completeness_error,
+                "log_odds_change": attributed.log_odds_change,
+                "cpu_s": occlusion_s,
+                "attribution_cpu_s": attribution_s,
             }
         )
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -151,7 +177,7 @@ def _share(called: np.ndarray) -> float | None:
 
 
 def run_cohort(classifier, baseline, scans: pd.DataFrame, occlusion: int, atlases) -> dict:
-    """Scores of network and baseline, MCI calls, timing and occlusion overlap of one cohort."""
+    """Scores of network and baseline, MCI calls, timing and the maps' overlap of one cohort."""
     network_p, seconds = [], []
     for path in scans.path:
         image = inference.prepare_file(path)
@@ -161,7 +187,7 @@ def run_cohort(classifier, baseline, scans: pd.DataFrame, occlusion: int, atlase
     network_p = np.array(network_p)
     baseline_p = baseline.predict_proba(scans[["metatemporal"]].to_numpy())[:, 1]
     mci = scans.diagnosis == "MCI"
-    overlap = occlusion_overlap(classifier, scans, occlusion, *atlases)
+    overlap = map_overlap(classifier, scans, occlusion, *atlases)
     return {
         "counts": scans.diagnosis.value_counts().to_dict(),
         "network": score(scans, network_p, classifier.threshold),
@@ -226,25 +252,35 @@ def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
             lines.append(f"| {cohort} | {n} | {label} | " + " | ".join(cells) + f" | {mci_cell} |")
     lines += [
         "",
-        "Occlusion maps of AD scans (12 mm occluder at SUVR 1.0): share of the map's top "
-        f"{100 * TOP_FRACTION:.0f} % (positive values, template brain) inside the Braak regions "
-        "up to the participant's simulated stage, beside those regions' share of the brain.",
+        "Maps of AD and MCI scans: occlusion (12 mm occluder at SUVR 1.0) and attribution "
+        "(integrated gradients of the AD log-odds from the brain at SUVR 1.0). Share of each "
+        f"map's top {100 * TOP_FRACTION:.0f} % (positive values, template brain) inside the "
+        "Braak regions up to the participant's simulated stage; beside it the same share for "
+        "the scan's own uptake above SUVR 1.0 (a map that only repeats the image) and the "
+        "regions' share of the brain (a map with no idea of tau).",
         "",
-        "| cohort | scans | top-10 % in Braak regions (mean, range) | regions' share of brain "
-        "| CPU s per map (median) |",
-        "|---|---|---|---|---|",
+        "| cohort | diagnosis | scans | occlusion (mean, range) | attribution (mean, range) "
+        "| the scan's uptake | regions' share of brain | CPU s per map (occlusion / "
+        "attribution, median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+
+    def spread(values: list[float]) -> str:
+        return f"{100 * np.mean(values):.0f} % ({100 * min(values):.0f}-{100 * max(values):.0f})"
+
     for cohort, found in results.items():
-        rows = found["occlusion"]
-        if not rows:
-            continue
-        overlap = [r["overlap"] for r in rows]
-        chance = [r["chance"] for r in rows]
-        lines.append(
-            f"| {cohort} | {len(rows)} | {100 * np.mean(overlap):.0f} % "
-            f"({100 * min(overlap):.0f}-{100 * max(overlap):.0f}) | "
-            f"{100 * np.mean(chance):.0f} % | {np.median([r['cpu_s'] for r in rows]):.0f} |"
-        )
+        for diagnosis in MAP_DIAGNOSES:
+            rows = [r for r in found["occlusion"] if r.get("diagnosis", "AD") == diagnosis]
+            if not rows:
+                continue
+            column = {key: [r[key] for r in rows] for key in rows[0]}
+            lines.append(
+                f"| {cohort} | {diagnosis} | {len(rows)} | {spread(column['overlap'])} | "
+                f"{spread(column['attribution_overlap'])} | "
+                f"{100 * np.mean(column['uptake_overlap']):.0f} % | "
+                f"{100 * np.mean(column['chance']):.0f} % | "
+                f"{np.median(column['cpu_s']):.0f} / {np.median(column['attribution_cpu_s']):.1f} |"
+            )
     seconds = [found["cpu_s_probability"] for found in results.values()]
     lines += [
         "",
@@ -278,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="the options the cohorts were run with, for the docs (e.g. '--mr-less always')",
     )
-    parser.add_argument("--occlusion-scans", type=int, default=4)
+    parser.add_argument(
+        "--occlusion-scans", type=int, default=4, help="AD and MCI scans per cohort that get maps"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit docs/")
     args = parser.parse_args(argv)
