@@ -7,12 +7,14 @@ through the whole pipeline), so a failure here means the bundle is broken, not m
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
-from taupet_bids.classification import inference, preprocessing
+from taupet_bids import templates
+from taupet_bids.classification import attribution, inference, preprocessing
 from taupet_bids.classification.bundle import SHIPPED_CLASSIFIER, load_classifier, read_card
 from taupet_bids.simulate import uptake
 from taupet_bids.simulate.template import load_template
@@ -73,3 +75,26 @@ def test_a_global_scale_change_keeps_a_clear_label(classifier, stage):
         moved = probability(classifier, image * np.float32(scale))
         assert (moved >= classifier.threshold) == (base >= classifier.threshold)
         assert abs(moved - base) <= SCALE_TOLERANCE
+
+
+#: How far above chance (the Braak regions' share of the brain) the attribution map's top 10 %
+#: must fall inside the regions that carry the painted tau (measured: 45 % against 8 % chance
+#: at stage IV, 59-60 % against 29 % at stage VI).
+ABOVE_CHANCE = 0.20
+
+
+@pytest.mark.parametrize("stage", [4, 6])
+def test_the_attribution_map_of_a_painted_scan_lies_in_its_braak_regions(classifier, stage):
+    rng = np.random.default_rng(21)
+    state = uptake.TauState(stage, uptake.stage_amplitude(stage, UNIT))
+    suvr = uptake.suvr_map(uptake.random_profile(rng), state, load_template())
+    image = preprocessing.network_input(ndimage.gaussian_filter(suvr, PSF_SIGMA))
+    found = attribution.attribution_map(classifier.network, torch.from_numpy(image)[None, None])
+    assert abs(found.completeness_error) < 0.01 * abs(found.log_odds_change)
+    full = preprocessing.to_template_grid(found.values)
+    brain = preprocessing.template_brain()
+    top = brain & (full > 0) & (full >= np.quantile(full[brain & (full > 0)], 0.9))
+    braak = np.asarray(nib.load(templates.atlas_path("Braak")).dataobj).astype(int)
+    carrying = (braak >= 1) & (braak <= stage)
+    chance = (carrying & brain).sum() / brain.sum()
+    assert (top & carrying).sum() / top.sum() > chance + ABOVE_CHANCE
