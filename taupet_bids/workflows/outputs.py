@@ -268,43 +268,47 @@ def _classification_sinks(plan: ScanPlan, sources: dict) -> dict[str, pe.Node]:
     from taupet_bids.classification.bundle import read_card
 
     model = read_card(plan.classifier_bundle).sidecar()
-    space = {"space": templates.TEMPLATE, "resolution": naming.RESOLUTION}
     return {
         "classification": _sink(
             "ds_classification", plan.staging_dir, desc="ADvsCN", suffix="classification",
             extension=".json",
         ),
-        "occlusion_map": _sink(
-            "ds_occlusion_map", plan.staging_dir, **space, desc="occlusion", suffix="map",
-            compress=True, Units="probability",
-            Description="occlusion sensitivity of the AD-vs-CN classifier: P(AD) of the scan "
-            "minus P(AD) with the 12 mm block around each voxel set to SUVR 1.0 (positive: the "
-            "uptake there raised P(AD)); computed on the template-space SUVR image",
-            **model, **sources,
+        **_classifier_map_sinks(
+            plan, "occlusion", "probability",
+            "occlusion sensitivity of the AD-vs-CN classifier: P(AD) of the scan minus P(AD) "
+            "with the 12 mm block around each voxel set to SUVR 1.0 (positive: the uptake there "
+            "raised P(AD)); computed on the template-space SUVR image",
+            OCCLUSION_COLUMNS, {**model, **sources},
         ),
-        "occlusion_regions": _sink(
-            "ds_occlusion_regions", plan.staging_dir, **space, desc="occlusion",
-            suffix="regions", extension=".tsv", Columns=OCCLUSION_COLUMNS,
-            Description="the occlusion map summarised per bilateral DK grey-matter region and "
+        **_classifier_map_sinks(
+            plan, "attribution", "log-odds",
+            "integrated-gradients attribution of the AD-vs-CN classifier: each 4 mm voxel's "
+            "contribution to the AD log-odds, logit(AD) - logit(CN), measured from the template "
+            "brain at SUVR 1.0 (positive: the uptake there raised the odds of AD; the voxels add "
+            "up to the scan's log-odds minus the baseline's); computed on the template-space "
+            "SUVR image",
+            ATTRIBUTION_COLUMNS, {**model, **sources},
+        ),
+    }  # fmt: skip
+
+
+def _classifier_map_sinks(
+    plan: ScanPlan, desc: str, units: str, description: str, columns: dict, sidecar: dict
+) -> dict[str, pe.Node]:
+    """One classifier map (``desc-<desc>_map``) and its regional table (``desc-<desc>_regions``),
+    keyed ``<desc>_map`` and ``<desc>_regions``; ``sidecar``: the model and sources."""
+    space = {"space": templates.TEMPLATE, "resolution": naming.RESOLUTION}
+    return {
+        f"{desc}_map": _sink(
+            f"ds_{desc}_map", plan.staging_dir, **space, desc=desc, suffix="map",
+            compress=True, Units=units, Description=description, **sidecar,
+        ),
+        f"{desc}_regions": _sink(
+            f"ds_{desc}_regions", plan.staging_dir, **space, desc=desc, suffix="regions",
+            extension=".tsv", Columns=columns,
+            Description=f"the {desc} map summarised per bilateral DK grey-matter region and "
             "Braak stage, ranked within each atlas",
-            **model, **sources,
-        ),
-        "attribution_map": _sink(
-            "ds_attribution_map", plan.staging_dir, **space, desc="attribution", suffix="map",
-            compress=True, Units="log-odds",
-            Description="integrated-gradients attribution of the AD-vs-CN classifier: each 4 mm "
-            "voxel's contribution to the AD log-odds, logit(AD) - logit(CN), measured from the "
-            "template brain at SUVR 1.0 (positive: the uptake there raised the odds of AD; the "
-            "voxels add up to the scan's log-odds minus the baseline's); computed on the "
-            "template-space SUVR image",
-            **model, **sources,
-        ),
-        "attribution_regions": _sink(
-            "ds_attribution_regions", plan.staging_dir, **space, desc="attribution",
-            suffix="regions", extension=".tsv", Columns=ATTRIBUTION_COLUMNS,
-            Description="the attribution map summarised per bilateral DK grey-matter region and "
-            "Braak stage, ranked within each atlas",
-            **model, **sources,
+            **sidecar,
         ),
     }  # fmt: skip
 
