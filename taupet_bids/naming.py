@@ -135,9 +135,9 @@ def classification_json(output_dir: Path, stem: str) -> Path:
     return pet_folder(output_dir, stem) / f"{stem}{CLASSIFICATION_SUFFIX}"
 
 
-def occlusion_regions(output_dir: Path, stem: str, desc: str = "occlusion") -> Path:
-    """The scan's occlusion map (or, ``desc="attribution"``, its attribution map) summarised per
-    region (``--classify``)."""
+def classifier_map_regions(output_dir: Path, stem: str, desc: str = "occlusion") -> Path:
+    """One of the scan's classifier maps (``desc``: ``occlusion`` or ``attribution``) summarised
+    per region (``--classify``)."""
     return pet_folder(output_dir, stem) / f"{stem}_{SPACE}_desc-{desc}_regions.tsv"
 
 

@@ -182,7 +182,7 @@ def test_the_subject_report_shows_prediction_top_regions_and_map(tmp_path, templ
     rows += [("Braak", "BraakI", 0.05, 0.1, 40, 1)]
     columns = ["atlas", "region", "sensitivity_mean", "sensitivity_max", "n_voxels", "rank"]
     pd.DataFrame(rows, columns=columns).to_csv(
-        naming.occlusion_regions(out, stem), sep="\t", index=False
+        naming.classifier_map_regions(out, stem), sep="\t", index=False
     )
     template = nib.load(templates.t1w_path())
     values = np.zeros(template.shape, np.float32)

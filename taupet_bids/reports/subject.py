@@ -142,14 +142,14 @@ def classification_parts(output_dir: Path, stem: str) -> list[str]:
         "trained on is in its model card). It was trained on AD and CN scans only.</p>",
         definitions(summary),
     ]
-    for desc, how in (("attribution", "attribution"), ("occlusion", "occlusion")):
-        regions_file = naming.occlusion_regions(output_dir, stem, desc)
+    for desc in ("attribution", "occlusion"):
+        regions_file = naming.classifier_map_regions(output_dir, stem, desc)
         if not regions_file.exists():
             continue
         regions = pd.read_csv(regions_file, sep="\t", na_values="n/a")
         for atlas, count in TOP_REGIONS.items():
             rows = regions[regions["atlas"] == atlas].sort_values("rank").head(count)
-            parts += [f"<h4>Regions that raised P(AD) most, by {how} ({atlas})</h4>", table(rows)]
+            parts += [f"<h4>Regions that raised P(AD) most, by {desc} ({atlas})</h4>", table(rows)]
         parts.append(_figure(output_dir, stem, desc))
     return parts
 
