@@ -8,10 +8,14 @@ network alone (``network``) and refined (``network+ants``), exactly as the pipel
 (the network's point map, then the refinement's short affine in front of it), and compared with
 the copy the generator's truth places correctly. Each result gets the app's full geometry QC:
 head outline, brain check, and for ``network+ants`` the refinement's disagreement with the
-network (``RefinementShiftMm``). Writes the "Geometry QC on the app's own normalisations"
-section of docs/benchmarks.md and benchmarks/results/geometry_qc_methods.json.
+network (``RefinementShiftMm``) and the reference region's distance to the edge of the field of
+view (``ReferenceMarginMm``). SUVR uses each tracer's default reference region, as the app does
+(MK-6240: the deep inferior cerebellar grey); every head is also scored with the full
+InfCerebGrey, to show what the deep region changes. Writes the "Geometry QC on the app's own
+normalisations" section of docs/benchmarks.md and benchmarks/results/geometry_qc_methods.json.
 
 Usage: python benchmarks/geometry_qc_methods.py [--n-heads 40] [--seed 20265] [--jobs 2]
+(seed 20266 is kept for tuning: ``--seed 20266 --report /tmp/tuning.md``)
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from geometry_qc_calibration import COMPOSITES, ERROR_PCT, composite_masks, pet_points  # noqa: E402
+from geometry_qc_calibration import COMPOSITES, ERROR_PCT, pet_points  # noqa: E402
 from participant_accuracy import (  # noqa: E402
     RESULTS_DIR,
     environment,
@@ -36,17 +40,23 @@ from participant_accuracy import (  # noqa: E402
     update_report,
 )
 
-from taupet_bids import templates  # noqa: E402
+from taupet_bids import templates, tracers  # noqa: E402
 from taupet_bids.core.grids import linear_coordinates, sample  # noqa: E402
 from taupet_bids.core.registration import set_threads  # noqa: E402
-from taupet_bids.normalisation import geometry_qc, registration_check  # noqa: E402
+from taupet_bids.normalisation import registration_check  # noqa: E402
+from taupet_bids.normalisation.qc import normalisation_qc  # noqa: E402
 from taupet_bids.normalisation.refinement import (  # noqa: E402
     affine_points,
-    short_affine_to_template,
+    refinement_affine,
 )
 
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- geometry-qc-methods:start -->", "<!-- geometry-qc-methods:end -->"
+#: Every head is scored with the full region; MK-6240-like heads also with their default.
+FULL_REFERENCE = "InfCerebGrey"
+QC_KEYS = ("ReferenceMarginMm", "HeadShiftMm", "HeadScalePct", "HeadRotationDeg",
+           "PosteriorFossaOutlineMm", "RegistrationCheckMm", "RegistrationCheckScalePct",
+           "RegistrationCheckSUVRPct", "RefinementShiftMm")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,10 +81,15 @@ def reference_gradient_pct(pet: np.ndarray, reference: np.ndarray) -> float:
     return max(changes)
 
 
-def _qc(pet: np.ndarray, affine: np.ndarray, reference: np.ndarray, shift: float | None) -> dict:
-    """The app's geometry QC of one template-space image (outline, brain check, refinement)."""
+def _qc(pet: np.ndarray, affine: np.ndarray, label: str, shift: float | None) -> dict:
+    """The app's QC of one template-space image: template correlation, coverage and margin,
+    head outline, brain check and refinement disagreement, as the QC node computes it."""
     check = registration_check.brain_check_array(pet, affine)
-    return geometry_qc.geometry_qc(pet, reference, shift, check)
+    return normalisation_qc(pet, label, shift, check)
+
+
+def reference_mask(label: str) -> np.ndarray:
+    return np.asarray(nib.load(templates.reference_mask_path(label)).dataobj) > 0
 
 
 def head_rows(task: tuple[int, int]) -> list[dict]:
@@ -92,48 +107,61 @@ def head_rows(task: tuple[int, int]) -> list[dict]:
     reference_image = nib.load(templates.t1w_path(templates.WORKING_RESOLUTION))
     affine, shape = reference_image.affine, reference_image.shape[:3]
     points = linear_coordinates(affine, shape)
-    masks = composite_masks()
     truth = sample(head.volume, head.affine, pet_points(head.targets, points)).astype(np.float32)
-    expected = registration_check.composites(truth, masks["reference"])
     mapping = inference.normalise(head.volume, head.affine, load_normaliser())
     network = sample(head.volume, head.affine, mapping.pet_points(points)).astype(np.float32)
     with tempfile.TemporaryDirectory() as work:
         path = f"{work}/network_std.nii.gz"
         nib.Nifti1Image(network, affine).to_filename(path)
-        refine, shift_mm, _ = short_affine_to_template(path, f"{work}/")
+        refine, shift_mm, _ = refinement_affine(path, f"{work}/")
         refined_points = affine_points(refine, points)
     refined = sample(head.volume, head.affine, mapping.pet_points(refined_points))
     refined = refined.astype(np.float32)
-    truth_gradient = reference_gradient_pct(truth, masks["reference"])
-    truth_reference = float(truth[masks["reference"]].mean())
+    tracer = head.name.split(", ")[1]
+    default = tracers.identify_tracer(tracer).reference_region
     rows = []
-    for method, pet, shift in (("network", network, None), ("network+ants", refined, shift_mm)):
-        values = registration_check.composites(pet, masks["reference"])
-        errors = {name: 100 * (values[name] / expected[name] - 1) for name in COMPOSITES}
-        qc = _qc(pet, affine, masks["reference"], shift)
-        rows.append({
-            "head": index, "seed": seed, "name": head.name, "pattern": head.pattern,
-            "method": method, **{f"error_{name}_pct": e for name, e in errors.items()},
-            "max_abs_error_pct": max(abs(e) for e in errors.values()),
-            "tracer": head.name.split(", ")[1],
-            "reference_error_pct": 100 * (pet[masks["reference"]].mean() / truth_reference - 1),
-            "reference_gradient_pct": truth_gradient,
-            "qc_flags": qc["GeometryFlags"],
-            **{key: qc.get(key, float("nan")) for key in (
-                "HeadShiftMm", "HeadScalePct", "HeadRotationDeg", "PosteriorFossaOutlineMm",
-                "RegistrationCheckMm", "RegistrationCheckScalePct", "RegistrationCheckSUVRPct",
-                "RefinementShiftMm",
-            )},
-        })  # fmt: skip
+    for label in dict.fromkeys((FULL_REFERENCE, default)):
+        reference = reference_mask(label)
+        expected = registration_check.composites(truth, reference)
+        truth_reference = float(truth[reference].mean())
+        for method, pet, shift in (
+            ("correct copy", truth, None), ("network", network, None),
+            ("network+ants", refined, shift_mm),
+        ):  # fmt: skip
+            values = registration_check.composites(pet, reference)
+            errors = {name: 100 * (values[name] / expected[name] - 1) for name in COMPOSITES}
+            qc = _qc(pet, affine, label, shift)
+            rows.append({
+                "head": index, "seed": seed, "name": head.name, "pattern": head.pattern,
+                "method": method, "reference": label, "app_default": label == default,
+                **{f"error_{name}_pct": e for name, e in errors.items()},
+                "max_abs_error_pct": max(abs(e) for e in errors.values()), "tracer": tracer,
+                "reference_error_pct": 100 * (pet[reference].mean() / truth_reference - 1),
+                "reference_gradient_pct": reference_gradient_pct(truth, reference),
+                "qc_flags": qc["Flags"],
+                **{key: qc.get(key, float("nan")) for key in QC_KEYS},
+            })  # fmt: skip
     print(f"head {index} ({head.name}) done", flush=True)
     return rows
 
 
+#: The one flag that reads the tracer's pattern, not the geometry (normalisation/qc.py).
+CORRELATION_FLAG = "correlates poorly with the tau PET template"
+
+
+def geometry_flags(flags: list[str]) -> list[str]:
+    """The flags that do not come from the template correlation."""
+    return [flag for flag in flags if CORRELATION_FLAG not in flag]
+
+
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per method, with each tracer's default reference region: accuracy, misses, flags (all of
+    the app's, and those left when the template correlation's are set aside)."""
     out = []
-    for method, part in rows.groupby("method", sort=False):
+    for method, part in rows[rows.app_default].groupby("method", sort=False):
         off = part.max_abs_error_pct > ERROR_PCT
         flagged = part.qc_flags.map(bool)
+        geometric = part.qc_flags.map(lambda flags: bool(geometry_flags(flags)))
         out.append({
             "method": method, "heads": len(part),
             "composite MAPE (%)": part[[f"error_{n}_pct" for n in COMPOSITES]].abs().mean().mean(),
@@ -141,26 +169,34 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
             f"off by > {ERROR_PCT:.0f} %": int(off.sum()),
             "off and flagged": int((off & flagged).sum()),
             "within 4 % and flagged": int((~off & flagged).sum()),
+            "off and flagged, geometry": int((off & geometric).sum()),
+            "within 4 % and flagged, geometry": int((~off & geometric).sum()),
             "brain check (median mm)": part.RegistrationCheckMm.median(),
+            "reference margin < 6 mm": int((part.ReferenceMarginMm < 6).sum()),
         })  # fmt: skip
     return pd.DataFrame(out)
 
 
 def by_tracer(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per tracer style: how steep the uptake is across the reference region's edge on the
-    correctly placed copy, and how far each method's reference mean is from that copy's."""
+    """Per tracer style and reference region: how steep the uptake is across the reference
+    region's edge on the correctly placed copy, how far each method's reference mean is from
+    that copy's, and how many results miss by more than 4 %."""
     out = []
-    for tracer, part in rows.groupby("tracer"):
+    for (tracer, label), part in rows.groupby(["tracer", "reference"]):
         network = part[part.method == "network"]
         refined = part[part.method == "network+ants"]
         gradient = network.reference_gradient_pct
         off = [int((m.max_abs_error_pct > ERROR_PCT).sum()) for m in (network, refined)]
+        mape = [m[[f"error_{n}_pct" for n in COMPOSITES]].abs().mean().mean()
+                for m in (network, refined)]  # fmt: skip
         out.append({
-            "tracer": tracer, "heads": len(network),
+            "tracer": tracer, "reference": label, "app default": bool(part.app_default.iloc[0]),
+            "heads": len(network),
             "reference edge, correct copy (% per 2 mm, median)": gradient.median(),
             "range": f"{gradient.min():.1f}-{gradient.max():.1f}",
             "network: reference error (median, %)": network.reference_error_pct.median(),
             "network+ants: reference error (median, %)": refined.reference_error_pct.median(),
+            "composite MAPE (network / network+ants, %)": f"{mape[0]:.2f} / {mape[1]:.2f}",
             "off by > 4 % (network / network+ants)": f"{off[0]} / {off[1]}",
         })  # fmt: skip
     return pd.DataFrame(out)
@@ -168,10 +204,11 @@ def by_tracer(rows: pd.DataFrame) -> pd.DataFrame:
 
 def render(args: argparse.Namespace, rows: pd.DataFrame) -> str:
     env = environment()
-    off = rows[rows.max_abs_error_pct > ERROR_PCT]
-    columns = ["head", "tracer", "pattern", "method", "max_abs_error_pct", "reference_error_pct",
-               "reference_gradient_pct", "RegistrationCheckMm",
-               "RegistrationCheckSUVRPct", "RefinementShiftMm", "qc_flags"]  # fmt: skip
+    default = rows[rows.app_default]
+    off = default[default.max_abs_error_pct > ERROR_PCT]
+    columns = ["head", "tracer", "pattern", "method", "reference", "max_abs_error_pct",
+               "reference_error_pct", "reference_gradient_pct", "RegistrationCheckMm",
+               "RefinementShiftMm", "ReferenceMarginMm", "qc_flags"]  # fmt: skip
     return "\n".join([
         START,
         "## Geometry QC on the app's own normalisations",
@@ -180,8 +217,13 @@ def render(args: argparse.Namespace, rows: pd.DataFrame) -> str:
         f"--seed {args.seed}` on {env['date']}, commit `{env['git_commit']}`. The calibration's "
         f"{args.n_heads} realistic heads, normalised by the shipped network alone and refined "
         "(`network+ants`) as the pipeline maps them, compared with the copy the generator's "
-        "truth places correctly (four composites, template masks, InfCerebGrey). Every result "
-        "gets the app's geometry QC (outline, brain check, refinement disagreement).",
+        "truth places correctly (`correct copy`; four composites, template masks, each tracer's "
+        "default reference region as in the app: InfCerebGreyDeep for MK-6240, InfCerebGrey for "
+        "the others). Every result, the correct copy's too, gets the app's full normalisation QC "
+        "(template correlation, coverage and the reference's distance to the field of view's "
+        "edge, head outline, brain check, refinement disagreement); the correct copy's flags "
+        "are false alarms. *geometry*: the same without the template-correlation flag, which "
+        "reads the uptake pattern (these heads' patterns are scrambled on purpose).",
         "",
         markdown_table(summary(rows), ".2f"),
         "",
@@ -189,10 +231,11 @@ def render(args: argparse.Namespace, rows: pd.DataFrame) -> str:
         "",
         markdown_table(off[columns], ".2f") if len(off) else "none",
         "",
-        "The reference region's edge, by tracer style: the largest change of the reference "
-        "(InfCerebGrey) mean when its mask moves by one 2 mm voxel, on the copy placed where the "
-        "truth says (how much a placement error of that size costs every composite), and the "
-        "median signed error of each method's reference mean against that copy's.",
+        "The reference region's edge, by tracer style and reference region: the largest change "
+        "of the reference mean when its mask moves by one 2 mm voxel, on the copy placed where "
+        "the truth says (how much a placement error of that size costs every composite), the "
+        "median signed error of each method's reference mean against that copy's, and the "
+        "composite errors with that reference.",
         "",
         markdown_table(by_tracer(rows), ".2f"),
         END,

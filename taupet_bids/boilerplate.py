@@ -213,7 +213,8 @@ def _mr_less_paragraph(config: RunConfig) -> str:
         if config.mr_less_method == "network+ants":
             how += (
                 ", refined by a short affine registration (antspyx, mutual information, two "
-                "coarse levels) of the network-normalised PET to taupet-bids' tau PET template"
+                "coarse levels) of the network-normalised PET to taupet-bids' tau PET template, "
+                "its similarity metric restricted to the PET's field of view"
             )
     else:
         how = (
@@ -222,7 +223,8 @@ def _mr_less_paragraph(config: RunConfig) -> str:
         )
     return (
         f"\n{which} {how}. The normalised PET was checked by its correlation with the tau PET "
-        "template, the field-of-view coverage of the brain and the reference region, and "
+        "template, the field-of-view coverage of the brain and the reference region, the "
+        "reference region's distance to the edge of the field of view, and "
         "tracer-independent checks of its head outline against the template's, of the "
         "reference region's placement, and of how far a second short affine registration to "
         "the tau PET template moved its brain.\n"

@@ -98,7 +98,7 @@ def _bootstrap(home: Path) -> bool:
     marker = folder / f".taupet-bids-{_bootstrap_fingerprint()}"
     if marker.exists():
         return False
-    regions = build.region_images_1mm()
+    regions = build.region_images_1mm(_template_images(1)["desc-brain_mask"])
     for resolution in build.GRIDS:
         prefix = folder / f"tpl-{TEMPLATE}_res-{resolution:02d}_"
         # TemplateFlow's own files: fill placeholders only, never replace a real download.

@@ -22,7 +22,10 @@ Default late-frame windows (minutes post injection) and their sources:
 
 Reference region labels are keys of ``taupet_bids/atlases/reference_regions.json``. Tau tracers
 default to inferior cerebellar grey (Baker et al. 2017), FDG to pons, PBR28 to none: TSPO has no
-region free of specific binding, so the user must name one (or accept SUV).
+region free of specific binding, so the user must name one (or accept SUV). MK-6240 takes the
+deep part of the inferior cerebellar grey (at least 8 mm inside the brain's surface): its
+meningeal and skull signal, blurred into the cerebellum's edge, made the full region's mean move
+by about 4 % per 2 mm of misplacement (docs/mrless.md, "The MK-6240 reference").
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ TRACERS: tuple[Tracer, ...] = (
         ("MK6240", "MK-6240", "18FMK6240", "florquinitau"),
         "tau",
         (90.0, 110.0),
-        "InfCerebGrey",
+        "InfCerebGreyDeep",
     ),
     Tracer(
         "RO948", ("RO948", "RO-948", "18FRO948", "RO6958948"), "tau", (70.0, 90.0), "InfCerebGrey"

@@ -5,6 +5,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from taupet_bids import atlases, templates
 from taupet_bids.atlases import build
@@ -56,6 +57,19 @@ def test_inferior_cerebellar_grey_is_inferior_and_grey(dk1: np.ndarray) -> None:
     z_inferior = np.nonzero(inferior)[2].mean()
     z_superior = np.nonzero(superior)[2].mean()
     assert z_inferior < z_superior - 5  # at least 5 mm lower on average
+
+
+def test_deep_inferior_cerebellar_grey_keeps_away_from_the_brain_surface(
+    templateflow_home: Path,
+) -> None:
+    inferior = _load(templates.reference_mask_path("InfCerebGrey", 1)) > 0
+    deep = _load(templates.reference_mask_path("InfCerebGreyDeep", 1)) > 0
+    brain = _load(templates.brain_mask_path(1)) > 0
+    depth = ndimage.distance_transform_edt(brain)
+    assert np.all(inferior[deep]), "the deep region is part of the inferior cerebellar grey"
+    assert depth[deep].min() >= 8.0
+    assert depth[inferior].min() < 3.0, "the full region reaches the surface"
+    assert 8 < _volume_ml(deep) < 0.6 * _volume_ml(inferior)
 
 
 def test_targets_and_references_do_not_overlap(templateflow_home: Path) -> None:

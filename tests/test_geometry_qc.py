@@ -19,7 +19,7 @@ from taupet_bids import templates
 from taupet_bids.core import qc as core_qc
 from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matrix, sample
 from taupet_bids.normalisation import geometry_qc
-from taupet_bids.normalisation.qc import normalisation_qc
+from taupet_bids.normalisation.qc import MIN_REFERENCE_MARGIN_MM, normalisation_qc
 
 #: PSF of the simulated scanner (mm FWHM) and noise (SD relative to the 99th percentile).
 FWHM_MM = 6.5
@@ -109,6 +109,24 @@ def test_a_short_field_of_view_is_not_read_as_a_miss(phantoms):
     pet[(z > 70) | (z < -50)] = 0.0
     values = geometry_qc.geometry_qc(pet, _reference())
     assert values["GeometryFlags"] == [] and values["HeadShiftMm"] < 3.0
+
+
+def test_a_reference_region_at_the_edge_of_the_field_of_view_is_flagged(phantoms):
+    """A cut just below the reference region leaves its coverage whole, so only its distance to
+    the field of view's edge can tell (a stretched normalisation hides a cut that way)."""
+    pet = _on_template(phantoms, "tau")
+    z = linear_coordinates(nib.load(templates.t1w_path(2)).affine, pet.shape)[2]
+    bottom = z[_reference()].min()
+    near, far = pet.copy(), pet.copy()
+    near[z < bottom - 3] = 0.0  # the first empty plane is 4 mm below the region
+    far[z < bottom - 19] = 0.0  # 20 mm below
+    near_qc, far_qc = normalisation_qc(near, "InfCerebGrey"), normalisation_qc(far, "InfCerebGrey")
+    assert near_qc["ReferenceCoverage"] == 1.0 and far_qc["ReferenceCoverage"] == 1.0
+    assert near_qc["ReferenceMarginMm"] == pytest.approx(4.0)
+    assert any("edge of the PET field of view" in flag for flag in near_qc["Flags"])
+    assert far_qc["ReferenceMarginMm"] >= MIN_REFERENCE_MARGIN_MM
+    assert not any("edge of the PET field of view" in flag for flag in far_qc["Flags"])
+    assert core_qc.normalisation_metrics(near_qc)["reference_margin_mm"] == 4.0
 
 
 def test_qc_record_carries_geometry_and_the_refinement_disagreement(phantoms):

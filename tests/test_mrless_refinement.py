@@ -72,6 +72,30 @@ def test_refinement_of_a_correct_field_moves_little(pet_in_template_space):
     assert _field_error_mm(result["transforms"][0], brain) < 1.5
 
 
+def test_a_field_of_view_cutting_the_cerebellum_does_not_stretch_the_brain(
+    pet_in_template_space,
+):
+    """Planes beyond the field of view are empty; matched to the template's cerebellum they
+    would pull the brain into the cut. The refinement reads only the covered part."""
+    folder, pet = pet_in_template_space
+    image = nib.load(pet)
+    data = np.asarray(image.dataobj).copy()
+    z = linear_coordinates(image.affine, data.shape)[2]
+    reference = np.asarray(nib.load(templates.reference_mask_path("InfCerebGrey")).dataobj) > 0
+    cut_at = z[reference].min() + 20.0  # through the inferior cerebellum
+    data[z < cut_at] = 0.0
+    cut = str(folder / "cut_pet.nii.gz")
+    nib.save(nib.Nifti1Image(data, image.affine), cut)
+    brain = np.asarray(nib.load(templates.brain_mask_path()).dataobj) > 0
+    _, unmasked_mm, _ = refinement.short_affine_to_template(cut, str(folder / "unmasked_"))
+    reference_image = nib.load(templates.t1w_path(templates.WORKING_RESOLUTION))
+    field = _write_field(np.eye(4), reference_image, str(folder / "cut_field.nii.gz"))
+    result = refinement.refine_normalisation(cut, field, str(folder / "cut_"))
+    assert result["shift_mean_mm"] < 1.5, result
+    assert _field_error_mm(result["transforms"][0], brain) < 1.5
+    assert unmasked_mm > 2 * result["shift_mean_mm"], (unmasked_mm, result["shift_mean_mm"])
+
+
 def test_composition_follows_the_affine_then_the_field(tmp_path, templateflow_home):
     """x -> f(R(x)): a pure-shift R and a pure-shift f add up."""
     reference = nib.load(templates.t1w_path(templates.WORKING_RESOLUTION))

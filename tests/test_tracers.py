@@ -55,7 +55,10 @@ def test_defaults_per_family():
     assert by_name["FDG"].window_min == (30.0, 60.0)
     assert by_name["FDG"].reference_region == "Pons"
     assert by_name["PBR28"].reference_region is None
-    assert all(t.reference_region == "InfCerebGrey" for t in TRACERS if t.target == "tau")
+    # MK-6240's meningeal signal blurs into the full region's edge: it takes the deep part.
+    assert by_name["MK6240"].reference_region == "InfCerebGreyDeep"
+    others = [t for t in TRACERS if t.target == "tau" and t.name != "MK6240"]
+    assert all(t.reference_region == "InfCerebGrey" for t in others)
 
 
 def test_no_alias_is_shared_between_tracers():

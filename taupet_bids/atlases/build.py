@@ -83,8 +83,15 @@ def metatemporal_from_dk(dk: np.ndarray) -> np.ndarray:
     return np.isin(dk, atlases.dk_indices(atlases.metatemporal_regions())).astype(np.uint8)
 
 
-def reference_from_dk(label: str, dk: np.ndarray, aal: np.ndarray) -> np.ndarray:
-    """One reference-region mask on the 1 mm grid, following reference_regions.json."""
+def reference_from_dk(
+    label: str, dk: np.ndarray, aal: np.ndarray, brain: np.ndarray | None = None
+) -> np.ndarray:
+    """One reference-region mask on the 1 mm grid, following reference_regions.json.
+
+    ``min_depth_mm`` keeps only voxels that deep inside ``brain`` (the template brain mask), so
+    that the signal of the meninges and bone around the brain, blurred by the scanner, does
+    not reach them; a placement error of a millimetre then costs little (docs/mrless.md).
+    """
     spec = atlases.reference_regions()[label]
     mask = np.isin(dk, atlases.dk_indices(spec["dk_regions"]))
     if "aal_labels" in spec:
@@ -96,11 +103,16 @@ def reference_from_dk(label: str, dk: np.ndarray, aal: np.ndarray) -> np.ndarray
         mask &= ((z_mm >= low) & (z_mm <= high))[None, None, :]
     if spec.get("erode_mm", 0):
         mask = ndimage.binary_erosion(mask, iterations=int(spec["erode_mm"]))
+    if spec.get("min_depth_mm", 0):
+        if brain is None:
+            raise ValueError(f"the {label} reference needs the brain mask for its depth")
+        mask &= ndimage.distance_transform_edt(brain > 0) >= float(spec["min_depth_mm"])
     return mask.astype(np.uint8)
 
 
-def region_images_1mm() -> dict[str, np.ndarray]:
-    """Every region image on the 1 mm grid, keyed by its TemplateFlow name part."""
+def region_images_1mm(brain: np.ndarray) -> dict[str, np.ndarray]:
+    """Every region image on the 1 mm grid, keyed by its TemplateFlow name part (``brain``:
+    the template brain mask on that grid, for the references kept away from its surface)."""
     dk = dk_1mm()
     aal = aal_1mm()
     images = {
@@ -109,7 +121,7 @@ def region_images_1mm() -> dict[str, np.ndarray]:
         "atlas-MetaTemporal_dseg": metatemporal_from_dk(dk),
     }
     for label in atlases.reference_regions():
-        images[f"label-{label}_mask"] = reference_from_dk(label, dk, aal)
+        images[f"label-{label}_mask"] = reference_from_dk(label, dk, aal, brain)
     return images
 
 

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument(
         "--reference-region",
         choices=list(atlases.reference_regions()),
-        help="SUVR reference (default: the tracer's, InfCerebGrey for tau tracers)",
+        help="SUVR reference (default: the tracer's: InfCerebGrey for tau tracers, its deep part "
+        "InfCerebGreyDeep for MK-6240, Pons for FDG)",
     )
     quant.add_argument(
         "--pet-window",

@@ -73,6 +73,7 @@ def normalisation_metrics(normalisation: dict) -> dict:
         "template_correlation": normalisation.get("TemplateCorrelation", math.nan),
         "reference_coverage": normalisation.get("ReferenceCoverage", math.nan),
         "brain_coverage": normalisation.get("BrainCoverage", math.nan),
+        "reference_margin_mm": normalisation.get("ReferenceMarginMm", math.nan),
         **{column: normalisation.get(key, math.nan) for key, column in GEOMETRY_COLUMNS.items()},
         "normalisation_flags": list(normalisation.get("Flags", [])),
     }

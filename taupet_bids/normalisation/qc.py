@@ -28,6 +28,22 @@ QC_SHELL_VOXELS = 5
 #: Minimum fraction of the reference region and of the brain inside the PET field of view.
 MIN_REFERENCE_COVERAGE = 0.95
 MIN_BRAIN_COVERAGE = 0.90
+#: Below this distance (mm) between the reference region and the edge of the PET's field of view
+#: a scan is flagged. A scanner's last planes are its noisiest, and a normalisation that
+#: stretches the brain into a cut fills the reference mask with signal, which the coverage check
+#: above then passes (docs/mrless.md, head 24). About one PET resolution (FWHM); chosen, not
+#: tuned, then checked on tuning heads apart from the benchmark's (geometry_qc_methods.py).
+MIN_REFERENCE_MARGIN_MM = 6.0
+
+
+def reference_margin_mm(covered: np.ndarray, reference: np.ndarray, voxel_mm: float) -> float:
+    """Shortest distance (mm, voxel centre to voxel centre) from the covered part of the
+    reference region to a voxel outside the field of view; NaN when the PET covers the whole
+    template grid or none of the reference region (the coverage check speaks then)."""
+    inside = reference & covered
+    if covered.all() or not inside.any():
+        return float("nan")
+    return float(ndimage.distance_transform_edt(covered, sampling=voxel_mm)[inside].min())
 
 
 def normalisation_qc(
@@ -55,6 +71,9 @@ def normalisation_qc(
         "ReferenceCoverage": round(float(covered[reference].mean()), 4),
         "BrainCoverage": round(float(covered[brain].mean()), 4),
     }
+    margin = reference_margin_mm(covered, reference, resolution)
+    if np.isfinite(margin):  # absent where not measurable: JSON has no NaN
+        values["ReferenceMarginMm"] = round(margin, 1)
     flags = []
     if score < MIN_TEMPLATE_CORRELATION:
         flags.append(
@@ -65,6 +84,12 @@ def normalisation_qc(
         flags.append(
             f"only {values['ReferenceCoverage']:.0%} of the {reference_region} reference region "
             "is inside the PET field of view: SUVR is unreliable"
+        )
+    if values.get("ReferenceMarginMm", np.inf) < MIN_REFERENCE_MARGIN_MM:
+        flags.append(
+            f"the {reference_region} reference region lies {values['ReferenceMarginMm']:.0f} mm "
+            "from the edge of the PET field of view: its mean is unreliable there, and a "
+            "normalisation may have stretched the brain into a cut"
         )
     if values["BrainCoverage"] < MIN_BRAIN_COVERAGE:
         flags.append(f"only {values['BrainCoverage']:.0%} of the brain is in the field of view")

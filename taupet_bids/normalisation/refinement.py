@@ -87,7 +87,11 @@ def compose_with_field(mat_file: str, field_file: str, out_file: str) -> str:
 
 
 def short_affine_to_template(
-    moving_file: str, out_prefix: str, template_file: str | None = None, seed: int | None = 42
+    moving_file: str,
+    out_prefix: str,
+    template_file: str | None = None,
+    seed: int | None = 42,
+    moving_mask: str | None = None,
 ) -> tuple[str, float, float]:
     """The short affine of the tau PET template (fixed) to a template-space image (moving),
     started from the identity: its .mat and how far it moves the template brain (mean, largest
@@ -97,6 +101,7 @@ def short_affine_to_template(
         moving_file,
         f"{out_prefix}refine_",
         "Affine",
+        moving_mask=moving_mask,
         initial_transform=identity_transform(f"{out_prefix}identity.mat"),
         seed=seed,
         aff_iterations=REFINE_ITERATIONS,
@@ -107,6 +112,28 @@ def short_affine_to_template(
     brain = nib.load(templates.brain_mask_path(templates.WORKING_RESOLUTION))
     mean_mm, max_mm = affine_shift_mm(affine_file, np.asarray(brain.dataobj) > 0, brain.affine)
     return affine_file, mean_mm, max_mm
+
+
+def field_of_view_mask(image_file: str, out_file: str) -> str:
+    """Where a template-space PET has signal: the part of the template its field of view covers.
+
+    The refinement's metric is restricted to it. Without it the empty planes beyond an axial
+    field of view that cuts the cerebellum are matched to the template's cerebellum, and the
+    affine stretches the brain into the cut (benchmarks/geometry_qc_methods.py, docs/mrless.md).
+    """
+    image = nib.load(image_file)
+    covered = (np.asarray(image.dataobj) != 0).astype(np.uint8)
+    nib.Nifti1Image(covered, image.affine).to_filename(out_file)
+    return out_file
+
+
+def refinement_affine(
+    network_std: str, out_prefix: str, template_file: str | None = None, seed: int | None = 42
+) -> tuple[str, float, float]:
+    """The refinement's short affine of a network-normalised PET, within its field of view
+    (what :func:`short_affine_to_template` returns)."""
+    mask = field_of_view_mask(network_std, f"{out_prefix}fov_mask.nii.gz")
+    return short_affine_to_template(network_std, out_prefix, template_file, seed, moving_mask=mask)
 
 
 def refine_normalisation(
@@ -132,9 +159,7 @@ def refine_normalisation(
     )
     if not np.asarray(nib.load(network_std).dataobj).any():
         raise InputError(in_file, "the network's normalisation put no PET signal on the template")
-    refine_affine, mean_mm, max_mm = short_affine_to_template(
-        network_std, out_prefix, template_file, seed
-    )
+    refine_affine, mean_mm, max_mm = refinement_affine(network_std, out_prefix, template_file, seed)
     composed = compose_with_field(refine_affine, network_field, f"{out_prefix}field.nii.gz")
     return {
         "transforms": [composed],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -191,6 +192,14 @@ def harmonization_parts(output_dir: Path, stem: str) -> list[str]:
     return parts
 
 
+def _margin_text(metrics: dict) -> str:
+    """How far the reference region lies from the edge of the field of view, in words."""
+    margin = metrics.get("reference_margin_mm", math.nan)
+    if isinstance(margin, (int, float)) and math.isfinite(margin):
+        return f"{margin:g} mm from its edge"
+    return "the field of view covers the whole template grid"
+
+
 def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[str]:
     """Overlays that show whether the PET reached the template (MR-based or MR-less)."""
     if qc.is_mr_less(metrics):
@@ -198,7 +207,8 @@ def _registration_figures(output_dir: Path, stem: str, metrics: dict) -> list[st
             f"<h3>PET-to-template normalisation ({esc(metrics['normalisation_method'])})</h3>",
             f"<p>Correlation with the tau PET template: {metrics['template_correlation']}; "
             f"brain in field of view: {metrics['brain_coverage']}; reference region in field "
-            f"of view: {metrics['reference_coverage']}; head outline vs the template's "
+            f"of view: {metrics['reference_coverage']} ({_margin_text(metrics)}); head "
+            "outline vs the template's "
             f"(tracer-independent): shift {metrics.get('head_shift_mm', 'n/a')} mm, scale "
             f"{metrics.get('head_scale_pct', 'n/a')} %.</p>",
             _figure(output_dir, stem, "pet2std"),
