@@ -19,7 +19,11 @@ from taupet_bids import templates
 from taupet_bids.core import qc as core_qc
 from taupet_bids.core.grids import apply_affine, linear_coordinates, rigid_matrix, sample
 from taupet_bids.normalisation import geometry_qc
-from taupet_bids.normalisation.qc import MIN_REFERENCE_MARGIN_MM, normalisation_qc
+from taupet_bids.normalisation.qc import (
+    MIN_REFERENCE_MARGIN_MM,
+    normalisation_qc,
+    reference_edge_pct,
+)
 
 #: PSF of the simulated scanner (mm FWHM) and noise (SD relative to the 99th percentile).
 FWHM_MM = 6.5
@@ -127,6 +131,7 @@ def test_a_reference_region_at_the_edge_of_the_field_of_view_is_flagged(phantoms
     assert far_qc["ReferenceMarginMm"] >= MIN_REFERENCE_MARGIN_MM
     assert not any("edge of the PET field of view" in flag for flag in far_qc["Flags"])
     assert core_qc.normalisation_metrics(near_qc)["reference_margin_mm"] == 4.0
+    assert 0 <= near_qc["ReferenceEdgePct"] < 10 and "ReferenceEdgePct" in far_qc
 
 
 def test_qc_record_carries_geometry_and_the_refinement_disagreement(phantoms):
@@ -218,3 +223,17 @@ def test_the_composite_change_leaves_out_composites_the_field_of_view_cut():
     after = {"metatemporal": 1.56, "BraakI_II": 0.2, "BraakIII_IV": 1.2}
     assert largest_change(before, after) == pytest.approx(4.0)
     assert math.isnan(largest_change({"BraakI_II": 0.0}, {"BraakI_II": 1.0}))
+
+
+def test_the_reference_edge_reads_how_steep_the_uptake_is_across_the_region():
+    """A flat neighbourhood reads 0; a hot shell one voxel outside the region reads what
+    a one-voxel shift of the mask takes in."""
+    reference = np.zeros((20, 20, 20), bool)
+    reference[5:15, 5:15, 5:15] = True
+    flat = np.ones(reference.shape, np.float32)
+    assert reference_edge_pct(flat, reference) == pytest.approx(0.0)
+    shell = flat.copy()
+    shell[4, 5:15, 5:15] = 3.0  # one hot face, like meninges below the cerebellum
+    # Moving the mask onto the shell swaps one face of 100 voxels (1.0) for 100 voxels (3.0).
+    assert reference_edge_pct(shell, reference) == pytest.approx(100 * 200 / 1000)
+    assert math.isnan(reference_edge_pct(flat, np.zeros_like(reference)))

@@ -74,6 +74,7 @@ def normalisation_metrics(normalisation: dict) -> dict:
         "reference_coverage": normalisation.get("ReferenceCoverage", math.nan),
         "brain_coverage": normalisation.get("BrainCoverage", math.nan),
         "reference_margin_mm": normalisation.get("ReferenceMarginMm", math.nan),
+        "reference_edge_pct": normalisation.get("ReferenceEdgePct", math.nan),
         **{column: normalisation.get(key, math.nan) for key, column in GEOMETRY_COLUMNS.items()},
         "normalisation_flags": list(normalisation.get("Flags", [])),
     }

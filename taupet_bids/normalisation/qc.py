@@ -46,6 +46,24 @@ def reference_margin_mm(covered: np.ndarray, reference: np.ndarray, voxel_mm: fl
     return float(ndimage.distance_transform_edt(covered, sampling=voxel_mm)[inside].min())
 
 
+def reference_edge_pct(pet_std: np.ndarray, reference: np.ndarray) -> float:
+    """Largest change (%) of the reference mean when its mask moves by one voxel along any axis:
+    how steep the uptake is across the reference region's edge in this scan. A placement error
+    of that size costs every SUVR about this much (MK-6240's meningeal signal made it ~4 % per
+    2 mm for InfCerebGrey; docs/mrless.md). Reported, not flagged: it describes the scan and
+    the reference region, not whether the normalisation is right. NaN when the mask is empty."""
+    seen = reference & np.isfinite(pet_std) & (pet_std != 0)
+    if not seen.any():
+        return float("nan")
+    level = float(pet_std[seen].mean())
+    changes = [
+        abs(100 * (float(pet_std[np.roll(seen, step, axis=axis)].mean()) / level - 1))
+        for axis in range(3)
+        for step in (-1, 1)
+    ]
+    return max(changes)
+
+
 def normalisation_qc(
     pet_std: np.ndarray,
     reference_region: str,
@@ -71,6 +89,9 @@ def normalisation_qc(
         "ReferenceCoverage": round(float(covered[reference].mean()), 4),
         "BrainCoverage": round(float(covered[brain].mean()), 4),
     }
+    edge = reference_edge_pct(pet_std, reference)
+    if np.isfinite(edge):
+        values["ReferenceEdgePct"] = round(edge, 2)
     margin = reference_margin_mm(covered, reference, resolution)
     if np.isfinite(margin):  # absent where not measurable: JSON has no NaN
         values["ReferenceMarginMm"] = round(margin, 1)
