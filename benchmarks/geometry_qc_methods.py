@@ -44,7 +44,7 @@ from taupet_bids import templates, tracers  # noqa: E402
 from taupet_bids.core.grids import linear_coordinates, sample  # noqa: E402
 from taupet_bids.core.registration import set_threads  # noqa: E402
 from taupet_bids.normalisation import registration_check  # noqa: E402
-from taupet_bids.normalisation.qc import normalisation_qc  # noqa: E402
+from taupet_bids.normalisation.qc import normalisation_qc, reference_edge_pct  # noqa: E402
 from taupet_bids.normalisation.refinement import (  # noqa: E402
     affine_points,
     refinement_affine,
@@ -66,21 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPORT)
     return parser.parse_args(argv)
-
-
-def reference_gradient_pct(pet: np.ndarray, reference: np.ndarray) -> float:
-    """Largest change (%) of the reference mean when its mask moves by one 2 mm voxel along any
-    axis: how steep the uptake is across the reference region's edge. A placement error of a
-    millimetre or two costs about this much in every composite. Unlike the app's
-    ``ReferenceEdgePct`` it keeps voxels beyond the field of view (zero), so that a reference
-    cut by the field of view reads as steep as it is on the correctly placed copy."""
-    level = float(pet[reference].mean())
-    changes = [
-        abs(100 * (float(pet[np.roll(reference, step, axis=axis)].mean()) / level - 1))
-        for axis in range(3)
-        for step in (-1, 1)
-    ]
-    return max(changes)
 
 
 def _qc(pet: np.ndarray, affine: np.ndarray, label: str, shift: float | None) -> dict:
@@ -126,6 +111,8 @@ def head_rows(task: tuple[int, int]) -> list[dict]:
         reference = reference_mask(label)
         expected = registration_check.composites(truth, reference)
         truth_reference = float(truth[reference].mean())
+        # Zeros beyond the field of view kept: a cut reference reads as steep as it is.
+        gradient = reference_edge_pct(truth, reference, within_field_of_view=False)
         for method, pet, shift in (
             ("correct copy", truth, None), ("network", network, None),
             ("network+ants", refined, shift_mm),
@@ -139,7 +126,7 @@ def head_rows(task: tuple[int, int]) -> list[dict]:
                 **{f"error_{name}_pct": e for name, e in errors.items()},
                 "max_abs_error_pct": max(abs(e) for e in errors.values()), "tracer": tracer,
                 "reference_error_pct": 100 * (pet[reference].mean() / truth_reference - 1),
-                "reference_gradient_pct": reference_gradient_pct(truth, reference),
+                "reference_gradient_pct": gradient,
                 "qc_flags": qc["Flags"],
                 **{key: qc.get(key, float("nan")) for key in QC_KEYS},
             })  # fmt: skip

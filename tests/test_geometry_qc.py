@@ -237,3 +237,7 @@ def test_the_reference_edge_reads_how_steep_the_uptake_is_across_the_region():
     # Moving the mask onto the shell swaps one face of 100 voxels (1.0) for 100 voxels (3.0).
     assert reference_edge_pct(shell, reference) == pytest.approx(100 * 200 / 1000)
     assert math.isnan(reference_edge_pct(flat, np.zeros_like(reference)))
+    cut = flat.copy()
+    cut[:10] = 0.0  # the field of view ends halfway through the region
+    assert reference_edge_pct(cut, reference) == pytest.approx(0.0)
+    assert reference_edge_pct(cut, reference, within_field_of_view=False) > 10

@@ -46,18 +46,23 @@ def reference_margin_mm(covered: np.ndarray, reference: np.ndarray, voxel_mm: fl
     return float(ndimage.distance_transform_edt(covered, sampling=voxel_mm)[inside].min())
 
 
-def reference_edge_pct(pet_std: np.ndarray, reference: np.ndarray) -> float:
+def reference_edge_pct(
+    pet_std: np.ndarray, reference: np.ndarray, within_field_of_view: bool = True
+) -> float:
     """Largest change (%) of the reference mean when its mask moves by one voxel along any axis:
     how steep the uptake is across the reference region's edge in this scan. A placement error
     of that size costs every SUVR about this much (MK-6240's meningeal signal made it ~4 % per
     2 mm for InfCerebGrey; docs/mrless.md). Reported, not flagged: it describes the scan and
-    the reference region, not whether the normalisation is right. NaN when the mask is empty."""
-    seen = reference & np.isfinite(pet_std) & (pet_std != 0)
+    the reference region, not whether the normalisation is right. NaN when the mask is empty.
+    ``within_field_of_view=False`` keeps voxels beyond the field of view (zero), so that a
+    reference the field of view cuts reads as steep as it is (the benchmarks' use)."""
+    covered = np.isfinite(pet_std) & (pet_std != 0) if within_field_of_view else True
+    seen = reference & covered
     if not seen.any():
         return float("nan")
     level = float(pet_std[seen].mean())
     changes = [
-        abs(100 * (float(pet_std[np.roll(seen, step, axis=axis)].mean()) / level - 1))
+        abs(100 * (float(pet_std[np.roll(seen, step, axis=axis) & covered].mean()) / level - 1))
         for axis in range(3)
         for step in (-1, 1)
     ]
