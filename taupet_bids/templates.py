@@ -98,11 +98,12 @@ def _bootstrap(home: Path) -> bool:
     marker = folder / f".taupet-bids-{_bootstrap_fingerprint()}"
     if marker.exists():
         return False
-    regions = build.region_images_1mm(_template_images(1)["desc-brain_mask"])
+    images = {resolution: _template_images(resolution) for resolution in build.GRIDS}
+    regions = build.region_images_1mm(images[1]["desc-brain_mask"])
     for resolution in build.GRIDS:
         prefix = folder / f"tpl-{TEMPLATE}_res-{resolution:02d}_"
         # TemplateFlow's own files: fill placeholders only, never replace a real download.
-        for name, data in _template_images(resolution).items():
+        for name, data in images[resolution].items():
             _save(Path(f"{prefix}{name}.nii.gz"), data, resolution, overwrite=False)
         # Our region images: rewritten whenever their definitions change.
         for name, data in regions.items():
