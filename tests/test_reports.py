@@ -176,3 +176,17 @@ def test_outputs_with_reports_pass_the_bids_validator(run: Run) -> None:
                           timeout=300)  # fmt: skip
     issues = json.loads(done.stdout)["issues"]["issues"]
     assert not [issue for issue in issues if issue["severity"] == "error"]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        ({"reference_margin_mm": 12.5, "reference_coverage": 1.0}, "12.5 mm from its edge"),
+        ({"reference_margin_mm": float("nan"), "reference_coverage": 0.0}, "none of it"),
+        ({"reference_coverage": 1.0}, "covers the whole template grid"),
+    ],
+)
+def test_the_report_says_where_the_reference_lies_in_the_field_of_view(metrics, expected):
+    from taupet_bids.reports.subject import _margin_text
+
+    assert expected in _margin_text(metrics)

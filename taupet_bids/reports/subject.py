@@ -197,6 +197,8 @@ def _margin_text(metrics: dict) -> str:
     margin = metrics.get("reference_margin_mm", math.nan)
     if isinstance(margin, (int, float)) and math.isfinite(margin):
         return f"{margin:g} mm from its edge"
+    if metrics.get("reference_coverage") == 0:
+        return "none of it is in the field of view"
     return "the field of view covers the whole template grid"
 
 
