@@ -618,3 +618,120 @@ def test_labels_pulled_back_land_where_the_pet_came_from(tmp_path):
 
     assert pull(*_compose_inverse([t1w_to_pet], [template_to_t1w], [True])) > 0.8
     assert pull([template_to_t1w, t1w_to_pet], [True, True]) < 0.3  # the wrong order
+
+
+# --- soft regions: voxels shared between grey matter, white matter and CSF ------------------
+
+
+def _mixed_brain(shape=(30, 30, 30)):
+    """A sphere: white matter inside, a cortical ribbon, CSF, then head; tissue edges are ramps,
+    so many 2 mm voxels hold two tissues, as in a real brain."""
+    r = np.sqrt(sum((g - (n - 1) / 2) ** 2 for g, n in zip(np.indices(shape), shape, strict=True)))
+    wm = np.clip((6.5 - r) / 2.0, 0.0, 1.0)  # 1 inside r = 4.5, 0 beyond 6.5
+    gm = np.clip(np.minimum(r - 4.5, 8.5 - r) / 2.0, 0.0, 1.0) * (1.0 - wm)  # thin ribbon
+    brain = r < 10.5
+    dk = np.zeros(shape, np.int32)
+    dk[brain & (gm >= 0.5)] = 1002  # a cortical label
+    dk[brain & (wm >= 0.5)] = 2  # cerebral white matter
+    seg = pvc_segmentation(dk, brain, r < 13.5)
+    return seg, gm * brain, wm * brain, brain, r
+
+
+def test_tissue_mixing_shares_brain_voxels_by_their_fractions():
+    from taupet_bids.core.pvc_segmentation import tissue_mixing
+
+    seg, gm, wm, brain, r = _mixed_brain()
+    mixing = tissue_mixing(seg, gm, wm)
+    np.testing.assert_allclose(mixing.weights.sum(axis=0), 1.0, atol=1e-6)
+    head = seg == pvc.HEAD_REST_LABEL
+    assert np.all(mixing.labels[0][head] == pvc.HEAD_REST_LABEL)
+    assert np.all(mixing.weights[0][head] == 1.0)
+    edge = brain & (gm > 0.2) & (gm < 0.8) & (wm == 0)  # grey matter and CSF in one voxel
+    assert edge.any()
+    assert set(np.unique(mixing.labels[0][edge])) == {1002}
+    assert set(np.unique(mixing.labels[2][edge])) == {pvc.BRAIN_REST_LABEL}
+    np.testing.assert_allclose(mixing.weights[0][edge], gm[edge], atol=1e-6)
+    np.testing.assert_allclose(mixing.weights[2][edge], 1.0 - gm[edge], atol=1e-6)
+
+
+def test_soft_gtm_recovers_tissue_values_where_hard_labels_cannot():
+    """An image that mixes tissues as the voxels do: soft GTM is exact, hard GTM is not."""
+    from taupet_bids.core.pvc_segmentation import tissue_mixing
+
+    seg, gm, wm, brain, r = _mixed_brain()
+    cortex, white, csf, head = 2.0, 1.2, 0.4, 0.6
+    sharp = np.where(brain, gm * cortex + wm * white + (1.0 - gm - wm) * csf, 0.0)
+    sharp[seg == pvc.HEAD_REST_LABEL] = head
+    sigma = pvc.fwhm_to_sigma(FWHM, ZOOMS)
+    blurred = pvc.blur(sharp, sigma)
+    soft = pvc.gtm(blurred, seg, sigma, mixing=tissue_mixing(seg, gm, wm)).values()
+    assert soft[1002] == pytest.approx(cortex, rel=1e-6)
+    assert soft[2] == pytest.approx(white, rel=1e-6)
+    assert soft[pvc.BRAIN_REST_LABEL] == pytest.approx(csf, rel=1e-6)
+    hard = pvc.gtm(blurred, seg, sigma).values()
+    assert abs(hard[1002] / cortex - 1.0) > 0.03  # the ribbon's edges dilute a hard label
+    # RBV's synthetic image mixes the same way, so it is exact voxel by voxel
+    corrected = pvc.rbv(blurred, seg, sigma, mixing=tissue_mixing(seg, gm, wm))
+    np.testing.assert_allclose(corrected[brain], sharp[brain], rtol=1e-6, atol=1e-8)
+    # Müller-Gärtner divides by each voxel's grey share: the cortex's value wherever it is kept
+    grey = pvc.mueller_gaertner(blurred, seg, sigma, [1002], mixing=tissue_mixing(seg, gm, wm))
+    kept = np.isfinite(grey)
+    assert kept.sum() > 100
+    np.testing.assert_allclose(grey[kept], cortex, rtol=1e-6)
+
+
+def test_the_interface_makes_regions_soft_with_the_tissues(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seg, gm, wm, brain, _ = _mixed_brain()
+    sharp = np.where(brain, gm * 2.0 + wm * 1.2 + (1.0 - gm - wm) * 0.4, 0.0)
+    sharp[seg == pvc.HEAD_REST_LABEL] = 0.6
+    blurred = pvc.blur(sharp, pvc.fwhm_to_sigma(FWHM, ZOOMS)).astype(np.float32)
+    pd.DataFrame(
+        {
+            "index": [0, 2, 1002, pvc.BRAIN_REST_LABEL, pvc.HEAD_REST_LABEL],
+            "name": ["air", "wm", "cortex", "csf", "head"],
+            "tissue": ["background", "white_matter", "cortex", "other", "extracerebral"],
+        }
+    ).to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
+    tissues = np.stack([gm, wm, brain.astype(float)], axis=-1).astype(np.float32)
+    inputs = {
+        "in_file": write(tmp_path / "pet.nii.gz", np.where(blurred > 0, blurred, 1e-6)),
+        "seg_file": write(tmp_path / "seg.nii.gz", seg.astype(np.int16)),
+        "labels_file": str(tmp_path / "labels.tsv"),
+        "method": "gtm",
+        "fwhm_mm": FWHM,
+    }
+
+    def cortex_value(**extra):  # each run writes the same file name: read it at once
+        out = PartialVolumeCorrection(**inputs, **extra).run().outputs
+        return pd.read_csv(out.out_values, sep="\t").set_index("index")["value"][1002]
+
+    value = {"hard": cortex_value()}
+    value["soft"] = cortex_value(tissues_file=write(tmp_path / "tissues.nii.gz", tissues))
+    assert value["soft"] == pytest.approx(2.0, rel=1e-3)
+    assert abs(value["hard"] / 2.0 - 1.0) > 0.03
+
+
+@pytest.mark.parametrize(("mask", "soft"), [("subject-gm", True), ("template", False)])
+def test_native_pvc_makes_regions_soft_only_with_the_subject_tissues(
+    tmp_path, templateflow_home, mask, soft
+):
+    from taupet_bids.plan import plan_scan
+    from taupet_bids.workflows.quantification import init_quantification_wf
+    from tests.test_plan import _checked as checked_with_t1w
+    from tests.test_plan import _config
+
+    plan = plan_scan(
+        _config(tmp_path, pvc=("gtm",), pvc_fwhm=6.0, regional_mask=mask),
+        checked_with_t1w(tmp_path),
+    )
+    workflow = init_quantification_wf(plan)
+    graph = workflow._graph
+    names = workflow.list_node_names()
+    assert ("pvc_tissues_to_pet" in names) is soft
+    if soft:
+        pull = workflow.get_node("pvc_tissues_to_pet")
+        correct = workflow.get_node("pvc_gtm")
+        assert pull.interface.inputs.interpolation == "linear"
+        edges = graph.get_edge_data(pull, correct)["connect"]
+        assert ("out_file", "tissues_file") in edges

@@ -379,3 +379,43 @@ def test_atrophy_enlarges_ventricles_and_shrinks_hippocampi(templateflow_home):
     assert atrophy_severity(np.random.default_rng(0), 6) > atrophy_severity(
         np.random.default_rng(0), 1
     )
+
+
+def test_the_scanner_sees_tissues_mixed_as_the_t1w_mixes_them():
+    """A 2 mm voxel of grey matter and CSF reads their mixture; labels elsewhere stay pure."""
+    from taupet_bids.simulate.partial_volume import mix, tissue_fractions
+
+    shape = (20, 20, 20)
+    r = np.sqrt(sum((g - 9.5) ** 2 for g in np.indices(shape).astype(float)))
+    brain = r < 9
+    wm = np.clip(5.0 - r, 0.0, 1.0)
+    gm = np.clip(np.minimum(r - 4.0, 8.0 - r), 0.0, 1.0) * (1.0 - wm)
+    dk = np.zeros(shape, np.int32)
+    dk[brain & (gm >= 0.7)] = 1002  # cortex drawn thinner than the grey matter, as in 2009a
+    dk[brain & (wm >= 0.5)] = 2
+    dk[r < 1.5] = 4  # a ventricle: not mixed
+    tissue_map = np.where(dk == 1002, 2.0, np.where(dk == 2, 1.2, 0.5)).astype(np.float32)
+    tissue_map[dk == 4] = 0.3
+    tissue_map[~brain] = 0.7
+    seen = mix(tissue_map, tissue_fractions(dk, brain, gm, wm))
+    partial = brain & (dk == 0) & (gm > 0.3) & (wm == 0)  # grey matter the labels left out
+    assert partial.any()
+    expected = gm[partial] * 2.0 + (1 - gm[partial]) * 0.5
+    np.testing.assert_allclose(seen[partial], expected, rtol=1e-5)
+    pure = (dk == 1002) & (gm > 0.999)
+    np.testing.assert_allclose(seen[pure], 2.0, rtol=1e-6)
+    np.testing.assert_array_equal(seen[dk == 4], tissue_map[dk == 4])
+    np.testing.assert_array_equal(seen[~brain], tissue_map[~brain])
+    assert mix(tissue_map, None) is tissue_map
+
+
+def test_other_anatomy_pets_mix_tissues_and_keep_the_tissue_map_as_truth(templateflow_home):
+    other = load_other_anatomy()
+    assert other.fractions is not None and load_template().fractions is None
+    grey = other.fractions.fractions[0]
+    assert 0.0 <= grey.min() and grey.max() <= 1.0
+    cortex = np.isin(
+        other.dk.ravel()[other.fractions.zone],
+        [lab.index for lab in atlases.dk_labels() if lab.tissue == "cortex"],
+    )
+    assert 0.75 < float(np.mean(grey[cortex])) < 0.98  # labelled cortex is mostly grey matter

@@ -121,8 +121,37 @@ def blur(image: np.ndarray, sigma_vox: Sequence[float]) -> np.ndarray:
     )
 
 
-def _labels_of(seg: np.ndarray, labels: Iterable[int] | None) -> np.ndarray:
-    present = np.unique(seg)
+@dataclass(frozen=True)
+class TissueMixing:
+    """Regions that share voxels: each voxel split between ``K`` labels by weights summing to 1.
+
+    ``labels`` and ``weights`` are (K, X, Y, Z). A hard label image is the case K = 1 with
+    weight 1. Built by :func:`taupet_bids.core.pvc_segmentation.tissue_mixing` from the
+    subject's grey- and white-matter fractions, so that a 2 mm voxel half grey matter and half
+    CSF counts half to its cortical region and half to CSF, as its signal does.
+    """
+
+    labels: np.ndarray
+    weights: np.ndarray
+
+
+def _layers(seg: np.ndarray, mixing: TissueMixing | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(labels, weights) per layer; a hard ``seg`` is one layer of weight 1."""
+    if mixing is None:
+        return [(seg, np.ones(seg.shape))]
+    if mixing.labels.shape != mixing.weights.shape or mixing.labels.shape[1:] != seg.shape:
+        raise ValueError(
+            f"tissue mixing of shape {mixing.labels.shape} does not fit the segmentation "
+            f"{seg.shape}"
+        )
+    labels = np.rint(mixing.labels).astype(np.int64)
+    return [(labels[k], np.asarray(mixing.weights[k], np.float64)) for k in range(len(labels))]
+
+
+def _labels_of(
+    layers: list[tuple[np.ndarray, np.ndarray]], labels: Iterable[int] | None
+) -> np.ndarray:
+    present = np.unique(np.concatenate([lab[w > 0] for lab, w in layers]))
     if labels is None:
         return present
     wanted = np.asarray(sorted(set(int(v) for v in labels)), dtype=np.int64)
@@ -132,43 +161,74 @@ def _labels_of(seg: np.ndarray, labels: Iterable[int] | None) -> np.ndarray:
     return wanted[np.isin(wanted, present)]
 
 
+def _boxes(indices: list[np.ndarray], layers, n: int) -> list[tuple[slice, ...] | None]:
+    """Bounding box of each region over every layer where it has weight."""
+    boxes: list[tuple[slice, ...] | None] = [None] * n
+    for index, (_, weight) in zip(indices, layers, strict=True):
+        for j, box in enumerate(ndimage.find_objects(np.where(weight > 0, index + 1, 0), n)):
+            if box is None:
+                continue
+            old = boxes[j] or box
+            boxes[j] = tuple(
+                slice(min(a.start, b.start), max(a.stop, b.stop))
+                for a, b in zip(old, box, strict=True)
+            )
+    return boxes
+
+
 def transfer_matrix(
-    seg: np.ndarray, sigma_vox: Sequence[float], labels: Iterable[int] | None = None
+    seg: np.ndarray,
+    sigma_vox: Sequence[float],
+    labels: Iterable[int] | None = None,
+    mixing: TissueMixing | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels, voxel counts, W) with ``W[i, j]`` = mean over region i of region j blurred.
 
-    Each region's indicator is blurred inside its bounding box padded by the kernel's reach, so
-    the cost follows the regions' sizes rather than (number of regions x image size).
+    Each region's map (its indicator, or with ``mixing`` its weights) is blurred inside its
+    bounding box padded by the kernel's reach, so the cost follows the regions' sizes rather
+    than (number of regions x image size). Means over a region are weighted by its map, and
+    its voxel count is the sum of its weights.
     """
     seg = np.asarray(seg)
     if seg.ndim != 3:
         raise ValueError(f"segmentation must be 3D, got shape {seg.shape}")
-    labels = _labels_of(seg, labels)
-    index = np.searchsorted(labels, seg)
-    counts = np.bincount(index.ravel(), minlength=labels.size).astype(np.float64)
+    layers = _layers(seg, mixing)
+    labels = _labels_of(layers, labels)
+    indices = [np.minimum(np.searchsorted(labels, lab), labels.size - 1) for lab, _ in layers]
+    counts = sum(
+        np.bincount(index.ravel(), weights=w.ravel(), minlength=labels.size)
+        for index, (_, w) in zip(indices, layers, strict=True)
+    )
     reach = [int(np.ceil(TRUNCATE * s)) + 1 for s in sigma_vox]
-    boxes = ndimage.find_objects(index + 1, max_label=labels.size)
     matrix = np.zeros((labels.size, labels.size))
-    for j, box in enumerate(boxes):
+    for j, box in enumerate(_boxes(indices, layers, labels.size)):
         if box is None:
             continue
         padded = tuple(
             slice(max(b.start - r, 0), min(b.stop + r, n))
             for b, r, n in zip(box, reach, seg.shape, strict=True)
         )
-        local = index[padded]
-        spread = blur((local == j).astype(np.float64), sigma_vox)
-        matrix[:, j] = np.bincount(local.ravel(), weights=spread.ravel(), minlength=labels.size)
+        local = [(index[padded], w[padded]) for index, (_, w) in zip(indices, layers, strict=True)]
+        spread = blur(sum(w * (index == j) for index, w in local), sigma_vox)
+        for index, w in local:
+            matrix[:, j] += np.bincount(
+                index.ravel(), weights=(w * spread).ravel(), minlength=labels.size
+            )
     return labels, counts, matrix / counts[:, None]
 
 
 def regional_means(
-    image: np.ndarray, seg: np.ndarray, labels: np.ndarray
+    image: np.ndarray, seg: np.ndarray, labels: np.ndarray, mixing: TissueMixing | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, count) of ``image`` over each label in ``labels`` (sorted)."""
-    index = np.searchsorted(labels, seg).ravel()
-    counts = np.bincount(index, minlength=labels.size).astype(np.float64)
-    sums = np.bincount(index, weights=np.asarray(image, np.float64).ravel(), minlength=labels.size)
+    """(mean, count) of ``image`` over each label in ``labels`` (sorted; weighted by ``mixing``)."""
+    image = np.asarray(image, np.float64)
+    sums = np.zeros(labels.size)
+    counts = np.zeros(labels.size)
+    for lab, w in _layers(np.asarray(seg), mixing):
+        index = np.minimum(np.searchsorted(labels, lab), labels.size - 1).ravel()
+        known = (labels[index] == lab.ravel()) & (w.ravel() > 0)
+        counts += np.bincount(index[known], weights=w.ravel()[known], minlength=labels.size)
+        sums += np.bincount(index[known], weights=(w * image).ravel()[known], minlength=labels.size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts, counts
 
@@ -185,20 +245,33 @@ def gtm(
     seg: np.ndarray,
     sigma_vox: Sequence[float],
     labels: Iterable[int] | None = None,
+    mixing: TissueMixing | None = None,
 ) -> GTMResult:
     """Regional values by the geometric transfer matrix (Rousset et al. 1998).
 
     ``seg`` is an integer label image covering every voxel (label 0 is a region like any
     other, typically the background). ``labels`` optionally lists the expected labels; labels
-    absent from ``seg`` are dropped.
+    absent from ``seg`` are dropped. With ``mixing`` the regions are soft (probabilistic, as
+    PETPVC's GTM takes them): the model is ``image = blur(sum_j T_j * weight_j)``.
     """
     image = np.asarray(image, dtype=np.float64)
     seg = np.rint(seg).astype(np.int64)
     _check_inputs(image, seg)
-    labels, counts, matrix = transfer_matrix(seg, sigma_vox, labels)
-    observed, _ = regional_means(image, seg, labels)
+    labels, counts, matrix = transfer_matrix(seg, sigma_vox, labels, mixing)
+    observed, _ = regional_means(image, seg, labels, mixing)
     corrected = np.linalg.solve(matrix, observed)
-    return GTMResult(labels, corrected, observed, counts.astype(np.int64), matrix)
+    return GTMResult(labels, corrected, observed, np.rint(counts).astype(np.int64), matrix)
+
+
+def _painted(
+    seg: np.ndarray, values: Mapping[int, float], mixing: TissueMixing | None, where=None
+) -> np.ndarray:
+    """Sum over layers of weight x the layer label's value (``where``: a per-label filter)."""
+    out = np.zeros(np.shape(seg))
+    for lab, w in _layers(np.asarray(seg), mixing):
+        keep = {k: v for k, v in values.items() if where is None or where(k)}
+        out += w * paint(lab, keep)
+    return out
 
 
 def paint(seg: np.ndarray, values: Mapping[int, float], fill: float = 0.0) -> np.ndarray:
@@ -214,18 +287,21 @@ def rbv(
     seg: np.ndarray,
     sigma_vox: Sequence[float],
     regional: Mapping[int, float] | None = None,
+    mixing: TissueMixing | None = None,
 ) -> np.ndarray:
     """Region-based voxel-wise correction (Thomas et al. 2011).
 
     ``regional`` are the label values of the synthetic image (default: the GTM of ``image``).
-    Where the blurred synthetic image is not positive the observed voxel is kept.
+    Where the blurred synthetic image is not positive the observed voxel is kept. With
+    ``mixing`` the synthetic image mixes the regions as the voxels do, so a voxel of the result
+    is its tissue mixture at full resolution (regional means are then not tissue values).
     """
     image = np.asarray(image, dtype=np.float64)
     seg = np.rint(seg).astype(np.int64)
     _check_inputs(image, seg)
     if regional is None:
-        regional = gtm(image, seg, sigma_vox).values()
-    synthetic = paint(seg, regional)
+        regional = gtm(image, seg, sigma_vox, mixing=mixing).values()
+    synthetic = _painted(seg, regional, mixing)
     blurred = blur(synthetic, sigma_vox)
     tiny = np.abs(blurred) <= 1e-9 * max(float(np.abs(synthetic).max()), 1e-30)
     ratio = np.divide(synthetic, blurred, out=np.ones_like(blurred), where=~tiny)
@@ -239,22 +315,27 @@ def mueller_gaertner(
     gm_labels: Iterable[int],
     regional: Mapping[int, float] | None = None,
     min_gm_fraction: float = MIN_GM_FRACTION,
+    mixing: TissueMixing | None = None,
 ) -> np.ndarray:
     """Müller-Gärtner (1992) grey-matter correction; NaN outside grey matter.
 
     Non-grey regions contribute their ``regional`` values (default: the GTM of ``image``),
-    blurred; the remainder is divided by the blurred grey-matter fraction.
+    blurred; the remainder is divided by the blurred grey-matter fraction (with ``mixing``,
+    each voxel's grey share, not a 0/1 mask).
     """
     image = np.asarray(image, dtype=np.float64)
     seg = np.rint(seg).astype(np.int64)
     _check_inputs(image, seg)
-    grey = np.isin(seg, np.asarray(list(gm_labels), dtype=np.int64))
+    grey_labels = {int(v) for v in gm_labels}
+    grey = np.isin(seg, np.asarray(sorted(grey_labels), dtype=np.int64))
     if not grey.any():
         raise ValueError("no grey-matter voxels: check gm_labels")
     if regional is None:
-        regional = gtm(image, seg, sigma_vox).values()
-    non_grey = np.where(grey, 0.0, paint(seg, regional))
-    fraction = blur(grey.astype(np.float64), sigma_vox)
+        regional = gtm(image, seg, sigma_vox, mixing=mixing).values()
+    share = {label: 1.0 for label in grey_labels}
+    grey_share = _painted(seg, share, mixing)
+    non_grey = _painted(seg, regional, mixing, where=lambda label: label not in grey_labels)
+    fraction = blur(grey_share, sigma_vox)
     keep = grey & (fraction >= min_gm_fraction)
     out = np.full(image.shape, np.nan)
     out[keep] = (image - blur(non_grey, sigma_vox))[keep] / fraction[keep]
@@ -321,25 +402,29 @@ def correct(
     gm_labels: Iterable[int] | None = None,
     min_gm_fraction: float = MIN_GM_FRACTION,
     reference_label: int | None = None,
+    mixing: TissueMixing | None = None,
 ) -> Correction:
     """One method of :data:`PVC_METHODS` as the app runs it, renormalised to the reference.
 
     Every method starts from the GTM solve: GTM paints its regional values, RBV and MG take
     them for the synthetic image and the non-grey regions. With ``reference_label`` the result
     is divided by its own corrected reference (:func:`renormalise`), so an SUVR stays an SUVR.
+    ``mixing`` makes the regions soft (:class:`TissueMixing`) for every method.
     """
     if method not in PVC_METHODS:
         raise ValueError(f"unknown PVC method {method!r}; expected one of {PVC_METHODS}")
     if method == "mg" and gm_labels is None:
         raise ValueError("Müller-Gärtner needs the grey-matter labels")
-    result = gtm(image, seg, sigma_vox, labels)
+    result = gtm(image, seg, sigma_vox, labels, mixing)
     values = result.values()
     if method == "gtm":
         corrected = paint(seg, values)
     elif method == "rbv":
-        corrected = rbv(image, seg, sigma_vox, values)
+        corrected = rbv(image, seg, sigma_vox, values, mixing)
     else:
-        corrected = mueller_gaertner(image, seg, sigma_vox, gm_labels, values, min_gm_fraction)
+        corrected = mueller_gaertner(
+            image, seg, sigma_vox, gm_labels, values, min_gm_fraction, mixing
+        )
     if reference_label is None:
         return Correction(corrected, result)
     corrected, reference_value = renormalise(corrected, seg, result, reference_label)

@@ -21,8 +21,9 @@ from taupet_bids.core.pvc import (
     NO_DATA_LABEL,
     OUTSIDE_LABEL,
     REFERENCE_LABEL,
+    TissueMixing,
 )
-from taupet_bids.core.tissue_labels import redraw_labels
+from taupet_bids.core.tissue_labels import nearest_label, redraw_labels
 from taupet_bids.greymatter import TISSUE_THRESHOLD
 
 #: DK tissue classes that Müller-Gärtner treats as grey matter.
@@ -114,6 +115,43 @@ def subject_labels(
     zone = (np.asarray(brain_mask) > 0) | (np.asarray(subject_brain) > 0) | (np.asarray(dk) > 0)
     is_gm = np.asarray(gm) >= threshold
     return redraw_labels(dk, is_gm, np.asarray(wm) >= threshold, zone)
+
+
+def _tissue_labels(*tissues: str) -> list[int]:
+    return [label.index for label in atlases.dk_labels() if label.tissue in tissues]
+
+
+def tissue_mixing(seg: np.ndarray, gm: np.ndarray, wm: np.ndarray) -> TissueMixing:
+    """Soft GTM regions: brain voxels split between grey matter, white matter and CSF.
+
+    A hard label image drawn from the T1w calls a 2 mm voxel cortex when it is mostly grey
+    matter, yet its tracer signal is the mixture of everything in it, so a GTM on hard labels
+    reads a cortex diluted by the CSF and white matter its labels include (and misses the grey
+    matter in voxels labelled otherwise). Here every voxel labelled cortex, cerebral or
+    cerebellar white matter or unlabelled brain (CSF) is shared between the nearest grey-matter
+    label (cortical or cerebellar), the nearest white-matter label and ``BRAIN_REST_LABEL`` by
+    its grey and white fractions ``gm``, ``wm`` (the subject's tissue probabilities on the
+    same grid; CSF is the rest). Every other voxel (nuclei, ventricles, the reference, head
+    shells, missing data) keeps its label with weight 1.
+    """
+    seg = np.rint(seg).astype(np.int64)
+    grey = np.isin(seg, _tissue_labels("cortex", "cerebellar_cortex"))
+    white = np.isin(seg, atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"]))
+    zone = grey | white | (seg == BRAIN_REST_LABEL)
+    labels = np.stack([seg, seg, seg])
+    weights = np.zeros(labels.shape, np.float32)
+    weights[0] = 1.0
+    if not (grey.any() and white.any()):
+        return TissueMixing(labels, weights)
+    f_gm = np.clip(np.nan_to_num(np.asarray(gm, np.float64)), 0.0, 1.0)
+    f_wm = np.clip(np.nan_to_num(np.asarray(wm, np.float64)), 0.0, 1.0 - f_gm)
+    labels[0][zone] = nearest_label(seg, grey)[zone]
+    labels[1][zone] = nearest_label(seg, white)[zone]
+    labels[2][zone] = BRAIN_REST_LABEL
+    weights[0][zone] = f_gm[zone]
+    weights[1][zone] = f_wm[zone]
+    weights[2][zone] = (1.0 - f_gm - f_wm)[zone]
+    return TissueMixing(labels, weights)
 
 
 def uncovered_voxels(seg: np.ndarray, mask: np.ndarray, unlabelled: int = 0) -> int:

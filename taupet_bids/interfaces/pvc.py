@@ -34,6 +34,7 @@ from taupet_bids.core.pvc_segmentation import (
     pvc_segmentation,
     segmentation_table,
     subject_labels,
+    tissue_mixing,
 )
 from taupet_bids.core.regions import STAT_COLUMNS, read_label_table, regional_statistics
 from taupet_bids.core.suvr import subject_reference
@@ -129,6 +130,11 @@ class _PVCInputSpec(BaseInterfaceInputSpec):
     reference_label = traits.Int(
         desc="label of the SUVR reference region: divide the result by its corrected value"
     )
+    tissues_file = File(
+        exists=True,
+        desc="4-D GM, WM, brain mask of the subject on the image's grid: brain voxels are shared "
+        "between grey matter, white matter and CSF by their fractions (soft regions)",
+    )
 
 
 class _PVCOutputSpec(TraitedSpec):
@@ -178,6 +184,11 @@ class PartialVolumeCorrection(SimpleInterface):
         if pvc.NO_DATA_LABEL in set(np.unique(seg).tolist()):
             names = {**names, pvc.NO_DATA_LABEL: "no-pet-data"}
         method = self.inputs.method
+        mixing = None
+        if isdefined(self.inputs.tissues_file):
+            check_same_grid(in_file, self.inputs.tissues_file)
+            tissues = tissue_volumes(self.inputs.tissues_file)
+            mixing = tissue_mixing(seg, tissues["GM"], tissues["WM"])
         try:
             result = pvc.correct(
                 method,
@@ -190,6 +201,7 @@ class PartialVolumeCorrection(SimpleInterface):
                 reference_label=(
                     self.inputs.reference_label if isdefined(self.inputs.reference_label) else None
                 ),
+                mixing=mixing,
             )
         except ValueError as err:
             raise InputError(

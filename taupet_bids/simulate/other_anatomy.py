@@ -39,6 +39,7 @@ from taupet_bids import atlases, templates
 from taupet_bids.atlases import build
 from taupet_bids.core import registration, tissue_labels
 from taupet_bids.core.grids import Grid, apply_affine, linear_coordinates
+from taupet_bids.simulate import partial_volume
 from taupet_bids.simulate.template import (
     AIR,
     BONE,
@@ -226,6 +227,8 @@ def build_arrays() -> dict[str, np.ndarray]:
         "tissue": build.downsample_labels(
             _layers(head, head_t1w, brain, brain | (moved["brain"] > 0))
         ),
+        "gm_fraction": build.downsample_intensity(gm),
+        "wm_fraction": build.downsample_intensity(wm),
     }
     for label, spec in atlases.reference_regions().items():
         mask = (moved[label] > 0) & np.isin(dk, atlases.dk_indices(spec["dk_regions"]))
@@ -272,6 +275,9 @@ def load_other_anatomy() -> TemplateData:
         space=SPACE,
         centre=affine_2mm[:3, :3] @ centre + affine_2mm[:3, 3],
         tissue=arrays["tissue"],
+        fractions=partial_volume.tissue_fractions(
+            dk, arrays["brain_mask"] > 0, arrays["gm_fraction"], arrays["wm_fraction"]
+        ),
     )
 
 

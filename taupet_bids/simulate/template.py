@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from taupet_bids import atlases, templates
 from taupet_bids.core.grids import Grid
+from taupet_bids.simulate.partial_volume import TissueFractions
 
 #: Template T1w intensity above which a voxel is head (scalp, skull, brain), not air.
 HEAD_THRESHOLD = 1000.0
@@ -42,6 +43,8 @@ class TemplateData:
     centre: np.ndarray | None = None
     #: Head layers on the 2 mm grid (codes above); None: brain and head only.
     tissue: np.ndarray | None = None
+    #: How grey, white matter and CSF mix in the scanner's view (None: labels are pure tissue).
+    fractions: TissueFractions | None = None
 
     @property
     def head_centre(self) -> np.ndarray:

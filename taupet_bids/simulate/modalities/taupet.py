@@ -22,7 +22,7 @@ from taupet_bids.core.grids import (
     rigid_matrix,
     sample,
 )
-from taupet_bids.simulate import uptake
+from taupet_bids.simulate import partial_volume, uptake
 from taupet_bids.simulate.anatomy import Anatomy
 from taupet_bids.simulate.modalities.base import Scan, Visit, nifti
 
@@ -212,8 +212,9 @@ class TauPET:
         reference_bqml *= scale
         centre = anatomy.head_centre(template)
         working = oriented_grid("RAS", (WORKING_VOXEL_MM,) * 3, WORKING_SHAPE, centre)
+        seen = partial_volume.mix(suvr, template.fractions)  # the tissue map stays the truth
         head = sample(
-            suvr, template.grid_2mm.affine, anatomy.to_template(working.world_coordinates())
+            seen, template.grid_2mm.affine, anatomy.to_template(working.world_coordinates())
         )
         sigma_vox = fwhm / (2 * np.sqrt(2 * np.log(2))) / WORKING_VOXEL_MM
         blurred = ndimage.gaussian_filter(head * np.float32(reference_bqml), sigma_vox)
