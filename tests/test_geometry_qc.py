@@ -170,10 +170,11 @@ def test_the_brain_check_reads_a_miss_the_size_it_is(phantoms, pattern, tmp_path
     assert abs(scale["shifted"] - scale["correct"]) < 0.5
     # sampling the template at 1.05 x shows the brain 1/1.05 as large: the check reads ~ -4.8 %
     assert -6.0 < scale["scaled"] - scale["correct"] < -3.5
-    # the composite change it implies grows with the miss
+    # the composite change it implies grows with the miss (less for the scaling since the
+    # phantom's tissues mix at their edges as the T1w's do: its cortex is no sharp step)
     change = {name: values["RegistrationCheckSUVRPct"] for name, values in readings.items()}
     assert change["shifted"] > change["correct"] + 1.5
-    assert change["scaled"] > change["correct"] + 1.5
+    assert change["scaled"] > change["correct"] + 1.0
 
 
 def test_the_brain_check_flags_beyond_its_thresholds_and_reaches_the_tables(phantoms):

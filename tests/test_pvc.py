@@ -735,3 +735,18 @@ def test_native_pvc_makes_regions_soft_only_with_the_subject_tissues(
         assert pull.interface.inputs.interpolation == "linear"
         edges = graph.get_edge_data(pull, correct)["connect"]
         assert ("out_file", "tissues_file") in edges
+
+
+def test_grey_matter_beside_the_cerebellum_is_cerebellar_cortex():
+    """Unlabelled grey matter takes the nearest grey label, cerebral or cerebellar alike."""
+    from taupet_bids.core.tissue_labels import redraw_labels
+
+    (fusiform,) = atlases.dk_indices(["fusiform"])[:1]
+    cerebellar = atlases.dk_indices(["cerebellum-cortex"])[0]
+    dk = np.zeros((30, 10, 10), np.int32)
+    dk[:10] = fusiform  # cerebral cortex above ...
+    dk[20:] = cerebellar  # ... the cerebellum below, a gap between them
+    is_gm = np.ones(dk.shape, bool)
+    labels = redraw_labels(dk, is_gm, np.zeros(dk.shape, bool), np.ones(dk.shape, bool))
+    assert set(np.unique(labels[10:14])) == {fusiform}
+    assert set(np.unique(labels[16:20])) == {cerebellar}

@@ -117,11 +117,28 @@ def subject_labels(
     return redraw_labels(dk, is_gm, np.asarray(wm) >= threshold, zone)
 
 
+#: Tissue classes (the label table's ``tissue``) whose labels share voxels with white matter
+#: and CSF in :func:`tissue_mixing`; nuclei (``subcortical``) stay hard.
+MIXED_GREY_TISSUES = ("cortex", "cerebellar_cortex")
+
+
+def mixing_grey_labels(table: pd.DataFrame) -> list[int]:
+    """Labels of a label table that take grey matter in :func:`tissue_mixing` ([]: no tissue)."""
+    if "tissue" not in table.columns:
+        return []
+    return table.loc[table.tissue.isin(MIXED_GREY_TISSUES), "index"].astype(int).tolist()
+
+
 def _tissue_labels(*tissues: str) -> list[int]:
     return [label.index for label in atlases.dk_labels() if label.tissue in tissues]
 
 
-def tissue_mixing(seg: np.ndarray, gm: np.ndarray, wm: np.ndarray) -> TissueMixing:
+def tissue_mixing(
+    seg: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    grey_labels: list[int] | None = None,
+) -> TissueMixing:
     """Soft GTM regions: brain voxels split between grey matter, white matter and CSF.
 
     A hard label image drawn from the T1w calls a 2 mm voxel cortex when it is mostly grey
@@ -131,11 +148,15 @@ def tissue_mixing(seg: np.ndarray, gm: np.ndarray, wm: np.ndarray) -> TissueMixi
     cerebellar white matter or unlabelled brain (CSF) is shared between the nearest grey-matter
     label (cortical or cerebellar), the nearest white-matter label and ``BRAIN_REST_LABEL`` by
     its grey and white fractions ``gm``, ``wm`` (the subject's tissue probabilities on the
-    same grid; CSF is the rest). Every other voxel (nuclei, ventricles, the reference, head
-    shells, missing data) keeps its label with weight 1.
+    same grid; CSF is the rest). ``grey_labels`` are the labels that take grey matter (default:
+    every cortical and cerebellar cortex label; :func:`mixing_grey_labels` adds a grey SUVR
+    reference, whose voxels then mix too and whose value is that of its grey matter). Every
+    other voxel (nuclei, ventricles, head shells, missing data) keeps its label with weight 1.
     """
     seg = np.rint(seg).astype(np.int64)
-    grey = np.isin(seg, _tissue_labels("cortex", "cerebellar_cortex"))
+    if grey_labels is None:
+        grey_labels = _tissue_labels(*MIXED_GREY_TISSUES)
+    grey = np.isin(seg, np.asarray(list(grey_labels), dtype=np.int64))
     white = np.isin(seg, atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"]))
     zone = grey | white | (seg == BRAIN_REST_LABEL)
     labels = np.stack([seg, seg, seg])

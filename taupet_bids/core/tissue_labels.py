@@ -3,9 +3,9 @@
 A label image carried onto a brain by registration puts cortex where the template had it; on a
 brain whose cortex sits elsewhere, part of each cortical label covers white matter or CSF and
 part of the brain's cortex carries no cortical label. Redrawing fixes both: wherever the brain has
-grey matter the nearest carried-over cortical label names it, wherever it has white matter the
-nearest cerebral white-matter label does, and the cerebellum is split by the same rule. Labels of
-other tissues (subcortical nuclei, ventricles, brainstem) stay as carried over.
+grey matter the nearest carried-over cortical or cerebellar cortex label names it, wherever it has
+white matter the nearest white-matter label does. Labels of other tissues (subcortical nuclei,
+ventricles, brainstem) stay as carried over.
 
 The simulator uses it to label its other anatomy by that anatomy's tissue maps; the partial-volume
 correction uses it to draw its label image by the subject's segmented T1w.
@@ -34,30 +34,25 @@ def redraw_labels(
 ) -> np.ndarray:
     """DK labels made to follow grey (``is_gm``) and white matter (``is_wm``) inside ``brain``.
 
-    Within ``brain``, voxels that are cortex, cerebral white matter or unlabelled are redrawn:
-    grey matter takes the nearest cortical label, white matter the nearest cerebral white-matter
-    label, anything else (CSF) becomes 0. Cerebellar voxels become the nearest cerebellar cortex
-    or cerebellar white-matter label by the same rule, or 0. ``is_gm`` wins where both are set.
+    Within ``brain``, voxels that are cortex (cerebral or cerebellar), white matter (cerebral or
+    cerebellar) or unlabelled are redrawn: grey matter takes the nearest cortical or cerebellar
+    cortex label, white matter the nearest cerebral or cerebellar white-matter label, anything
+    else (CSF) becomes 0. Cerebrum and cerebellum compete for a voxel by distance only: grey
+    matter just outside the carried-over cerebellum is cerebellar cortex, not the fusiform or
+    lingual cortex above the tentorium. ``is_gm`` wins where both are set.
     """
     dk = np.asarray(dk).astype(np.int32)
     is_gm = np.asarray(is_gm, dtype=bool)
     is_wm = np.asarray(is_wm, dtype=bool) & ~is_gm
     brain = np.asarray(brain, dtype=bool)
-    cortex = np.isin(dk, _indices("cortex"))
-    cerebral_wm = np.isin(dk, atlases.dk_indices(["cerebral-white-matter"]))
-    cb_cortex = np.isin(dk, atlases.dk_indices(["cerebellum-cortex"]))
-    cb_wm = np.isin(dk, atlases.dk_indices(["cerebellum-white-matter"]))
+    grey = np.isin(dk, _indices("cortex") + atlases.dk_indices(["cerebellum-cortex"]))
+    white = np.isin(dk, atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"]))
+    cerebellum = np.isin(dk, atlases.dk_indices(["cerebellum-cortex", "cerebellum-white-matter"]))
     out = dk.copy()
-    zone = brain & (cortex | cerebral_wm | (dk == 0))
+    zone = (brain & (grey | white | (dk == 0))) | cerebellum  # (as before: all the cerebellum)
     out[zone] = 0
-    if cortex.any():
-        out[zone & is_gm] = nearest_label(dk, cortex)[zone & is_gm]
-    if cerebral_wm.any():
-        out[zone & is_wm] = nearest_label(dk, cerebral_wm)[zone & is_wm]
-    cerebellum = cb_cortex | cb_wm
-    out[cerebellum] = 0
-    if cb_cortex.any():
-        out[cerebellum & is_gm] = nearest_label(dk, cb_cortex)[cerebellum & is_gm]
-    if cb_wm.any():
-        out[cerebellum & is_wm] = nearest_label(dk, cb_wm)[cerebellum & is_wm]
+    if grey.any():
+        out[zone & is_gm] = nearest_label(dk, grey)[zone & is_gm]
+    if white.any():
+        out[zone & is_wm] = nearest_label(dk, white)[zone & is_wm]
     return out

@@ -31,6 +31,7 @@ from taupet_bids.core.pvc_segmentation import (
     grey_matter_labels,
     head_mask,
     mark_missing_data,
+    mixing_grey_labels,
     pvc_segmentation,
     segmentation_table,
     subject_labels,
@@ -188,7 +189,8 @@ class PartialVolumeCorrection(SimpleInterface):
         if isdefined(self.inputs.tissues_file):
             check_same_grid(in_file, self.inputs.tissues_file)
             tissues = tissue_volumes(self.inputs.tissues_file)
-            mixing = tissue_mixing(seg, tissues["GM"], tissues["WM"])
+            grey = mixing_grey_labels(pd.read_csv(self.inputs.labels_file, sep="\t"))
+            mixing = tissue_mixing(seg, tissues["GM"], tissues["WM"], grey or None)
         try:
             result = pvc.correct(
                 method,
