@@ -192,9 +192,12 @@ def _regional_mask_sentence(config: RunConfig) -> str:
         f"subject's grey matter, excluding voxels within {gm.WM_MARGIN_MM:g} mm of white "
         f"matter and within {gm.EDGE_MARGIN_MM:g} mm of the brain mask's edge (venous "
         "sinuses), and the template mask was used when fewer than "
-        f"{gm.MIN_REFERENCE_VOXELS} voxels remained. Partial-volume corrected tables, "
-        "CenTauRz and scans normalised without MRI kept the template's regions and reference "
-        "mask."
+        f"{gm.MIN_REFERENCE_VOXELS} voxels remained. The partial-volume correction's regions "
+        "followed the same tissues, soft: each brain voxel was shared between the nearest "
+        "grey-matter region, the nearest white-matter region and CSF by its tissue "
+        "probabilities (as its signal is), with the probabilities brought onto the PET grid "
+        "the way the regions were. CenTauRz and scans normalised without MRI kept the "
+        "template's regions and reference mask."
     )
 
 
