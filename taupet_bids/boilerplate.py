@@ -193,11 +193,10 @@ def _regional_mask_sentence(config: RunConfig) -> str:
         f"matter and within {gm.EDGE_MARGIN_MM:g} mm of the brain mask's edge (venous "
         "sinuses), and the template mask was used when fewer than "
         f"{gm.MIN_REFERENCE_VOXELS} voxels remained. The partial-volume correction's regions "
-        "followed the same tissues, soft: each brain voxel was shared between the nearest "
-        "grey-matter region, the nearest white-matter region and CSF by its tissue "
-        "probabilities (as its signal is), with the probabilities brought onto the PET grid "
-        "the way the regions were. CenTauRz and scans normalised without MRI kept the "
-        "template's regions and reference mask."
+        "followed the same tissues (cortex and white matter where their probability was at "
+        f"least {gm.TISSUE_THRESHOLD:g}, named by the nearest template label, and the same "
+        "reference). CenTauRz and scans normalised without MRI kept the template's regions and "
+        "reference mask."
     )
 
 

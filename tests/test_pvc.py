@@ -712,31 +712,6 @@ def test_the_interface_makes_regions_soft_with_the_tissues(tmp_path, monkeypatch
     assert abs(value["hard"] / 2.0 - 1.0) > 0.03
 
 
-@pytest.mark.parametrize(("mask", "soft"), [("subject-gm", True), ("template", False)])
-def test_native_pvc_makes_regions_soft_only_with_the_subject_tissues(
-    tmp_path, templateflow_home, mask, soft
-):
-    from taupet_bids.plan import plan_scan
-    from taupet_bids.workflows.quantification import init_quantification_wf
-    from tests.test_plan import _checked as checked_with_t1w
-    from tests.test_plan import _config
-
-    plan = plan_scan(
-        _config(tmp_path, pvc=("gtm",), pvc_fwhm=6.0, regional_mask=mask),
-        checked_with_t1w(tmp_path),
-    )
-    workflow = init_quantification_wf(plan)
-    graph = workflow._graph
-    names = workflow.list_node_names()
-    assert ("pvc_tissues_to_pet" in names) is soft
-    if soft:
-        pull = workflow.get_node("pvc_tissues_to_pet")
-        correct = workflow.get_node("pvc_gtm")
-        assert pull.interface.inputs.interpolation == "linear"
-        edges = graph.get_edge_data(pull, correct)["connect"]
-        assert ("out_file", "tissues_file") in edges
-
-
 def test_grey_matter_beside_the_cerebellum_is_cerebellar_cortex():
     """Unlabelled grey matter takes the nearest grey label, cerebral or cerebellar alike."""
     from taupet_bids.core.tissue_labels import redraw_labels

@@ -257,13 +257,12 @@ def test_table_sidecars_name_the_mask(tmp_path):
     assert meta["TemplateFallbackRegions"] == ["ctx-lh-precuneus"]
     assert meta["ReferenceMask"] == "template-fallback"
     assert meta["GreyMatterThreshold"] == greymatter.TISSUE_THRESHOLD
-    for mask, soft in (("subject-gm", True), ("template", False)):
+    for mask, subject in (("subject-gm", True), ("template", False)):
         pvc_config = _config(tmp_path, regional_mask=mask, pvc=("gtm",), pvc_fwhm=6.0)
         sinks = init_outputs_wf(plan_scan(pvc_config, _checked(tmp_path / mask)))
         pvc_meta = sinks.get_node("ds_table_DK_pvc_gtm").interface._metadata
         assert pvc_meta["RegionalMask"] == mask
-        assert ("PVCRegions" in pvc_meta) is soft
-        assert not soft or pvc_meta["PVCRegions"].startswith("soft")
+        assert ("GreyMatterThreshold" in pvc_meta) is subject
 
 
 def test_methods_text_cites_atropos_only_when_used(tmp_path):
@@ -273,7 +272,7 @@ def test_methods_text_cites_atropos_only_when_used(tmp_path):
     text = methods_text(_config(tmp_path, regional_mask="subject-gm"))
     assert "Atropos [atropos]" in text and "Neuroinformatics 9:381-400" in text
     assert "without MRI kept" in text
-    assert "correction's regions followed the same tissues, soft" in text
+    assert "correction's regions followed the same tissues" in text
 
 
 def test_tables_stay_in_the_shared_schema():

@@ -130,7 +130,6 @@ def _pvc_regional_mask_meta(plan: ScanPlan) -> dict:
             "RegionalMask": "subject-gm",
             "RegionalMaskReason": PVC_SUBJECT_GM,
             "GreyMatterThreshold": TISSUE_THRESHOLD,
-            "PVCRegions": PVC_SOFT_REGIONS,
         }
     return {"RegionalMask": "template", "RegionalMaskReason": PVC_REGIONAL_MASK}
 
@@ -163,11 +162,6 @@ PVC_SUBJECT_GM = (
     "subject's grey matter probability (Atropos, on the T1w) is at least GreyMatterThreshold, "
     "named by the nearest template cortical label, white matter likewise, and the SUVR's own "
     "subject-gm reference; the tables read the corrected values over the subject's grey matter"
-)
-PVC_SOFT_REGIONS = (
-    "soft: every voxel labelled cortex, white matter or CSF counts to the nearest grey-matter "
-    "region, the nearest white-matter region and CSF by the subject's tissue probabilities "
-    "there, so a voxel half grey matter is half cortex in the correction, as its signal is"
 )
 #: How PVC tables are referenced (the sidecar says it, since the PVC literature does both).
 REFERENCE_RENORMALISATION = (

@@ -293,10 +293,9 @@ def _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan: Sca
     the usual ones without resampling a sharpened image, which would blur it again.
 
     With a ``subject-gm`` plan the label image follows the subject's grey and white matter and
-    the reference is the SUVR's own subject-gm reference; the subject's tissue fractions, pulled
-    onto the PET grid the same way, make the brain's regions soft (a voxel counts to cortex,
-    white matter and CSF by its fractions: ``pvc_segmentation.tissue_mixing``); the tables
-    then read the painted values over the subject's grey matter, as the uncorrected tables do.
+    the reference is the SUVR's own subject-gm reference; the tables then read the painted
+    values over the subject's grey matter, as the uncorrected tables do. The regions are hard:
+    soft regions from the Atropos posteriors read worse in the benchmark (docs/pvc.md).
     """
     segmentation = _pvc_segmentation_node(plan.reference_region)
     if plan.subject_gm:
@@ -324,25 +323,9 @@ def _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan: Sca
             ("transforms", "transforms"), ("flags", "invert_transform_flags"),
         ]),
     ])  # fmt: skip
-    if plan.subject_gm:  # the tissue fractions that make the regions soft, on the same grid
-        tissues_to_pet = pe.Node(
-            ApplyTransforms(
-                interpolation="linear", out_suffix="_pet", num_threads=plan.omp_nthreads
-            ),
-            name="pvc_tissues_to_pet",
-        )
-        workflow.connect([
-            (inputnode, tissues_to_pet, [
-                ("tissues_std", "in_file"), ("pet_average", "reference_image"),
-            ]),
-            (inverse, tissues_to_pet, [
-                ("transforms", "transforms"), ("flags", "invert_transform_flags"),
-            ]),
-        ])  # fmt: skip
     for method, correct, tables in _pvc_method_nodes(workflow, outputnode, plan, plan.subject_gm):
         if plan.subject_gm:
             workflow.connect([
-                (tissues_to_pet, correct, [("out_file", "tissues_file")]),
                 (inputnode, tables, [("tissues_std", "inputnode.tissues_std")]),
                 (suvr, tables, [
                     ("reference_mask_file", "inputnode.reference_mask"),
