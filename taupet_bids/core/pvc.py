@@ -267,9 +267,9 @@ def _painted(
     seg: np.ndarray, values: Mapping[int, float], mixing: TissueMixing | None, where=None
 ) -> np.ndarray:
     """Sum over layers of weight x the layer label's value (``where``: a per-label filter)."""
+    keep = {k: v for k, v in values.items() if where is None or where(k)}
     out = np.zeros(np.shape(seg))
     for lab, w in _layers(np.asarray(seg), mixing):
-        keep = {k: v for k, v in values.items() if where is None or where(k)}
         out += w * paint(lab, keep)
     return out
 

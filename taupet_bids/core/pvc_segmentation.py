@@ -23,7 +23,12 @@ from taupet_bids.core.pvc import (
     REFERENCE_LABEL,
     TissueMixing,
 )
-from taupet_bids.core.tissue_labels import nearest_label, redraw_labels
+from taupet_bids.core.tissue_labels import (
+    grey_matter_indices,
+    nearest_label,
+    redraw_labels,
+    white_matter_indices,
+)
 from taupet_bids.greymatter import TISSUE_THRESHOLD
 
 #: DK tissue classes that Müller-Gärtner treats as grey matter.
@@ -129,10 +134,6 @@ def mixing_grey_labels(table: pd.DataFrame) -> list[int]:
     return table.loc[table.tissue.isin(MIXED_GREY_TISSUES), "index"].astype(int).tolist()
 
 
-def _tissue_labels(*tissues: str) -> list[int]:
-    return [label.index for label in atlases.dk_labels() if label.tissue in tissues]
-
-
 def tissue_mixing(
     seg: np.ndarray,
     gm: np.ndarray,
@@ -155,9 +156,9 @@ def tissue_mixing(
     """
     seg = np.rint(seg).astype(np.int64)
     if grey_labels is None:
-        grey_labels = _tissue_labels(*MIXED_GREY_TISSUES)
+        grey_labels = grey_matter_indices()
     grey = np.isin(seg, np.asarray(list(grey_labels), dtype=np.int64))
-    white = np.isin(seg, atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"]))
+    white = np.isin(seg, white_matter_indices())
     zone = grey | white | (seg == BRAIN_REST_LABEL)
     labels = np.stack([seg, seg, seg])
     weights = np.zeros(labels.shape, np.float32)

@@ -29,6 +29,16 @@ def _indices(tissue: str) -> list[int]:
     return [label.index for label in atlases.dk_labels() if label.tissue == tissue]
 
 
+def grey_matter_indices() -> list[int]:
+    """DK labels of the grey matter that follows a brain's tissue: cortical, cerebellar cortex."""
+    return _indices("cortex") + atlases.dk_indices(["cerebellum-cortex"])
+
+
+def white_matter_indices() -> list[int]:
+    """DK labels of cerebral and cerebellar white matter."""
+    return atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"])
+
+
 def redraw_labels(
     dk: np.ndarray, is_gm: np.ndarray, is_wm: np.ndarray, brain: np.ndarray
 ) -> np.ndarray:
@@ -45,8 +55,8 @@ def redraw_labels(
     is_gm = np.asarray(is_gm, dtype=bool)
     is_wm = np.asarray(is_wm, dtype=bool) & ~is_gm
     brain = np.asarray(brain, dtype=bool)
-    grey = np.isin(dk, _indices("cortex") + atlases.dk_indices(["cerebellum-cortex"]))
-    white = np.isin(dk, atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"]))
+    grey = np.isin(dk, grey_matter_indices())
+    white = np.isin(dk, white_matter_indices())
     cerebellum = np.isin(dk, atlases.dk_indices(["cerebellum-cortex", "cerebellum-white-matter"]))
     out = dk.copy()
     zone = (brain & (grey | white | (dk == 0))) | cerebellum  # (as before: all the cerebellum)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from taupet_bids import atlases
+from taupet_bids.core.tissue_labels import grey_matter_indices, white_matter_indices
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class TissueFractions:
     sources: np.ndarray
 
 
-def _indices(tissue: str) -> list[int]:
-    return [label.index for label in atlases.dk_labels() if label.tissue == tissue]
-
-
 def _nearest(mask: np.ndarray) -> np.ndarray:
     """Flat index of the nearest voxel of ``mask``, for every voxel."""
     nearest = ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
@@ -56,8 +52,8 @@ def tissue_fractions(
     """The mixing of an anatomy from its labels and its grey/white-matter probability maps."""
     dk = np.asarray(dk)
     brain = np.asarray(brain, bool)
-    grey = np.isin(dk, _indices("cortex") + atlases.dk_indices(["cerebellum-cortex"]))
-    white = np.isin(dk, atlases.dk_indices(["cerebral-white-matter", "cerebellum-white-matter"]))
+    grey = np.isin(dk, grey_matter_indices())
+    white = np.isin(dk, white_matter_indices())
     csf = brain & (dk == 0)
     zone = np.flatnonzero(brain & (grey | white | csf))
     f_gm = np.clip(np.asarray(gm, np.float64).ravel()[zone], 0.0, 1.0)
