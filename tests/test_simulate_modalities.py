@@ -139,6 +139,26 @@ def test_grey_matter_loss_follows_the_subjects_tau(templateflow_home):
     assert severity["hippocampus"] > gm_atrophy.severities(early)["hippocampus"]
 
 
+def test_the_pet_loses_the_grey_matter_the_t1w_loses(templateflow_home):
+    """Lost grey matter becomes CSF in the PET's tissue mixing too (T1w and PET agree)."""
+    from taupet_bids.simulate.partial_volume import mix
+
+    anatomy = load_other_anatomy()
+    loss = {i: 0.0 for i in gm_atrophy._atrophic_labels()}
+    entorhinal = atlases.dk_indices(["entorhinal"])
+    loss.update({i: 0.3 for i in entorhinal})
+    atrophied = gm_atrophy.atrophied_fractions(anatomy, loss)
+    np.testing.assert_allclose(atrophied.fractions.sum(axis=0), 1.0, atol=1e-5)
+    inside = np.isin(anatomy.dk.ravel()[atrophied.zone], entorhinal)
+    before, after = anatomy.fractions.fractions[0][inside], atrophied.fractions[0][inside]
+    assert 0.6 < after.mean() / before.mean() < 0.8  # about 30 % of the grey matter is gone
+    far = np.isin(anatomy.dk.ravel()[atrophied.zone], atlases.dk_indices(["precentral"]))
+    np.testing.assert_allclose(atrophied.fractions[:, far], anatomy.fractions.fractions[:, far])
+    tissue = np.where(np.isin(anatomy.dk, entorhinal), 3.0, 1.0).astype(np.float32)
+    region = np.isin(anatomy.dk, entorhinal)
+    assert mix(tissue, atrophied)[region].mean() < mix(tissue, anatomy.fractions)[region].mean()
+
+
 def test_new_modalities_leave_default_tau_pet_and_t1w_bytes(templateflow_home, tmp_path):
     options = dict(n_subjects=1, seed=21, n_frames=1, jobs=1)
     plain = _simulate(tmp_path / "plain", **options)

@@ -252,6 +252,8 @@ def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> 
             loss = gm_atrophy.regional_loss(traits, profile, spec.tau, spec.age)
             head = gm_atrophy.atrophied_head(template, loss)
             t1w_visit = replace(visit, template=replace(template, head_t1w=head))
+            fractions = gm_atrophy.atrophied_fractions(template, loss)
+            visit = replace(visit, template=replace(template, fractions=fractions))
             _write_atrophy_truth(root, visit, loss)
         t1w = T1w().generate(anatomy, t1w_visit, rng) if subject.has_t1w else None
         if t1w is not None:

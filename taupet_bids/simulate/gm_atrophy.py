@@ -12,18 +12,21 @@ regional noise, plus tau-independent loss (ageing, other pathology). It shows in
 
 Traits come from the subject's own stream (:data:`ATROPHY_STREAM`); the displacement is fixed at
 the first visit (as the stage-driven atrophy is), the grey-matter contrast follows each visit.
-The PET is not darkened: partial-volume loss of tracer in a thinner cortex is not modelled.
+The PET sees the same loss (:func:`atrophied_fractions`): the lost grey matter of a voxel turns
+to CSF in the tissue mixing of :mod:`partial_volume`, so a thinner cortex carries less tracer
+signal while the tissue's concentration (the sharp truth) is unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
 from taupet_bids import atlases
 from taupet_bids.simulate import label_maps
+from taupet_bids.simulate.partial_volume import TissueFractions
 from taupet_bids.simulate.template import TemplateData
 from taupet_bids.simulate.uptake import TauState, UptakeProfile, label_suvr
 
@@ -114,12 +117,34 @@ def labels_1mm(template: TemplateData) -> np.ndarray:
     return _LABELS_1MM[template.space]
 
 
-def atrophied_head(template: TemplateData, loss: dict[int, float]) -> np.ndarray:
-    """The 1 mm head T1w with each label's grey matter darkened towards CSF by its loss."""
+def _loss_lut(template: TemplateData, loss: dict[int, float]) -> np.ndarray:
     lut = np.zeros(int(template.dk.max()) + 1, np.float32)
     for index, value in loss.items():
         if index < lut.size:
             lut[index] = value
+    return lut
+
+
+def atrophied_fractions(template: TemplateData, loss: dict[int, float]) -> TissueFractions:
+    """The anatomy's tissue mixing with each label's lost grey matter turned to CSF.
+
+    The same loss map as :func:`atrophied_head` (smoothed by ``SMOOTH_MM``), on the 2 mm grid
+    of the mixing, so T1w and PET agree on how much grey matter a voxel still holds.
+    """
+    if template.fractions is None:
+        raise ValueError("the anatomy has no tissue mixing to atrophy")
+    spacing = float(np.abs(template.grid_2mm.affine[0, 0]))
+    lost = ndimage.gaussian_filter(_loss_lut(template, loss)[template.dk], SMOOTH_MM / spacing)
+    lost = np.clip(lost.ravel()[template.fractions.zone], 0.0, 1.0)
+    gm, wm, csf = template.fractions.fractions
+    moved = gm * lost
+    fractions = np.stack([gm - moved, wm, csf + moved]).astype(np.float32)
+    return replace(template.fractions, fractions=fractions)
+
+
+def atrophied_head(template: TemplateData, loss: dict[int, float]) -> np.ndarray:
+    """The 1 mm head T1w with each label's grey matter darkened towards CSF by its loss."""
+    lut = _loss_lut(template, loss)
     fraction = ndimage.gaussian_filter(lut[labels_1mm(template)], SMOOTH_MM)
     head = template.head_t1w
     grey = np.clip((WM_T1W - head) / (WM_T1W - GM_T1W), 0.0, 1.0)
