@@ -245,16 +245,17 @@ def render(env: dict, args, long, summary, runs, goals_table, worlds) -> str:
         "are *anatomy:regional-mask*: the template anatomy (phantoms warped from the analysis "
         "template, the flattering case) or the other anatomy (the simulator's default); with "
         "`subject-gm` the PVC label image follows the subject's segmented T1w (cortex where its "
-        "grey matter is, white matter likewise, CSF unlabelled, the SUVR's own subject-gm "
-        "reference), with `template` it is the template's DK atlas. In both the head around the "
-        "brain is split into shells (0-4 mm: meninges, sinuses, inner skull; 4-10 mm: skull; "
-        "the rest) and template voxels without PET data form a region of their own. The label "
-        "image is pulled onto the subject's PET grid through the inverse of the PET-to-T1w and "
-        "T1w-to-template registrations, the PET is corrected there, each corrected image is "
-        "divided by its own mean in the reference region, and each label's value is painted on "
-        "the template labels for the usual tables. Errors are against the sharp truth over the "
-        "subject's own regions. *Unflagged*: scans whose `_qc.json` has no flag other than "
-        "motion (the simulator's motion sets the framewise-displacement flag on most scans).",
+        "grey matter is, white matter likewise, CSF unlabelled, as reference the subject's grey "
+        "matter of the template reference mask), with `template` it is the template's DK atlas. "
+        "In both the head around the brain is split into shells (0-4 mm: meninges, sinuses, "
+        "inner skull; 4-10 mm: skull; the rest) and template voxels without PET data form a "
+        "region of their own. The label image is pulled onto the subject's PET grid through the "
+        "inverse of the PET-to-T1w and T1w-to-template registrations, the PET is corrected "
+        "there, each corrected image is divided by its own mean in the reference region, and "
+        "each label's value is painted on the template labels for the usual tables. Errors are "
+        "against the sharp truth over the subject's own regions. *Unflagged*: scans whose "
+        "`_qc.json` has no flag other than motion (the simulator's motion sets the framewise-"
+        "displacement flag on most scans).",
         "",
         f"### Goal: GTM MAPE <= {GOAL_MAPE_PCT:g} % and every scan within "
         f"{GOAL_MAX_ABS_PCT:g} % of the sharp truth",

@@ -194,9 +194,10 @@ def _regional_mask_sentence(config: RunConfig) -> str:
         "sinuses), and the template mask was used when fewer than "
         f"{gm.MIN_REFERENCE_VOXELS} voxels remained. The partial-volume correction's regions "
         "followed the same tissues (cortex and white matter where their probability was at "
-        f"least {gm.TISSUE_THRESHOLD:g}, named by the nearest template label, and the same "
-        "reference). CenTauRz and scans normalised without MRI kept the template's regions and "
-        "reference mask."
+        f"least {gm.TISSUE_THRESHOLD:g}, named by the nearest template label), and its "
+        "reference was the subject's grey matter of the template reference mask without the "
+        "margins, whose spill-over the correction models. CenTauRz and scans normalised "
+        "without MRI kept the template's regions and reference mask."
     )
 
 

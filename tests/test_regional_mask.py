@@ -273,6 +273,7 @@ def test_methods_text_cites_atropos_only_when_used(tmp_path):
     assert "Atropos [atropos]" in text and "Neuroinformatics 9:381-400" in text
     assert "without MRI kept" in text
     assert "correction's regions followed the same tissues" in text
+    assert "reference was the subject's grey matter of the template reference mask" in text
 
 
 def test_tables_stay_in_the_shared_schema():

@@ -293,7 +293,8 @@ def _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan: Sca
     the usual ones without resampling a sharpened image, which would blur it again.
 
     With a ``subject-gm`` plan the label image follows the subject's grey and white matter and
-    the reference is the SUVR's own subject-gm reference; the tables then read the painted
+    the reference is the subject's grey matter of the template reference mask (without the
+    SUVR reference's margins: ``PVCSegmentation``); the tables then read the painted
     values over the subject's grey matter, as the uncorrected tables do. The regions are hard:
     soft regions from the Atropos posteriors read worse in the benchmark (docs/pvc.md).
     """
