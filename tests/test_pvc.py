@@ -16,6 +16,7 @@ from taupet_bids.core.pvc_segmentation import (
     subject_labels,
     uncovered_voxels,
 )
+from taupet_bids.core.suvr import subject_reference
 from taupet_bids.interfaces.pvc import PartialVolumeCorrection, PVCSegmentation
 
 ZOOMS = (2.0, 2.0, 2.0)
@@ -463,8 +464,6 @@ def test_segmentation_follows_the_subject_tissues(tmp_path, monkeypatch, templat
     # (a shell of cerebellar cortex left beside it would trade values with it in the GTM).
     template_reference = np.asarray(nib.load(mask).dataobj) > 0
     assert np.array_equal(seg == pvc.REFERENCE_LABEL, template_reference & (gm >= 0.5) & brain)
-    from taupet_bids.core.suvr import subject_reference
-
     margin_cut, _ = subject_reference(template_reference, gm, wm, brain, (2.0, 2.0, 2.0))
     assert (seg == pvc.REFERENCE_LABEL).sum() > margin_cut.sum()
 
