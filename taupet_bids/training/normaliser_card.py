@@ -13,8 +13,11 @@ from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE
 from taupet_bids.training import engine
 from taupet_bids.training.normaliser import TrainConfig
 
-MODEL_VERSION = "0.3.0"
+MODEL_VERSION = "0.4.0"
 CHANGELOG = {
+    "0.4.0": "retrained on 320 realistic heads whose PET mixes grey matter, white matter and CSF "
+    "in each voxel as the T1w does (the simulator's tissue mixing), seed 10, 4000 affine + 1000 "
+    "deformable steps",
     "0.3.0": "retrained on 320 realistic heads of the simulator's other anatomy (face, skull "
     "base, neck; three tau tracers' off-target styles; scrambled uptake patterns; 15-26 cm axial "
     "fields of view), seed 8, 3000 affine + 800 deformable steps",
@@ -84,8 +87,10 @@ def _data_description(config: dict) -> str:
         return (
             f"Simulated data only: {config['n_heads']} realistic digital heads made by "
             f"taupet-bids' simulator (seed {config['seed']}): its other anatomy (an "
-            "MNI152NLin2009aSym brain in a head with face, skull base, neck and shoulders) "
-            "warped by a random affine and a smooth deformation, flortaucipir-, MK-6240- or "
+            "MNI152NLin2009aSym brain in a head with face, skull base, neck and shoulders, grey "
+            "matter, white matter and CSF mixed in each voxel by the anatomy's tissue "
+            "probabilities) warped by a random affine and a smooth deformation, flortaucipir-, "
+            "MK-6240- or "
             "PI-2620-like off-target signal, scrambled or swapped uptake patterns, 15-26 cm axial "
             "fields of view, three scanner models with 6-8 mm PSF, one 20-minute frame; targets "
             "carried from MNI152NLin6Asym to that anatomy by the simulator's SyN point map. "
