@@ -119,7 +119,12 @@ def test_the_occlusion_map_peaks_on_the_uptake_and_is_zero_where_the_scan_is_at_
     assert (inside & ~near).sum() > 3000  # a shell of plain reference uptake around the block
     assert np.abs(sensitivity[~near]).max() < 1e-6
     assert sensitivity[hot].max() > 0.005  # occluding the uptake lowers P(AD)
-    assert hot[np.unravel_index(np.argmax(sensitivity), sensitivity.shape)]
+    # The occluder that lowers P(AD) most covers uptake: the peak is a voxel whose 3-voxel
+    # occluder overlaps the block (inside it, or one voxel outside; which of these wins depends
+    # on the CPU's arithmetic, since a hole inside the block also adds edges a CNN can read).
+    overlaps = np.zeros_like(hot)
+    overlaps[14:26, 19:31, 14:26] = True
+    assert overlaps[np.unravel_index(np.argmax(sensitivity), sensitivity.shape)]
     zero_occluder = inference.OcclusionSensitivity(
         trained, mask_size=3, n_batch=16, verbose=False, mode=0.0, overlap=0.0
     )
