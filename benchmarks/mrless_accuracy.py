@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--anatomy",
         choices=("other", "template"),
         default="template",
-        help="phantom anatomy (the shipped network was trained on other-anatomy heads)",
+        help="phantom anatomy (the report says which anatomy the network was trained on)",
     )
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument(
