@@ -160,10 +160,10 @@ def seed_role(seed: int) -> str:
 
 def bundle_version() -> str:
     """Version of the shipped MR-less network bundle (the one this benchmark runs)."""
+    from taupet_bids.models.bundle import read_bundle
     from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE
 
-    metadata = json.loads((SHIPPED_BUNDLE / "configs" / "metadata.json").read_text())
-    return metadata["version"]
+    return read_bundle(SHIPPED_BUNDLE)["_meta_"]["version"]
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
