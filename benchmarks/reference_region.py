@@ -54,16 +54,15 @@ def masks(anatomy) -> dict[str, np.ndarray]:
     inferior = ndimage.binary_dilation(app, iterations=1) & cerebellar_cortex
     surface = ndimage.binary_dilation(inferior, iterations=1) & anatomy.brain_mask
     white = np.isin(anatomy.dk, atlases.dk_indices(["cerebellum-white-matter"]))
-    core = (
-        app
-        & (ndimage.distance_transform_edt(~white) > 1)
-        & (ndimage.distance_transform_edt(anatomy.brain_mask) > 2)
-    )
+    off_edge = app & (ndimage.distance_transform_edt(anatomy.brain_mask) > 2)
+    off_white = off_edge & (ndimage.distance_transform_edt(~white) > 1)
     return {
         "InfCerebGrey (the app's: inferior cerebellar cortex, eroded 1 mm)": app,
         "inferior cerebellar cortex, not eroded": inferior,
         "inferior cerebellar cortex reaching 2 mm beyond the cerebellar surface": surface,
-        "InfCerebGrey away from white matter and the brain edge (subject-gm rule)": core,
+        "InfCerebGrey away from the brain edge (subject-gm rule)": off_edge,
+        "InfCerebGrey away from white matter and the brain edge (subject-gm rule before "
+        "2026-12-06)": off_white,
         "CerebGrey (whole cerebellar cortex)": references["CerebGrey"],
         "WholeCereb (cerebellar cortex and white matter)": references["WholeCereb"],
     }

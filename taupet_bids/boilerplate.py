@@ -189,14 +189,13 @@ def _regional_mask_sentence(config: RunConfig) -> str:
         "and the Braak and meta-temporal regions made of them) were averaged only over voxels "
         f"with a grey-matter probability of at least {gm.TISSUE_THRESHOLD:g}; a region left "
         "empty kept its template voxels. The reference region was likewise restricted to the "
-        f"subject's grey matter, excluding voxels within {gm.WM_MARGIN_MM:g} mm of white "
-        f"matter and within {gm.EDGE_MARGIN_MM:g} mm of the brain mask's edge (venous "
-        "sinuses), and the template mask was used when fewer than "
+        f"subject's grey matter, excluding voxels within {gm.EDGE_MARGIN_MM:g} mm of "
+        "the brain mask's edge (venous sinuses), and the template mask was used when fewer than "
         f"{gm.MIN_REFERENCE_VOXELS} voxels remained. The partial-volume correction's regions "
         "followed the same tissues (cortex and white matter where their probability was at "
         f"least {gm.TISSUE_THRESHOLD:g}, named by the nearest template label), and its "
         "reference was the subject's grey matter of the template reference mask without the "
-        "margins, whose spill-over the correction models. CenTauRz and scans normalised "
+        "edge margin, whose spill-over the correction models. CenTauRz and scans normalised "
         "without MRI kept the template's regions and reference mask."
     )
 

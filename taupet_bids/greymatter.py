@@ -11,9 +11,6 @@ from __future__ import annotations
 #: the class Atropos finds most likely wherever one class passes it, and 0.5 keeps the voxels
 #: that are mostly grey matter, whose PET signal is mostly cortical.
 TISSUE_THRESHOLD = 0.5
-#: Reference voxels this close (mm) to the subject's white matter are left out: at PET
-#: resolution they carry white-matter (off-target) signal into the reference.
-WM_MARGIN_MM = 2.0
 #: Reference voxels this close (mm) to the brain mask's edge are left out: the transverse and
 #: sigmoid sinuses run along the cerebellum's surface, and their blood signal spills inwards.
 EDGE_MARGIN_MM = 4.0

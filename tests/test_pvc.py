@@ -460,11 +460,11 @@ def test_segmentation_follows_the_subject_tissues(tmp_path, monkeypatch, templat
     assert np.all(gm[seg == pvc.REFERENCE_LABEL] > 0)
     assert np.isin(seg, cortex).sum() < np.isin(dk, cortex).sum()
     assert uncovered_voxels(seg, brain) == 0
-    # The reference is all of the mask's grey matter: no margins from white matter or the edge
+    # The reference is all of the mask's grey matter: no margin from the brain's edge
     # (a shell of cerebellar cortex left beside it would trade values with it in the GTM).
     template_reference = np.asarray(nib.load(mask).dataobj) > 0
     assert np.array_equal(seg == pvc.REFERENCE_LABEL, template_reference & (gm >= 0.5) & brain)
-    margin_cut, _ = subject_reference(template_reference, gm, wm, brain, (2.0, 2.0, 2.0))
+    margin_cut, _ = subject_reference(template_reference, gm, brain, (2.0, 2.0, 2.0))
     assert (seg == pvc.REFERENCE_LABEL).sum() > margin_cut.sum()
 
 

@@ -1,5 +1,5 @@
 """``--regional-mask subject-gm``: Atropos tissue classes, regional means over the subject's grey
-matter, a reference cut away from white matter and the brain's edge, and the template kept
+matter, a reference cut to the subject's grey matter away from the brain's edge, and the template kept
 wherever the subject-GM masks cannot be made (MR-less scans, empty regions)."""
 
 from __future__ import annotations
@@ -143,13 +143,13 @@ def _reference_scene():
     return template, gm, wm, brain
 
 
-def test_reference_keeps_away_from_white_matter_and_the_brain_edge():
+def test_reference_keeps_the_cortex_beside_white_matter_and_leaves_the_brain_edge():
     template, gm, wm, brain = _reference_scene()
-    mask, kind = subject_reference(template, gm, wm, brain, (2.0, 2.0, 2.0))
+    mask, kind = subject_reference(template, gm, brain, (2.0, 2.0, 2.0))
     assert kind == "subject-gm" and mask.sum() >= greymatter.MIN_REFERENCE_VOXELS
     assert mask.sum() < template.sum()
     z = np.nonzero(mask)[2]
-    assert z.min() == 9  # z=8 is 2 mm from the white matter at z=7: gone
+    assert z.min() == 8  # beside the white matter at z=7: kept, as the truth's reference has it
     # z=23 is outside the brain: z=21 is 4 mm from it (gone), z=20 6 mm (kept).
     assert z.max() == 20
     assert not mask[~(template > 0)].any()
@@ -158,13 +158,13 @@ def test_reference_keeps_away_from_white_matter_and_the_brain_edge():
 def test_reference_is_cut_to_the_subject_grey_matter():
     template, gm, wm, brain = _reference_scene()
     gm[:, :, 14:] = 0.3
-    mask, kind = subject_reference(template, gm, wm, brain, (2.0, 2.0, 2.0))
+    mask, kind = subject_reference(template, gm, brain, (2.0, 2.0, 2.0))
     assert kind == "subject-gm" and not mask[:, :, 14:].any() and mask.any()
 
 
 def test_reference_falls_back_to_the_template_when_too_little_is_left():
     template, gm, wm, brain = _reference_scene()
-    mask, kind = subject_reference(template, np.zeros_like(gm), wm, brain, (2.0, 2.0, 2.0))
+    mask, kind = subject_reference(template, np.zeros_like(gm), brain, (2.0, 2.0, 2.0))
     assert kind == "template-fallback"
     np.testing.assert_array_equal(mask, template)
 
@@ -174,7 +174,7 @@ def test_suvr_uses_the_restricted_reference(tmp_path, monkeypatch):
 
     template, gm, wm, brain = _reference_scene()
     pet = np.full(template.shape, 10.0)
-    pet[:, :, :9] = 20.0  # white-matter spill-over beside the reference
+    pet[:, :, 21:] = 20.0  # venous-sinus spill-over at the brain's edge
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     for name, data in (("pet", pet), ("ref", template)):
         nib.save(nib.Nifti1Image(data.astype(np.float32), affine), tmp_path / f"{name}.nii.gz")

@@ -12,7 +12,6 @@ from taupet_bids.greymatter import (
     EDGE_MARGIN_MM,
     MIN_REFERENCE_VOXELS,
     TISSUE_THRESHOLD,
-    WM_MARGIN_MM,
 )
 
 
@@ -43,30 +42,25 @@ def compute_suvr(
 def subject_reference(
     template_mask: np.ndarray,
     gm: np.ndarray,
-    wm: np.ndarray,
     brain: np.ndarray,
     zooms: tuple[float, ...],
     threshold: float = TISSUE_THRESHOLD,
-    wm_margin_mm: float = WM_MARGIN_MM,
     edge_margin_mm: float = EDGE_MARGIN_MM,
     min_voxels: int = MIN_REFERENCE_VOXELS,
 ) -> tuple[np.ndarray, str]:
     """(reference mask, ``subject-gm`` or ``template-fallback``) on the template grid.
 
     The template reference (inferior cerebellar grey) keeps the voxels that are the subject's
-    grey matter (``gm >= threshold``), farther than ``wm_margin_mm`` from the subject's white
-    matter (``wm >= threshold``) and farther than ``edge_margin_mm`` from outside the brain
-    mask. Distances are Euclidean in mm between voxel centres (``zooms``), so at 2 mm the
-    face-neighbours of white matter go and its diagonal neighbours stay. With fewer than
+    grey matter (``gm >= threshold``) and farther than ``edge_margin_mm`` from outside the brain
+    mask (Euclidean, in mm between voxel centres, from ``zooms``). There is no margin from
+    white matter: the reference it estimates is the template mask's grey matter, which includes
+    the cortex beside the cerebellar white matter, and cutting that cortex read 1-3 % low on
+    phantoms with hot white matter and large PSFs (docs/benchmarks.md). With fewer than
     ``min_voxels`` left the template mask comes back unchanged.
     """
     sampling = tuple(float(z) for z in zooms[:3])
-    white = wm >= threshold
-    from_wm = ndimage.distance_transform_edt(~white, sampling=sampling) if white.any() else None
     from_outside = ndimage.distance_transform_edt(brain > 0, sampling=sampling)
     keep = (template_mask > 0) & (gm >= threshold) & (from_outside > edge_margin_mm)
-    if from_wm is not None:
-        keep &= from_wm > wm_margin_mm
     if int(keep.sum()) < min_voxels:
         return (template_mask > 0).astype(np.uint8), "template-fallback"
     return keep.astype(np.uint8), "subject-gm"

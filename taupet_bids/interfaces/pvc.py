@@ -70,9 +70,9 @@ class PVCSegmentation(SimpleInterface):
     """The PVC label image: DK labels + rest of brain mask + head shells + air (label 0).
 
     With ``tissues_file`` the cortex, white matter and reference follow the subject's grey and
-    white matter (:func:`subject_labels`; :func:`subject_reference` without its margins). The
-    margins keep spill-over out of an uncorrected reference mean; here the correction models
-    the spill-over, and a reference carved out of the cerebellar cortex would leave a thin
+    white matter (:func:`subject_labels`; :func:`subject_reference` without its edge margin).
+    The margin keeps sinus spill-over out of an uncorrected reference mean; here the correction
+    models the spill-over, and a reference carved out of the cerebellar cortex would leave a thin
     shell of the same tissue beside it, under another label, that the correction cannot tell
     apart from it: their values then trade off scan by scan (docs/pvc.md, "Reference region").
     """
@@ -99,11 +99,10 @@ class PVCSegmentation(SimpleInterface):
             check_same_grid(dk_file, self.inputs.reference_mask)
             reference = load_3d(self.inputs.reference_mask) > 0
             reference_region = self.inputs.reference_region
-            if tissues is not None:  # the subject's grey matter of it, without the margins
+            if tissues is not None:  # the subject's grey matter of it, without the edge margin
                 reference, kind = subject_reference(
-                    reference, tissues["GM"], tissues["WM"], tissues["brain"], zooms,
-                    wm_margin_mm=0.0, edge_margin_mm=0.0,
-                )  # fmt: skip
+                    reference, tissues["GM"], tissues["brain"], zooms, edge_margin_mm=0.0
+                )
                 reference = reference > 0
         seg = pvc_segmentation(dk, brain, head, reference, zooms=zooms)
         self._results["reference_mask"] = kind

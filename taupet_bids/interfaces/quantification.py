@@ -64,9 +64,7 @@ class ComputeSUVR(SimpleInterface):
             check_same_grid(pet_file, self.inputs.tissues_file)
             tissues = tissue_volumes(self.inputs.tissues_file)
             zooms = nib.load(pet_file).header.get_zooms()[:3]
-            reference, kind = subject_reference(
-                reference, tissues["GM"], tissues["WM"], tissues["brain"], zooms
-            )
+            reference, kind = subject_reference(reference, tissues["GM"], tissues["brain"], zooms)
             ref_out = out_path(pet_file, "_reference")
             nib.save(nib.Nifti1Image(reference, nib.load(pet_file).affine), ref_out)
             ref_file = ref_out

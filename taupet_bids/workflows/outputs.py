@@ -162,7 +162,7 @@ PVC_SUBJECT_GM = (
     "subject's grey matter probability (Atropos, on the T1w) is at least GreyMatterThreshold, "
     "named by the nearest template cortical label, white matter likewise, and as reference the "
     "subject's grey matter of the template reference mask (the SUVR's subject-gm reference "
-    "without its margins from white matter and the brain's edge, whose spill-over the "
+    "without its margin from the brain's edge, whose spill-over the "
     "correction models); the tables read the corrected values over the subject's grey matter"
 )
 #: How PVC tables are referenced (the sidecar says it, since the PVC literature does both).
