@@ -1,5 +1,5 @@
 """``--regional-mask subject-gm``: Atropos tissue classes, regional means over the subject's grey
-matter, a reference cut to the subject's grey matter away from the brain's edge, and the template kept
+matter, a reference cut to that grey matter away from the brain's edge, and the template kept
 wherever the subject-GM masks cannot be made (MR-less scans, empty regions)."""
 
 from __future__ import annotations
