@@ -14,6 +14,7 @@ from taupet_bids.simulate.cohort import (
     CohortConfig,
     simulate_cohort,
 )
+from taupet_bids.simulate.diagnosis import DIAGNOSIS_MODELS
 from taupet_bids.simulate.other_anatomy import ANATOMIES
 
 
@@ -102,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         "variation, so the T1w predicts tau only partly (needs --anatomy other)",
     )
     parser.add_argument(
+        "--diagnosis",
+        choices=DIAGNOSIS_MODELS,
+        default="stage",
+        help="'stage' (default): the clinical label follows the Braak stage (0-II CN, III-IV MCI, "
+        "V-VI AD); 'clinical': it follows the MMSE, and some participants have an impairment "
+        "unrelated to tau, so labels and tau overlap as in a memory clinic (docs/simulator.md)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: all CPU cores)"
     )
     return parser
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             write_ct=args.write_ct,
             modalities=tuple(dict.fromkeys(args.modalities)),
             atrophy=args.atrophy,
+            diagnosis=args.diagnosis,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -18,6 +18,7 @@ from taupet_bids.simulate import fdg, gm_atrophy, truth, tspo, uptake, writer
 from taupet_bids.simulate.attenuation.ct import subject_layers
 from taupet_bids.simulate.attenuation.mumaps import MR_METHODS
 from taupet_bids.simulate.clinical import stream
+from taupet_bids.simulate.diagnosis import DIAGNOSIS_MODELS, apply_diagnosis_model
 from taupet_bids.simulate.modalities import Scan, T1w, TauPET, Visit
 from taupet_bids.simulate.modalities.ct import ct_scan
 from taupet_bids.simulate.modalities.otherpet import FdgPET, TspoPET
@@ -66,6 +67,9 @@ class CohortConfig:
     #: ``stage``: ventricles and hippocampi by Braak stage; ``braak``: grey-matter loss that
     #: follows the subject's own tau (:mod:`gm_atrophy`), needs the other anatomy.
     atrophy: str = "stage"
+    #: ``stage``: the label follows the Braak stage; ``clinical``: the MMSE, with some
+    #: impairment unrelated to tau (:mod:`diagnosis`).
+    diagnosis: str = "stage"
 
     def __post_init__(self) -> None:
         if self.anatomy not in ANATOMIES:
@@ -93,6 +97,8 @@ class CohortConfig:
             raise ValueError(f"atrophy must be one of {ATROPHY_MODELS}, not {self.atrophy!r}")
         if self.atrophy == "braak" and self.anatomy != "other":
             raise ValueError("atrophy 'braak' needs the 'other' anatomy (the template has none)")
+        if self.diagnosis not in DIAGNOSIS_MODELS:
+            raise ValueError(f"diagnosis must be one of {DIAGNOSIS_MODELS}, not {self.diagnosis!r}")
 
 
 ANATOMY_TEXT = {
@@ -296,13 +302,14 @@ def simulate_cohort(
         config.interval_months,
         config.no_t1w_fraction,
     )
+    subjects = apply_diagnosis_model(subjects, config.diagnosis)
     description = {
         "name": f"taupet-bids simulated cohort (seed {config.seed})",
         "command": command or repr(config),
         "readme": _readme(config),
         "date": _today(),
     }
-    writer.write_dataset_files(root, subjects, description)
+    writer.write_dataset_files(root, subjects, description, config.diagnosis)
     if config.write_ct:
         (root / ".bidsignore").write_text("**/ct\n")
     truth.write_truth_description(root, writer.read_json(root / "dataset_description.json"))

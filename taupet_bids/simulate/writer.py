@@ -9,6 +9,7 @@ from typing import Any
 import nibabel as nib
 
 from taupet_bids import __version__
+from taupet_bids.simulate.diagnosis import DIAGNOSIS_TEXT, MMSE_TEXT
 from taupet_bids.simulate.population import SubjectSpec
 
 BIDS_VERSION = "1.10.0"
@@ -20,7 +21,7 @@ PARTICIPANT_FIELDS = {
     "age": {"Description": "Age at the first visit", "Units": "year"},
     "sex": {"Description": "Sex", "Levels": {"F": "female", "M": "male"}},
     "diagnosis": {
-        "Description": "Clinical diagnosis at the first visit (simulated from the Braak stage)",
+        "Description": DIAGNOSIS_TEXT["stage"],
         "Levels": {
             "CN": "cognitively normal",
             "MCI": "mild cognitive impairment",
@@ -29,8 +30,7 @@ PARTICIPANT_FIELDS = {
     },
     "braak_stage": {"Description": "Simulated Braak tau stage (0-6) at the first visit"},
     "mmse": {
-        "Description": "Mini-Mental State Examination at the first visit (0-30; simulated from "
-        "the Braak stage with subject and visit noise)",
+        "Description": MMSE_TEXT["stage"],
         "Units": "score",
     },
     "amyloid_status": {
@@ -115,7 +115,17 @@ def _participant_row(subject: SubjectSpec) -> list[Any]:
     ]
 
 
-def write_dataset_files(root: Path, subjects: list[SubjectSpec], description: dict) -> None:
+def participant_fields(diagnosis_model: str = "stage") -> dict[str, dict]:
+    """participants.json, its diagnosis and MMSE saying how the labels were drawn."""
+    fields = {key: dict(value) for key, value in PARTICIPANT_FIELDS.items()}
+    fields["diagnosis"]["Description"] = DIAGNOSIS_TEXT[diagnosis_model]
+    fields["mmse"]["Description"] = MMSE_TEXT[diagnosis_model]
+    return fields
+
+
+def write_dataset_files(
+    root: Path, subjects: list[SubjectSpec], description: dict, diagnosis_model: str = "stage"
+) -> None:
     """dataset_description.json, README, CHANGES, participants and sessions tables."""
     write_json(
         root / "dataset_description.json",
@@ -139,17 +149,18 @@ def write_dataset_files(root: Path, subjects: list[SubjectSpec], description: di
     (root / "CHANGES").write_text(
         f"1.0.0 {description['date']}\n  - Simulated with taupet-bids-simulate {__version__}.\n"
     )
-    write_json(root / "participants.json", PARTICIPANT_FIELDS)
+    fields = participant_fields(diagnosis_model)
+    write_json(root / "participants.json", fields)
     write_tsv(
         root / "participants.tsv",
-        list(PARTICIPANT_FIELDS),
+        list(fields),
         [_participant_row(s) for s in subjects],
     )
     for subject in subjects:
         if subject.baseline.session is None:
             continue
         stem = root / f"sub-{subject.label}" / f"sub-{subject.label}_sessions"
-        write_json(stem.with_suffix(".json"), SESSION_FIELDS)
+        write_json(stem.with_suffix(".json"), {**SESSION_FIELDS, "diagnosis": fields["diagnosis"]})
         write_tsv(
             stem.with_suffix(".tsv"),
             list(SESSION_FIELDS),
