@@ -45,6 +45,24 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
 MARKER_START = "<!-- participant-accuracy:start -->"
 MARKER_END = "<!-- participant-accuracy:end -->"
+#: Per simulator atrophy model: (report markers, results-file stem, section heading). The
+#: default cohorts have the simulator's default atrophy (ventricles and hippocampi by stage);
+#: ``braak`` thins the cortex where the subject's tau is, the case subject-gm masks are for.
+REPORTS = {
+    "stage": (
+        (MARKER_START, MARKER_END),
+        "participant_accuracy",
+        "Participant level: accuracy against ground truth, and cost",
+    ),
+    "braak": (
+        (
+            "<!-- participant-accuracy-atrophy:start -->",
+            "<!-- participant-accuracy-atrophy:end -->",
+        ),
+        "participant_accuracy_atrophy",
+        "Participant level with grey-matter loss that follows tau (`--atrophy braak`)",
+    ),
+}
 SEGMENTATIONS = ("DK", "Braak", "MetaTemporal")
 BRAAK_COMPOSITES = {
     "BraakI_II": ("BraakI", "BraakII"),
@@ -93,7 +111,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="reuse the dataset, outputs and run_cost.json already in --out (re-analyse only)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--atrophy",
+        choices=list(REPORTS),
+        default="stage",
+        help="the simulator's atrophy model; 'braak' (other anatomy only) reports in a section "
+        "and results files of its own",
+    )
+    args = parser.parse_args(argv)
+    if args.atrophy == "braak" and any(not w.startswith("other:") for w in args.worlds):
+        parser.error("--atrophy braak needs the other anatomy: pass --worlds other:...")
+    return args
 
 
 def venv_bin(name: str) -> str:
@@ -101,10 +129,13 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def simulate(bids_dir: Path, n_subjects: int, seed: int, jobs: int, anatomy: str) -> float:
+def simulate(
+    bids_dir: Path, n_subjects: int, seed: int, jobs: int, anatomy: str, atrophy: str = "stage"
+) -> float:
     """Write the cohort with the simulator CLI; returns its wall time (not part of the app cost)."""
     command = [venv_bin("taupet-bids-simulate"), str(bids_dir), "--n-subjects", str(n_subjects)]
     command += ["--seed", str(seed), "--jobs", str(jobs), "--anatomy", anatomy]
+    command += ["--atrophy", atrophy]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - start
@@ -551,22 +582,24 @@ def render_report(args, env, runs, summary, long, goals, costs, qc) -> str:
     worlds = args.worlds
     packages = ", ".join(f"{name} {version}" for name, version in env["packages"].items())
     stages = sorted(long[long.world == worlds[0]].drop_duplicates("subject").braak_stage.tolist())
+    (start, end), stem, heading = REPORTS[args.atrophy]
+    atrophy_option = "" if args.atrophy == "stage" else f" --atrophy {args.atrophy}"
     lines = [
-        MARKER_START,
-        "## Participant level: accuracy against ground truth, and cost",
+        start,
+        f"## {heading}",
         "",
         "Produced by `benchmarks/participant_accuracy.py`; do not edit by hand. Rerun with",
         "",
         "```",
         f"NIPYPE_NO_ET=1 .venv/bin/python benchmarks/participant_accuracy.py "
         f"--n-subjects {args.n_subjects} --seed {args.seed} --out {args.out} "
-        f"--nprocs {args.nprocs} --worlds {' '.join(worlds)} --report {_shown(args.report)}",
+        f"--nprocs {args.nprocs} --worlds {' '.join(worlds)}{atrophy_option} "
+        f"--report {_shown(args.report)}",
         "```",
         "",
         f"Measured {env['date']} on {env['cpu']}, {env['cores']} cores, {env['ram_gb']} GB RAM; "
         f"Python {env['python']}, {packages}; commit `{env['git_commit']}`. Raw results: "
-        "`benchmarks/results/participant_accuracy_regions.csv` and "
-        "`participant_accuracy_summary.json`. App runs: "
+        f"`benchmarks/results/{stem}_regions.csv` and `{stem}_summary.json`. App runs: "
         + "; ".join(
             f"{world_name(w)} at commit `{PROVENANCE[w]['commit']}` ({PROVENANCE[w]['date']})"
             for w in worlds
@@ -592,7 +625,7 @@ def render_report(args, env, runs, summary, long, goals, costs, qc) -> str:
         *subject_section(long, worlds),
         *qc_section(qc, worlds),
         *cost_section(costs, runs, worlds, args.nprocs),
-        MARKER_END,
+        end,
     ]
     return "\n".join(lines)
 
@@ -620,12 +653,12 @@ def update_report(
     report.write_text(text)
 
 
-def save_results(summary: pd.DataFrame, payload: dict) -> None:
+def save_results(summary: pd.DataFrame, payload: dict, stem: str = "participant_accuracy") -> None:
     """Raw results next to the script, so the docs' numbers can be checked and diffed."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(RESULTS_DIR / "participant_accuracy_regions.csv", index=False)
+    summary.to_csv(RESULTS_DIR / f"{stem}_regions.csv", index=False)
     text = json.dumps(payload, indent=2, default=float)
-    (RESULTS_DIR / "participant_accuracy_summary.json").write_text(text + "\n")
+    (RESULTS_DIR / f"{stem}_summary.json").write_text(text + "\n")
 
 
 def world_dirs(out: Path, world: str) -> tuple[Path, Path, Path]:
@@ -654,7 +687,9 @@ def produce_outputs(args: argparse.Namespace, world: str) -> RunCost:
     if out_dir.parent.exists() and any(out_dir.parent.iterdir()):
         raise SystemExit(f"{out_dir.parent} is not empty; remove it or pass --reuse")
     if not bids_dir.exists():
-        simulate_s = simulate(bids_dir, args.n_subjects, args.seed, args.nprocs, anatomy)
+        simulate_s = simulate(
+            bids_dir, args.n_subjects, args.seed, args.nprocs, anatomy, args.atrophy
+        )
         print(f"simulated {args.n_subjects} subjects ({anatomy}) in {simulate_s:.0f} s", flush=True)
     run = run_app(bids_dir, out_dir, work_dir, args.nprocs, ["--regional-mask", mask])
     arguments = {"n_subjects": args.n_subjects, "seed": args.seed, "nprocs": args.nprocs}
@@ -705,9 +740,11 @@ def main(argv: list[str] | None = None) -> None:
     summary = pd.concat(summaries, ignore_index=True)
     qc = pd.concat(qcs, ignore_index=True)
     env = environment()
-    update_report(args.report, render_report(args, env, runs, summary, long, goals, costs, qc))
-    long.to_csv(RESULTS_DIR / "participant_accuracy_long.csv", index=False)
-    qc.to_csv(RESULTS_DIR / "participant_accuracy_qc.csv", index=False)
+    (start, end), stem, _ = REPORTS[args.atrophy]
+    section = render_report(args, env, runs, summary, long, goals, costs, qc)
+    update_report(args.report, section, start, end)
+    long.to_csv(RESULTS_DIR / f"{stem}_long.csv", index=False)
+    qc.to_csv(RESULTS_DIR / f"{stem}_qc.csv", index=False)
     save_results(
         summary,
         {
@@ -717,6 +754,7 @@ def main(argv: list[str] | None = None) -> None:
             "accuracy_goals": goals,
             "cost": costs,
         },
+        stem,
     )
     for world in args.worlds:
         for region, goal in goals[world].items():
