@@ -13,11 +13,14 @@ from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE
 from taupet_bids.training import engine
 from taupet_bids.training.normaliser import TrainConfig
 
-MODEL_VERSION = "0.4.0"
+MODEL_VERSION = "0.4.1"
 CHANGELOG = {
+    "0.4.1": "the 0.3.0 weights again (same sha256): through the default network+ants, 0.4.0 read "
+    "every composite 0.5-1.5 points worse on phantoms of an anatomy neither was trained on (the "
+    "analysis template's), and no better on the training anatomy (docs/mrless.md)",
     "0.4.0": "retrained on 320 realistic heads whose PET mixes grey matter, white matter and CSF "
     "in each voxel as the T1w does (the simulator's tissue mixing), seed 10, 4000 affine + 1000 "
-    "deformable steps",
+    "deformable steps; withdrawn in 0.4.1",
     "0.3.0": "retrained on 320 realistic heads of the simulator's other anatomy (face, skull "
     "base, neck; three tau tracers' off-target styles; scrambled uptake patterns; 15-26 cm axial "
     "fields of view), seed 8, 3000 affine + 800 deformable steps",
