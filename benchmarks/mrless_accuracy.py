@@ -150,10 +150,11 @@ def run_method(args: argparse.Namespace, method: str) -> float:
 
 def network_bundle(args: argparse.Namespace) -> dict:
     """Path, version and training seed and heads of the network bundle the run used."""
+    from taupet_bids.models.bundle import read_bundle
     from taupet_bids.normalisation.bundle import SHIPPED_BUNDLE
 
     path = Path(args.mr_less_model or SHIPPED_BUNDLE)
-    metadata = json.loads((path / "configs" / "metadata.json").read_text())
+    metadata = read_bundle(path)["_meta_"]
     config = metadata.get("taupet_bids", {}).get("training_config", {})
     return {
         "path": str(path),
