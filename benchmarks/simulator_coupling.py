@@ -1,5 +1,7 @@
 """What the simulator's FDG, TSPO, atrophy and clinical models carry about tau, and their cost.
 
+The clinical part includes the labels of ``--diagnosis clinical`` by Braak stage.
+
 Draws a cohort with the label-level models the images are made from (no images, so thousands of
 participants take seconds), measures the couplings docs/simulator.md promises, then times one
 small cohort with and without the new modalities. The section between the markers in
@@ -29,6 +31,7 @@ from taupet_bids import atlases
 from taupet_bids.simulate import CohortConfig, fdg, gm_atrophy, simulate_cohort, tspo, uptake
 from taupet_bids.simulate.clinical import stream
 from taupet_bids.simulate.cohort import FDG_STREAM, TSPO_STREAM
+from taupet_bids.simulate.diagnosis import apply_diagnosis_model
 from taupet_bids.simulate.other_anatomy import source_anatomy
 from taupet_bids.simulate.population import draw_cohort
 from taupet_bids.simulate.uptake import TauState
@@ -132,6 +135,19 @@ def measure(c: dict[str, np.ndarray]) -> dict:
     return out
 
 
+def diagnosis_by_stage(n_subjects: int, seed: int) -> dict:
+    """Under ``--diagnosis clinical``: each label's share per Braak stage (first visit), and the
+    share of AD labels given at Braak 0-II."""
+    cohort = apply_diagnosis_model(draw_cohort(n_subjects, seed), "clinical")
+    stage = np.array([s.baseline.tau.stage for s in cohort])
+    label = np.array([s.baseline.diagnosis for s in cohort])
+    shares = {
+        name: [float(np.mean(label[stage == k] == name)) for k in range(7)]
+        for name in ("CN", "MCI", "AD")
+    }
+    return {"share_by_stage": shares, "ad_at_braak_0_2": float(np.mean(stage[label == "AD"] <= 2))}
+
+
 def time_cohorts(n_subjects: int, jobs: int) -> dict[str, float]:
     """Seconds per subject for the default cohort and for every modality with braak atrophy."""
     settings = {
@@ -207,6 +223,17 @@ def section(args: argparse.Namespace, m: dict, speed: dict[str, float], load: fl
         + "; amyloid positive by stage: "
         + ", ".join(f"{100 * v:.0f} %" for v in m["amyloid_positive_by_stage"])
         + ".",
+        "",
+        "Labels under `--diagnosis clinical`, share of each Braak stage's participants (first "
+        f"visit); {100 * m['diagnosis']['ad_at_braak_0_2']:.0f} % of the AD labels fall at "
+        "Braak 0-II:",
+        "",
+        "| label | " + " | ".join(f"Braak {k}" for k in range(7)) + " |",
+        "|---" * 8 + "|",
+        *(
+            f"| {name} | " + " | ".join(f"{100 * v:.0f} %" for v in shares) + " |"
+            for name, shares in m["diagnosis"]["share_by_stage"].items()
+        ),
     ]
     if speed:
         lines += [
@@ -232,6 +259,7 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="print, do not edit the docs")
     args = parser.parse_args()
     measured = measure(draw(args.n_subjects, args.seed))
+    measured["diagnosis"] = diagnosis_by_stage(args.n_subjects, args.seed)
     speed = time_cohorts(args.speed_subjects, args.jobs) if args.speed_subjects else {}
     text = section(args, measured, speed, os.getloadavg()[0])
     print(text)
