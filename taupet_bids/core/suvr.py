@@ -54,7 +54,7 @@ def subject_reference(
     grey matter (``gm >= threshold``) and farther than ``edge_margin_mm`` from outside the brain
     mask (Euclidean, in mm between voxel centres, from ``zooms``). There is no margin from
     white matter: the reference it estimates is the template mask's grey matter, which includes
-    the cortex beside the cerebellar white matter, and cutting that cortex read 1-3 % low on
+    the cortex beside the cerebellar white matter, and cutting that cortex read up to 1.7 % low on
     phantoms with hot white matter and large PSFs (docs/benchmarks.md). With fewer than
     ``min_voxels`` left the template mask comes back unchanged.
     """
