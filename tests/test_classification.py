@@ -96,6 +96,21 @@ def trained() -> Conv5FC3:
     return network.eval()
 
 
+def test_build_network_reads_both_architecture_entries_and_refuses_an_unknown_one():
+    from monai.networks.nets import DenseNet
+
+    from taupet_bids.classification.networks import build_network
+
+    assert isinstance(build_network(TINY), Conv5FC3)  # bundles written before the alternative
+    dense = build_network(
+        {"name": "densenet", "init_features": 4, "growth_rate": 4, "block_config": [1, 1]}
+    )
+    assert isinstance(dense, DenseNet)
+    assert dense(torch.zeros(2, 1, 46, 55, 46)).shape == (2, 2)
+    with pytest.raises(ValueError, match="unknown classifier architecture 'resnet'"):
+        build_network({"name": "resnet"})
+
+
 def test_a_tiny_network_learns_to_separate_two_obviously_different_classes(trained):
     images, labels = _two_classes(np.random.default_rng(99), 16)
     with torch.no_grad():

@@ -135,3 +135,37 @@ def test_tampered_weights_are_refused_and_an_empty_bundle_says_how_to_get_one(bu
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="taupet-bids-train classifier"):
         load_classifier(copy)
+
+
+def test_a_densenet_bundle_runs_under_monai_runner_as_under_the_loader(cohort, tmp_path):
+    """The DenseNet alternative goes through the same config: its architecture entry names it."""
+    from monai.networks.nets import DenseNet
+
+    config = tiny_config(tmp_path / "run", cohort)
+    config.steps, config.architecture_name = 6, "densenet"
+    config.densenet = {
+        "init_features": 4,
+        "growth_rate": 4,
+        "block_config": [1, 1],
+        "dropout_prob": 0.0,
+    }
+    bundle = export_trained_bundle(config, train(config, log=lambda line: None), tmp_path / "b")
+    meta = json.loads((bundle / METADATA).read_text())
+    assert meta["taupet_bids"]["architecture"]["name"] == "densenet"
+    assert "--architecture densenet" in (bundle / "docs" / "README.md").read_text()
+    classifier = load_classifier(bundle)
+    assert isinstance(classifier.network, DenseNet)
+    suvr = _suvr_file(cohort)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "monai.bundle", "run",
+            "--config_file", str(bundle / CONFIG), "--meta_file", str(bundle / METADATA),
+            "--bundle_root", str(bundle), "--input_file", str(suvr),
+            "--output_dir", str(tmp_path / "out"), "--mask_voxels", str(TEST_MASK_VOXELS),
+        ],
+        capture_output=True, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(inference.output_paths(suvr, tmp_path / "out").prediction.read_text())
+    ours = inference.infer(classifier.network, classifier.inferer, inference.prepare_file(suvr))
+    assert record["ADProbability"] == pytest.approx(ours, abs=1e-5)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monai.inferers import Inferer
+from torch import nn
 
-from taupet_bids.classification.networks import Conv5FC3
 from taupet_bids.models import SHIPPED_CLASSIFIER
 from taupet_bids.models.bundle import (
     CONFIG,
@@ -32,7 +32,7 @@ CONFIGS = SHIPPED_CLASSIFIER / "configs"
 class Classifier:
     """The loaded network, how to run it, and the bundle's metadata."""
 
-    network: Conv5FC3
+    network: nn.Module
     inferer: Inferer
     metadata: dict
     bundle: Path

@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
+from torch import nn
 from torch.nn import functional
 
 from taupet_bids import templates
@@ -32,10 +33,11 @@ from taupet_bids.classification import preprocessing
 from taupet_bids.classification.networks import (
     CHANNELS,
     CLASSES,
+    DENSENET,
     DROPOUT,
     HIDDEN,
-    Conv5FC3,
     ad_probability,
+    build_network,
 )
 from taupet_bids.core.classification_metrics import METRICS, weighted_metrics
 from taupet_bids.core.images import load_3d
@@ -71,6 +73,9 @@ class TrainConfig:
     learning_rate: float = 1e-4
     checkpoint_every: int = 50
     threads: int = 1
+    #: "conv5fc3" (channels, hidden, dropout) or "densenet" (MONAI's, with ``densenet``).
+    architecture_name: str = "conv5fc3"
+    densenet: dict = field(default_factory=lambda: dict(DENSENET))
     channels: list[int] = field(default_factory=lambda: list(CHANNELS))
     hidden: list[int] = field(default_factory=lambda: list(HIDDEN))
     dropout: float = DROPOUT
@@ -90,10 +95,13 @@ class TrainConfig:
         return out
 
     def architecture(self) -> dict:
+        """The bundle's ``architecture`` entry (:func:`build_network` reads it back)."""
+        if self.architecture_name == "densenet":
+            return {"name": "densenet", **self.densenet}
         return {"channels": self.channels, "hidden": self.hidden, "dropout": self.dropout}
 
-    def network(self) -> Conv5FC3:
-        return Conv5FC3(self.channels, self.hidden, self.dropout)
+    def network(self) -> nn.Module:
+        return build_network(self.architecture())
 
 
 @dataclass(frozen=True)
@@ -177,7 +185,7 @@ def binary_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float) ->
     return {**metrics, "n_AD": int(is_ad.sum()), "n_CN": int((~is_ad).sum())}
 
 
-def predict(network: Conv5FC3, images: np.ndarray, batch: int = 8) -> np.ndarray:
+def predict(network: nn.Module, images: np.ndarray, batch: int = 8) -> np.ndarray:
     """P(AD) of each 4 mm input, in eval mode."""
     network.eval()
     out = []
@@ -205,7 +213,7 @@ def best_cutpoint(values: np.ndarray, targets: np.ndarray) -> float:
     return cut
 
 
-def evaluate(network: Conv5FC3, sets: dict[str, Examples], threshold: float) -> dict:
+def evaluate(network: nn.Module, sets: dict[str, Examples], threshold: float) -> dict:
     """Network and meta-temporal baseline metrics on the validation and test sets."""
     cut = best_cutpoint(sets["train"].metatemporal, sets["train"].targets)
     metrics: dict = {"metatemporal_cutpoint": round(cut, 4)}
@@ -218,7 +226,7 @@ def evaluate(network: Conv5FC3, sets: dict[str, Examples], threshold: float) -> 
     return metrics
 
 
-def training_stage(config: TrainConfig, network: Conv5FC3, targets: np.ndarray) -> engine.Stage:
+def training_stage(config: TrainConfig, network: nn.Module, targets: np.ndarray) -> engine.Stage:
     """The one stage: weighted cross-entropy on augmented training batches."""
     weights = class_weights(targets)
 

@@ -35,8 +35,7 @@ occlusion-sensitivity map (the drop in P(AD) when a {mask_mm} mm cube is set to 
 {occluder:g}, reference-level uptake) and an attribution map (integrated gradients of the AD
 log-odds from the brain at SUVR {occluder:g}), each summarised per Desikan-Killiany region and
 Braak stage.
-Network: Conv5_FC3-style 3-D CNN, channels {channels}, fully connected {hidden}, dropout
-{dropout:g}.
+Network: {network}.
 
 **Training data.** {data}
 
@@ -110,6 +109,8 @@ def _command(config: dict) -> str:
         f"--seed {config['seed']} --steps {config['steps']}",
         f"--batch-size {config['batch_size']} --learning-rate {config['learning_rate']:g}",
     ]
+    if config.get("architecture_name", "conv5fc3") != "conv5fc3":
+        parts.append(f"--architecture {config['architecture_name']}")
     if list(config["channels"]) != list(CHANNELS):
         parts.append("--channels " + " ".join(map(str, config["channels"])))
     if list(config["hidden"]) != list(HIDDEN):
@@ -123,6 +124,22 @@ def _command(config: dict) -> str:
     return " ".join(parts)
 
 
+def _network(architecture: dict) -> str:
+    """One sentence naming the network and its size, for the card and the description."""
+    if architecture.get("name") == "densenet":
+        return (
+            f"MONAI DenseNet (3-D), {architecture['init_features']} initial features, growth "
+            f"rate {architecture['growth_rate']}, dense blocks of "
+            f"{'-'.join(map(str, architecture['block_config']))} layers, dropout "
+            f"{architecture['dropout_prob']:g}"
+        )
+    return (
+        f"Conv5_FC3-style 3-D CNN, channels {' -> '.join(map(str, architecture['channels']))}, "
+        f"fully connected {' -> '.join(map(str, [*architecture['hidden'], len(CLASSES)]))}, "
+        f"dropout {architecture['dropout']:g}"
+    )
+
+
 def metadata(config: TrainConfig, metrics: dict) -> dict:
     """The bundle metadata of a training run (write_bundle adds checksum, versions, machine)."""
     counts = {"scans": metrics["scans"], "left_out": metrics["left_out"]}
@@ -131,8 +148,8 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
         "changelog": CHANGELOG,
         "name": "taupet-bids AD vs CN tau PET classifier",
         "task": "Classification of template-space tau SUVR images as AD or CN",
-        "description": "Conv5_FC3-style 3-D CNN on 4 mm SUVR, with occlusion sensitivity and "
-        "integrated-gradients attribution.",
+        "description": f"{_network(config.architecture()).split(',')[0]} on 4 mm SUVR, with "
+        "occlusion sensitivity and integrated-gradients attribution.",
         "authors": "taupet-bids developers",
         "copyright": "taupet-bids developers, Apache-2.0",
         "data_source": _data_description(config.to_json(), counts),
@@ -193,9 +210,7 @@ def render_card(metadata: dict) -> str:
         threshold=ours["threshold"],
         mask_mm=MASK_VOXELS * VOXEL_MM,
         occluder=OCCLUDER_SUVR,
-        channels=" -> ".join(map(str, architecture["channels"])),
-        hidden=" -> ".join(map(str, [*architecture["hidden"], len(CLASSES)])),
-        dropout=architecture["dropout"],
+        network=_network(architecture),
         data=metadata["data_source"],
         cutpoint=metrics["metatemporal_cutpoint"],
         rows=_rows(metrics),

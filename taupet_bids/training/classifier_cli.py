@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from taupet_bids.classification.networks import CHANNELS, DROPOUT, HIDDEN
+from taupet_bids.classification.networks import ARCHITECTURES, CHANNELS, DROPOUT, HIDDEN
 from taupet_bids.errors import TaupetError
 from taupet_bids.group import UnusableFile
 from taupet_bids.training.classifier import TrainConfig
@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(parser, TrainConfig)
     parser.add_argument(
         "--bids-dir", type=Path, required=True, help="the BIDS dataset (participants.tsv)"
+    )
+    parser.add_argument(
+        "--architecture",
+        choices=ARCHITECTURES,
+        default="conv5fc3",
+        help="conv5fc3 (default; ClinicaDL's layout, --channels/--hidden/--dropout) or densenet "
+        "(a small MONAI DenseNet: 16 initial features, growth 8, blocks 2-4-6-4)",
     )
     parser.add_argument(
         "--channels", type=int, nargs=5, default=list(CHANNELS), help="channels of the 5 blocks"
@@ -57,6 +64,7 @@ def main(argv: Sequence[str]) -> int:
     config = TrainConfig(
         **run_fields(args),
         bids_dir=args.bids_dir,
+        architecture_name=args.architecture,
         channels=list(args.channels),
         hidden=list(args.hidden),
         dropout=args.dropout,
