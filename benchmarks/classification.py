@@ -19,7 +19,13 @@ Usage::
     python benchmarks/classification.py --bundle BUNDLE --split RUN/split.tsv \
         --train BIDS DERIVATIVES [DERIVATIVES ...] \
         --cohort other DERIVATIVES BIDS [--cohort template ...] \
-        [--occlusion-scans 4] [--threads 2]
+        [--alternative DenseNet=BUNDLE] [--occlusion-scans 4] [--threads 2]
+
+``--alternative`` scores a second bundle trained on the same split (e.g. ``taupet-bids-train
+classifier --architecture densenet`` with the same seed) beside the first, without maps. Where
+the cohorts' diagnoses were drawn independently of tau (``taupet-bids-simulate --diagnosis
+clinical``), a table by diagnosis and simulated Braak stage shows what each method calls the
+scans whose label and tau disagree.
 """
 
 from __future__ import annotations
@@ -176,52 +182,100 @@ def _share(called: np.ndarray) -> float | None:
     return float(called.mean()) if called.size else None
 
 
-def run_cohort(classifier, baseline, scans: pd.DataFrame, occlusion: int, atlases) -> dict:
-    """Scores of network and baseline, MCI calls, timing and the maps' overlap of one cohort."""
-    network_p, seconds = [], []
+def probabilities(classifier, scans: pd.DataFrame) -> tuple[np.ndarray, list[float]]:
+    """P(AD) of every scan and the CPU seconds each took."""
+    found, seconds = [], []
     for path in scans.path:
         image = inference.prepare_file(path)
         begin = time.process_time()
-        network_p.append(inference.infer(classifier.network, classifier.inferer, image))
+        found.append(inference.infer(classifier.network, classifier.inferer, image))
         seconds.append(time.process_time() - begin)
-    network_p = np.array(network_p)
-    baseline_p = baseline.predict_proba(scans[["metatemporal"]].to_numpy())[:, 1]
-    mci = scans.diagnosis == "MCI"
+    return np.array(found), seconds
+
+
+def run_cohort(
+    classifier, baseline, scans: pd.DataFrame, occlusion: int, atlases, alternatives=None
+) -> dict:
+    """Scores of network, baseline and alternatives, MCI calls, timing and the maps' overlap."""
+    network_p, seconds = probabilities(classifier, scans)
+    called = {
+        "network": (network_p, classifier.threshold),
+        "baseline": (baseline.predict_proba(scans[["metatemporal"]].to_numpy())[:, 1], 0.5),
+    }
+    for name, other in (alternatives or {}).items():
+        called[name] = (probabilities(other, scans)[0], other.threshold)
+    mci = (scans.diagnosis == "MCI").to_numpy()
     overlap = map_overlap(classifier, scans, occlusion, *atlases)
     return {
         "counts": scans.diagnosis.value_counts().to_dict(),
-        "network": score(scans, network_p, classifier.threshold),
-        "baseline": score(scans, baseline_p, 0.5),
+        "methods": list(called),
+        **{method: score(scans, p, cut) for method, (p, cut) in called.items()},
         "mci_called_ad": {
-            "network": float((network_p[mci] >= classifier.threshold).mean())
-            if mci.any()
-            else None,
-            "baseline": float((baseline_p[mci] >= 0.5).mean()) if mci.any() else None,
+            method: float((p[mci] >= cut).mean()) if mci.any() else None
+            for method, (p, cut) in called.items()
         },
+        "thresholds": {method: cut for method, (_, cut) in called.items()},
         "cpu_s_probability": float(np.median(seconds)),
         "occlusion": overlap,
         "scans": [
             {
-                "participant": p,
-                "diagnosis": d,
-                "stage": int(s),
-                "network": float(n),
-                "baseline": float(b),
+                "participant": participant,
+                "diagnosis": diagnosis,
+                "stage": int(stage),
+                **{method: float(p[i]) for method, (p, _) in called.items()},
             }
-            for p, d, s, n, b in zip(
-                scans.participant, scans.diagnosis, scans.stage, network_p, baseline_p, strict=True
+            for i, (participant, diagnosis, stage) in enumerate(
+                zip(scans.participant, scans.diagnosis, scans.stage, strict=True)
             )
         ],
     }
+
+
+#: Braak stage groups of the simulator's stage labels (its default diagnosis rule's bands).
+STAGE_GROUPS = {"Braak 0-II": (0, 1, 2), "Braak III-IV": (3, 4), "Braak V-VI": (5, 6)}
+
+
+def calls_by_stage(found: dict) -> list[tuple[str, str, int, dict]]:
+    """(diagnosis, stage group, scans, {method: share called AD}) of one cohort's scans."""
+    rows = []
+    for diagnosis in ("CN", "MCI", "AD"):
+        for group, stages in STAGE_GROUPS.items():
+            scans = [r for r in found["scans"] if r["diagnosis"] == diagnosis]
+            scans = [r for r in scans if r["stage"] in stages]
+            if scans:
+                shares = {
+                    m: float(np.mean([r[m] >= found["thresholds"][m] for r in scans]))
+                    for m in found["methods"]
+                }
+                rows.append((diagnosis, group, len(scans), shares))
+    return rows
 
 
 def _cell(estimate: dict) -> str:
     return f"{estimate['value']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}]"
 
 
-def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
+def method_label(method: str, bundle_meta: dict) -> str:
+    """How a method is named in the tables."""
+    if method == "baseline":
+        return "meta-temporal logistic"
+    if method == "network":
+        name = bundle_meta.get("taupet_bids", {}).get("architecture", {}).get("name")
+        return "DenseNet" if name == "densenet" else "Conv5_FC3 CNN"
+    return method
+
+
+def render(
+    results: dict, bundle_meta: dict, command: str, how_run: str, labelling: str = ""
+) -> str:
     """The docs section: one row per cohort and method, then occlusion and timing."""
     training = bundle_meta.get("taupet_bids", {}).get("training_config", {})
+    labelling = labelling or (
+        "In the simulator the diagnosis follows the Braak stage (0-II CN, III-IV MCI, V-VI AD), "
+        "so AD and CN differ by at least three stages and both methods are near their ceiling; "
+        "the table shows whether the network loses anything against a one-number rule, not "
+        "what it would add on real cohorts, where diagnosis and tau disagree more."
+    )
     lines = [
         START,
         "## AD vs CN classifier (`benchmarks/classification.py`)",
@@ -231,11 +285,7 @@ def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
         "Held-out cohorts: simulated with seeds the classifier never saw, run through "
         f"`taupet-bids ... participant {how_run}`. Baseline: logistic regression on "
         "the app's meta-temporal SUVR, fitted on the classifier's training participants. "
-        "Intervals: 95 % participant bootstrap (2000 resamples). In the simulator the "
-        "diagnosis follows the Braak stage (0-II CN, III-IV MCI, V-VI AD), so AD and CN differ "
-        "by at least three stages and both methods are near their ceiling; the table shows "
-        "whether the network loses anything against a one-number rule, not what it would add "
-        "on real cohorts, where diagnosis and tau disagree more.",
+        f"Intervals: 95 % participant bootstrap (2000 resamples). {labelling}",
         "",
         "| cohort | scans (AD/CN/MCI) | method | accuracy | sensitivity | specificity | ROC AUC "
         "| MCI called AD |",
@@ -244,12 +294,27 @@ def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
     for cohort, found in results.items():
         counts = found["counts"]
         n = f"{counts.get('AD', 0)}/{counts.get('CN', 0)}/{counts.get('MCI', 0)}"
-        for method in ("network", "baseline"):
+        for method in found.get("methods", ("network", "baseline")):
             cells = [_cell(found[method][m]) for m in METRICS]
             mci = found["mci_called_ad"][method]
             mci_cell = "n/a" if mci is None else f"{100 * mci:.0f} %"
-            label = "Conv5_FC3 CNN" if method == "network" else "meta-temporal logistic"
+            label = method_label(method, bundle_meta)
             lines.append(f"| {cohort} | {n} | {label} | " + " | ".join(cells) + f" | {mci_cell} |")
+    methods = next(iter(results.values())).get("methods", ["network", "baseline"])
+    lines += [
+        "",
+        "Share of scans called AD, by diagnosis and simulated Braak stage (where label and tau "
+        "disagree, a method that reads only tau cannot be right):",
+        "",
+        "| cohort | diagnosis | Braak stage | scans | "
+        + " | ".join(method_label(m, bundle_meta) for m in methods)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(methods),
+    ]
+    for cohort, found in results.items():
+        for diagnosis, group, n_scans, shares in calls_by_stage(found):
+            cells = " | ".join(f"{100 * shares[m]:.0f} %" for m in methods)
+            lines.append(f"| {cohort} | {diagnosis} | {group} | {n_scans} | {cells} |")
     lines += [
         "",
         "Maps of AD and MCI scans: occlusion (12 mm occluder at SUVR 1.0) and attribution "
@@ -294,6 +359,23 @@ def render(results: dict, bundle_meta: dict, command: str, how_run: str) -> str:
     return "\n".join(lines)
 
 
+def labelling(cohorts: list) -> str:
+    """How the cohorts' diagnoses were drawn, from their participants.json ('' if by stage)."""
+    for _, _, bids in cohorts:
+        sidecar = Path(bids) / "participants.json"
+        described = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        text = described.get("diagnosis", {}).get("Description", "")
+        if "MMSE" in text:
+            return (
+                "The cohorts' diagnoses were drawn from a simulated MMSE "
+                "(`taupet-bids-simulate --diagnosis clinical`: >= 28 CN, 24-27 MCI, lower AD, "
+                "with a cognitive impairment unrelated to tau in some participants), so label "
+                "and tau disagree in some scans, as in real cohorts; no method that reads tau "
+                "alone can call those right."
+            )
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, required=True)
@@ -317,12 +399,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--occlusion-scans", type=int, default=4, help="AD and MCI scans per cohort that get maps"
     )
+    parser.add_argument(
+        "--alternative",
+        action="append",
+        default=[],
+        metavar="NAME=BUNDLE",
+        help="a second bundle trained on the same split, scored beside the first (no maps)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit docs/")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     classifier = load_classifier(args.bundle)
+    alternatives = {
+        name: load_classifier(path)
+        for name, path in (item.split("=", 1) for item in args.alternative)
+    }
     split = pd.read_csv(args.split, sep="\t")
     if len(args.train) < 2:
         parser.error("--train needs the BIDS dataset and at least one derivatives folder")
@@ -334,13 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, derivatives, bids in args.cohort:
         scans = scan_table(Path(derivatives), Path(bids))
         results[name] = run_cohort(
-            classifier, baseline, scans, args.occlusion_scans, (stage_map, brain)
+            classifier, baseline, scans, args.occlusion_scans, (stage_map, brain), alternatives
         )
-        print(name, json.dumps({k: results[name][k] for k in ("network", "baseline")}))
+        print(name, json.dumps({k: results[name][k] for k in results[name]["methods"]}))
     command = "python benchmarks/classification.py " + shlex.join(
         a if not a.startswith("/") else Path(a).name for a in (argv or sys.argv[1:])
     )
-    section = render(results, classifier.metadata, command, args.pipeline_options)
+    section = render(
+        results, classifier.metadata, command, args.pipeline_options, labelling(args.cohort)
+    )
     print(section)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
