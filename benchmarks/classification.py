@@ -256,9 +256,11 @@ def _cell(estimate: dict) -> str:
 
 
 def method_label(method: str, bundle_meta: dict) -> str:
-    """How a method is named in the tables."""
+    """How a method is named in the tables (``--name`` overrides the bundle's own)."""
     if method == "baseline":
         return "meta-temporal logistic"
+    if method == "network" and bundle_meta.get("benchmark_name"):
+        return bundle_meta["benchmark_name"]
     if method == "network":
         name = bundle_meta.get("taupet_bids", {}).get("architecture", {}).get("name")
         return "DenseNet" if name == "densenet" else "Conv5_FC3 CNN"
@@ -280,7 +282,8 @@ def render(
         START,
         "## AD vs CN classifier (`benchmarks/classification.py`)",
         "",
-        f"Bundle: `ad_classifier` version {bundle_meta.get('version')}. Its training data: "
+        f"Bundle: {method_label('network', bundle_meta)} (`ad_classifier` metadata version "
+        f"{bundle_meta.get('version')}; maps are this bundle's). Its training data: "
         f"{training.get('data_statement') or 'see its model card'} "
         "Held-out cohorts: simulated with seeds the classifier never saw, run through "
         f"`taupet-bids ... participant {how_run}`. Baseline: logistic regression on "
@@ -406,12 +409,31 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=BUNDLE",
         help="a second bundle trained on the same split, scored beside the first (no maps)",
     )
+    parser.add_argument("--name", default="", help="how the --bundle is named in the tables")
+    parser.add_argument(
+        "--from-results",
+        action="store_true",
+        help="re-render the section from benchmarks/results/classification.json (no scoring)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit docs/")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     classifier = load_classifier(args.bundle)
+    meta = {**classifier.metadata, "benchmark_name": args.name}
+    command = "python benchmarks/classification.py " + shlex.join(
+        a if not a.startswith("/") else Path(a).name for a in (argv or sys.argv[1:])
+    )
+    if args.from_results:
+        saved = json.loads(RESULTS.read_text())
+        section = render(
+            saved["results"], meta, saved["command"], args.pipeline_options, labelling(args.cohort)
+        )
+        print(section)
+        if not args.no_write:
+            update_report(REPORT, section, START, END)
+        return 0
     alternatives = {
         name: load_classifier(path)
         for name, path in (item.split("=", 1) for item in args.alternative)
@@ -430,16 +452,12 @@ def main(argv: list[str] | None = None) -> int:
             classifier, baseline, scans, args.occlusion_scans, (stage_map, brain), alternatives
         )
         print(name, json.dumps({k: results[name][k] for k in results[name]["methods"]}))
-    command = "python benchmarks/classification.py " + shlex.join(
-        a if not a.startswith("/") else Path(a).name for a in (argv or sys.argv[1:])
-    )
-    section = render(
-        results, classifier.metadata, command, args.pipeline_options, labelling(args.cohort)
-    )
+    section = render(results, meta, command, args.pipeline_options, labelling(args.cohort))
     print(section)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        saved = {"command": command, "results": results}
+        RESULTS.write_text(json.dumps(saved, indent=2, default=str) + "\n")
         update_report(REPORT, section, START, END)
     return 0
 
