@@ -240,8 +240,9 @@ def calls_by_stage(found: dict) -> list[tuple[str, str, int, dict]]:
     rows = []
     for diagnosis in ("CN", "MCI", "AD"):
         for group, stages in STAGE_GROUPS.items():
-            scans = [r for r in found["scans"] if r["diagnosis"] == diagnosis]
-            scans = [r for r in scans if r["stage"] in stages]
+            scans = [
+                r for r in found["scans"] if r["diagnosis"] == diagnosis and r["stage"] in stages
+            ]
             if scans:
                 shares = {
                     m: float(np.mean([r[m] >= found["thresholds"][m] for r in scans]))

@@ -124,17 +124,26 @@ def _command(config: dict) -> str:
     return " ".join(parts)
 
 
+def _network_name(architecture: dict) -> str:
+    return (
+        "MONAI DenseNet (3-D)"
+        if architecture.get("name") == "densenet"
+        else "Conv5_FC3-style 3-D CNN"
+    )
+
+
 def _network(architecture: dict) -> str:
-    """One sentence naming the network and its size, for the card and the description."""
+    """The network's name and size, for the card."""
     if architecture.get("name") == "densenet":
         return (
-            f"MONAI DenseNet (3-D), {architecture['init_features']} initial features, growth "
-            f"rate {architecture['growth_rate']}, dense blocks of "
+            f"{_network_name(architecture)}, {architecture['init_features']} initial features, "
+            f"growth rate {architecture['growth_rate']}, dense blocks of "
             f"{'-'.join(map(str, architecture['block_config']))} layers, dropout "
             f"{architecture['dropout_prob']:g}"
         )
     return (
-        f"Conv5_FC3-style 3-D CNN, channels {' -> '.join(map(str, architecture['channels']))}, "
+        f"{_network_name(architecture)}, channels "
+        f"{' -> '.join(map(str, architecture['channels']))}, "
         f"fully connected {' -> '.join(map(str, [*architecture['hidden'], len(CLASSES)]))}, "
         f"dropout {architecture['dropout']:g}"
     )
@@ -148,7 +157,7 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
         "changelog": CHANGELOG,
         "name": "taupet-bids AD vs CN tau PET classifier",
         "task": "Classification of template-space tau SUVR images as AD or CN",
-        "description": f"{_network(config.architecture()).split(',')[0]} on 4 mm SUVR, with "
+        "description": f"{_network_name(config.architecture())} on 4 mm SUVR, with "
         "occlusion sensitivity and integrated-gradients attribution.",
         "authors": "taupet-bids developers",
         "copyright": "taupet-bids developers, Apache-2.0",

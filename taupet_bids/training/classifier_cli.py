@@ -6,7 +6,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from taupet_bids.classification.networks import ARCHITECTURES, CHANNELS, DROPOUT, HIDDEN
+from taupet_bids.classification.networks import (
+    ARCHITECTURES,
+    CHANNELS,
+    DENSENET,
+    DROPOUT,
+    HIDDEN,
+)
 from taupet_bids.errors import TaupetError
 from taupet_bids.group import UnusableFile
 from taupet_bids.training.classifier import TrainConfig
@@ -31,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ARCHITECTURES,
         default="conv5fc3",
         help="conv5fc3 (default; ClinicaDL's layout, --channels/--hidden/--dropout) or densenet "
-        "(a small MONAI DenseNet: 16 initial features, growth 8, blocks 2-4-6-4)",
+        f"(a small MONAI DenseNet: {DENSENET['init_features']} initial features, growth "
+        f"{DENSENET['growth_rate']}, blocks {'-'.join(map(str, DENSENET['block_config']))})",
     )
     parser.add_argument(
         "--channels", type=int, nargs=5, default=list(CHANNELS), help="channels of the 5 blocks"
