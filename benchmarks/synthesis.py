@@ -1,18 +1,23 @@
-"""Synthetic tau from T1w on held-out simulated subjects, against two references.
+"""Synthetic PET (tau from T1w or FDG, TSPO from T1w) on held-out simulated subjects, against
+two references.
 
 Usage (the full run simulates two cohorts and runs the app on both; hours on a CPU)::
 
     python benchmarks/synthesis.py --out /tmp/synth-bench [--n-train 40 --n-test 10]
 
 or on derivatives made before (``--train-derivatives D --test-derivatives D --test-bids B``;
-``--steps``, ``--channels`` for a smoke test). Seeds (docs/models.md §10): training cohort and
-network 33, held-out cohort 20267, never looked at while choosing the architecture or steps.
+``--steps``, ``--channels`` for a smoke test). ``--task`` picks the path (default
+``tau-from-t1w``; ``tau-from-fdg`` and ``tspo-from-t1w`` train their own networks, each with its
+task's seed, and write their own section and results file). Seeds (docs/models.md §10): training
+cohort and tau-from-T1w networks 33, held-out cohort 20267, never looked at while choosing the
+architecture or steps.
 
 What is compared, per held-out scan, on the template's 2 mm grid:
 
 - **target**: the app's measured template-space SUVR of the simulated PET (what the network
   was trained to predict), inside the template brain mask, clipped to SUVR [0, 4];
-- **U-Net**: the synthesis bundle trained here on the training cohort;
+- **U-Net** (the task's network: Dense-U-Net for FDG, separable U-Net for TSPO): the synthesis
+  bundle trained here on the training cohort;
 - **cohort mean** (reference): the voxelwise mean of the training targets: a model that does not
   beat it has learned nothing about the person;
 - **oracle** (ceiling): the simulator's noise-free truth degraded only by the PSF (its
@@ -50,14 +55,15 @@ from taupet_bids.core.images import load_3d  # noqa: E402
 from taupet_bids.simulate.truth import find_truth, read_truth_table, truth_value  # noqa: E402
 from taupet_bids.synthesis import inference, preprocessing  # noqa: E402
 from taupet_bids.synthesis.bundle import load_synthesiser  # noqa: E402
+from taupet_bids.synthesis.networks import TASKS  # noqa: E402
 from taupet_bids.training.synthesis import TrainConfig, score, train, truth_images  # noqa: E402
 from taupet_bids.training.synthesis_card import export_trained_bundle  # noqa: E402
 from taupet_bids.training.synthesis_data import find_pairs  # noqa: E402
+from taupet_bids.training.synthesis_tasks import TRAINING  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "benchmarks.md"
-RESULTS = Path(__file__).resolve().parent / "results" / "synthesis.json"
-START, END = "<!-- synthesis:start -->", "<!-- synthesis:end -->"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TRAIN_SEED, TEST_SEED = 33, 20267
 #: The seeds' published figures, on their own data and definitions (docs/synthesis.md).
 PUBLISHED = [
@@ -70,6 +76,30 @@ PUBLISHED = [
     ("seed 004, 3-D U-Net, T1w -> TSPO", "0.0033", "n/a", "n/a", "n/a",
      "per-volume min-max scaling"),
 ]  # fmt: skip
+
+
+#: Each task's section name in docs/benchmarks.md (tau from T1w keeps the first one's) and title.
+SECTIONS = {
+    "tau-from-t1w": ("synthesis", "Synthetic tau PET from T1w (3-D U-Net, MCR-VQGAN)"),
+    "tau-from-fdg": ("synthesis-tau-from-fdg", "Synthetic tau PET from FDG (3-D Dense-U-Net)"),
+    "tspo-from-t1w": ("synthesis-tspo-from-t1w",
+                      "Synthetic TSPO PET from T1w (separable 3-D U-Net with attention)"),
+}  # fmt: skip
+#: The task's network, as the method's row name.
+NETWORK_NAMES = {
+    "tau-from-t1w": "U-Net", "tau-from-fdg": "Dense-U-Net", "tspo-from-t1w": "separable U-Net"
+}  # fmt: skip
+
+
+def markers(task: str) -> tuple[str, str]:
+    """The start and end markers of the task's section."""
+    name = SECTIONS[task][0]
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def results_path(task: str) -> Path:
+    """The task's results file (tau from T1w keeps ``synthesis.json``)."""
+    return RESULTS_DIR / f"{SECTIONS[task][0].replace('-', '_')}.json"
 
 
 def _run(command: list) -> None:
@@ -144,15 +174,15 @@ def regional_rows(method: str, predicted: list[dict], against: list[dict], what:
     return rows
 
 
-def synthesise_all(bundle: Path, test_pairs) -> tuple[list[np.ndarray], float]:
+def synthesise_all(bundle: Path, test_pairs, source: str = "T1w") -> tuple[list[np.ndarray], float]:
     """One bundle's synthetic SUVR of every held-out scan, and its CPU seconds per subject
-    (loading included, one thread)."""
+    (loading included, one thread); ``source`` is the input modality (``T1w`` or ``FDG``)."""
     torch.set_num_threads(1)
     start = time.process_time()
     synthesiser = load_synthesiser(bundle)
     predictions = [
         inference.infer(
-            synthesiser.network, synthesiser.inferer, inference.prepare_file(pair.source)
+            synthesiser.network, synthesiser.inferer, inference.prepare_file(pair.source, source)
         )
         for pair in test_pairs
     ]
@@ -203,13 +233,19 @@ def classifier_check(bundle: Path, images: dict, test_pairs, test_bids: Path | N
 
 
 def evaluate(
-    bundles: dict[str, Path], train_pairs, test_pairs, test_bids: Path, classifier=None
+    bundles: dict[str, Path],
+    train_pairs,
+    test_pairs,
+    test_bids: Path,
+    classifier=None,
+    source: str = "T1w",
 ) -> dict:
     """Every number of the section; ``bundles`` maps a method's name to its trained bundle;
-    ``classifier`` (an AD-vs-CN bundle) adds seed 002's diagnosis check."""
+    ``classifier`` (an AD-vs-CN bundle) adds seed 002's diagnosis check; ``source`` is the
+    task's input modality."""
     methods, cpu_s = {}, {}
     for name, bundle in bundles.items():
-        methods[name], cpu_s[name] = synthesise_all(bundle, test_pairs)
+        methods[name], cpu_s[name] = synthesise_all(bundle, test_pairs, source)
     truth = truth_images(test_pairs)
     cohort_mean = np.mean(truth_images(train_pairs), axis=0).astype(np.float32)
     methods["cohort mean"] = [cohort_mean] * len(truth)
@@ -267,12 +303,13 @@ def classifier_lines(check: dict | None) -> list[str]:
 
 
 def render(args: argparse.Namespace, results: dict) -> str:
+    start, end = markers(args.task)
     lines = [
-        START, "## Synthetic tau PET from T1w (3-D U-Net, MCR-VQGAN)", "",
+        start, f"## {SECTIONS[args.task][1]}", "",
         "Produced by `benchmarks/synthesis.py` "
         f"({' '.join(sys.argv[1:]) or 'defaults'}); measured {time.strftime('%Y-%m-%d')}. "
         f"{results['n_train']} training and {results['n_test']} held-out scans; networks "
-        f"seeded {TRAIN_SEED} (docs/models.md §10). Training cohort: "
+        f"seeded {network_seed(args.task)} (docs/models.md §10). Training cohort: "
         f"`{results['cohorts']['train']}`; held-out cohort: `{results['cohorts']['test']}`. "
         "Voxel metrics inside the template brain mask on SUVR as it is (no per-volume "
         f"scaling), data range {synthesis_metrics.DATA_RANGE:g} SUVR for PSNR and 3-D SSIM "
@@ -298,7 +335,7 @@ def render(args: argparse.Namespace, results: dict) -> str:
         "The seeds' published figures, **theirs, on real data** and their own definitions "
         "(not comparable number for number):", "",
         "| source | MSE | PSNR (dB) | SSIM | regional | definition |", "|---|---|---|---|---|---|",
-        *[f"| {' | '.join(row)} |" for row in PUBLISHED], END,
+        *[f"| {' | '.join(row)} |" for row in PUBLISHED], end,
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -315,14 +352,17 @@ def ensure_cohorts(args: argparse.Namespace) -> None:
         )
 
 
-def held_pairs(args: argparse.Namespace) -> tuple[list, list]:
-    """The (T1w, SUVR) pairs of the training and held-out cohorts, ``--reconstruction`` applied."""
+def held_pairs(args: argparse.Namespace, task: str = "tau-from-t1w") -> tuple[list, list]:
+    """The task's (input, SUVR) pairs of the training and held-out cohorts, ``--reconstruction``
+    applied."""
     train_pairs, _ = find_pairs(
-        [args.train_derivatives], args.out / "t1w_train", reconstruction=args.reconstruction
-    )
+        [args.train_derivatives], args.out / "t1w_train", task=task,
+        reconstruction=args.reconstruction,
+    )  # fmt: skip
     test_pairs, _ = find_pairs(
-        [args.test_derivatives], args.out / "t1w_test", reconstruction=args.reconstruction
-    )
+        [args.test_derivatives], args.out / "t1w_test", task=task,
+        reconstruction=args.reconstruction,
+    )  # fmt: skip
     return train_pairs, test_pairs
 
 
@@ -335,15 +375,22 @@ def simulated_with(bids: Path | None) -> str:
         return "n/a"
 
 
+def network_seed(task: str) -> int:
+    """The seed of the task's network (split, weights, batches): its training default."""
+    return TRAIN_SEED if task == "tau-from-t1w" else TRAINING[task].seed
+
+
 def train_unet(args: argparse.Namespace) -> Path:
-    """The 3-D U-Net trained on the training cohort; its bundle."""
+    """The task's 3-D network trained on the training cohort; its bundle."""
     extra = {}
-    if args.channels:
+    if args.channels and args.task == "tau-from-t1w":
         extra = {"channels": args.channels, "strides": args.strides, "num_res_units": 0}
+    elif args.channels:
+        extra = {"features": args.channels}
     config = TrainConfig(
-        args.out / "training", [args.train_derivatives], seed=TRAIN_SEED, steps=args.steps,
-        reconstruction=args.reconstruction, threads=args.threads,
-        checkpoint_every=max(1, min(50, args.steps)), **extra,
+        args.out / "training", [args.train_derivatives], task=args.task,
+        seed=network_seed(args.task), steps=args.steps, reconstruction=args.reconstruction,
+        threads=args.threads, checkpoint_every=max(1, min(50, args.steps)), **extra,
     )  # fmt: skip
     return export_trained_bundle(config, train(config), args.out / "bundle")
 
@@ -370,6 +417,11 @@ ARCHITECTURES = {"unet": ("U-Net", train_unet), "vqgan": ("MCR-VQGAN", train_vqg
 def bundles_to_score(args: argparse.Namespace) -> dict[str, Path]:
     """Each asked architecture's bundle: given with ``--bundle ARCH=PATH``, else trained."""
     given = dict(item.split("=", 1) for item in args.bundle)
+    if args.task != "tau-from-t1w":
+        if set(args.architectures) - {"unet"} or set(given) - {"unet"}:
+            raise SystemExit(f"--task {args.task}: only its own network (unet) is trained here")
+        name = NETWORK_NAMES[args.task]
+        return {name: Path(given["unet"]) if "unet" in given else train_unet(args)}
     return {
         ARCHITECTURES[arch][0]: Path(given[arch]) if arch in given else ARCHITECTURES[arch][1](args)
         for arch in args.architectures
@@ -382,6 +434,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=40)
     parser.add_argument("--n-test", type=int, default=10)
     parser.add_argument("--anatomy", choices=("other", "template"), default="other")
+    parser.add_argument("--task", choices=sorted(TASKS), default="tau-from-t1w")
     parser.add_argument("--train-derivatives", type=Path)
     parser.add_argument("--train-bids", type=Path, help="its dataset (for the report)")
     parser.add_argument("--test-derivatives", type=Path)
@@ -391,7 +444,11 @@ def main() -> None:
         help="only targets with this rec- label (ctac: the PET/CT of a cohort of PET/MR pairs)",
     )  # fmt: skip
     parser.add_argument(
-        "--architectures", nargs="+", choices=sorted(ARCHITECTURES), default=["unet", "vqgan"]
+        "--architectures",
+        nargs="+",
+        choices=sorted(ARCHITECTURES),
+        default=None,
+        help="tau-from-t1w: unet and vqgan (default both); other tasks: their own network only",
     )
     parser.add_argument(
         "--bundle", action="append", default=[], metavar="ARCH=PATH",
@@ -408,22 +465,27 @@ def main() -> None:
         "--classifier", type=Path, help="an AD-vs-CN bundle: adds seed 002's diagnosis check"
     )
     parser.add_argument("--report", type=Path, default=REPORT)
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path)
     args = parser.parse_args()
+    if args.architectures is None:
+        args.architectures = ["unet", "vqgan"] if args.task == "tau-from-t1w" else ["unet"]
+    args.results = args.results or results_path(args.task)
     templates.ensure_templateflow()
     ensure_cohorts(args)
     bundles = bundles_to_score(args)
-    train_pairs, test_pairs = held_pairs(args)
+    train_pairs, test_pairs = held_pairs(args, args.task)
+    classifier = args.classifier if TASKS[args.task].target == "tau" else None
     results = evaluate(
-        bundles, train_pairs, test_pairs, args.test_bids or args.test_derivatives, args.classifier
-    )
+        bundles, train_pairs, test_pairs, args.test_bids or args.test_derivatives, classifier,
+        TASKS[args.task].source,
+    )  # fmt: skip
     results["cohorts"] = {
         "train": simulated_with(args.train_bids), "test": simulated_with(args.test_bids)
     }  # fmt: skip
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=float) + "\n")
-    update_report(args.report, render(args, results), START, END)
-    print(f"wrote {args.results} and the synthesis section of {args.report}")
+    update_report(args.report, render(args, results), *markers(args.task))
+    print(f"wrote {args.results} and the {SECTIONS[args.task][0]} section of {args.report}")
 
 
 if __name__ == "__main__":
