@@ -91,15 +91,14 @@ NETWORK_NAMES = {
 }  # fmt: skip
 
 
-def markers(task: str) -> tuple[str, str]:
-    """The start and end markers of the task's section."""
-    name = SECTIONS[task][0]
+def markers(name: str) -> tuple[str, str]:
+    """The start and end markers of a section."""
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def results_path(task: str) -> Path:
-    """The task's results file (tau from T1w keeps ``synthesis.json``)."""
-    return RESULTS_DIR / f"{SECTIONS[task][0].replace('-', '_')}.json"
+def results_path(name: str) -> Path:
+    """A section's results file (tau from T1w's first section keeps ``synthesis.json``)."""
+    return RESULTS_DIR / f"{name.replace('-', '_')}.json"
 
 
 def _run(command: list) -> None:
@@ -303,9 +302,9 @@ def classifier_lines(check: dict | None) -> list[str]:
 
 
 def render(args: argparse.Namespace, results: dict) -> str:
-    start, end = markers(args.task)
+    start, end = markers(args.section)
     lines = [
-        start, f"## {SECTIONS[args.task][1]}", "",
+        start, f"## {args.title}", "",
         "Produced by `benchmarks/synthesis.py` "
         f"({' '.join(sys.argv[1:]) or 'defaults'}); measured {time.strftime('%Y-%m-%d')}. "
         f"{results['n_train']} training and {results['n_test']} held-out scans; networks "
@@ -465,11 +464,17 @@ def main() -> None:
         "--classifier", type=Path, help="an AD-vs-CN bundle: adds seed 002's diagnosis check"
     )
     parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument(
+        "--section", help="section name in the report (default: the task's); also names the results"
+    )
+    parser.add_argument("--title", help="the section's heading (default: the task's)")
     parser.add_argument("--results", type=Path)
     args = parser.parse_args()
     if args.architectures is None:
         args.architectures = ["unet", "vqgan"] if args.task == "tau-from-t1w" else ["unet"]
-    args.results = args.results or results_path(args.task)
+    args.section = args.section or SECTIONS[args.task][0]
+    args.title = args.title or SECTIONS[args.task][1]
+    args.results = args.results or results_path(args.section)
     templates.ensure_templateflow()
     ensure_cohorts(args)
     bundles = bundles_to_score(args)
@@ -484,8 +489,8 @@ def main() -> None:
     }  # fmt: skip
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=float) + "\n")
-    update_report(args.report, render(args, results), *markers(args.task))
-    print(f"wrote {args.results} and the {SECTIONS[args.task][0]} section of {args.report}")
+    update_report(args.report, render(args, results), *markers(args.section))
+    print(f"wrote {args.results} and the {args.section} section of {args.report}")
 
 
 if __name__ == "__main__":
