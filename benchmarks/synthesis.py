@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -306,7 +307,7 @@ def render(args: argparse.Namespace, results: dict) -> str:
     lines = [
         start, f"## {args.title}", "",
         "Produced by `benchmarks/synthesis.py` "
-        f"({' '.join(sys.argv[1:]) or 'defaults'}); measured {time.strftime('%Y-%m-%d')}. "
+        f"({shlex.join(sys.argv[1:]) or 'defaults'}); measured {time.strftime('%Y-%m-%d')}. "
         f"{results['n_train']} training and {results['n_test']} held-out scans; networks "
         f"seeded {network_seed(args.task)} (docs/models.md §10). Training cohort: "
         f"`{results['cohorts']['train']}`; held-out cohort: `{results['cohorts']['test']}`. "
