@@ -287,29 +287,49 @@ def summarise_accuracy(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _subject_session(name: str) -> tuple[str | None, str | None]:
+    """The ``sub`` and ``ses`` labels in a node folder's name (``sub_001_ses_M000_...``)."""
+    parts = name.split("_")
+    label = {key: parts[i + 1] for i, key in enumerate(parts[:-1]) if key in ("sub", "ses")}
+    return label.get("sub"), label.get("ses")
+
+
 def load_node_costs(work_dir: Path) -> pd.DataFrame:
-    """Duration (and peak memory, if monitored) of every node, from Nipype's result files."""
+    """Duration (and peak memory, if monitored) of every node, from Nipype's result files.
+
+    A session's T1w workflow (``anat_*``) is shared by its scans: its nodes are reported under
+    the stage ``anat_wf`` of each scan of that subject and session, their time split evenly."""
     from nipype.pipeline.engine.utils import load_resultfile
 
     rows = []
     root = work_dir / "taupet_participant_wf"
+    scans = [p.name.removeprefix("scan_") for p in sorted(root.glob("scan_*")) if p.is_dir()]
     # Sub-workflows nest (quantification_wf/coregistration_wf/...): search every depth and
     # attribute each node to the scan and the top-level stage it belongs to.
-    for path in sorted(root.glob("scan_*/**/result_*.pklz")):
+    for path in sorted(root.glob("scan_*/**/result_*.pklz")) + sorted(
+        root.glob("anat_*/**/result_*.pklz")
+    ):
         node_dir = path.parent
-        scan_dir, stage, *inner = node_dir.relative_to(root).parts
+        top, *inner = node_dir.relative_to(root).parts
+        if top.startswith("scan_"):
+            owners, stage = [top.removeprefix("scan_")], inner.pop(0)
+        else:
+            owners = [s for s in scans if _subject_session(s) == _subject_session(top)]
+            stage = "anat_wf"
         runtime = load_resultfile(str(path)).runtime
         runtimes = runtime if isinstance(runtime, list) else [runtime]
         memory = [getattr(r, "mem_peak_gb", None) for r in runtimes]
-        rows.append(
-            {
-                "scan": scan_dir.removeprefix("scan_"),
-                "subworkflow": stage,
-                "node": "/".join(inner),
-                "duration_s": sum(getattr(r, "duration", 0.0) or 0.0 for r in runtimes),
-                "mem_peak_gb": max((m for m in memory if m is not None), default=np.nan),
-            }
-        )
+        duration = sum(getattr(r, "duration", 0.0) or 0.0 for r in runtimes)
+        for owner in owners:
+            rows.append(
+                {
+                    "scan": owner,
+                    "subworkflow": stage,
+                    "node": "/".join(inner),
+                    "duration_s": duration / len(owners),
+                    "mem_peak_gb": max((m for m in memory if m is not None), default=np.nan),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -377,7 +377,7 @@ class SynthesisPlan:
 
     From a T1w: sessions are found by their T1w, not their PET, so a T1w-only session gets its
     synthetic image too. When an MR-based scan of the same T1w is planned, its T1w registration
-    is reused (:attr:`scan_name`); otherwise the synthesis graph registers the T1w itself.
+    is reused (:attr:`scan_name`); otherwise the session's T1w tasks share one registration.
     From an FDG scan (:attr:`input_pet`): the scan is planned like any other (``--tracer FDG``)
     and its template-space SUVR (:attr:`scan_name`'s) is the network's input.
     """

@@ -118,8 +118,18 @@ def test_scans_differing_by_task_or_run_do_not_collide(tmp_path) -> None:
     for attribute in ("name", "staging_dir", "marker"):
         assert len({getattr(plan, attribute) for plan in plans}) == len(plans), attribute
     graph = init_participant_wf(plans, tmp_path / "work")
-    scans = {name.split(".")[0] for name in graph.list_node_names()}
-    assert scans == {f"scan_{plan.name}" for plan in plans}
+    top = {name.split(".")[0] for name in graph.list_node_names()}
+    assert {name for name in top if name.startswith("scan_")} == {
+        f"scan_{plan.name}" for plan in plans
+    }
+    # the session's one T1w is registered once, for all three scans
+    assert {name for name in top if not name.startswith("scan_")} == {
+        "anat_sub_01_ses_01_acq_mprage_run_1_T1w_gm"
+    }
+    fed = {
+        target.name for source, target in graph._graph.edges() if source.name.startswith("anat_")
+    }
+    assert fed == {f"scan_{plan.name}" for plan in plans}
 
 
 def _input_file(folder: Path, sink) -> Path:

@@ -416,7 +416,7 @@ def test_methods_boilerplate_names_versions(cohort: Run) -> None:
 
 
 def test_rerun_reuses_finished_steps(cohort: Run) -> None:
-    n4_results = sorted(cohort.work.rglob("scan_sub_001_*/anat_wf/n4/result_n4.pklz"))
+    n4_results = sorted(cohort.work.rglob("anat_sub_001_*/n4/result_n4.pklz"))
     assert len(n4_results) == 1
     before = n4_results[0].stat().st_mtime
     done = taupet_bids(

@@ -82,10 +82,14 @@ def test_every_session_with_a_t1w_gets_a_labelled_synthetic_image(run):
             assert json.loads(table.with_suffix(".json").read_text())["Synthetic"] is True
         t1w = run["out"] / subject / "anat" / f"{subject}_{SPACE}_res-2_desc-preproc_T1w.nii.gz"
         assert nib.load(t1w).shape == (91, 109, 91)
-    # sub-001's synthesis took the scan's T1w registration; sub-002 registered its own T1w.
+    # sub-001's synthesis took the scan's T1w registration; sub-002 (T1w only) registered its
+    # T1w once, for both tasks; no synthesis graph registers a T1w of its own.
     graph = run["work"] / "taupet_participant_wf"
-    assert not (graph / "synth_tau_from_t1w_sub_001" / "anat_wf").exists()
-    assert (graph / "synth_tau_from_t1w_sub_002" / "anat_wf").is_dir()
+    assert sorted(p.name for p in graph.glob("anat_*")) == [
+        "anat_sub_001_T1w",
+        "anat_sub_002_T1w",
+    ]
+    assert not list(graph.glob("synth_*/anat_wf"))
 
 
 def test_tspo_from_t1w_is_written_beside_the_tau_and_never_shares_its_name(run):
@@ -99,6 +103,7 @@ def test_tspo_from_t1w_is_written_beside_the_tau_and_never_shares_its_name(run):
         assert _image(run, subject).is_file() and _image(run, subject) != image
     graph = run["work"] / "taupet_participant_wf"
     assert not (graph / "synth_tspo_from_t1w_sub_001" / "anat_wf").exists()
+    assert not (graph / "synth_tspo_from_t1w_sub_002" / "anat_wf").exists()
 
 
 def test_the_report_labels_the_synthetic_image_beside_the_measured_one(run):

@@ -234,8 +234,9 @@ def _describe_output(config: RunConfig) -> None:
         _write_whole(ignore, "\n".join([*present, *missing]) + "\n")
 
 
-def _crash_reason(config: RunConfig, name: str, prefix: str = "scan_") -> str:
-    """The last line of the first Nipype crash report of one scan (or synthesis workflow)."""
+def _crash_reason(config: RunConfig, *workflows: str) -> str:
+    """The last line of the first Nipype crash report of one scan (or synthesis workflow), or
+    of the T1w workflow it depends on; ``workflows`` are their names in the graph."""
     from nipype.utils.filemanip import loadcrash
 
     for crash in sorted((config.work_dir / "crashes").glob("crash-*.pklz")):
@@ -243,7 +244,8 @@ def _crash_reason(config: RunConfig, name: str, prefix: str = "scan_") -> str:
             report = loadcrash(str(crash))
         except Exception:  # noqa: BLE001 - a crash file we cannot read is someone else's
             continue
-        if f"{prefix}{name}." not in getattr(report.get("node"), "fullname", ""):
+        fullname = getattr(report.get("node"), "fullname", "")
+        if not any(f".{name}." in f".{fullname}" for name in workflows):
             continue
         lines = [line for line in "".join(report["traceback"]).splitlines() if line.strip()]
         return f"{lines[-1].strip() if lines else 'failed'} (details: {crash})"
@@ -399,7 +401,7 @@ def process_scans(config: RunConfig, plans: list, synthesis: list = ()) -> list[
     when its commit node ran."""
     from taupet_bids.cli.multiproc import ReportingMultiProcPlugin
     from taupet_bids.plan import reset_scan_folders
-    from taupet_bids.workflows.base import init_participant_wf
+    from taupet_bids.workflows.base import anat_name, init_participant_wf
 
     if not plans and not synthesis:
         return []
@@ -425,11 +427,15 @@ def process_scans(config: RunConfig, plans: list, synthesis: list = ()) -> list[
     outcomes = []
     for plan in plans:
         done = plan.marker.exists()
-        reason = "" if done else _crash_reason(config, plan.name)
+        anat = [] if plan.mr_less else [anat_name(plan)]
+        reason = "" if done else _crash_reason(config, f"scan_{plan.name}", *anat)
         outcomes.append(ScanOutcome(plan.pet, done, reason))
+    by_name = {plan.name: plan for plan in plans}
     for plan in synthesis:
         done = plan.marker.exists()
-        reason = "" if done else _crash_reason(config, plan.name, prefix="")
+        registered = by_name.get(plan.scan_name, plan)  # whose T1w workflow it takes
+        anat = [] if plan.input_pet is not None else [anat_name(registered)]
+        reason = "" if done else _crash_reason(config, plan.name, *anat)
         # Named by its input: the T1w, or the FDG scan of tau-from-fdg.
         outcomes.append(ScanOutcome(plan.t1w or plan.input_pet, done, reason))
     return outcomes

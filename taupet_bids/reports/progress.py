@@ -2,7 +2,8 @@
 
 Nipype calls ``status_callback(node, status)`` as nodes start, end or crash. Logging every node
 would drown the terminal, so a line is written only when a scan enters a new stage (PET
-preprocessing, T1w, quantification, outputs), finishes, or fails, with the running count.
+preprocessing, quantification, outputs), finishes, or fails, and when a T1w workflow (shared by
+the scans of its session) starts or fails, with the running count.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class ProgressTracker:
         return scan, stage
 
     def __call__(self, node, status: str) -> None:
-        scan, stage = self._where(getattr(node, "fullname", ""))
+        fullname = getattr(node, "fullname", "")
+        scan, stage = self._where(fullname)
         if scan is None:
+            self._anat(fullname, node, status)
             return
         with self._lock:
             if status == "exception" and scan not in self.failed:
@@ -51,6 +54,20 @@ class ProgressTracker:
             elif status == "start" and stage and self.stage.get(scan) != stage:
                 self.stage[scan] = stage
                 LOG.info("[%s] %s: %s", self.count(), scan, stage)
+
+    def _anat(self, fullname: str, node, status: str) -> None:
+        """A shared T1w workflow (``taupet_participant_wf.anat_sub_01_T1w.n4``): it belongs to
+        no one scan, so it is logged under its own name and not counted."""
+        anat = next((p.removeprefix("anat_") for p in fullname.split(".") if p.startswith("anat_")),
+                    None)  # fmt: skip
+        if anat is None:
+            return
+        with self._lock:
+            if status == "exception":
+                LOG.info("[%s] T1w %s: failed at %s", self.count(), anat, node.name)
+            elif status == "start" and self.stage.get(f"anat_{anat}") is None:
+                self.stage[f"anat_{anat}"] = STAGES["anat_wf"]
+                LOG.info("[%s] T1w %s: %s", self.count(), anat, STAGES["anat_wf"])
 
     def count(self) -> str:
         """``3/10 done, 1 failed``."""

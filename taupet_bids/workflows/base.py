@@ -1,7 +1,9 @@
-"""The participant-level graph: one sub-workflow per PET scan, all run by one Nipype plugin."""
+"""The participant-level graph: one sub-workflow per PET scan, one T1w workflow per T1w (shared
+by the scans of its session), all run by one Nipype plugin."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from nipype.pipeline import engine as pe
@@ -24,7 +26,8 @@ ANAT_TO_QUANT = ("t1w_brain", "t1w_mask", "t1w2std_xfm", "std2t1w_xfm", "std2t1w
 
 
 def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
-    """Everything for one PET scan: preprocessing, quantification, QC, derivatives.
+    """Everything for one PET scan: preprocessing, quantification, QC, derivatives; an
+    MR-based scan's T1w workflow is added beside it by :func:`connect_anat`.
 
     Building the graph touches no file: :func:`taupet_bids.plan.reset_scan_folders` prepares
     the staging folder before the graph runs.
@@ -69,23 +72,32 @@ def init_scan_wf(plan: ScanPlan) -> pe.Workflow:
             ]),
         ])  # fmt: skip
     if not plan.mr_less:
-        anat_wf = init_anat_wf(plan)
-        anat_wf.inputs.inputnode.t1w = str(plan.t1w)
         outputs_wf.inputs.inputnode.t1w_source = str(plan.t1w)
-        workflow.connect([
-            (anat_wf, quant_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_TO_QUANT]),
-            (anat_wf, outputs_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS]),
-            (anat_wf, qc_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in reportlets.FROM_ANAT]),
-        ])  # fmt: skip
-        if plan.subject_gm:
-            workflow.connect(
-                [(anat_wf, quant_wf, [("outputnode.tissues_std", "inputnode.tissues_std")])]
-            )
-        if plan.harmonize and plan.harmonization_anatomy == "subject":
-            workflow.connect(
-                [(anat_wf, harmonise_wf, [("outputnode.t1w_std", "inputnode.t1w_std")])]
-            )
     return workflow
+
+
+def anat_name(plan: ScanPlan) -> str:
+    """The T1w workflow's name: one per T1w file and tissue option, so the scans of a session
+    (tau and FDG, a PET/MR and a PET/CT, several runs) register their T1w once, and a later
+    run with another ``--tracer`` and the same work folder finds that registration done."""
+    stem = re.sub(r"[^0-9A-Za-z]+", "_", Path(plan.t1w).name.split(".")[0])
+    return f"anat_{stem}" + ("_gm" if plan.subject_gm else "")
+
+
+def connect_anat(workflow: pe.Workflow, anat_wf: pe.Workflow, scan_wf: pe.Workflow,
+                 plan: ScanPlan) -> None:  # fmt: skip
+    """Feed one MR-based scan's workflow from its session's T1w workflow."""
+    into = {
+        "quantification_wf": list(ANAT_TO_QUANT) + (["tissues_std"] if plan.subject_gm else []),
+        "outputs_wf": list(ANAT_FIELDS),
+        "reportlets_wf": list(reportlets.FROM_ANAT),
+    }
+    if plan.harmonize and plan.harmonization_anatomy == "subject":
+        into["harmonisation_wf"] = ["t1w_std"]
+    workflow.connect([
+        (anat_wf, scan_wf, [(f"outputnode.{f}", f"{sub}.inputnode.{f}") for f in fields])
+        for sub, fields in into.items()
+    ])  # fmt: skip
 
 
 def init_participant_wf(
@@ -96,9 +108,9 @@ def init_participant_wf(
 ) -> pe.Workflow:
     """One graph over every scan, so the plugin can run participants in parallel.
 
-    ``--synthesize`` adds one workflow per task and session; one whose T1w an MR-based scan
-    registers anyway takes that scan's registration instead of running its own, and one from
-    FDG takes its FDG scan's template-space SUVR.
+    ``--synthesize`` adds one workflow per task and session; one from a T1w takes the session's
+    T1w workflow (the one its MR-based scans use, or one of its own that every T1w task of the
+    session shares), and one from FDG takes its FDG scan's template-space SUVR.
     """
     workflow = pe.Workflow(name="taupet_participant_wf", base_dir=str(work_dir))
     workflow.config["execution"].update(
@@ -112,14 +124,27 @@ def init_participant_wf(
     )
     scans = {plan.name: init_scan_wf(plan) for plan in plans}
     workflow.add_nodes(list(scans.values()))
+    anats: dict[str, pe.Workflow] = {}
+
+    def anat_of(plan: ScanPlan | SynthesisPlan) -> pe.Workflow:
+        name = anat_name(plan)
+        if name not in anats:
+            anats[name] = init_anat_wf(plan, name=name)
+            anats[name].inputs.inputnode.t1w = str(plan.t1w)
+        return anats[name]
+
+    for plan in plans:
+        if not plan.mr_less:
+            connect_anat(workflow, anat_of(plan), scans[plan.name], plan)
+    by_name = {plan.name: plan for plan in plans}
     for plan in synthesis_plans:
         synth_wf = synthesis.init_synthesis_wf(plan, str(bids_dir))
-        if plan.scan_name is None:
-            workflow.add_nodes([synth_wf])
-            continue
         if plan.input_pet is not None:
             links = list(synthesis.FROM_SCAN.items())
-        else:
-            links = [(f"anat_wf.outputnode.{f}", f"inputnode.{f}") for f in synthesis.FROM_ANAT]
-        workflow.connect([(scans[plan.scan_name], synth_wf, links)])
+            workflow.connect([(scans[plan.scan_name], synth_wf, links)])
+            continue
+        # a T1w-only session's tasks (tau and TSPO from T1w) share one registration too
+        anat = anat_of(by_name[plan.scan_name] if plan.scan_name else plan)
+        links = [(f"outputnode.{f}", f"inputnode.{f}") for f in synthesis.FROM_ANAT]
+        workflow.connect([(anat, synth_wf, links)])
     return workflow

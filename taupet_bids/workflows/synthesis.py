@@ -12,7 +12,6 @@ from taupet_bids.interfaces.derivatives import CommitDerivatives
 from taupet_bids.interfaces.registration import ApplyTransforms
 from taupet_bids.interfaces.synthesis import StageSynthetic, SynthesizePET
 from taupet_bids.plan import SynthesisPlan
-from taupet_bids.workflows.anat import init_anat_wf
 from taupet_bids.workflows.tables import init_tables_wf
 
 #: What the synthesis needs from a T1w workflow.
@@ -28,8 +27,9 @@ def _bids_uri(raw: str, bids_dir: str) -> str:
 
 
 def init_synthesis_wf(plan: SynthesisPlan, bids_dir: str) -> pe.Workflow:
-    """inputs: :data:`FROM_ANAT` of the session's T1w workflow; or, when no planned scan has
-    this T1w (``plan.scan_name`` None), the workflow registers the T1w itself.
+    """inputs: :data:`FROM_ANAT` of the session's T1w workflow (connected by
+    :func:`taupet_bids.workflows.base.init_participant_wf`, which shares it between the scans and
+    tasks of the session).
 
     The T1w after N4 is resampled to the template's 2 mm grid with its own registration, the
     bundle synthesises SUVR from it, the regional tables are made as a real scan's (template
@@ -58,10 +58,6 @@ def init_synthesis_wf(plan: SynthesisPlan, bids_dir: str) -> pe.Workflow:
         (to_template, stage, [("out_file", "t1w_std")]),
         (stage, commit, [("out_files", "staged_files")]),
     ])  # fmt: skip
-    if plan.scan_name is None:
-        anat_wf = init_anat_wf(plan)
-        anat_wf.inputs.inputnode.t1w = str(plan.t1w)
-        workflow.connect([(anat_wf, inputnode, [(f"outputnode.{f}", f) for f in FROM_ANAT])])
     return workflow
 
 
