@@ -401,7 +401,7 @@ def process_scans(config: RunConfig, plans: list, synthesis: list = ()) -> list[
     when its commit node ran."""
     from taupet_bids.cli.multiproc import ReportingMultiProcPlugin
     from taupet_bids.plan import reset_scan_folders
-    from taupet_bids.workflows.base import anat_name, init_participant_wf
+    from taupet_bids.workflows.base import anat_name, init_participant_wf, registering_plan
 
     if not plans and not synthesis:
         return []
@@ -433,7 +433,7 @@ def process_scans(config: RunConfig, plans: list, synthesis: list = ()) -> list[
     by_name = {plan.name: plan for plan in plans}
     for plan in synthesis:
         done = plan.marker.exists()
-        registered = by_name.get(plan.scan_name, plan)  # whose T1w workflow it takes
+        registered = registering_plan(plan, by_name)
         anat = [] if plan.input_pet is not None else [anat_name(registered)]
         reason = "" if done else _crash_reason(config, plan.name, *anat)
         # Named by its input: the T1w, or the FDG scan of tau-from-fdg.

@@ -84,6 +84,14 @@ def anat_name(plan: ScanPlan) -> str:
     return f"anat_{stem}" + ("_gm" if plan.subject_gm else "")
 
 
+def registering_plan(
+    plan: SynthesisPlan, plans_by_name: dict[str, ScanPlan]
+) -> ScanPlan | SynthesisPlan:
+    """The plan whose T1w workflow a T1w synthesis task takes: its session's MR-based scan,
+    or the task itself in a T1w-only session."""
+    return plans_by_name.get(plan.scan_name, plan)
+
+
 def connect_anat(workflow: pe.Workflow, anat_wf: pe.Workflow, scan_wf: pe.Workflow,
                  plan: ScanPlan) -> None:  # fmt: skip
     """Feed one MR-based scan's workflow from its session's T1w workflow."""
@@ -144,7 +152,7 @@ def init_participant_wf(
             workflow.connect([(scans[plan.scan_name], synth_wf, links)])
             continue
         # a T1w-only session's tasks (tau and TSPO from T1w) share one registration too
-        anat = anat_of(by_name[plan.scan_name] if plan.scan_name else plan)
+        anat = anat_of(registering_plan(plan, by_name))
         links = [(f"outputnode.{f}", f"inputnode.{f}") for f in synthesis.FROM_ANAT]
         workflow.connect([(anat, synth_wf, links)])
     return workflow
