@@ -109,7 +109,8 @@ def test_chromium_is_installed() -> None:
 
 
 def test_progress_and_summary_are_logged(run: Run) -> None:
-    assert "sub_001_ses_M000_trc_18FAV1451: T1w registration" in run.log
+    assert "T1w sub_001_ses_M000_T1w_gm: T1w registration" in run.log
+    assert "sub_001_ses_M000_trc_18FAV1451: PET preprocessing" in run.log
     assert "[4/4 done]" in run.log
     assert "Finished: 4 of 4 scan(s) succeeded" in run.log
     assert "Group report:" in run.log
