@@ -16,8 +16,9 @@ instead, whose outline every tracer shows (any tissue has some signal, air has n
   PET's outline from the template's.
 - **Reference placement.** ``ReferenceInHead`` is the fraction of the reference mask inside the
   PET's head; ``PosteriorFossaOutlineMm`` is the mean distance of the PET's outline from the
-  template's at the outline points nearest the reference region (the occiput over the
-  cerebellum), where a reference mask that slid below or behind the cerebellum shows first.
+  template's at the outline points nearest the cerebellum (the occiput over it), where a
+  cerebellar reference mask that slid below or behind the cerebellum shows first (the same
+  points for every reference region).
 - **Refinement disagreement** (``network+ants``): how far the short affine refinement moved the
   template brain from where the network put it (mean, mm).
 - **Brain check**: how far a second short registration moves the template brain to fit the
@@ -60,8 +61,9 @@ HEAD_ITERATIONS = 2
 VAULT_MIN_Z_MM = -10.0
 #: Outline points this close to the edge of the PET's field of view are left out.
 FOV_MARGIN_MM = 8.0
-#: Outline points within this distance of the reference mask make the posterior fossa check.
+#: Outline points within this distance of this template region make the posterior fossa check.
 REFERENCE_NEIGHBOURHOOD_MM = 40.0
+FOSSA_REGION = "InfCerebGrey"
 #: Fewer outline points than this: the fit is not attempted (values NaN, no flag).
 MIN_OUTLINE_POINTS = 200
 
@@ -253,7 +255,7 @@ def geometry_qc(
     values["ReferenceInHead"] = (  # its part in the field of view: coverage is flagged apart
         round(float(pet_head[seen].mean()), 4) if seen.any() else float("nan")
     )
-    fossa = _posterior_fossa(reference, voxel_mm)[outline.mask] & slab[outline.mask]
+    fossa = _posterior_fossa()[outline.mask] & slab[outline.mask]
     values["PosteriorFossaOutlineMm"] = (
         round(float(np.abs(pet_distance[fossa]).mean()), 2)
         if fossa.sum() >= MIN_OUTLINE_POINTS // 4
@@ -266,14 +268,22 @@ def geometry_qc(
     return {**values, "GeometryFlags": geometry_flags(values)}
 
 
-def _posterior_fossa(reference: np.ndarray, voxel_mm: float) -> np.ndarray:
-    """Voxels within :data:`REFERENCE_NEIGHBOURHOOD_MM` of the reference and behind its centre
-    (the occiput over the cerebellum; the skull base in front of it is left out)."""
-    if not reference.any():
-        return np.zeros(reference.shape, bool)
-    near = ndimage.distance_transform_edt(~reference, sampling=voxel_mm)
-    behind = np.arange(reference.shape[1]) < ndimage.center_of_mass(reference)[1]
+@cache
+def _posterior_fossa() -> np.ndarray:
+    """Voxels within :data:`REFERENCE_NEIGHBOURHOOD_MM` of the template's inferior cerebellar
+    grey and behind its centre (the occiput over the cerebellum; the skull base in front of it
+    is left out).
+
+    The same region whatever the scan's reference: near the pons (FDG's reference) the nearest
+    outline is the neck and skull base, which differ between people by centimetres, so a
+    correctly normalised FDG scan was flagged there; a reference that slid with the brain moves
+    the occiput over the cerebellum as well.
+    """
+    cerebellum = np.asarray(nib.load(templates.reference_mask_path(FOSSA_REGION)).dataobj) > 0
     head, affine = template_head()
+    voxel_mm = float(abs(affine[0, 0]))
+    near = ndimage.distance_transform_edt(~cerebellum, sampling=voxel_mm)
+    behind = np.arange(cerebellum.shape[1]) < ndimage.center_of_mass(cerebellum)[1]
     if affine[1, 1] < 0:  # y axis runs posterior: "behind" is the other side
         behind = ~behind
     return (near <= REFERENCE_NEIGHBOURHOOD_MM) & behind[None, :, None]
