@@ -85,7 +85,7 @@ def test_a_correct_normalisation_is_not_flagged_whatever_the_tracer(phantoms, pa
 def test_an_fdg_scan_with_the_pons_reference_is_not_flagged_near_its_reference(phantoms):
     """The posterior fossa check reads the occiput over the cerebellum whatever the reference:
     near the pons the nearest outline is the neck, which differs between people (every FDG scan
-    of a simulated cohort was flagged there at 25-30 mm before)."""
+    of a simulated cohort was flagged there at 9-30 mm before)."""
     pet = _on_template(phantoms, "fdg")
     pons = np.asarray(nib.load(templates.reference_mask_path("Pons")).dataobj) > 0
     values = geometry_qc.geometry_qc(pet, pons)

@@ -62,7 +62,7 @@ VAULT_MIN_Z_MM = -10.0
 #: Outline points this close to the edge of the PET's field of view are left out.
 FOV_MARGIN_MM = 8.0
 #: Outline points within this distance of this template region make the posterior fossa check.
-REFERENCE_NEIGHBOURHOOD_MM = 40.0
+FOSSA_NEIGHBOURHOOD_MM = 40.0
 FOSSA_REGION = "InfCerebGrey"
 #: Fewer outline points than this: the fit is not attempted (values NaN, no flag).
 MIN_OUTLINE_POINTS = 200
@@ -270,7 +270,7 @@ def geometry_qc(
 
 @cache
 def _posterior_fossa() -> np.ndarray:
-    """Voxels within :data:`REFERENCE_NEIGHBOURHOOD_MM` of the template's inferior cerebellar
+    """Voxels within :data:`FOSSA_NEIGHBOURHOOD_MM` of the template's inferior cerebellar
     grey and behind its centre (the occiput over the cerebellum; the skull base in front of it
     is left out).
 
@@ -280,13 +280,13 @@ def _posterior_fossa() -> np.ndarray:
     the occiput over the cerebellum as well.
     """
     cerebellum = np.asarray(nib.load(templates.reference_mask_path(FOSSA_REGION)).dataobj) > 0
-    head, affine = template_head()
+    _, affine = template_head()
     voxel_mm = float(abs(affine[0, 0]))
     near = ndimage.distance_transform_edt(~cerebellum, sampling=voxel_mm)
     behind = np.arange(cerebellum.shape[1]) < ndimage.center_of_mass(cerebellum)[1]
     if affine[1, 1] < 0:  # y axis runs posterior: "behind" is the other side
         behind = ~behind
-    return (near <= REFERENCE_NEIGHBOURHOOD_MM) & behind[None, :, None]
+    return (near <= FOSSA_NEIGHBOURHOOD_MM) & behind[None, :, None]
 
 
 def geometry_flags(values: dict) -> list[str]:
