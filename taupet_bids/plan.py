@@ -118,6 +118,12 @@ class ScanPlan:
         return self.checked.tracer.name if self.checked.tracer else None
 
     @property
+    def tau_tracer(self) -> bool:
+        """A tau tracer, or one taupet-bids does not know (processed as tau); False for FDG and
+        TSPO, whose uptake the tau PET template does not describe."""
+        return self.checked.tracer is None or self.checked.tracer.target == "tau"
+
+    @property
     def write_centaurz(self) -> bool:
         return self.centaurz_tracer is not None
 

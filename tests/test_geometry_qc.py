@@ -146,6 +146,23 @@ def test_a_reference_region_at_the_edge_of_the_field_of_view_is_flagged(phantoms
     assert 0 <= near_qc["ReferenceEdgePct"] < 10 and "ReferenceEdgePct" in far_qc
 
 
+def test_the_tau_template_correlation_is_recorded_but_not_flagged_for_another_tracer(phantoms):
+    """A misplaced FDG-like scan: the tau template correlation flags it as tau, and for FDG is
+    recorded with a note while the geometry flags (as the app runs them) still catch the miss."""
+    from taupet_bids.normalisation.registration_check import brain_check_array
+
+    pet = _on_template(phantoms, "fdg", MOVES["10 mm inferior"])
+    check = brain_check_array(pet, nib.load(templates.t1w_path(2)).affine)
+    as_tau = normalisation_qc(pet, "InfCerebGrey", brain_check=check)
+    as_fdg = normalisation_qc(pet, "InfCerebGrey", brain_check=check, tau_tracer=False)
+    assert as_tau["TemplateCorrelation"] == as_fdg["TemplateCorrelation"] < 0.8
+    assert any("tau PET template (" in flag for flag in as_tau["Flags"])
+    assert not any("tau PET template (" in flag for flag in as_fdg["Flags"])
+    assert "not flagged" in as_fdg["TemplateCorrelationNote"]
+    assert "TemplateCorrelationNote" not in as_tau
+    assert as_fdg["Flags"] == [f for f in as_tau["Flags"] if "tau PET template (" not in f] != []
+
+
 def test_qc_record_carries_geometry_and_the_refinement_disagreement(phantoms):
     pet = _on_template(phantoms, "fdg")
     record = normalisation_qc(pet, "InfCerebGrey", refinement_shift_mm=6.5)

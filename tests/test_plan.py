@@ -71,6 +71,18 @@ def test_centaurz_only_with_dk_tables_and_a_known_conversion(tmp_path):
     assert plan_scan(_config(tmp_path), fdg).centaurz_tracer is None
 
 
+def test_only_tau_and_unknown_tracers_are_judged_against_the_tau_template(tmp_path):
+    """FDG's QC node is told not to flag the tau template correlation; a tau scan's is."""
+    from taupet_bids.workflows.quantification import init_quantification_wf
+
+    tau = plan_scan(_config(tmp_path), _checked(tmp_path / "tau"))
+    fdg = plan_scan(_config(tmp_path), _checked(tmp_path / "fdg", TracerName="FDG", start_s=1800))
+    assert tau.tau_tracer and not fdg.tau_tracer
+    for plan, expected in ((tau, True), (fdg, False)):
+        node = init_quantification_wf(plan).get_node("normalisation_qc")
+        assert node.inputs.tau_tracer is expected
+
+
 def test_psf_per_scan_from_the_sidecar(tmp_path):
     gauss = _checked(tmp_path, ReconFilterType="Gaussian", ReconFilterSize=4.0)
     assert pvc_fwhm(_config(tmp_path), gauss) is None  # no --pvc

@@ -143,6 +143,9 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     method = traits.Str(mandatory=True, desc="how the PET was normalised")
     model_version = traits.Str(desc="version of the network bundle, when the network ran")
     refinement_shift_mm = traits.Float(desc="network-vs-refined disagreement (network+ants)")
+    tau_tracer = traits.Bool(
+        True, usedefault=True, desc="False: the tau template correlation is not flagged"
+    )
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -166,7 +169,11 @@ class NormalisationQC(SimpleInterface):
         check = brain_check(self.inputs.in_file, self.inputs.reference_region)
         qc.update(
             normalisation_qc(
-                pet, self.inputs.reference_region, shift if isdefined(shift) else None, check
+                pet,
+                self.inputs.reference_region,
+                shift if isdefined(shift) else None,
+                check,
+                tau_tracer=self.inputs.tau_tracer,
             )
         )
         out = Path(runtime.cwd) / "normalisation_qc.json"

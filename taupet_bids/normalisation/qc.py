@@ -74,10 +74,15 @@ def normalisation_qc(
     reference_region: str,
     refinement_shift_mm: float | None = None,
     brain_check: dict | None = None,
+    tau_tracer: bool = True,
 ) -> dict:
     """Similarity to the tau PET template, field-of-view coverage and geometry of a normalised
     PET (``refinement_shift_mm``: the network-vs-refined disagreement, when refinement ran;
-    ``brain_check``: the values of :mod:`.registration_check`)."""
+    ``brain_check``: the values of :mod:`.registration_check`).
+
+    ``tau_tracer`` False (FDG, TSPO): the template correlation is recorded but not flagged. It
+    compares the scan with a *tau* template, so it reads the other tracer's uptake pattern as a
+    miss however well the scan is placed; the geometry checks judge their normalisation."""
     resolution = templates.WORKING_RESOLUTION
     template = np.asarray(nib.load(pet_template_path()).dataobj, dtype=np.float32)
     brain = np.asarray(nib.load(templates.brain_mask_path(resolution)).dataobj) > 0
@@ -101,7 +106,11 @@ def normalisation_qc(
     if np.isfinite(margin):  # absent where not measurable: JSON has no NaN
         values["ReferenceMarginMm"] = round(margin, 1)
     flags = []
-    if score < MIN_TEMPLATE_CORRELATION:
+    if not tau_tracer:
+        values["TemplateCorrelationNote"] = (
+            "not flagged: the tau PET template does not describe this tracer's uptake"
+        )
+    elif score < MIN_TEMPLATE_CORRELATION:
         flags.append(
             f"normalised PET correlates poorly with the tau PET template ({score:.2f} < "
             f"{MIN_TEMPLATE_CORRELATION}): check the normalisation"

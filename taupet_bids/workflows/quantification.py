@@ -117,7 +117,9 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
         ])  # fmt: skip
     qc = pe.Node(
         NormalisationQC(
-            reference_region=reference_region, method=NORMALISATION_NAMES[plan.normalisation]
+            reference_region=reference_region,
+            method=NORMALISATION_NAMES[plan.normalisation],
+            tau_tracer=plan.tau_tracer,
         ),
         name="normalisation_qc",
     )
