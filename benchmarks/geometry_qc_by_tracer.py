@@ -10,9 +10,10 @@ pons reference). For every scan:
 * the **error**: the app's meta-temporal and Braak I/II, III/IV, V/VI SUVR (its tables) against
   the simulator's blurred truth of that scan (same reference region); *off* when the largest
   composite error exceeds 4 %;
-* the **flags**: the geometry flags the app wrote into the SUVR sidecar when it ran (``as run``),
-  and those of this code's geometry QC recomputed from the written SUVR image with the brain
-  check (``now``), so a change of the QC shows on the same images.
+* the **flags**: the geometry flags of the QC values the app wrote into the SUVR sidecar when
+  it ran (``as run``; :func:`geometry_qc.geometry_flags` on the recorded values), and those of
+  this code's geometry QC recomputed from the written SUVR image with the brain check
+  (``now``), so a change of the QC shows on the same images.
 
 A flag on a scan that is not off is a false alarm; an off scan without a flag is a miss. Writes
 the "Geometry QC by tracer" section of docs/benchmarks.md and
@@ -51,25 +52,16 @@ from taupet_bids.normalisation.registration_check import brain_check_array  # no
 
 MARKER_START = "<!-- geometry-qc-by-tracer:start -->"
 MARKER_END = "<!-- geometry-qc-by-tracer:end -->"
-#: Tracer label in the file names -> (name in the tables, reference region the app used).
 SUVR_IMAGE = "space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz"
+#: Tracer label in the file names -> (name in the tables, reference region the app used).
 TRACERS = {"18FAV1451": ("tau (flortaucipir)", "InfCerebGrey"), "18FFDG": ("FDG", "Pons")}
-#: Flags of the geometry QC (not the template correlation or field-of-view coverage, which
-#: read the uptake pattern or the scan's extent): the sidecar's flags are matched by these words.
-GEOMETRY_WORDS = ("head outline", "head is", "of the reference region lies inside",
-                  "registration of the tau PET template", "second registration",
-                  "refinement moved")  # fmt: skip
-
-
-def is_geometry_flag(flag: str) -> bool:
-    return any(words in flag for words in GEOMETRY_WORDS)
 
 
 def composites(table: pd.DataFrame, value: str) -> dict[str, float]:
     """Meta-temporal and Braak composites of a regional table (app's or truth's)."""
     meta = table.loc[table.region == "metatemporal", value]
     braak = table[table.region.str.startswith("Braak")]
-    if not {"BraakI_II", "BraakIII_IV", "BraakV_VI"} <= set(braak.region):
+    if not set(GOAL_REGIONS[1:]) <= set(braak.region):
         braak = with_composites(braak[braak.region.str.fullmatch(r"Braak[IV]+")], value)
     values = braak.set_index("region")[value]
     return {"metatemporal": float(meta.iloc[0]), **{k: float(values[k]) for k in GOAL_REGIONS[1:]}}
@@ -101,7 +93,7 @@ def score_scan(bids: Path, derivatives: Path, suvr_image: Path) -> dict:
     errors = {k: 100 * (found[k] / true[k] - 1) for k in GOAL_REGIONS}
     sidecar = json.loads(suvr_image.with_name(suvr_image.name.replace(".nii.gz", ".json"))
                          .read_text())  # fmt: skip
-    as_run = [f for f in sidecar["SpatialNormalisation"].get("Flags", []) if is_geometry_flag(f)]
+    as_run = geometry_qc.geometry_flags(sidecar["SpatialNormalisation"])
     image = nib.load(suvr_image)
     pet = np.asarray(image.dataobj, dtype=np.float32)
     mask = np.asarray(nib.load(templates.reference_mask_path(reference)).dataobj) > 0
