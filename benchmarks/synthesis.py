@@ -20,6 +20,9 @@ What is compared, per held-out scan, on the template's 2 mm grid:
   bundle trained here on the training cohort;
 - **cohort mean** (reference): the voxelwise mean of the training targets: a model that does not
   beat it has learned nothing about the person;
+- **regional linear** (baseline, regional rows only): per composite, a straight line fitted on
+  the training cohort from the input's mean in the composite (T1w / brain median, or FDG SUVR)
+  to the target's composite SUVR: what one number per region of the input already predicts;
 - **oracle** (ceiling): the simulator's noise-free truth degraded only by the PSF (its
   ``desc-blurred`` map, on our grid when the cohort was made with ``--anatomy template``); with
   the default ``other`` anatomy the truth map lies in another template's space, so the oracle's
@@ -27,7 +30,8 @@ What is compared, per held-out scan, on the template's 2 mm grid:
 
 Voxel metrics: MSE, PSNR and SSIM (3-D, 7-voxel window) inside the template brain mask on SUVR
 as it is (no per-volume scaling), data range 4 SUVR. Regional: per composite (meta-temporal,
-Braak I-II, III-IV, V-VI) Pearson r and MAPE across held-out scans, against the measured
+Braak I-II, III-IV, V-VI) Pearson r, MAPE, slope and spread ratio across held-out scans (a
+slope near 0 is one value for everyone, however high r is), against the measured
 composite and against the blurred truth. CPU time: loading the bundle and synthesising one
 subject on one thread. The seeds' own figures are shown beside ours, marked as theirs: they come
 from real data, 2-D slices or other scalings, and are not comparable number for number.
@@ -90,6 +94,10 @@ SECTIONS = {
 NETWORK_NAMES = {
     "tau-from-t1w": "U-Net", "tau-from-fdg": "Dense-U-Net", "tspo-from-t1w": "separable U-Net"
 }  # fmt: skip
+
+
+#: The regional-linear baseline's row name (:func:`regional_linear`).
+LINEAR = "regional linear (baseline)"
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -174,6 +182,30 @@ def regional_rows(method: str, predicted: list[dict], against: list[dict], what:
     return rows
 
 
+def input_image(pair, source: str) -> np.ndarray:
+    """The task's input on the template's 2 mm grid, scaled as the network reads it."""
+    image = load_3d(pair.source, np.float32)
+    if source == "T1w":
+        return preprocessing.normalise_t1w(image)
+    return preprocessing.clean_suvr(image)
+
+
+def regional_linear(train_pairs, train_truth, test_pairs, source: str) -> list[dict]:
+    """The regional-linear baseline: per composite, a straight line (least squares) from the
+    input's mean in the composite to the training targets' composite SUVR, applied to each
+    held-out input. A network that does not beat it uses no more of the input than one number
+    per region does."""
+    train_x = [_composites(input_image(pair, source)) for pair in train_pairs]
+    train_y = [_composites(image) for image in train_truth]
+    test_x = [_composites(input_image(pair, source)) for pair in test_pairs]
+    predicted: list[dict] = [{} for _ in test_pairs]
+    for name in train_y[0]:
+        slope, intercept = np.polyfit([x[name] for x in train_x], [y[name] for y in train_y], 1)
+        for row, x in zip(predicted, test_x, strict=True):
+            row[name] = float(intercept + slope * x[name])
+    return predicted
+
+
 def synthesise_all(bundle: Path, test_pairs, source: str = "T1w") -> tuple[list[np.ndarray], float]:
     """One bundle's synthetic SUVR of every held-out scan, and its CPU seconds per subject
     (loading included, one thread); ``source`` is the input modality (``T1w`` or ``FDG``)."""
@@ -247,7 +279,8 @@ def evaluate(
     for name, bundle in bundles.items():
         methods[name], cpu_s[name] = synthesise_all(bundle, test_pairs, source)
     truth = truth_images(test_pairs)
-    cohort_mean = np.mean(truth_images(train_pairs), axis=0).astype(np.float32)
+    train_truth = truth_images(train_pairs)
+    cohort_mean = np.mean(train_truth, axis=0).astype(np.float32)
     methods["cohort mean"] = [cohort_mean] * len(truth)
     oracles = [oracle_image(test_bids, pair) for pair in test_pairs]
     voxel = {name: score(images, truth) for name, images in methods.items()}
@@ -261,7 +294,10 @@ def evaluate(
         regional += regional_rows(name, composites, measured, "measured")
         if all(b is not None for b in blurred):
             regional += regional_rows(name, composites, blurred, "blurred truth")
+    linear = regional_linear(train_pairs, train_truth, test_pairs, source)
+    regional += regional_rows(LINEAR, linear, measured, "measured")
     if all(b is not None for b in blurred):
+        regional += regional_rows(LINEAR, linear, blurred, "blurred truth")
         regional += regional_rows("oracle (blurred truth)", blurred, measured, "measured")
     check = None
     if classifier is not None:
@@ -321,12 +357,19 @@ def render(args: argparse.Namespace, results: dict) -> str:
             f"| {name} | {_number(row['mse'], 4)} | {_number(row['psnr_db'], 2)} | "
             f"{_number(row['ssim'], 3)} | {row['n']} |"
         )
-    lines += ["", "Regional composites (Pearson r and MAPE across held-out scans):", "",
-              "| method | against | composite | r | MAPE % |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "Regional composites across held-out scans: Pearson r, MAPE, and how much of "
+              "each person's difference from the others is predicted (slope of predicted on "
+              "measured SUVR, 1 follows the person and 0 is one value for all; spread ratio, "
+              "SD of predicted / SD of measured). A high r with a slope near 0 ranks people "
+              "by a sliver of signal; a low MAPE with a slope near 0 is a level, not the "
+              "person.", "",
+              "| method | against | composite | r | MAPE % | slope | spread ratio |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in results["regional"]:
         lines.append(
             f"| {row['method']} | {row['against']} | {row['composite']} | "
-            f"{_number(row['r'], 3)} | {_number(row['mape_percent'], 1)} |"
+            f"{_number(row['r'], 3)} | {_number(row['mape_percent'], 1)} | "
+            f"{_number(row.get('slope'), 3)} | {_number(row.get('spread_ratio'), 3)} |"
         )
     lines += classifier_lines(results.get("classifier_check"))
     seconds = ", ".join(f"{k} {v:.2f} s" for k, v in results["cpu_seconds_per_subject"].items())

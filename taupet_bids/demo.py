@@ -1,6 +1,6 @@
 """``make demo``: simulate a small tau PET cohort and run the app on it, then say where to look.
 
-Usage: ``python -m taupet_bids.demo DEMO_DIR [--n-subjects N]``.
+Usage: ``python -m taupet_bids.demo DEMO_DIR [--n-subjects N] [--classify] [--synthesize]``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from taupet_bids import templates
+from taupet_bids import demo_synthesis, templates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +30,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the shipped AD-vs-CN classifier with its occlusion maps "
         "(about half a minute more per scan on one CPU thread)",
     )
+    parser.add_argument(
+        "--synthesize",
+        action="store_true",
+        help="also simulate FDG and TSPO scans, train one small synthesis bundle per task on the "
+        "demo's own derivatives and run every --synthesize path (about 15 minutes more; the "
+        "bundles show the path, not an accuracy)",
+    )
     args = parser.parse_args(argv)
 
     templates.ensure_templateflow()
     from taupet_bids.cli.run import main as run_app
     from taupet_bids.simulate.cli import main as simulate
+    from taupet_bids.training.cli import main as train
 
     demo = args.demo_dir.absolute()
     bids_dir, out_dir = demo / "bids", demo / "derivatives" / "taupet-bids"
@@ -42,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] simulating {args.n_subjects} participants into {bids_dir}", flush=True)
         code = simulate(
             [str(bids_dir), "--n-subjects", str(args.n_subjects), "--seed", str(args.seed),
-             "--no-t1w-fraction", str(args.no_t1w_fraction)]
+             "--no-t1w-fraction", str(args.no_t1w_fraction),
+             *(demo_synthesis.SIMULATE_OPTIONS if args.synthesize else [])]
         )  # fmt: skip
         if code:
             return code
@@ -52,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     code = run_app([str(bids_dir), str(out_dir), "participant", "-w", str(demo / "work"), *options])
+    if args.synthesize:
+        synthesis_code = demo_synthesis.run(
+            bids_dir, out_dir, demo / "work", demo / "synthesis-models", run_app, train
+        )
+        code = code or synthesis_code
     print(f"[demo] running: taupet-bids {bids_dir} {out_dir} group", flush=True)
     group_code = run_app([str(bids_dir), str(out_dir), "group"])
     tables = sorted(out_dir.rglob("*seg-MetaTemporal*_suvr.tsv"))
@@ -68,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.classify:
         calls = sorted(out_dir.glob("sub-*/**/*_desc-ADvsCN_classification.json"))
         print(f"  AD-vs-CN predictions   : {len(calls)}, e.g. {calls[:1]} (docs/classification.md)")
+    if args.synthesize:
+        synthetic = sorted(out_dir.glob("sub-*/**/*_desc-synthetic*_pet.nii.gz"))
+        print(f"  synthetic images       : {len(synthetic)}, e.g. {synthetic[:1]}")
     print(f"\n[demo] group report: {out_dir / 'group' / 'report.html'}")
     return code or group_code
 

@@ -75,10 +75,25 @@ def composite_means(
 
 
 def regional_agreement(predicted: Sequence[float], truth: Sequence[float]) -> dict:
-    """Pearson r and MAPE (%) of regional SUVR across subjects (r is None for < 3 subjects
-    or a constant series)."""
+    """Pearson r, MAPE (%), slope and spread ratio of regional SUVR across subjects.
+
+    r and MAPE alone flatter a network that predicts nearly the same value for everyone: a
+    tiny variation can still rank subjects (high r), and a level near the typical subject gives
+    a low MAPE. The slope (least squares of predicted on true SUVR: 1 follows the person, 0 is
+    a constant) and the spread ratio (SD of predicted / SD of true) show how much of the
+    person's difference from others is predicted. r, slope and ratio are None for < 3
+    subjects or a constant true series.
+    """
     p, t = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
-    r = None
-    if len(p) >= 3 and p.std() > 0 and t.std() > 0:
-        r = float(np.corrcoef(p, t)[0, 1])
-    return {"r": r, "mape_percent": float(np.mean(np.abs(p - t) / np.abs(t)) * 100)}
+    r = slope = ratio = None
+    if len(p) >= 3 and t.std() > 0:
+        slope = float(np.cov(p, t, bias=True)[0, 1] / t.var())
+        ratio = float(p.std() / t.std())
+        if np.ptp(p) > 0:
+            r = float(np.corrcoef(p, t)[0, 1])
+    return {
+        "r": r,
+        "mape_percent": float(np.mean(np.abs(p - t) / np.abs(t)) * 100),
+        "slope": slope,
+        "spread_ratio": ratio,
+    }

@@ -72,6 +72,8 @@ class TrainConfig:
     growth: int = 8
     layers: int = 2
     heads_channels: int = 16
+    #: What the training images were, for the model card (empty: the card says to state it).
+    data_statement: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in TRAINING:

@@ -53,14 +53,17 @@ Network: {network_words}; output offset by SUVR 1.
 **Validation.** Held-out participants (never the training participants' scans), beside the
 baseline: the cohort-mean image (the voxelwise mean SUVR of the training targets). Voxel metrics
 inside the template brain mask on SUVR as it is (no per-volume scaling), data range
-{data_range:g} SUVR for PSNR and SSIM (3-D, 7-voxel window); regional: Pearson r and MAPE of the
-composite's mean SUVR across held-out scans.
+{data_range:g} SUVR for PSNR and SSIM (3-D, 7-voxel window); regional: Pearson r, MAPE and slope
+(least squares of predicted on measured: 1 follows the person, 0 is one value for all) of the
+meta-temporal mean SUVR across held-out scans.
 
-| set | method | MSE | PSNR (dB) | SSIM | meta-temporal r | meta-temporal MAPE % | scans |
-|---|---|---|---|---|---|---|---|
+| set | method | MSE | PSNR (dB) | SSIM | meta-temporal r | MAPE % | slope | scans |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
-Point estimates only; no accuracy is claimed beyond this table.
+Point estimates on this run's own held-out participants only; cohorts the run never saw,
+beside the cohort mean and an oracle: `benchmarks/synthesis.py` (taupet-bids
+docs/benchmarks.md).
 
 **Intended use.** Research: what {source} alone says about {target}, and a clearly labelled
 stand-in where no {target} PET was acquired. Not for clinical use; not a measurement.
@@ -97,13 +100,15 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _rows(metrics: dict) -> str:
+def _rows(metrics: dict, network: str = "network") -> str:
+    """The card's table rows; ``slope`` is absent from the metrics of bundles before 2026-12-06
+    and shows as n/a."""
     rows = []
     for name in ("validation", "test"):
-        for method, key in (("network", name), ("cohort mean", f"{name}_baseline")):
+        for method, key in ((network, name), ("cohort mean", f"{name}_baseline")):
             m = metrics.get(key)
             if not m:
-                rows.append(f"| {name} | {method} | n/a | n/a | n/a | n/a | n/a | 0 |")
+                rows.append(f"| {name} | {method} | n/a | n/a | n/a | n/a | n/a | n/a | 0 |")
                 continue
             meta = m["regional"]["MetaTemporal:metatemporal"]
             values = [
@@ -112,6 +117,7 @@ def _rows(metrics: dict) -> str:
                 _number(m["ssim"]),
                 _number(meta["r"]),
                 _number(meta["mape_percent"], 1),
+                _number(meta.get("slope")),
             ]
             rows.append(f"| {name} | {method} | {' | '.join(values)} | {m['n']} |")
     return "\n".join(rows)
@@ -175,9 +181,12 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
             f"({task.source}, {task.target} SUVR) pairs of "
             f"{', '.join(map(str, config.derivatives))}: "
             f"{metrics['scans']['train']} training, {metrics['scans']['validation']} validation "
-            f"and {metrics['scans']['test']} test scans, split 80/10/10 by participant. Whether "
-            "any real person's image was used depends on that dataset: say so when you publish "
-            "a bundle."
+            f"and {metrics['scans']['test']} test scans, split 80/10/10 by participant. "
+            + (
+                config.data_statement
+                or "Whether any real person's image was used depends on that dataset: say so "
+                "when you publish a bundle."
+            )
         ),
         "data_type": "nibabel",
         "intended_use": "Research; a labelled synthetic stand-in, not a measurement.",

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--heads-channels", type=int, default=16, help="channels per attention head (TSPO)"
     )
+    parser.add_argument(
+        "--data-statement",
+        default="",
+        help="what the training images were, for the model card (e.g. 'Simulated phantoms "
+        "only: no image of a real person was used.')",
+    )
     return parser
 
 
@@ -85,5 +91,6 @@ def main(argv: Sequence[str]) -> int:
         growth=args.growth,
         layers=args.dense_layers,
         heads_channels=args.heads_channels,
+        data_statement=args.data_statement,
     )
     return train_and_export(config, args, train, export_trained_bundle)

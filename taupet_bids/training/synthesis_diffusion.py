@@ -78,6 +78,8 @@ class DiffusionConfig:
     #: DDIM steps and guidance of the held-out evaluation (and the bundle's defaults).
     ddim_steps: int = diffusion.DDIM_STEPS
     guidance: float = diffusion.GUIDANCE
+    #: What the training images were, for the model card (empty: the card says to state it).
+    data_statement: str = ""
 
     def __post_init__(self) -> None:
         if self.seed is None:

@@ -43,11 +43,12 @@ with no value at all: {unconditioned}.
 
 **Training data.** {data}
 
-**Validation.** One conditioned sample per held-out scan beside the cohort-mean image. No
+**Validation.** One conditioned sample per held-out scan beside the cohort-mean image (regional
+columns: meta-temporal SUVR across held-out scans; slope of predicted on measured). No
 benchmark (counterfactual slopes, between-sample SD, oracle) has been run for this model yet.
 
-| set | method | MSE | PSNR (dB) | SSIM | meta-temporal r | meta-temporal MAPE % | scans |
-|---|---|---|---|---|---|---|---|
+| set | method | MSE | PSNR (dB) | SSIM | meta-temporal r | MAPE % | slope | scans |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
 **Intended use.** Research: what tau a T1w and a clinical state suggest, and clearly labelled
@@ -93,8 +94,7 @@ def metadata(config: DiffusionConfig, metrics: dict) -> dict:
 
 
 def _rows(metrics: dict) -> str:
-    text = synthesis_card._rows(metrics)
-    return text.replace("| U-Net |", "| diffusion |")
+    return synthesis_card._rows(metrics, network="diffusion")
 
 
 def render_card(metadata: dict) -> str:

@@ -58,5 +58,6 @@ def train_diffusion(args: argparse.Namespace) -> int:
         condition_dropout=args.condition_dropout,
         ddim_steps=args.ddim_steps,
         guidance=args.guidance,
+        data_statement=args.data_statement,
     )
     return train_and_export(config, args, train, export_trained_bundle)

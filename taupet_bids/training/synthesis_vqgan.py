@@ -78,6 +78,8 @@ class VQGANConfig:
     discriminator_channels: int = vqgan.DISCRIMINATOR_CHANNELS
     feature_channels: list[int] = field(default_factory=lambda: list(vqgan.FEATURE_CHANNELS))
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+    #: What the training images were, for the model card (empty: the card says to state it).
+    data_statement: str = ""
 
     def __post_init__(self) -> None:
         if self.seed is None:

@@ -42,5 +42,6 @@ def train_vqgan(args: argparse.Namespace) -> int:
         embedding_dim=args.embedding_dim,
         discriminator_channels=args.discriminator_channels,
         feature_channels=list(args.feature_channels),
+        data_statement=args.data_statement,
     )
     return train_and_export(config, args, train, export_trained_bundle)
