@@ -257,6 +257,7 @@ def classifier_check(bundle: Path, images: dict, test_pairs, test_bids: Path | N
         scored = [(c, k) for c, k in zip(calls, known, strict=True) if k in ("AD", "CN")]
         out[name] = {
             "n_ad_cn": len(scored),
+            "n_ad": sum(k == "AD" for _, k in scored),
             "accuracy": (sum(c == k for c, k in scored) / len(scored)) if scored else None,
             "agrees_with_measured": sum(a == b for a, b in zip(calls, reference, strict=True))
             / len(calls),
@@ -326,14 +327,17 @@ def classifier_lines(check: dict | None) -> list[str]:
         "", "Does the synthetic tau keep the diagnosis? (seed 002's check) The shipped AD-vs-CN "
         "classifier (`--classifier`) on the measured image and on each synthetic image of the "
         "same held-out scans, all brain-masked the same way; MCI scans count only in the "
-        "agreement column.", "",
-        "| image | AD/CN scans | accuracy | label agrees with the measured image's |",
-        "|---|---|---|---|",
+        "agreement column. With no AD scan (or no CN scan) the accuracy only says that one "
+        "label was kept.", "",
+        "| image | AD scans | CN scans | accuracy | label agrees with the measured image's |",
+        "|---|---|---|---|---|",
     ]  # fmt: skip
     for name, row in check.items():
+        n_ad = row.get("n_ad")
+        n_cn = "n/a" if n_ad is None else row["n_ad_cn"] - n_ad
         lines.append(
-            f"| {name} | {row['n_ad_cn']} | {_number(row['accuracy'], 2)} | "
-            f"{row['agrees_with_measured']:.2f} |"
+            f"| {name} | {'n/a' if n_ad is None else n_ad} | {n_cn} | "
+            f"{_number(row['accuracy'], 2)} | {row['agrees_with_measured']:.2f} |"
         )
     return lines
 
