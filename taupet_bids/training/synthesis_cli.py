@@ -30,8 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         "session's rec-mrac scan out (default: every target)",
     )  # fmt: skip
     parser.add_argument(
-        "--loss", choices=LOSSES, help="masked loss (default: l1; mse for tspo-from-t1w)"
-    )
+        "--loss", choices=LOSSES,
+        help="masked loss (default: mse; l1 for tau-from-fdg). L1 is minimised by the voxelwise "
+        "median: where most training scans carry little tau it predicts one tau-free image for "
+        "everyone (docs/synthesis.md)",
+    )  # fmt: skip
     parser.add_argument(
         "--architecture", choices=("unet", "vqgan", "diffusion"), default="unet",
         help="network family of tau-from-t1w: unet (3-D U-Net); vqgan (MCR-VQGAN on axial "

@@ -48,7 +48,7 @@ def _read_fdg(path: str | os.PathLike) -> np.ndarray:
 
 TRAINING = {
     "tau-from-t1w": TaskTraining(
-        TauFromT1wUNet, ("channels", "strides", "num_res_units"), 33, "l1",
+        TauFromT1wUNet, ("channels", "strides", "num_res_units"), 33, "mse",
         preprocessing.read_t1w, "Synthetic tau PET from T1w (3-D U-Net)",
         "MONAI's residual UNet, channels {channels}, strides {strides}, {num_res_units} residual "
         "unit(s) per level, instance norm",
