@@ -40,6 +40,7 @@ from real data, 2-D slices or other scalings, and are not comparable number for 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import subprocess
@@ -127,15 +128,20 @@ def make_cohort(out: Path, name: str, n: int, seed: int, anatomy: str) -> tuple[
     return bids, derivatives
 
 
-def _composites(image: np.ndarray) -> dict[str, float]:
+@functools.cache
+def _composite_atlases() -> tuple[dict, dict]:
+    """The composites' atlas images and region groups, read once per run."""
     import nibabel as nib
 
     from taupet_bids.atlases.regions import region_groups
 
     names = {atlas for atlas, _ in synthesis_metrics.COMPOSITES}
     atlases = {a: np.asarray(nib.load(templates.atlas_path(a)).dataobj) for a in names}
-    groups = {a: region_groups(a) for a in names}
-    return synthesis_metrics.composite_means(image, atlases, groups)
+    return atlases, {a: region_groups(a) for a in names}
+
+
+def _composites(image: np.ndarray) -> dict[str, float]:
+    return synthesis_metrics.composite_means(image, *_composite_atlases())
 
 
 def _rec(pair) -> str | None:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "--synthesize",
         action="store_true",
         help="also simulate FDG and TSPO scans, train one small synthesis bundle per task on the "
-        "demo's own derivatives and run every --synthesize path (about 15 minutes more; the "
+        "demo's own derivatives and run every --synthesize path (15-20 minutes more; the "
         "bundles show the path, not an accuracy)",
     )
     args = parser.parse_args(argv)
