@@ -3,6 +3,7 @@ bundle through the product's loader and MONAI's runner."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from taupet_bids.errors import InputError
 from taupet_bids.models.bundle import CONFIG, METADATA, ModelIntegrityError
 from taupet_bids.synthesis import inference, preprocessing
 from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle, load_synthesiser
-from taupet_bids.training import cli
+from taupet_bids.training import cli, synthesis_card
 from taupet_bids.training.synthesis import train
 from taupet_bids.training.synthesis_card import export_trained_bundle, render_card
 from tests.synthesis_cohort import TRACER, tiny_config, write_cohort
@@ -119,6 +120,20 @@ def test_the_bundle_card_metadata_and_checksum(run, tmp_path):
     weights.unlink()
     with pytest.raises(InvalidBundle, match="taupet-bids-train synthesis"):
         check_bundle(copy)
+
+
+def test_the_card_says_what_the_training_images_were(run):
+    """--data-statement goes into the card's training data; without it the card asks for it.
+    The card's table shows the meta-temporal slope beside r and MAPE."""
+    config, metrics, bundle = run
+    stated = synthesis_card.metadata(
+        dataclasses.replace(config, data_statement="Simulated phantoms only."), metrics
+    )
+    assert stated["data_source"].endswith("by participant. Simulated phantoms only.")
+    unstated = json.loads((bundle / METADATA).read_text())
+    assert unstated["data_source"].endswith("say so when you publish a bundle.")
+    card = render_card(unstated)
+    assert "| meta-temporal r | MAPE % | slope | scans |" in card
 
 
 def test_monai_runner_writes_the_products_output(run, cohort, tmp_path):

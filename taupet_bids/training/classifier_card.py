@@ -79,11 +79,7 @@ def _data_description(config: dict, counts: dict) -> str:
         f"{config['bids_dir']} (participants.tsv, or sessions.tsv per visit): "
         f"{scans['train']} training, {scans['validation']} validation and {scans['test']} test "
         "scans, split 80/10/10 by participant within each diagnosis. "
-        + (
-            config.get("data_statement")
-            or "Whether any real person's image was used depends on that dataset: say so when "
-            "you publish a bundle."
-        )
+        + engine.data_statement(config.get("data_statement"))
     )
 
 

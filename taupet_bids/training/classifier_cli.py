@@ -16,7 +16,12 @@ from taupet_bids.classification.networks import (
 from taupet_bids.errors import TaupetError
 from taupet_bids.group import UnusableFile
 from taupet_bids.training.classifier import TrainConfig
-from taupet_bids.training.cli_common import add_run_arguments, run_fields, train_and_export
+from taupet_bids.training.cli_common import (
+    add_data_statement_argument,
+    add_run_arguments,
+    run_fields,
+    train_and_export,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,12 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="cross-entropy label smoothing (0: none); e.g. 0.1 keeps P(AD) from saturating, "
         "so occlusion maps can respond",
     )
-    parser.add_argument(
-        "--data-statement",
-        default="",
-        help="what the training images were, for the model card (e.g. 'Simulated phantoms "
-        "only: no image of a real person was used.')",
-    )
+    add_data_statement_argument(parser)
     return parser
 
 

@@ -35,6 +35,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, defaults: Any) -> None:
     parser.add_argument("--threads", type=int, default=defaults.threads, help="PyTorch threads")
 
 
+def add_data_statement_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data-statement``: what the training images were, for the model card."""
+    parser.add_argument(
+        "--data-statement",
+        default="",
+        help="what the training images were, for the model card (e.g. 'Simulated phantoms "
+        "only: no image of a real person was used.')",
+    )
+
+
 def run_fields(args: argparse.Namespace) -> dict:
     """The ``TrainConfig`` fields that :func:`add_run_arguments` sets."""
     return {

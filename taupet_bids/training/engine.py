@@ -54,6 +54,15 @@ METADATA_SCHEMA = (
 Network = TypeVar("Network", bound=nn.Module)
 
 
+def data_statement(statement: str | None) -> str:
+    """The model card's sentence on what the training images were: ``--data-statement``, or a
+    request to whoever publishes the bundle to state it."""
+    return statement or (
+        "Whether any real person's image was used depends on that dataset: say so when you "
+        "publish a bundle."
+    )
+
+
 def seeded(make: Callable[[], Network], seed: int, threads: int) -> Network:
     """The network ``make`` builds, initialised from ``seed``, with torch on ``threads`` threads."""
     torch.set_num_threads(threads)

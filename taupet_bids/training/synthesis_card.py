@@ -182,11 +182,7 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
             f"{', '.join(map(str, config.derivatives))}: "
             f"{metrics['scans']['train']} training, {metrics['scans']['validation']} validation "
             f"and {metrics['scans']['test']} test scans, split 80/10/10 by participant. "
-            + (
-                config.data_statement
-                or "Whether any real person's image was used depends on that dataset: say so "
-                "when you publish a bundle."
-            )
+            + engine.data_statement(config.data_statement)
         ),
         "data_type": "nibabel",
         "intended_use": "Research; a labelled synthetic stand-in, not a measurement.",

@@ -7,7 +7,12 @@ from collections.abc import Sequence
 
 from taupet_bids.synthesis.networks import CHANNELS, RESIDUAL_UNITS, STRIDES, TASKS
 from taupet_bids.synthesis.vqgan import CHANNELS as VQGAN_CHANNELS
-from taupet_bids.training.cli_common import add_run_arguments, run_fields, train_and_export
+from taupet_bids.training.cli_common import (
+    add_data_statement_argument,
+    add_run_arguments,
+    run_fields,
+    train_and_export,
+)
 from taupet_bids.training.synthesis import LOSSES, TrainConfig
 from taupet_bids.training.synthesis_diffusion_cli import add_diffusion_arguments, train_diffusion
 from taupet_bids.training.synthesis_vqgan_cli import add_vqgan_arguments, train_vqgan
@@ -64,12 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--heads-channels", type=int, default=16, help="channels per attention head (TSPO)"
     )
-    parser.add_argument(
-        "--data-statement",
-        default="",
-        help="what the training images were, for the model card (e.g. 'Simulated phantoms "
-        "only: no image of a real person was used.')",
-    )
+    add_data_statement_argument(parser)
     return parser
 
 
