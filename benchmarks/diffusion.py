@@ -19,7 +19,8 @@ What is computed, per held-out scan, on the template's 2 mm grid:
 - **accuracy**: the mean of ``--n-samples`` samples at the scan's own clinical values
   (participants.tsv / sessions.tsv), scored as the U-Net is (``benchmarks/synthesis.py``):
   MSE, PSNR, SSIM inside the brain mask, regional r and MAPE per composite, beside the
-  cohort-mean image, the oracle (blurred truth) and, with ``--unet-bundle``, the T1w U-Net;
+  cohort-mean image, the oracle (blurred truth), the autoencoder's ceiling (the measured image
+  through the autoencoder alone) and, with ``--unet-bundle``, the T1w U-Net;
 - **MMSE counterfactual**: composite SUVR of the mean of the samples at each ``--mmse`` value
   (amyloid and age as the scan's own); the model's slope d(SUVR)/d(MMSE) per scan (least
   squares), its mean and the fraction of scans with a negative slope, against the simulator's
@@ -66,11 +67,12 @@ from taupet_bids import templates  # noqa: E402
 from taupet_bids.synthesis import clinical, diffusion_inference, inference  # noqa: E402
 from taupet_bids.synthesis import diffusion as ldm  # noqa: E402
 from taupet_bids.synthesis.bundle import load_synthesiser  # noqa: E402
-from taupet_bids.synthesis.preprocessing import brain_mask  # noqa: E402
+from taupet_bids.synthesis.preprocessing import brain_mask, read_suvr  # noqa: E402
 from taupet_bids.training.synthesis import score, truth_images  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import (  # noqa: E402
     DiffusionConfig,
     find_tables,
+    reconstruct,
     scan_clinical,
     train,
 )
@@ -85,6 +87,8 @@ TRAIN_SEED = TRAINING["tau-from-t1w"].seed
 SAMPLING_SEED = 0
 MMSE_SWEEP = (30.0, 25.0, 20.0, 15.0, 10.0)
 AMYLOID = ("negative", "positive")
+#: The measured image through the autoencoder alone: no sample, decoded by it, can beat this.
+CEILING = "autoencoder of the measured image (ceiling)"
 #: Effects smaller than this (SUVR, or SUVR per MMSE point) count as none: float32 sampling
 #: and a least-squares fit leave differences of 1e-8 where the model or truth has no effect.
 ZERO = 1e-6
@@ -375,6 +379,8 @@ def evaluate(args: argparse.Namespace, bundle: Path, train_pairs, test_pairs) ->
     scans = per_scan(sampler, test_pairs, tables, truth, list(args.mmse))
     label = f"diffusion (mean of {args.n_samples})"
     methods = {label: [s.pop("mean_image") for s in scans]}
+    targets = np.stack([read_suvr(p.suvr) for p in test_pairs])
+    methods[CEILING] = reconstruct(sampler.network, targets)
     unet_cpu = None
     if args.unet_bundle:
         methods["U-Net (T1w)"], unet_cpu = unet_predictions(args.unet_bundle, test_pairs)
@@ -463,7 +469,9 @@ def render(results: dict) -> str:
         f"the mean of {results['n_samples']} samples (DDIM {results['sampling']['steps']} steps, "
         f"guidance {results['sampling']['guidance']:g}) at the scan's own clinical values "
         f"({results['test_without_clinical_values']} held-out scans had none: unconditional). "
-        "Metrics as for the U-Net (section above).", "",
+        "Metrics as for the U-Net (section above). The ceiling row is the measured image "
+        "through the model's autoencoder alone: every sample is decoded by it, so no sample "
+        "can do better.", "",
         "| method | MSE | PSNR (dB) | SSIM | scans |", "|---|---|---|---|---|",
     ]  # fmt: skip
     for name, row in results["voxel"].items():
@@ -513,6 +521,8 @@ def _arguments() -> argparse.Namespace:
     add("--steps", type=int, default=DiffusionConfig.steps)
     add("--autoencoder-steps", type=int, default=DiffusionConfig.autoencoder_steps)
     add("--batch-size", type=int, default=DiffusionConfig.batch_size)
+    add("--threads", type=int, default=1, help="torch threads of the training (sampling: one)")
+    add("--autoencoder-loss", choices=("mse", "l1"), default=DiffusionConfig.autoencoder_loss)
     add("--autoencoder-channels", type=int, nargs="+", default=list(ldm.AUTOENCODER_CHANNELS))
     add("--latent-channels", type=int, default=ldm.LATENT_CHANNELS)
     add("--unet-channels", type=int, nargs="+", default=list(ldm.UNET_CHANNELS))
@@ -531,8 +541,9 @@ def trained_bundle(args: argparse.Namespace) -> Path:
         args.out / "training", [args.train_derivatives],
         bids_dirs=[args.train_bids] if args.train_bids else [], seed=TRAIN_SEED,
         reconstruction=args.reconstruction, steps=args.steps,
-        autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size,
-        checkpoint_every=max(1, min(50, args.steps)),
+        autoencoder_steps=args.autoencoder_steps, autoencoder_loss=args.autoencoder_loss,
+        batch_size=args.batch_size,
+        checkpoint_every=max(1, min(50, args.steps)), threads=args.threads,
         autoencoder_channels=args.autoencoder_channels, latent_channels=args.latent_channels,
         unet_channels=args.unet_channels, norm_groups=args.norm_groups,
         head_channels=args.head_channels, ddim_steps=args.ddim_steps,

@@ -26,7 +26,7 @@ from taupet_bids.synthesis import clinical, diffusion_inference, preprocessing
 from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
 from taupet_bids.synthesis.diffusion import LatentDiffusion
 from taupet_bids.training import cli
-from taupet_bids.training.synthesis_diffusion import DiffusionConfig, train
+from taupet_bids.training.synthesis_diffusion import DiffusionConfig, autoencoder_stage, train
 from taupet_bids.training.synthesis_diffusion_card import render_card
 from tests.synthesis_cohort import write_cohort
 
@@ -144,6 +144,13 @@ def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, co
     assert ours["network"] == "diffusion" and ours["sampling"] == {"steps": 3, "guidance": 2.0}
     assert (bundle / "docs" / "README.md").read_text() == render_card(meta)
     assert meta["eval_metrics"]["train_scans_without_clinical_values"] == 0
+    card = (bundle / "docs" / "README.md").read_text()
+    assert "masked MSE" in card and "| autoencoder (ceiling) |" in card
+    held = [name for name in ("validation", "test") if meta["eval_metrics"][name]]
+    assert held, "the tiny cohort's split left no held-out scan"
+    for name in held:
+        ceiling = meta["eval_metrics"][f"{name}_autoencoder"]
+        assert ceiling["n"] == meta["eval_metrics"][name]["n"] and ceiling["mse"] >= 0
     assert meta["eval_metrics"]["clinical_tables"] == [str(cohort.parent.absolute())]
     log = (bundle.parent / "training_log.tsv").read_text().splitlines()[1:]
     assert [row.split("\t")[0] for row in log] == ["autoencoder"] * 2 + ["denoiser"] * 3
@@ -299,3 +306,20 @@ def test_the_report_shows_the_mean_with_its_conditioning_and_not_the_sd_map_as_s
 
 def naming_desc(path: Path) -> str:
     return path.name.split("_desc-")[1].split("_")[0]
+
+
+@pytest.mark.parametrize("loss, power", [("mse", 2), ("l1", 1)])
+def test_the_autoencoder_stage_uses_the_configured_reconstruction_loss(loss, power, tmp_path):
+    config = DiffusionConfig(tmp_path, [], autoencoder_loss=loss, kl_weight=0.0, **TINY)
+    network = config.network()
+    stage = autoencoder_stage(config, network)
+    generator = torch.Generator().manual_seed(0)
+    volumes = torch.rand(2, 1, *preprocessing.INPUT_SHAPE, generator=generator)
+    torch.manual_seed(1)
+    loss_value = stage.loss((volumes.numpy(),))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        rebuilt = network.autoencoder(volumes)[0]
+    mask = torch.from_numpy(preprocessing.network_mask())
+    expected = (rebuilt - volumes)[:, 0][:, mask].abs().pow(power).mean()
+    assert loss_value.item() == pytest.approx(float(expected), rel=1e-5)

@@ -100,12 +100,13 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _rows(metrics: dict, network: str = "network") -> str:
+def _rows(metrics: dict, network: str = "network", extra: tuple = ()) -> str:
     """The card's table rows; ``slope`` is absent from the metrics of bundles before 2026-12-06
-    and shows as n/a."""
+    and shows as n/a. ``extra``: more (method, key suffix) rows between network and baseline."""
     rows = []
     for name in ("validation", "test"):
-        for method, key in ((network, name), ("cohort mean", f"{name}_baseline")):
+        others = [(method, f"{name}{suffix}") for method, suffix in extra]
+        for method, key in ((network, name), *others, ("cohort mean", f"{name}_baseline")):
             m = metrics.get(key)
             if not m:
                 rows.append(f"| {name} | {method} | n/a | n/a | n/a | n/a | n/a | n/a | 0 |")

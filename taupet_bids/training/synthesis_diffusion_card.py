@@ -29,8 +29,8 @@ not a confidence interval). After seed 003 (TauPETGen), with structured clinical
 instead of free text, in 3-D.
 
 **Network.** MONAI AutoencoderKL (channels {ae_channels}, {latent_channels} latent channels,
-latent grid {latent_grid}) trained first ({ae_steps} steps, masked L1 + {kl_weight:g} x KL; no
-adversarial or perceptual term). Then MONAI DiffusionModelUNet (channels {unet_channels}) on the
+latent grid {latent_grid}) trained first ({ae_steps} steps, masked {ae_loss} + {kl_weight:g} x KL;
+no adversarial or perceptual term). Then MONAI DiffusionModelUNet (channels {unet_channels}) on the
 tau latent concatenated with the T1w latent, clinical tokens through cross-attention
 ({parameters:,} parameters in all), trained {steps} steps on the noise-prediction loss; the
 whole clinical context dropped with probability {condition_dropout:g} and each value with
@@ -44,8 +44,11 @@ with no value at all: {unconditioned}.
 **Training data.** {data}
 
 **Validation.** One conditioned sample per held-out scan beside the cohort-mean image (regional
-columns: meta-temporal SUVR across held-out scans; slope of predicted on measured). No
-benchmark (counterfactual slopes, between-sample SD, oracle) has been run for this model yet.
+columns: meta-temporal SUVR across held-out scans; slope of predicted on measured). The
+*autoencoder* row is the measured image passed through the autoencoder alone: no sample can be
+better than that ceiling, so a ceiling near the cohort mean means the autoencoder, not the
+denoiser, loses the person. No benchmark (counterfactual slopes, between-sample SD, oracle)
+has been run for this model yet.
 
 | set | method | MSE | PSNR (dB) | SSIM | meta-temporal r | MAPE % | slope | scans |
 |---|---|---|---|---|---|---|---|---|
@@ -94,7 +97,9 @@ def metadata(config: DiffusionConfig, metrics: dict) -> dict:
 
 
 def _rows(metrics: dict) -> str:
-    return synthesis_card._rows(metrics, network="diffusion")
+    return synthesis_card._rows(
+        metrics, network="diffusion", extra=(("autoencoder (ceiling)", "_autoencoder"),)
+    )
 
 
 def render_card(metadata: dict) -> str:
@@ -111,6 +116,7 @@ def render_card(metadata: dict) -> str:
         latent_grid=" x ".join(map(str, ours["latent_shape"][1:])),
         ae_steps=config["autoencoder_steps"],
         kl_weight=config["kl_weight"],
+        ae_loss={"l1": "L1", "mse": "MSE"}[config.get("autoencoder_loss", "l1")],
         unet_channels=" -> ".join(map(str, architecture["unet_channels"])),
         parameters=ours["parameters"],
         steps=config["steps"],

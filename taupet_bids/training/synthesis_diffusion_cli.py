@@ -23,6 +23,10 @@ def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
         help="steps of the autoencoder's stage, before the denoiser's --steps",
     )  # fmt: skip
     group.add_argument(
+        "--autoencoder-loss", choices=("mse", "l1"), default=DiffusionConfig.autoencoder_loss,
+        help="the autoencoder's reconstruction loss (%(default)s)",
+    )  # fmt: skip
+    group.add_argument(
         "--autoencoder-channels", type=int, nargs="+", default=list(diffusion.AUTOENCODER_CHANNELS)
     )
     group.add_argument("--latent-channels", type=int, default=diffusion.LATENT_CHANNELS)
@@ -50,6 +54,7 @@ def train_diffusion(args: argparse.Namespace) -> int:
         task=args.task,
         reconstruction=args.reconstruction,
         autoencoder_steps=args.autoencoder_steps,
+        autoencoder_loss=args.autoencoder_loss,
         autoencoder_channels=list(args.autoencoder_channels),
         latent_channels=args.latent_channels,
         unet_channels=list(args.unet_channels),
