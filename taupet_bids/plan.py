@@ -119,8 +119,8 @@ class ScanPlan:
 
     @property
     def tau_tracer(self) -> bool:
-        """A tau tracer, or one taupet-bids does not know (processed as tau); False for FDG and
-        TSPO, whose uptake the tau PET template does not describe."""
+        """A tau tracer, or one taupet-bids does not know (processed as tau); False for FDG, TSPO
+        and amyloid tracers, whose uptake the tau PET template does not describe."""
         return self.checked.tracer is None or self.checked.tracer.target == "tau"
 
     @property

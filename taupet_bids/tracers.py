@@ -19,6 +19,13 @@ Default late-frame windows (minutes post injection) and their sources:
 - FDG 30-60: EANM procedure guidelines for brain FDG PET (Guedj et al. 2022, EJNMMI 49:632),
   static acquisition starting 30-60 min post injection.
 - PBR28 60-90: Lyoo et al. 2015 (J Nucl Med 56:701), SUV 60-90 min.
+- Amyloid tracers, with the windows and whole-cerebellum reference of the Centiloid project's
+  calibrations: PiB 50-70 (Klunk et al. 2015, Alzheimer's & Dementia 11:1), florbetapir 50-70
+  (the ADNI analysis window), florbetaben 90-110, flutemetamol 90-110 and NAV4694 50-70 (the
+  tracers' Centiloid calibration papers: Rowe et al. 2017, Battle et al. 2018, Rowe et al.
+  2016). taupet-bids does not quantify amyloid (no Centiloid); they are known so that an
+  amyloid scan is skipped by name in a tau run and, with ``--tracer``, normalised and
+  quality-checked without being judged against the tau template.
 
 Reference region labels are keys of ``taupet_bids/atlases/reference_regions.json``. Tau tracers
 default to inferior cerebellar grey (Baker et al. 2017), FDG to pons, PBR28 to none: TSPO has no
@@ -86,6 +93,35 @@ TRACERS: tuple[Tracer, ...] = (
         "Pons",
     ),
     Tracer("PBR28", ("PBR28", "PBR-28", "11CPBR28"), "TSPO", (60.0, 90.0), None),
+    Tracer("PiB", ("PiB", "11CPiB", "Pittsburgh compound B"), "amyloid", (50.0, 70.0), "WholeCereb"),
+    Tracer(
+        "florbetapir",
+        ("florbetapir", "AV45", "AV-45", "18FAV45", "Amyvid", "FBP"),
+        "amyloid",
+        (50.0, 70.0),
+        "WholeCereb",
+    ),
+    Tracer(
+        "florbetaben",
+        ("florbetaben", "FBB", "BAY94-9172", "Neuraceq"),
+        "amyloid",
+        (90.0, 110.0),
+        "WholeCereb",
+    ),
+    Tracer(
+        "flutemetamol",
+        ("flutemetamol", "FMM", "GE067", "Vizamyl"),
+        "amyloid",
+        (90.0, 110.0),
+        "WholeCereb",
+    ),
+    Tracer(
+        "NAV4694",
+        ("NAV4694", "NAV-4694", "AZD4694", "flutafuranol"),
+        "amyloid",
+        (50.0, 70.0),
+        "WholeCereb",
+    ),
 )
 
 

@@ -72,13 +72,18 @@ def test_centaurz_only_with_dk_tables_and_a_known_conversion(tmp_path):
 
 
 def test_only_tau_and_unknown_tracers_are_judged_against_the_tau_template(tmp_path):
-    """FDG's QC node is told not to flag the tau template correlation; a tau scan's is."""
+    """FDG's and an amyloid scan's QC node is told not to flag the tau template correlation; a
+    tau scan's is."""
     from taupet_bids.workflows.quantification import init_quantification_wf
 
     tau = plan_scan(_config(tmp_path), _checked(tmp_path / "tau"))
     fdg = plan_scan(_config(tmp_path), _checked(tmp_path / "fdg", TracerName="FDG", start_s=1800))
-    assert tau.tau_tracer and not fdg.tau_tracer
-    for plan, expected in ((tau, True), (fdg, False)):
+    amyloid = plan_scan(
+        _config(tmp_path), _checked(tmp_path / "fbp", TracerName="[18F]florbetapir", start_s=3000)
+    )
+    assert amyloid.reference_region == "WholeCereb"
+    assert tau.tau_tracer and not fdg.tau_tracer and not amyloid.tau_tracer
+    for plan, expected in ((tau, True), (fdg, False), (amyloid, False)):
         node = init_quantification_wf(plan).get_node("normalisation_qc")
         assert node.inputs.tau_tracer is expected
 

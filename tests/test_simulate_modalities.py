@@ -98,6 +98,29 @@ def test_app_layout_and_validator_accept_the_dataset(dataset):
     assert all(s.t1w is not None for s in scans)
 
 
+def test_an_amyloid_scan_is_skipped_by_name_and_processed_when_asked(dataset, tmp_path, caplog):
+    copy = tmp_path / "bids"
+    shutil.copytree(dataset, copy, ignore=shutil.ignore_patterns("derivatives"))
+    fdg = copy / "sub-001" / "pet" / "sub-001_trc-18FFDG_pet"
+    amyloid = fdg.with_name("sub-001_trc-18FAV45_pet")
+    shutil.copy(fdg.with_suffix(".nii.gz"), amyloid.with_suffix(".nii.gz"))
+    sidecar = json.loads(fdg.with_suffix(".json").read_text())
+    sidecar.update(TracerName="[18F]florbetapir", ScanStart=3000.0, FrameTimesStart=[3000.0],
+                   FrameDuration=[1200.0])
+    amyloid.with_suffix(".json").write_text(json.dumps(sidecar))
+    argv = [str(copy), str(tmp_path / "out"), "participant", "--skip-bids-validation"]
+    with caplog.at_level(logging.INFO):
+        select_scans(parse_args([*argv, "-w", str(tmp_path / "w")]))
+    assert any(
+        "sub-001_trc-18FAV45_pet.nii.gz: florbetapir is an amyloid tracer, not tau" in r.getMessage()
+        for r in caplog.records
+    )  # fmt: skip
+    wanted = [*argv, "-w", str(tmp_path / "w2"), "--tracer", "florbetapir"]
+    plans, failed = select_scans(parse_args(wanted))
+    assert failed == [] and [p.pet.name for p in plans] == ["sub-001_trc-18FAV45_pet.nii.gz"]
+    assert plans[0].reference_region == "WholeCereb" and not plans[0].tau_tracer
+
+
 def test_app_skips_non_tau_tracers_unless_asked(dataset, tmp_path, caplog):
     argv = [str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation"]
     with caplog.at_level(logging.INFO):

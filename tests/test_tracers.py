@@ -41,6 +41,12 @@ def test_flortaucipir_aliases(alias):
         ("[18F]FDG", "FDG"),
         ("PBR28", "PBR28"),
         ("[11C]PBR28", "PBR28"),
+        ("[11C]PiB", "PiB"),
+        ("[18F]AV-45", "florbetapir"),
+        ("Amyvid", "florbetapir"),
+        ("[18F]florbetaben", "florbetaben"),
+        ("Vizamyl", "flutemetamol"),
+        ("[18F]NAV4694", "NAV4694"),
     ],
 )
 def test_other_aliases(alias, name):
@@ -57,6 +63,11 @@ def test_defaults_per_family():
     assert by_name["PBR28"].reference_region is None
     # MK-6240's meningeal signal blurs into the full region's edge: it takes the deep part.
     assert by_name["MK6240"].reference_region == "InfCerebGreyDeep"
+    # Amyloid tracers: the Centiloid project's windows and the whole cerebellum.
+    assert by_name["PiB"].window_min == by_name["florbetapir"].window_min == (50.0, 70.0)
+    assert by_name["florbetaben"].window_min == by_name["flutemetamol"].window_min == (90.0, 110.0)
+    amyloid = [t for t in TRACERS if t.target == "amyloid"]
+    assert len(amyloid) == 5 and all(t.reference_region == "WholeCereb" for t in amyloid)
     others = [t for t in TRACERS if t.target == "tau" and t.name != "MK6240"]
     assert all(t.reference_region == "InfCerebGrey" for t in others)
 
@@ -78,6 +89,6 @@ def test_sidecar_wins_over_entity():
     assert identify_tracer("unknown-compound", "MK6240").name == "MK6240"
 
 
-@pytest.mark.parametrize("name", [None, "", "DASB", "PiB", "florbetapir", "AV45", "1451"])
+@pytest.mark.parametrize("name", [None, "", "DASB", "UCB-J", "flortaucipirr", "1451"])
 def test_unknown_tracers(name):
     assert identify_tracer(name, None) is None

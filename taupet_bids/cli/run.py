@@ -310,8 +310,9 @@ def select_scans(config: RunConfig) -> tuple[list, list[ScanOutcome]]:
     for scan in scans:
         other = bids.non_tau_tracer(scan) if config.tracer is None else None
         if other is not None:
-            LOG.info("SKIPPED %s: %s is a %s tracer, not tau; pass --tracer %s to process it",
-                     scan.pet.name, other.name, other.target, other.name)  # fmt: skip
+            article = "an" if other.target[0] in "aeiou" else "a"
+            LOG.info("SKIPPED %s: %s is %s %s tracer, not tau; pass --tracer %s to process it",
+                     scan.pet.name, other.name, article, other.target, other.name)  # fmt: skip
             continue
         try:
             checked = bids.check_pet_scan(

@@ -80,7 +80,7 @@ def normalisation_qc(
     PET (``refinement_shift_mm``: the network-vs-refined disagreement, when refinement ran;
     ``brain_check``: the values of :mod:`.registration_check`).
 
-    ``tau_tracer`` False (FDG, TSPO): the template correlation is recorded but not flagged. It
+    ``tau_tracer`` False (FDG, TSPO, amyloid): the template correlation is recorded but not flagged. It
     compares the scan with a *tau* template, so it reads the other tracer's uptake pattern as a
     miss however well the scan is placed; the geometry checks judge their normalisation."""
     resolution = templates.WORKING_RESOLUTION
