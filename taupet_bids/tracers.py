@@ -93,7 +93,9 @@ TRACERS: tuple[Tracer, ...] = (
         "Pons",
     ),
     Tracer("PBR28", ("PBR28", "PBR-28", "11CPBR28"), "TSPO", (60.0, 90.0), None),
-    Tracer("PiB", ("PiB", "11CPiB", "Pittsburgh compound B"), "amyloid", (50.0, 70.0), "WholeCereb"),
+    Tracer(
+        "PiB", ("PiB", "11CPiB", "Pittsburgh compound B"), "amyloid", (50.0, 70.0), "WholeCereb"
+    ),
     Tracer(
         "florbetapir",
         ("florbetapir", "AV45", "AV-45", "18FAV45", "Amyvid", "FBP"),

@@ -111,10 +111,8 @@ def test_an_amyloid_scan_is_skipped_by_name_and_processed_when_asked(dataset, tm
     argv = [str(copy), str(tmp_path / "out"), "participant", "--skip-bids-validation"]
     with caplog.at_level(logging.INFO):
         select_scans(parse_args([*argv, "-w", str(tmp_path / "w")]))
-    assert any(
-        "sub-001_trc-18FAV45_pet.nii.gz: florbetapir is an amyloid tracer, not tau" in r.getMessage()
-        for r in caplog.records
-    )  # fmt: skip
+    said = "sub-001_trc-18FAV45_pet.nii.gz: florbetapir is an amyloid tracer, not tau"
+    assert any(said in r.getMessage() for r in caplog.records)
     wanted = [*argv, "-w", str(tmp_path / "w2"), "--tracer", "florbetapir"]
     plans, failed = select_scans(parse_args(wanted))
     assert failed == [] and [p.pet.name for p in plans] == ["sub-001_trc-18FAV45_pet.nii.gz"]

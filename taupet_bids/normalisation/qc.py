@@ -80,9 +80,10 @@ def normalisation_qc(
     PET (``refinement_shift_mm``: the network-vs-refined disagreement, when refinement ran;
     ``brain_check``: the values of :mod:`.registration_check`).
 
-    ``tau_tracer`` False (FDG, TSPO, amyloid): the template correlation is recorded but not flagged. It
-    compares the scan with a *tau* template, so it reads the other tracer's uptake pattern as a
-    miss however well the scan is placed; the geometry checks judge their normalisation."""
+    ``tau_tracer`` False (FDG, TSPO, amyloid): the template correlation is recorded but not
+    flagged. It compares the scan with a *tau* template, so it reads the other tracer's uptake
+    pattern as a miss however well the scan is placed; the geometry checks judge their
+    normalisation."""
     resolution = templates.WORKING_RESOLUTION
     template = np.asarray(nib.load(pet_template_path()).dataobj, dtype=np.float32)
     brain = np.asarray(nib.load(templates.brain_mask_path(resolution)).dataobj) > 0
