@@ -105,8 +105,12 @@ def test_an_amyloid_scan_is_skipped_by_name_and_processed_when_asked(dataset, tm
     amyloid = fdg.with_name("sub-001_trc-18FAV45_pet")
     shutil.copy(fdg.with_suffix(".nii.gz"), amyloid.with_suffix(".nii.gz"))
     sidecar = json.loads(fdg.with_suffix(".json").read_text())
-    sidecar.update(TracerName="[18F]florbetapir", ScanStart=3000.0, FrameTimesStart=[3000.0],
-                   FrameDuration=[1200.0])
+    sidecar.update(
+        TracerName="[18F]florbetapir",
+        ScanStart=3000.0,
+        FrameTimesStart=[3000.0],
+        FrameDuration=[1200.0],
+    )
     amyloid.with_suffix(".json").write_text(json.dumps(sidecar))
     argv = [str(copy), str(tmp_path / "out"), "participant", "--skip-bids-validation"]
     with caplog.at_level(logging.INFO):
