@@ -35,9 +35,16 @@ def test_tracers_then_training_then_each_synthesis_run(tmp_path):
     assert code == 0
     assert [call[call.index("--tracer") + 1] for call in app_calls[:2]] == ["FDG", "PBR28"]
     assert sorted(call[call.index("--task") + 1] for call in train_calls) == sorted(
-        demo_synthesis.WIDTHS
+        [*demo_synthesis.WIDTHS, "tau-from-t1w"]
     )
-    t1w_run, fdg_run = app_calls[2:]
+    diffusion_training = train_calls[-1]
+    assert diffusion_training[diffusion_training.index("--architecture") + 1] == "diffusion"
+    assert diffusion_training[diffusion_training.index("--bids-dir") + 1] == str(tmp_path / "bids")
+    t1w_run, fdg_run, diffusion_run = app_calls[2:]
+    assert diffusion_run[diffusion_run.index("--synthesis-architecture") + 1] == "diffusion"
+    assert diffusion_run[diffusion_run.index("--synthesis-model") + 1] == str(
+        tmp_path / "models" / demo_synthesis.DIFFUSION / "bundle"
+    )
     assert "--tracer" not in t1w_run
     assert t1w_run[t1w_run.index("--synthesize") + 1 : t1w_run.index("--synthesis-model")] == [
         "tau-from-t1w",
@@ -61,5 +68,5 @@ def test_every_command_line_parses(tmp_path):
 def test_a_failed_training_leaves_its_task_out(tmp_path):
     code, app_calls, _ = _run(tmp_path, failing_task="tau-from-fdg")
     assert code == 1
-    assert len(app_calls) == 3
-    assert "tau-from-fdg" not in app_calls[-1]
+    assert len(app_calls) == 4
+    assert not any("tau-from-fdg" in call for call in app_calls)
