@@ -326,8 +326,9 @@ def geometry_flags(values: dict) -> list[str]:
     if beyond("PosteriorFossaOutlineMm", MAX_POSTERIOR_FOSSA_OUTLINE_MM):
         distance = values["PosteriorFossaOutlineMm"]
         flags.append(
-            f"the head outline near the reference region is {distance:.1f} mm from the "
-            f"template's (> {MAX_POSTERIOR_FOSSA_OUTLINE_MM} mm): check the reference"
+            f"the head outline over the posterior fossa (cerebellum and brainstem, where the "
+            f"reference regions lie) is {distance:.1f} mm from the template's "
+            f"(> {MAX_POSTERIOR_FOSSA_OUTLINE_MM} mm): check where the reference region landed"
         )
     if beyond("RefinementShiftMm", MAX_REFINEMENT_SHIFT_MM):
         shift = values["RefinementShiftMm"]
