@@ -53,14 +53,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import update_report  # noqa: E402
 from synthesis import (  # noqa: E402
-    TEST_SEED,
+    LINEAR,
     _composites,
     _number,
     blurred_truth_composites,
     ensure_cohorts,
     held_pairs,
     oracle_image,
+    regional_linear,
     regional_rows,
+    simulated_with,
 )
 
 from taupet_bids import templates  # noqa: E402
@@ -246,6 +248,64 @@ def _range(values: list) -> list | None:
     return [min(kept), max(kept)] if kept else None
 
 
+# --- baselines --------------------------------------------------------------------------------
+
+#: One line per composite from the T1w's composite mean and the clinical values: what a
+#: regression does with the same inputs as the model.
+CLINICAL_LINEAR = "regional linear, T1w + clinical values (baseline)"
+
+
+def clinical_features(values: dict) -> list[float]:
+    """MMSE, amyloid (+1 positive, -1 negative) and age; NaN where missing."""
+    amyloid = clinical.AMYLOID.get(values.get("amyloid_status"), np.nan)
+    return [
+        np.nan if values.get("mmse") is None else float(values["mmse"]),
+        float(amyloid),
+        np.nan if values.get("age") is None else float(values["age"]),
+    ]
+
+
+def regional_linear_clinical(
+    train_t1w: list[dict], train_values: list[dict], train_y: list[dict],
+    test_t1w: list[dict], test_values: list[dict],
+) -> list[dict]:  # fmt: skip
+    """Per composite, least squares of SUVR on 1, the T1w's composite mean, MMSE, amyloid and
+    age (a missing value takes the training mean of its column)."""
+    train_c = np.array([clinical_features(v) for v in train_values], np.float64)
+    test_c = np.array([clinical_features(v) for v in test_values], np.float64)
+    fill = np.nan_to_num(np.nanmean(np.where(np.isfinite(train_c), train_c, np.nan), axis=0))
+    train_c = np.where(np.isfinite(train_c), train_c, fill)
+    test_c = np.where(np.isfinite(test_c), test_c, fill)
+    predicted: list[dict] = [{} for _ in test_t1w]
+    for name in train_y[0]:
+        design = np.column_stack([np.ones(len(train_c)), [x[name] for x in train_t1w], train_c])
+        coef = np.linalg.lstsq(design, [y[name] for y in train_y], rcond=None)[0]
+        test = np.column_stack([np.ones(len(test_c)), [x[name] for x in test_t1w], test_c])
+        for row, value in zip(predicted, test @ coef, strict=True):
+            row[name] = float(value)
+    return predicted
+
+
+def baselines(train_pairs, train_truth, test_pairs, train_tables, test_tables) -> dict:
+    """The regional baselines' composites per held-out scan: T1w alone (as the U-Net's
+    benchmark) and T1w with the clinical values."""
+    from synthesis import input_image
+
+    t1w = {name: [_composites(input_image(p, "T1w")) for p in pairs]
+           for name, pairs in (("train", train_pairs), ("test", test_pairs))}  # fmt: skip
+    values = {
+        "train": [scan_clinical(p, train_tables) for p in train_pairs],
+        "test": [scan_clinical(p, test_tables) for p in test_pairs],
+    }
+    train_y = [_composites(t) for t in train_truth]
+    return {
+        LINEAR: regional_linear(train_pairs, train_truth, test_pairs, "T1w"),
+        CLINICAL_LINEAR: regional_linear_clinical(
+            t1w["train"], values["train"], train_y, t1w["test"], values["test"]
+        ),
+    }
+
+
 # --- the model's side -------------------------------------------------------------------------
 
 
@@ -323,9 +383,11 @@ def per_scan(sampler: Sampler, pairs, tables, truth, mmse) -> list[dict]:
     return rows
 
 
-def accuracy(methods: dict, truth: list, test_pairs, test_bids: Path | None) -> dict:
+def accuracy(
+    methods: dict, truth: list, test_pairs, test_bids: Path | None, regional_only: dict
+) -> dict:
     """Voxel and regional rows of every method, the oracle and the cohort mean (as the U-Net
-    benchmark scores them)."""
+    benchmark scores them); ``regional_only``: composites of the regional baselines."""
     voxel = {name: score(images, truth) for name, images in methods.items()}
     oracles = [oracle_image(test_bids, p) for p in test_pairs] if test_bids else []
     if oracles and all(o is not None for o in oracles):
@@ -336,6 +398,10 @@ def accuracy(methods: dict, truth: list, test_pairs, test_bids: Path | None) -> 
     regional = []
     for name, images in methods.items():
         composites = [_composites(image) for image in images]
+        regional += regional_rows(name, composites, measured, "measured")
+        if have_truth:
+            regional += regional_rows(name, composites, blurred, "blurred truth")
+    for name, composites in regional_only.items():
         regional += regional_rows(name, composites, measured, "measured")
         if have_truth:
             regional += regional_rows(name, composites, blurred, "blurred truth")
@@ -372,8 +438,8 @@ def effects_table(scans: list[dict], training: dict) -> dict:
 
 def evaluate(args: argparse.Namespace, bundle: Path, train_pairs, test_pairs) -> dict:
     """Every number of the section."""
-    truth = truth_images(test_pairs)
-    cohort_mean = np.mean(truth_images(train_pairs), axis=0).astype(np.float32)
+    truth, train_truth = truth_images(test_pairs), truth_images(train_pairs)
+    cohort_mean = np.mean(train_truth, axis=0).astype(np.float32)
     sampler = Sampler(bundle, args.n_samples)
     tables = _tables(args.test_bids, args.test_derivatives)
     scans = per_scan(sampler, test_pairs, tables, truth, list(args.mmse))
@@ -388,10 +454,15 @@ def evaluate(args: argparse.Namespace, bundle: Path, train_pairs, test_pairs) ->
     training = training_effects(train_pairs, args.train_bids, args.train_derivatives)
     return {
         "n_train": len(train_pairs), "n_test": len(test_pairs), "n_samples": args.n_samples,
+        "cohorts": {"train": simulated_with(args.train_bids),
+                    "test": simulated_with(args.test_bids)},
         "mmse_sweep": list(args.mmse), "sampling": sampler.defaults,
         "test_without_clinical_values": sum(
             clinical.missing(s["clinical"]) == list(clinical.VARIABLES) for s in scans),
-        **accuracy(methods, truth, test_pairs, args.test_bids),
+        **accuracy(methods, truth, test_pairs, args.test_bids, baselines(
+            train_pairs, train_truth, test_pairs,
+            _tables(args.train_bids, args.train_derivatives), tables,
+        )),
         "effects": effects_table(scans, training), "training": training,
         "diversity_error_r": pearson([s["sample_sd"] for s in scans], [s["mae"] for s in scans]),
         "scans": scans,
@@ -464,8 +535,10 @@ def render(results: dict) -> str:
         START, "## Synthetic tau PET from T1w and clinical values (latent diffusion)", "",
         f"Produced by `benchmarks/diffusion.py` ({' '.join(sys.argv[1:]) or 'defaults'}); "
         f"measured {time.strftime('%Y-%m-%d')}. {results['n_train']} training and "
-        f"{results['n_test']} held-out scans (seeds {TRAIN_SEED} and {TEST_SEED}; sampling seed "
-        f"{SAMPLING_SEED} + scan index, the same for every condition of a scan). Each image is "
+        f"{results['n_test']} held-out scans; network seed {TRAIN_SEED}; sampling seed "
+        f"{SAMPLING_SEED} + scan index, the same for every condition of a scan. Training cohort: "
+        f"`{results['cohorts']['train']}`; held-out cohort: `{results['cohorts']['test']}`. "
+        "Each image is "
         f"the mean of {results['n_samples']} samples (DDIM {results['sampling']['steps']} steps, "
         f"guidance {results['sampling']['guidance']:g}) at the scan's own clinical values "
         f"({results['test_without_clinical_values']} held-out scans had none: unconditional). "
@@ -479,11 +552,19 @@ def render(results: dict) -> str:
             f"| {name} | {_number(row['mse'], 4)} | {_number(row['psnr_db'], 2)} | "
             f"{_number(row['ssim'], 3)} | {row['n']} |"
         )
-    lines += ["", "| method | against | composite | r | MAPE % |", "|---|---|---|---|---|"]
+    lines += [
+        "", "Regional composites across held-out scans: Pearson r, MAPE, slope of predicted on "
+        "measured (1 follows the person, 0 is one value for all) and spread ratio (SD of "
+        "predicted / SD of measured). The two regional-linear baselines use one number per "
+        "region: the T1w's composite mean, and that with MMSE, amyloid status and age.", "",
+        "| method | against | composite | r | MAPE % | slope | spread ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for row in results["regional"]:
         lines.append(
             f"| {row['method']} | {row['against']} | {row['composite']} | "
-            f"{_number(row['r'], 3)} | {_number(row['mape_percent'], 1)} |"
+            f"{_number(row['r'], 3)} | {_number(row['mape_percent'], 1)} | "
+            f"{_number(row.get('slope'), 3)} | {_number(row.get('spread_ratio'), 3)} |"
         )
     lines += _effect_lines(results["effects"], results["training"])
     lines += [

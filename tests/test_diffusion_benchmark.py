@@ -77,3 +77,35 @@ def test_effects_table_judges_the_models_direction_against_the_truths():
     table = bench.effects_table(scans, {"truth": {}, "measured": {}})["c"]
     assert table["mmse"]["agree"] is None and table["mmse"]["truth"] is None
     assert bench.pearson([1, 2, 3], [2, 4, 7]) > 0.9 and bench.pearson([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_the_clinical_regional_baseline_recovers_a_known_line_and_fills_missing_values():
+    rng = np.random.default_rng(0)
+    n = 12
+    t1w = [{"meta": float(x)} for x in rng.uniform(0.8, 1.2, n)]
+    values = [
+        {"mmse": float(m), "amyloid_status": a, "age": float(g)}
+        for m, a, g in zip(
+            rng.integers(18, 31, n), rng.choice(["positive", "negative"], n),
+            rng.uniform(60, 85, n), strict=True,
+        )
+    ]  # fmt: skip
+
+    def truth(x, v):
+        amyloid = 1.0 if v["amyloid_status"] == "positive" else -1.0
+        return 2.0 - 0.5 * x["meta"] - 0.03 * v["mmse"] + 0.1 * amyloid + 0.002 * v["age"]
+
+    train_y = [{"meta": truth(x, v)} for x, v in zip(t1w, values, strict=True)]
+    test_t1w = [{"meta": 1.0}, {"meta": 1.0}]
+    test_values = [
+        {"mmse": 20.0, "amyloid_status": "positive", "age": 70.0},
+        {"mmse": None, "amyloid_status": None, "age": None},
+    ]
+    predicted = bench.regional_linear_clinical(t1w, values, train_y, test_t1w, test_values)
+    assert predicted[0]["meta"] == pytest.approx(truth(test_t1w[0], test_values[0]), abs=1e-9)
+    means = {
+        "mmse": np.mean([v["mmse"] for v in values]), "age": np.mean([v["age"] for v in values]),
+    }  # fmt: skip
+    amyloid = np.mean([1.0 if v["amyloid_status"] == "positive" else -1.0 for v in values])
+    filled = 2.0 - 0.5 - 0.03 * means["mmse"] + 0.1 * amyloid + 0.002 * means["age"]
+    assert predicted[1]["meta"] == pytest.approx(filled, abs=1e-9)
