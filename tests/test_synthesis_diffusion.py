@@ -1,7 +1,9 @@
 """Clinically conditioned latent diffusion (T1w + MMSE, amyloid, age -> tau): the clinical
 tokens, seeded sampling, unconditional sampling of missing values, the training command's
-bundle through MONAI's runner, and a tiny model that learns that a lower MMSE means more tau.
-Tiny widths and few steps: wiring and direction are checked, not accuracy."""
+bundle through MONAI's runner, the autoencoder's loss and ceiling. Tiny widths and few steps:
+wiring is checked, not accuracy. Whether a trained model follows MMSE the right way is not
+tested here: a tiny model needs minutes of training and still went either way
+(docs/synthesis.md); benchmarks/diffusion.py measures it."""
 
 from __future__ import annotations
 
