@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--synthesize",
         action="store_true",
-        help="also simulate FDG and TSPO scans, train one small synthesis bundle per task on the "
-        "demo's own derivatives and run every --synthesize path (15-20 minutes more; the "
-        "bundles show the path, not an accuracy)",
+        help="also simulate FDG and TSPO scans, train one small synthesis bundle per task and "
+        "a tiny latent diffusion model on the demo's own derivatives and run every --synthesize "
+        "path (about 20 minutes more; the bundles show the path, not an accuracy)",
     )
     args = parser.parse_args(argv)
 
