@@ -59,8 +59,8 @@ from synthesis import (  # noqa: E402
     blurred_truth_composites,
     ensure_cohorts,
     held_pairs,
+    input_image,
     oracle_image,
-    regional_linear,
     regional_rows,
     simulated_with,
 )
@@ -266,16 +266,19 @@ def clinical_features(values: dict) -> list[float]:
 
 
 def regional_linear_clinical(
-    train_t1w: list[dict], train_values: list[dict], train_y: list[dict],
-    test_t1w: list[dict], test_values: list[dict],
+    train_t1w: list[dict], train_values: list[dict] | None, train_y: list[dict],
+    test_t1w: list[dict], test_values: list[dict] | None,
 ) -> list[dict]:  # fmt: skip
     """Per composite, least squares of SUVR on 1, the T1w's composite mean, MMSE, amyloid and
-    age (a missing value takes the training mean of its column)."""
-    train_c = np.array([clinical_features(v) for v in train_values], np.float64)
-    test_c = np.array([clinical_features(v) for v in test_values], np.float64)
-    fill = np.nan_to_num(np.nanmean(np.where(np.isfinite(train_c), train_c, np.nan), axis=0))
-    train_c = np.where(np.isfinite(train_c), train_c, fill)
-    test_c = np.where(np.isfinite(test_c), test_c, fill)
+    age (a missing value takes the training mean of its column); without values (None), on 1
+    and the T1w's composite mean alone (``benchmarks/synthesis.py``'s regional-linear line)."""
+    train_c, test_c = np.zeros((len(train_t1w), 0)), np.zeros((len(test_t1w), 0))
+    if train_values is not None and test_values is not None:
+        train_c = np.array([clinical_features(v) for v in train_values], np.float64)
+        test_c = np.array([clinical_features(v) for v in test_values], np.float64)
+        fill = np.nan_to_num(np.nanmean(np.where(np.isfinite(train_c), train_c, np.nan), axis=0))
+        train_c = np.where(np.isfinite(train_c), train_c, fill)
+        test_c = np.where(np.isfinite(test_c), test_c, fill)
     predicted: list[dict] = [{} for _ in test_t1w]
     for name in train_y[0]:
         design = np.column_stack([np.ones(len(train_c)), [x[name] for x in train_t1w], train_c])
@@ -286,22 +289,17 @@ def regional_linear_clinical(
     return predicted
 
 
-def baselines(train_pairs, train_truth, test_pairs, train_tables, test_tables) -> dict:
+def baselines(train_pairs, train_truth, train_tables, test_pairs, test_values) -> dict:
     """The regional baselines' composites per held-out scan: T1w alone (as the U-Net's
-    benchmark) and T1w with the clinical values."""
-    from synthesis import input_image
-
-    t1w = {name: [_composites(input_image(p, "T1w")) for p in pairs]
-           for name, pairs in (("train", train_pairs), ("test", test_pairs))}  # fmt: skip
-    values = {
-        "train": [scan_clinical(p, train_tables) for p in train_pairs],
-        "test": [scan_clinical(p, test_tables) for p in test_pairs],
-    }
+    benchmark) and T1w with the clinical values (``test_values``: each held-out scan's)."""
+    train_t1w = [_composites(input_image(p, "T1w")) for p in train_pairs]
+    test_t1w = [_composites(input_image(p, "T1w")) for p in test_pairs]
+    train_values = [scan_clinical(p, train_tables) for p in train_pairs]
     train_y = [_composites(t) for t in train_truth]
     return {
-        LINEAR: regional_linear(train_pairs, train_truth, test_pairs, "T1w"),
+        LINEAR: regional_linear_clinical(train_t1w, None, train_y, test_t1w, None),
         CLINICAL_LINEAR: regional_linear_clinical(
-            t1w["train"], values["train"], train_y, t1w["test"], values["test"]
+            train_t1w, train_values, train_y, test_t1w, test_values
         ),
     }
 
@@ -460,8 +458,8 @@ def evaluate(args: argparse.Namespace, bundle: Path, train_pairs, test_pairs) ->
         "test_without_clinical_values": sum(
             clinical.missing(s["clinical"]) == list(clinical.VARIABLES) for s in scans),
         **accuracy(methods, truth, test_pairs, args.test_bids, baselines(
-            train_pairs, train_truth, test_pairs,
-            _tables(args.train_bids, args.train_derivatives), tables,
+            train_pairs, train_truth, _tables(args.train_bids, args.train_derivatives),
+            test_pairs, [s["clinical"] for s in scans],
         )),
         "effects": effects_table(scans, training), "training": training,
         "diversity_error_r": pearson([s["sample_sd"] for s in scans], [s["mae"] for s in scans]),

@@ -109,3 +109,10 @@ def test_the_clinical_regional_baseline_recovers_a_known_line_and_fills_missing_
     amyloid = np.mean([1.0 if v["amyloid_status"] == "positive" else -1.0 for v in values])
     filled = 2.0 - 0.5 - 0.03 * means["mmse"] + 0.1 * amyloid + 0.002 * means["age"]
     assert predicted[1]["meta"] == pytest.approx(filled, abs=1e-9)
+
+
+def test_without_clinical_values_the_baseline_is_the_t1w_only_line():
+    t1w = [{"meta": x} for x in (0.9, 1.0, 1.1, 1.2)]
+    train_y = [{"meta": 3.0 - 2.0 * x["meta"]} for x in t1w]
+    predicted = bench.regional_linear_clinical(t1w, None, train_y, [{"meta": 0.5}], None)
+    assert predicted[0]["meta"] == pytest.approx(2.0)
