@@ -72,6 +72,7 @@ from taupet_bids.synthesis.bundle import load_synthesiser  # noqa: E402
 from taupet_bids.synthesis.preprocessing import brain_mask, read_suvr  # noqa: E402
 from taupet_bids.training.synthesis import score, truth_images  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import (  # noqa: E402
+    AUTOENCODER_LOSSES,
     DiffusionConfig,
     find_tables,
     reconstruct,
@@ -601,7 +602,11 @@ def _arguments() -> argparse.Namespace:
     add("--autoencoder-steps", type=int, default=DiffusionConfig.autoencoder_steps)
     add("--batch-size", type=int, default=DiffusionConfig.batch_size)
     add("--threads", type=int, default=1, help="torch threads of the training (sampling: one)")
-    add("--autoencoder-loss", choices=("mse", "l1"), default=DiffusionConfig.autoencoder_loss)
+    add(
+        "--autoencoder-loss",
+        choices=tuple(AUTOENCODER_LOSSES),
+        default=DiffusionConfig.autoencoder_loss,
+    )
     add("--autoencoder-channels", type=int, nargs="+", default=list(ldm.AUTOENCODER_CHANNELS))
     add("--latent-channels", type=int, default=ldm.LATENT_CHANNELS)
     add("--unet-channels", type=int, nargs="+", default=list(ldm.UNET_CHANNELS))

@@ -144,9 +144,9 @@ def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, co
     meta = json.loads((bundle / METADATA).read_text())
     ours = meta["taupet_bids"]
     assert ours["network"] == "diffusion" and ours["sampling"] == {"steps": 3, "guidance": 2.0}
-    assert (bundle / "docs" / "README.md").read_text() == render_card(meta)
-    assert meta["eval_metrics"]["train_scans_without_clinical_values"] == 0
     card = (bundle / "docs" / "README.md").read_text()
+    assert card == render_card(meta)
+    assert meta["eval_metrics"]["train_scans_without_clinical_values"] == 0
     assert "masked MSE" in card and "| autoencoder (ceiling) |" in card
     held = [name for name in ("validation", "test") if meta["eval_metrics"][name]]
     assert held, "the tiny cohort's split left no held-out scan"

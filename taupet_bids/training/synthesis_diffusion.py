@@ -110,6 +110,9 @@ class DiffusionConfig:
         return (self.latent_channels, *(n // factor for n in preprocessing.INPUT_SHAPE))
 
 
+#: The autoencoder's reconstruction losses: the power of the masked absolute error.
+AUTOENCODER_LOSSES = {"mse": 2, "l1": 1}
+
 # The training volumes and contexts live in module globals so that forked workers share them.
 _POOL: Examples | None = None
 _CONTEXTS: np.ndarray | None = None
@@ -178,7 +181,7 @@ def _denoiser_batch(
 def autoencoder_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) -> engine.Stage:
     """Stage 1: masked reconstruction (``autoencoder_loss``) plus ``kl_weight`` x KL divergence."""
     mask = torch.from_numpy(preprocessing.network_mask())
-    power = {"l1": 1, "mse": 2}[config.autoencoder_loss]
+    power = AUTOENCODER_LOSSES[config.autoencoder_loss]
 
     def step(batch) -> torch.Tensor:
         (volumes,) = map(torch.from_numpy, batch)

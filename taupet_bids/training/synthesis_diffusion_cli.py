@@ -7,7 +7,7 @@ from pathlib import Path
 
 from taupet_bids.synthesis import diffusion
 from taupet_bids.training.cli_common import run_fields, train_and_export
-from taupet_bids.training.synthesis_diffusion import DiffusionConfig
+from taupet_bids.training.synthesis_diffusion import AUTOENCODER_LOSSES, DiffusionConfig
 
 
 def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,8 @@ def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
         help="steps of the autoencoder's stage, before the denoiser's --steps",
     )  # fmt: skip
     group.add_argument(
-        "--autoencoder-loss", choices=("mse", "l1"), default=DiffusionConfig.autoencoder_loss,
+        "--autoencoder-loss", choices=tuple(AUTOENCODER_LOSSES),
+        default=DiffusionConfig.autoencoder_loss,
         help="the autoencoder's reconstruction loss (%(default)s)",
     )  # fmt: skip
     group.add_argument(
