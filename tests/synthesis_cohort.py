@@ -41,8 +41,11 @@ def _save(path: Path, volume: np.ndarray) -> Path:
     return path
 
 
-def write_pair(derivatives: Path, label: str, load: float, rng: np.random.Generator) -> Path:
-    """One scan's template-space T1w and SUVR (with a sidecar); returns the T1w's path."""
+def write_pair(
+    derivatives: Path, label: str, load: float, rng: np.random.Generator, atrophy: float = ATROPHY
+) -> Path:
+    """One scan's template-space T1w and SUVR (with a sidecar); returns the T1w's path.
+    ``atrophy`` 0 gives every scan the same anatomy (only the noise differs)."""
     brain, braak, t1w, _ = _template()
     stem = f"sub-{label}_trc-{TRACER}"
     suvr = brain * 1.0 + braak * load + rng.normal(0, 0.03, brain.shape) * brain
@@ -50,7 +53,7 @@ def write_pair(derivatives: Path, label: str, load: float, rng: np.random.Genera
     _save(image, suvr)
     sidecar = {"TracerName": "flortaucipir", "ReferenceRegion": "InfCerebGrey", "Units": "unitless"}
     image.with_name(image.name.replace(".nii.gz", ".json")).write_text(json.dumps(sidecar))
-    anatomy = t1w * (1 - ATROPHY * load * braak) + rng.normal(0, 5.0, t1w.shape)
+    anatomy = t1w * (1 - atrophy * load * braak) + rng.normal(0, 5.0, t1w.shape)
     anat = derivatives / f"sub-{label}" / "anat"
     return _save(anat / f"sub-{label}_{naming.SPACE}_desc-preproc_T1w.nii.gz", anatomy)
 
@@ -79,15 +82,16 @@ def write_other_pet(
 
 
 def write_cohort(
-    root: Path, n: int = PARTICIPANTS, seed: int = 5, other: tuple[str, ...] = ()
-) -> Path:
+    root: Path, n: int = PARTICIPANTS, seed: int = 5, other: tuple[str, ...] = (),
+    atrophy: float = ATROPHY,
+) -> Path:  # fmt: skip
     """A derivatives folder with ``n`` participants, tau loads spread over [0, 1.5], and the
     ``other`` PET (``fdg``, ``tspo``) of each."""
     rng = np.random.default_rng(seed)
     extra = np.random.default_rng(seed + 1)
     derivatives = root / "derivatives"
     for index, load in enumerate(np.linspace(0.0, 1.5, n)):
-        write_pair(derivatives, f"p{index}", float(load), rng)
+        write_pair(derivatives, f"p{index}", float(load), rng, atrophy)
         for kind in other:
             write_other_pet(derivatives, f"p{index}", float(load), kind, extra)
     return derivatives

@@ -157,8 +157,12 @@ def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, co
     log = (bundle.parent / "training_log.tsv").read_text().splitlines()[1:]
     assert [row.split("\t")[0] for row in log] == ["autoencoder"] * 2 + ["denoiser"] * 3
     trained = torch.load(bundle / WEIGHTS, weights_only=True)
-    assert set(trained) == {"autoencoder", "unet", "scale"}
-    assert bool(trained["scale"]["fitted"]) and float(trained["scale"]["value"]) > 0
+    assert set(trained) == {"autoencoder", "unet", "standard"}
+    for kind in ("t1w", "suvr"):
+        assert bool(trained["standard"][f"{kind}.fitted"])
+        assert float(trained["standard"][f"{kind}.value"]) > 0
+    assert trained["standard"]["suvr.center"].abs().sum() > 0  # tau: about the cohort's mean
+    assert not trained["standard"]["t1w.center"].any()  # T1w: scaled only
     assert check_bundle(bundle, "tau-from-t1w", network="diffusion").network == "diffusion"
     with pytest.raises(InvalidBundle, match="is a diffusion bundle, not unet"):
         check_bundle(bundle, network="unet")
@@ -310,9 +314,16 @@ def naming_desc(path: Path) -> str:
     return path.name.split("_desc-")[1].split("_")[0]
 
 
-@pytest.mark.parametrize("loss, power", [("mse", 2), ("l1", 1)])
-def test_the_autoencoder_stage_uses_the_configured_reconstruction_loss(loss, power, tmp_path):
-    config = DiffusionConfig(tmp_path, [], autoencoder_loss=loss, kl_weight=0.0, **TINY)
+@pytest.mark.parametrize(
+    "loss, power, posterior", [("mse", 2, "mean"), ("l1", 1, "mean"), ("mse", 2, "sample")]
+)
+def test_the_autoencoder_stage_uses_the_configured_loss_and_posterior(
+    loss, power, posterior, tmp_path
+):
+    config = DiffusionConfig(
+        tmp_path, [], autoencoder_loss=loss, autoencoder_posterior=posterior, kl_weight=0.0,
+        **TINY,
+    )  # fmt: skip
     network = config.network()
     stage = autoencoder_stage(config, network)
     generator = torch.Generator().manual_seed(0)
@@ -321,7 +332,28 @@ def test_the_autoencoder_stage_uses_the_configured_reconstruction_loss(loss, pow
     loss_value = stage.loss((volumes.numpy(),))
     torch.manual_seed(1)
     with torch.no_grad():
-        rebuilt = network.autoencoder(volumes)[0]
+        sampled = network.autoencoder(volumes)[0]
+        from_mean = network.autoencoder.reconstruct(volumes)
+    assert not torch.allclose(sampled, from_mean)  # the two posteriors differ
+    rebuilt = from_mean if posterior == "mean" else sampled
     mask = torch.from_numpy(preprocessing.network_mask())
     expected = (rebuilt - volumes)[:, 0][:, mask].abs().pow(power).mean()
     assert loss_value.item() == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_tau_latents_are_standardised_about_the_cohorts_mean_and_decode_unchanged(tmp_path):
+    from taupet_bids.training.synthesis_diffusion import fit_standard
+
+    network = _untrained()
+    generator = torch.Generator().manual_seed(2)
+    volumes = torch.rand(5, *preprocessing.INPUT_SHAPE, generator=generator).numpy()
+    fit_standard(network, volumes, volumes + 1.0)
+    with torch.no_grad():
+        tau = torch.cat([network.encode(torch.from_numpy(v + 1.0)[None, None]) for v in volumes])
+        t1w = torch.cat([network.encode(torch.from_numpy(v)[None, None], "t1w") for v in volumes])
+        raw = network.autoencoder.encode(torch.from_numpy(volumes[:1] + 1.0)[:, None])[0]
+        rebuilt = network.decode(network.encode(torch.from_numpy(volumes[:1] + 1.0)[:, None]))
+        direct = network.autoencoder.decode(raw)
+    assert tau.mean(0).abs().max() < 1e-4 and float(tau.std()) == pytest.approx(1.0, rel=1e-3)
+    assert float(t1w.std()) == pytest.approx(1.0, rel=1e-3) and float(t1w.mean().abs()) > 0.01
+    assert torch.allclose(rebuilt, direct, atol=1e-5)

@@ -12,9 +12,15 @@ Two MONAI networks, trained one after the other:
    predicts unconditionally and sampling can use classifier-free guidance.
 
 Sampling runs DDIM (:class:`~monai.networks.schedulers.DDIMScheduler`, 10-25 steps, eta 0): the
-initial noise is the only randomness, so a seed gives the same image. Latents are scaled by
-``scale`` (one over the SD of the training tau latents, set after stage 1) so the diffusion sees
-unit variance, as in Rombach et al.
+initial noise is the only randomness, so a seed gives the same image.
+
+Latents are standardised (:class:`LatentStandard`, fitted after stage 1 on the training scans).
+The tau latent is centred on the training scans' mean tau latent and divided by the SD of what
+is left, so the diffusion works on what differs between people, at unit variance. (The first
+version only divided by the SD of the latents, as Rombach et al.: that SD is mostly the brain's
+shape, common to everyone, and the differences between people were a few per cent of it;
+docs/synthesis.md.) The T1w latent, a condition and not a target, is only divided by its SD:
+centred, a cohort of near-identical anatomy would have its noise magnified.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from monai.networks.schedulers import DDIMScheduler
 from torch import nn
 
 from taupet_bids.synthesis.clinical import CONTEXT_DIM, null_context
+from taupet_bids.synthesis.preprocessing import INPUT_SHAPE
 
 AUTOENCODER_CHANNELS = (8, 16, 16)
 LATENT_CHANNELS = 3
@@ -34,23 +41,40 @@ UNET_CHANNELS = (16, 32)
 NORM_GROUPS = 8
 HEAD_CHANNELS = 8
 TRAIN_TIMESTEPS = 1000
+#: The kinds of volume the autoencoder codes, each with its own latent standardisation.
+KINDS = ("t1w", "suvr")
 DDIM_STEPS = 20
 GUIDANCE = 2.0
 #: The noise schedule of training and sampling (Rombach et al.'s scaled linear betas).
 SCHEDULE = {"schedule": "scaled_linear_beta", "beta_start": 0.0015, "beta_end": 0.0195}
 
 
-class LatentScale(nn.Module):
-    """The latent scaling factor as a weight of the bundle, and whether it was fitted yet."""
+class LatentStandard(nn.Module):
+    """One kind's latent standardisation, weights of the bundle: ``(latent - center) * value``."""
 
-    def __init__(self) -> None:
+    def __init__(self, shape: Sequence[int]) -> None:
         super().__init__()
+        self.register_buffer("center", torch.zeros(tuple(shape)))
         self.register_buffer("value", torch.ones(()))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
+    def fit(self, latents: torch.Tensor, centred: bool) -> None:
+        """Set from raw latents (N, C, ...) of training scans; ``centred``: about their mean."""
+        if centred:
+            self.center.copy_(latents.mean(0))
+        self.value.fill_(1.0 / max(float((latents - self.center).std()), 1e-6))
+        self.fitted.fill_(True)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return (latent - self.center) * self.value
+
+    def invert(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent / self.value + self.center
+
 
 class LatentDiffusion(nn.Module):
-    """The bundle's network: children ``autoencoder``, ``unet`` and ``scale``."""
+    """The bundle's network: children ``autoencoder``, ``unet`` and ``standard`` (the latent
+    standardisation of the T1w and of the tau SUVR)."""
 
     def __init__(
         self,
@@ -77,20 +101,22 @@ class LatentDiffusion(nn.Module):
             norm_num_groups=norm_groups, num_head_channels=head_channels,
             with_conditioning=True, cross_attention_dim=CONTEXT_DIM,
         )  # fmt: skip
-        self.scale = LatentScale()
+        latent = (latent_channels, *(n // 2 ** (levels - 1) for n in INPUT_SHAPE))
+        self.standard = nn.ModuleDict({kind: LatentStandard(latent) for kind in KINDS})
 
     def scheduler(self) -> DDIMScheduler:
         """The noise schedule (the same object adds noise in training and removes it here)."""
         return DDIMScheduler(self.train_timesteps, clip_sample=False, **SCHEDULE)
 
-    def encode(self, volume: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 48, 56, 48) -> the scaled latent mean (no sampling: the same volume always
-        gives the same latent)."""
+    def encode(self, volume: torch.Tensor, kind: str = "suvr") -> torch.Tensor:
+        """A (B, 1, 48, 56, 48) ``kind`` volume -> its standardised latent mean (no sampling:
+        the same volume always gives the same latent)."""
         mean, _ = self.autoencoder.encode(volume)
-        return mean * self.scale.value
+        return self.standard[kind](mean)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.autoencoder.decode(latent / self.scale.value)
+        """A standardised tau latent -> SUVR."""
+        return self.autoencoder.decode(self.standard["suvr"].invert(latent))
 
     def denoise(
         self, noisy: torch.Tensor, anatomy: torch.Tensor, t: torch.Tensor, context: torch.Tensor
@@ -112,7 +138,7 @@ class LatentDiffusion(nn.Module):
         Guided: noise = unconditional + guidance x (conditional - unconditional). A context
         that is the null one is sampled unconditionally (guidance does not apply).
         """
-        anatomy = self.encode(t1w)
+        anatomy = self.encode(t1w, "t1w")
         null = torch.from_numpy(null_context()).expand_as(context)
         guided = guidance != 1.0 and not torch.equal(context, null)
         scheduler = self.scheduler()

@@ -4,10 +4,11 @@ Two stages of the shared loop (:mod:`taupet_bids.training.engine`), on the pairs
 the 3-D U-Net (:mod:`taupet_bids.training.synthesis`), with each scan's clinical values read
 from the BIDS dataset's ``participants.tsv`` / ``sessions.tsv``:
 
-1. ``autoencoder``: AutoencoderKL reconstructs training T1w and SUVR volumes (masked L1 plus a
-   small KL term; no adversarial or perceptual term, which Rombach et al. add at full size);
-2. ``denoiser``: the autoencoder is frozen, the latent scale is fitted once (one over the SD of
-   the training tau latents), and the U-Net learns to predict the noise added to the tau latent
+1. ``autoencoder``: AutoencoderKL reconstructs training T1w and SUVR volumes (masked MSE or L1
+   plus a small KL term; no adversarial or perceptual term, which Rombach et al. add at full
+   size), from the posterior's mean or a sample of it (``autoencoder_posterior``);
+2. ``denoiser``: the autoencoder is frozen, the latent standardisations are fitted once (the
+   training scans' mean tau latent and the SD about it; the T1w latents' SD), and the U-Net learns to predict the noise added to the tau latent
    at a random timestep (MSE), given the T1w latent and the clinical tokens. With probability
    ``condition_dropout`` the whole clinical context is replaced by the null one (classifier-free
    guidance), and each present value is dropped with ``variable_dropout`` so partly missing
@@ -78,6 +79,11 @@ class DiffusionConfig:
     #: above it, and L1 tolerates that more (on constructed data, 300 steps: a Braak region at
     #: SUVR 2.5 came back as 1.18 with MSE, 1.09 with L1).
     autoencoder_loss: str = "mse"
+    #: What the decoder reconstructs from in training: the posterior "mean" (a deterministic,
+    #: KL-regularised autoencoder) or a "sample" of it (MONAI's forward). At the small KL
+    #: weight the posterior's SD stays near its initial 1, far above the code, and a decoder
+    #: trained on samples learns to return the cohort's mean (docs/synthesis.md).
+    autoencoder_posterior: str = "mean"
     condition_dropout: float = 0.15
     variable_dropout: float = 0.1
     #: DDIM steps and guidance of the held-out evaluation (and the bundle's defaults).
@@ -112,6 +118,8 @@ class DiffusionConfig:
 
 #: The autoencoder's reconstruction losses: the power of the masked absolute error.
 AUTOENCODER_LOSSES = {"mse": 2, "l1": 1}
+#: What the autoencoder's decoder reconstructs from in training.
+POSTERIORS = ("mean", "sample")
 
 # The training volumes and contexts live in module globals so that forked workers share them.
 _POOL: Examples | None = None
@@ -185,7 +193,11 @@ def autoencoder_stage(config: DiffusionConfig, network: diffusion.LatentDiffusio
 
     def step(batch) -> torch.Tensor:
         (volumes,) = map(torch.from_numpy, batch)
-        rebuilt, mean, sigma = network.autoencoder(volumes)
+        if config.autoencoder_posterior == "sample":
+            rebuilt, mean, sigma = network.autoencoder(volumes)
+        else:
+            mean, sigma = network.autoencoder.encode(volumes)
+            rebuilt = network.autoencoder.decode(mean)
         reconstruction = (rebuilt - volumes)[:, 0][:, mask].abs().pow(power).mean()
         kl = 0.5 * (mean**2 + sigma**2 - torch.log(sigma**2 + 1e-8) - 1).sum((1, 2, 3, 4))
         return reconstruction + config.kl_weight * kl.mean()
@@ -196,15 +208,15 @@ def autoencoder_stage(config: DiffusionConfig, network: diffusion.LatentDiffusio
     )  # fmt: skip
 
 
-def fit_scale(network: diffusion.LatentDiffusion, targets: np.ndarray) -> float:
-    """Set the latent scale from the training tau latents, once (kept on resume)."""
-    if not bool(network.scale.fitted):
-        with torch.no_grad():
-            network.scale.value.fill_(1.0)
-            latents = [network.encode(torch.from_numpy(t)[None, None]) for t in targets]
-            network.scale.value.fill_(1.0 / max(float(torch.cat(latents).std()), 1e-6))
-            network.scale.fitted.fill_(True)
-    return float(network.scale.value)
+def fit_standard(network: diffusion.LatentDiffusion, inputs: np.ndarray, targets: np.ndarray):
+    """Fit each kind's latent standardisation on the training scans, once (kept on resume)."""
+    for kind, volumes in (("t1w", inputs), ("suvr", targets)):
+        standard = network.standard[kind]
+        if not bool(standard.fitted):
+            with torch.no_grad():
+                latents = [network.autoencoder.encode(torch.from_numpy(v)[None, None])[0]
+                           for v in volumes]  # fmt: skip
+                standard.fit(torch.cat(latents), centred=kind == "suvr")
 
 
 def denoiser_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) -> engine.Stage:
@@ -213,9 +225,9 @@ def denoiser_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) 
 
     def step(batch) -> torch.Tensor:
         t1w, targets, contexts, times, noise = map(torch.from_numpy, batch)
-        fit_scale(network, _POOL.targets)
+        fit_standard(network, _POOL.inputs, _POOL.targets)
         with torch.no_grad():
-            tau, anatomy = network.encode(targets), network.encode(t1w)
+            tau, anatomy = network.encode(targets), network.encode(t1w, "t1w")
         noisy = scheduler.add_noise(tau, noise, times)
         return functional.mse_loss(network.denoise(noisy, anatomy, times, contexts), noise)
 
@@ -300,12 +312,12 @@ def train(config: DiffusionConfig, log: Callable[[str], None] = print) -> dict:
     _POOL, _CONTEXTS = sets["train"], contexts["train"].astype(np.float32)
     run = engine.Run(config.out_dir, config.seed, config.checkpoint_every, "loss", log)
     run.fit(network, [autoencoder_stage(config, network), denoiser_stage(config, network)])
-    fit_scale(network, _POOL.targets)  # a run with --steps 0 still has its scale
+    fit_standard(network, _POOL.inputs, _POOL.targets)  # also after --steps 0
     metrics = {
         **evaluate(network, sets, contexts, config), **counts,
         **data_fields(sets["train"].pairs, config.task),
         "clinical_tables": [str(t) for t in tables],
         "train_scans_without_clinical_values": int(unconditioned),
-        "latent_scale": float(network.scale.value),
+        "latent_scale": {kind: float(network.standard[kind].value) for kind in diffusion.KINDS},
     }  # fmt: skip
     return save_run(network, metrics, config.out_dir, log)

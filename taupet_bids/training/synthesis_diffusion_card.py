@@ -14,8 +14,12 @@ from taupet_bids.synthesis.bundle import DIFFUSION_CONFIGS
 from taupet_bids.training import engine, synthesis_card
 from taupet_bids.training.synthesis_diffusion import DiffusionConfig
 
-MODEL_VERSION = "0.1.0"
-CHANGELOG = {"0.1.0": "first release: 3-D latent diffusion, T1w + MMSE/amyloid/age -> tau SUVR"}
+MODEL_VERSION = "0.2.0"
+CHANGELOG = {
+    "0.1.0": "first release: 3-D latent diffusion, T1w + MMSE/amyloid/age -> tau SUVR",
+    "0.2.0": "the tau latent standardised about the training scans' mean tau latent; the "
+    "autoencoder's decoder trained from the posterior's mean (option: a sample)",
+}
 NETWORK = "diffusion"
 
 CARD = """# Synthetic tau PET from T1w and clinical values (latent diffusion), version {version}
@@ -29,8 +33,10 @@ not a confidence interval). After seed 003 (TauPETGen), with structured clinical
 instead of free text, in 3-D.
 
 **Network.** MONAI AutoencoderKL (channels {ae_channels}, {latent_channels} latent channels,
-latent grid {latent_grid}) trained first ({ae_steps} steps, masked {ae_loss} + {kl_weight:g} x KL;
-no adversarial or perceptual term). Then MONAI DiffusionModelUNet (channels {unet_channels}) on the
+latent grid {latent_grid}) trained first ({ae_steps} steps, masked {ae_loss} + {kl_weight:g} x KL,
+decoded from the posterior's {posterior}; no adversarial or perceptual term). The tau latent is
+standardised about the training scans' mean tau latent, so the diffusion works on what differs
+between people. Then MONAI DiffusionModelUNet (channels {unet_channels}) on the
 tau latent concatenated with the T1w latent, clinical tokens through cross-attention
 ({parameters:,} parameters in all), trained {steps} steps on the noise-prediction loss; the
 whole clinical context dropped with probability {condition_dropout:g} and each value with
@@ -117,6 +123,7 @@ def render_card(metadata: dict) -> str:
         ae_steps=config["autoencoder_steps"],
         kl_weight=config["kl_weight"],
         ae_loss={"l1": "L1", "mse": "MSE"}[config.get("autoencoder_loss", "l1")],
+        posterior=config.get("autoencoder_posterior", "sample"),
         unet_channels=" -> ".join(map(str, architecture["unet_channels"])),
         parameters=ours["parameters"],
         steps=config["steps"],

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from taupet_bids.synthesis import diffusion
 from taupet_bids.training.cli_common import run_fields, train_and_export
-from taupet_bids.training.synthesis_diffusion import AUTOENCODER_LOSSES, DiffusionConfig
+from taupet_bids.training.synthesis_diffusion import (
+    AUTOENCODER_LOSSES,
+    POSTERIORS,
+    DiffusionConfig,
+)
 
 
 def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +30,12 @@ def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
         "--autoencoder-loss", choices=tuple(AUTOENCODER_LOSSES),
         default=DiffusionConfig.autoencoder_loss,
         help="the autoencoder's reconstruction loss (%(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--autoencoder-posterior", choices=POSTERIORS,
+        default=DiffusionConfig.autoencoder_posterior,
+        help="what the decoder reconstructs from in training: the posterior's mean or a sample "
+        "of it (%(default)s)",
     )  # fmt: skip
     group.add_argument(
         "--autoencoder-channels", type=int, nargs="+", default=list(diffusion.AUTOENCODER_CHANNELS)
@@ -56,6 +66,7 @@ def train_diffusion(args: argparse.Namespace) -> int:
         reconstruction=args.reconstruction,
         autoencoder_steps=args.autoencoder_steps,
         autoencoder_loss=args.autoencoder_loss,
+        autoencoder_posterior=args.autoencoder_posterior,
         autoencoder_channels=list(args.autoencoder_channels),
         latent_channels=args.latent_channels,
         unet_channels=list(args.unet_channels),
