@@ -9,9 +9,10 @@ from the BIDS dataset's ``participants.tsv`` / ``sessions.tsv``:
    size), from the posterior's mean or a sample of it (``autoencoder_posterior``);
 2. ``denoiser``: the autoencoder is frozen, the latent standardisations are fitted once (the
    training scans' mean tau latent and the SD about it; the T1w latents' SD), and the U-Net
-   learns to predict the noise added to the tau latent at a random timestep (MSE), given the T1w latent and the clinical tokens. With probability
-   ``condition_dropout`` the whole clinical context is replaced by the null one (classifier-free
-   guidance), and each present value is dropped with ``variable_dropout`` so partly missing
+   learns to predict the noise added to the tau latent at a random timestep (MSE), given the
+   T1w latent and the clinical tokens. With probability ``condition_dropout`` the whole
+   clinical context is replaced by the null one (classifier-free guidance), and each present
+   value is dropped with ``variable_dropout`` so partly missing
    conditions are seen in training.
 
 All randomness of a step (volumes, augmentation, dropped values, timesteps, noise) is drawn in
