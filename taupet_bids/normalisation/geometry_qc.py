@@ -74,6 +74,9 @@ MIN_OUTLINE_POINTS = 200
 #: alone caught 66 % (docs/mrless.md).
 MAX_HEAD_SHIFT_MM = 10.0
 MAX_HEAD_SCALE_PCT = 6.0
+#: ``HeadRotationDeg`` reads about 0.7 of a true turn of 4-12 degrees (a fit linear in a small
+#: rotation, on a nearly round vault), so 9 flags turns of about 13 degrees; an index, not an
+#: angle ("Geometry QC calibration" in docs/benchmarks.md).
 MAX_HEAD_ROTATION_DEG = 9.0
 MIN_HEAD_DICE = 0.90
 MIN_REFERENCE_IN_HEAD = 0.98
