@@ -81,9 +81,10 @@ class DiffusionConfig:
     #: SUVR 2.5 came back as 1.18 with MSE, 1.09 with L1).
     autoencoder_loss: str = "mse"
     #: What the decoder reconstructs from in training: the posterior "mean" (a deterministic,
-    #: KL-regularised autoencoder) or a "sample" of it (MONAI's forward). At the small KL
-    #: weight the posterior's SD stays near its initial 1, far above the code, and a decoder
-    #: trained on samples learns to return the cohort's mean (docs/synthesis.md).
+    #: KL-regularised autoencoder, as MONAI's ``reconstruct``) or a "sample" of it (MONAI's
+    #: forward). At the small KL weight the posterior's SD stays near its initial 1, 30-200
+    #: times the spread of the code between scans ("Latent diffusion on constructed data" in
+    #: docs/benchmarks.md), so a decoder trained on samples sees mostly noise.
     autoencoder_posterior: str = "mean"
     condition_dropout: float = 0.15
     variable_dropout: float = 0.1
