@@ -73,6 +73,7 @@ from taupet_bids.synthesis.preprocessing import brain_mask, read_suvr  # noqa: E
 from taupet_bids.training.synthesis import score, truth_images  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import (  # noqa: E402
     AUTOENCODER_LOSSES,
+    POSTERIORS,
     DiffusionConfig,
     find_tables,
     reconstruct,
@@ -607,6 +608,11 @@ def _arguments() -> argparse.Namespace:
         choices=tuple(AUTOENCODER_LOSSES),
         default=DiffusionConfig.autoencoder_loss,
     )
+    add(
+        "--autoencoder-posterior",
+        choices=POSTERIORS,
+        default=DiffusionConfig.autoencoder_posterior,
+    )
     add("--autoencoder-channels", type=int, nargs="+", default=list(ldm.AUTOENCODER_CHANNELS))
     add("--latent-channels", type=int, default=ldm.LATENT_CHANNELS)
     add("--unet-channels", type=int, nargs="+", default=list(ldm.UNET_CHANNELS))
@@ -626,7 +632,7 @@ def trained_bundle(args: argparse.Namespace) -> Path:
         bids_dirs=[args.train_bids] if args.train_bids else [], seed=TRAIN_SEED,
         reconstruction=args.reconstruction, steps=args.steps,
         autoencoder_steps=args.autoencoder_steps, autoencoder_loss=args.autoencoder_loss,
-        batch_size=args.batch_size,
+        autoencoder_posterior=args.autoencoder_posterior, batch_size=args.batch_size,
         checkpoint_every=max(1, min(50, args.steps)), threads=args.threads,
         autoencoder_channels=args.autoencoder_channels, latent_channels=args.latent_channels,
         unet_channels=args.unet_channels, norm_groups=args.norm_groups,
