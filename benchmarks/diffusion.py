@@ -613,6 +613,7 @@ def _arguments() -> argparse.Namespace:
         choices=POSTERIORS,
         default=DiffusionConfig.autoencoder_posterior,
     )
+    add("--tau-latent", choices=("scaled", "centred"), default="scaled")
     add("--autoencoder-channels", type=int, nargs="+", default=list(ldm.AUTOENCODER_CHANNELS))
     add("--latent-channels", type=int, default=ldm.LATENT_CHANNELS)
     add("--unet-channels", type=int, nargs="+", default=list(ldm.UNET_CHANNELS))
@@ -632,7 +633,8 @@ def trained_bundle(args: argparse.Namespace) -> Path:
         bids_dirs=[args.train_bids] if args.train_bids else [], seed=TRAIN_SEED,
         reconstruction=args.reconstruction, steps=args.steps,
         autoencoder_steps=args.autoencoder_steps, autoencoder_loss=args.autoencoder_loss,
-        autoencoder_posterior=args.autoencoder_posterior, batch_size=args.batch_size,
+        autoencoder_posterior=args.autoencoder_posterior,
+        centre_tau_latent=args.tau_latent == "centred", batch_size=args.batch_size,
         checkpoint_every=max(1, min(50, args.steps)), threads=args.threads,
         autoencoder_channels=args.autoencoder_channels, latent_channels=args.latent_channels,
         unet_channels=args.unet_channels, norm_groups=args.norm_groups,

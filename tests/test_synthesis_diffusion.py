@@ -161,8 +161,8 @@ def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, co
     for kind in ("t1w", "suvr"):
         assert bool(trained["standard"][f"{kind}.fitted"])
         assert float(trained["standard"][f"{kind}.value"]) > 0
-    assert trained["standard"]["suvr.center"].abs().sum() > 0  # tau: about the cohort's mean
-    assert not trained["standard"]["t1w.center"].any()  # T1w: scaled only
+    assert not trained["standard"]["suvr.center"].any()  # scaled only, by default
+    assert not trained["standard"]["t1w.center"].any()
     assert check_bundle(bundle, "tau-from-t1w", network="diffusion").network == "diffusion"
     with pytest.raises(InvalidBundle, match="is a diffusion bundle, not unet"):
         check_bundle(bundle, network="unet")
@@ -341,13 +341,13 @@ def test_the_autoencoder_stage_uses_the_configured_loss_and_posterior(
     assert loss_value.item() == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_the_tau_latents_are_standardised_about_the_cohorts_mean_and_decode_unchanged(tmp_path):
+def test_the_tau_latents_are_standardised_about_the_cohorts_mean_and_decode_unchanged():
     from taupet_bids.training.synthesis_diffusion import fit_standard
 
     network = _untrained()
     generator = torch.Generator().manual_seed(2)
     volumes = torch.rand(5, *preprocessing.INPUT_SHAPE, generator=generator).numpy()
-    fit_standard(network, volumes, volumes + 1.0)
+    fit_standard(network, volumes, volumes + 1.0, centre_tau=True)
     with torch.no_grad():
         tau = torch.cat([network.encode(torch.from_numpy(v + 1.0)[None, None]) for v in volumes])
         t1w = torch.cat([network.encode(torch.from_numpy(v)[None, None], "t1w") for v in volumes])

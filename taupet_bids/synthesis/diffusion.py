@@ -14,13 +14,12 @@ Two MONAI networks, trained one after the other:
 Sampling runs DDIM (:class:`~monai.networks.schedulers.DDIMScheduler`, 10-25 steps, eta 0): the
 initial noise is the only randomness, so a seed gives the same image.
 
-Latents are standardised (:class:`LatentStandard`, fitted after stage 1 on the training scans).
-The tau latent is centred on the training scans' mean tau latent and divided by the SD of what
-is left, so the diffusion works on what differs between people, at unit variance. (The first
-version only divided by the SD of the latents, as Rombach et al.: that SD is mostly the brain's
-shape, common to everyone, and the differences between people were a few per cent of it;
-docs/synthesis.md.) The T1w latent, a condition and not a target, is only divided by its SD:
-centred, a cohort of near-identical anatomy would have its noise magnified.
+Latents are standardised (:class:`LatentStandard`, fitted after stage 1 on the training scans):
+divided by their SD, as Rombach et al., so the diffusion sees unit variance; optionally the tau
+latent is first centred on the training scans' mean tau latent, so that the diffusion works on
+what differs between people (measured worse at following a person: docs/synthesis.md). The
+T1w latent, a condition and not a target, is never centred: in a cohort of near-identical
+anatomy its noise would be magnified.
 """
 
 from __future__ import annotations

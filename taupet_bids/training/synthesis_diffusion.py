@@ -8,7 +8,8 @@ from the BIDS dataset's ``participants.tsv`` / ``sessions.tsv``:
    plus a small KL term; no adversarial or perceptual term, which Rombach et al. add at full
    size), from the posterior's mean or a sample of it (``autoencoder_posterior``);
 2. ``denoiser``: the autoencoder is frozen, the latent standardisations are fitted once (the
-   training scans' mean tau latent and the SD about it; the T1w latents' SD), and the U-Net
+   SD of each kind's training latents, about the mean tau latent with ``centre_tau_latent``),
+   and the U-Net
    learns to predict the noise added to the tau latent at a random timestep (MSE), given the
    T1w latent and the clinical tokens. With probability ``condition_dropout`` the whole
    clinical context is replaced by the null one (classifier-free guidance), and each present
@@ -86,6 +87,9 @@ class DiffusionConfig:
     #: times the spread of the code between scans ("Latent diffusion on constructed data" in
     #: docs/benchmarks.md), so a decoder trained on samples sees mostly noise.
     autoencoder_posterior: str = "mean"
+    #: Centre the tau latent on the training scans' mean before scaling (version 0.2.0's
+    #: default; its samples followed a person less: docs/synthesis.md).
+    centre_tau_latent: bool = False
     condition_dropout: float = 0.15
     variable_dropout: float = 0.1
     #: DDIM steps and guidance of the held-out evaluation (and the bundle's defaults).
@@ -210,7 +214,10 @@ def autoencoder_stage(config: DiffusionConfig, network: diffusion.LatentDiffusio
     )  # fmt: skip
 
 
-def fit_standard(network: diffusion.LatentDiffusion, inputs: np.ndarray, targets: np.ndarray):
+def fit_standard(
+    network: diffusion.LatentDiffusion, inputs: np.ndarray, targets: np.ndarray,
+    centre_tau: bool = False,
+) -> None:  # fmt: skip
     """Fit each kind's latent standardisation on the training scans, once (kept on resume)."""
     for kind, volumes in (("t1w", inputs), ("suvr", targets)):
         standard = network.standard[kind]
@@ -218,7 +225,7 @@ def fit_standard(network: diffusion.LatentDiffusion, inputs: np.ndarray, targets
             with torch.no_grad():
                 latents = [network.autoencoder.encode(torch.from_numpy(v)[None, None])[0]
                            for v in volumes]  # fmt: skip
-                standard.fit(torch.cat(latents), centred=kind == "suvr")
+                standard.fit(torch.cat(latents), centred=centre_tau and kind == "suvr")
 
 
 def denoiser_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) -> engine.Stage:
@@ -227,7 +234,7 @@ def denoiser_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) 
 
     def step(batch) -> torch.Tensor:
         t1w, targets, contexts, times, noise = map(torch.from_numpy, batch)
-        fit_standard(network, _POOL.inputs, _POOL.targets)
+        fit_standard(network, _POOL.inputs, _POOL.targets, config.centre_tau_latent)
         with torch.no_grad():
             tau, anatomy = network.encode(targets), network.encode(t1w, "t1w")
         noisy = scheduler.add_noise(tau, noise, times)
@@ -314,7 +321,7 @@ def train(config: DiffusionConfig, log: Callable[[str], None] = print) -> dict:
     _POOL, _CONTEXTS = sets["train"], contexts["train"].astype(np.float32)
     run = engine.Run(config.out_dir, config.seed, config.checkpoint_every, "loss", log)
     run.fit(network, [autoencoder_stage(config, network), denoiser_stage(config, network)])
-    fit_standard(network, _POOL.inputs, _POOL.targets)  # also after --steps 0
+    fit_standard(network, _POOL.inputs, _POOL.targets, config.centre_tau_latent)  # --steps 0 too
     metrics = {
         **evaluate(network, sets, contexts, config), **counts,
         **data_fields(sets["train"].pairs, config.task),

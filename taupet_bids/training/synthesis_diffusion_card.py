@@ -17,8 +17,8 @@ from taupet_bids.training.synthesis_diffusion import DiffusionConfig
 MODEL_VERSION = "0.2.0"
 CHANGELOG = {
     "0.1.0": "first release: 3-D latent diffusion, T1w + MMSE/amyloid/age -> tau SUVR",
-    "0.2.0": "the tau latent standardised about the training scans' mean tau latent; the "
-    "autoencoder's decoder trained from the posterior's mean (option: a sample)",
+    "0.2.0": "the autoencoder's decoder trained from the posterior's mean (option: a sample); "
+    "each kind's latent scaled by its own SD (option: the tau latent centred first)",
 }
 NETWORK = "diffusion"
 
@@ -34,9 +34,8 @@ instead of free text, in 3-D.
 
 **Network.** MONAI AutoencoderKL (channels {ae_channels}, {latent_channels} latent channels,
 latent grid {latent_grid}) trained first ({ae_steps} steps, masked {ae_loss} + {kl_weight:g} x KL,
-decoded from the posterior's {posterior}; no adversarial or perceptual term). The tau latent is
-standardised about the training scans' mean tau latent, so the diffusion works on what differs
-between people. Then MONAI DiffusionModelUNet (channels {unet_channels}) on the
+decoded from the posterior's {posterior}; no adversarial or perceptual term). The tau latent the
+diffusion learns is {tau_latent}. Then MONAI DiffusionModelUNet (channels {unet_channels}) on the
 tau latent concatenated with the T1w latent, clinical tokens through cross-attention
 ({parameters:,} parameters in all), trained {steps} steps on the noise-prediction loss; the
 whole clinical context dropped with probability {condition_dropout:g} and each value with
@@ -124,6 +123,11 @@ def render_card(metadata: dict) -> str:
         kl_weight=config["kl_weight"],
         ae_loss={"l1": "L1", "mse": "MSE"}[config.get("autoencoder_loss", "l1")],
         posterior=config.get("autoencoder_posterior", "sample"),
+        tau_latent=(
+            "centred on the training scans' mean tau latent and scaled to unit SD"
+            if config.get("centre_tau_latent")
+            else "scaled to unit SD"
+        ),
         unet_channels=" -> ".join(map(str, architecture["unet_channels"])),
         parameters=ours["parameters"],
         steps=config["steps"],

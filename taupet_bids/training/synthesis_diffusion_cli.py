@@ -38,6 +38,11 @@ def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
         "of it (%(default)s)",
     )  # fmt: skip
     group.add_argument(
+        "--tau-latent", choices=("scaled", "centred"), default="scaled",
+        help="the tau latent the diffusion learns: scaled to unit SD, or first centred on the "
+        "training scans' mean (%(default)s)",
+    )  # fmt: skip
+    group.add_argument(
         "--autoencoder-channels", type=int, nargs="+", default=list(diffusion.AUTOENCODER_CHANNELS)
     )
     group.add_argument("--latent-channels", type=int, default=diffusion.LATENT_CHANNELS)
@@ -67,6 +72,7 @@ def train_diffusion(args: argparse.Namespace) -> int:
         autoencoder_steps=args.autoencoder_steps,
         autoencoder_loss=args.autoencoder_loss,
         autoencoder_posterior=args.autoencoder_posterior,
+        centre_tau_latent=args.tau_latent == "centred",
         autoencoder_channels=list(args.autoencoder_channels),
         latent_channels=args.latent_channels,
         unet_channels=list(args.unet_channels),
