@@ -86,7 +86,6 @@ from taupet_bids.training.synthesis_tasks import TRAINING  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "benchmarks.md"
 RESULTS = Path(__file__).resolve().parent / "results" / "diffusion.json"
-START, END = "<!-- diffusion:start -->", "<!-- diffusion:end -->"
 TRAIN_SEED = TRAINING["tau-from-t1w"].seed
 SAMPLING_SEED = 0
 MMSE_SWEEP = (30.0, 25.0, 20.0, 15.0, 10.0)
@@ -309,6 +308,16 @@ def baselines(train_pairs, train_truth, train_tables, test_pairs, test_values) -
 # --- the model's side -------------------------------------------------------------------------
 
 
+def model_recipe(metadata: dict) -> dict:
+    """The bundle's version and the training choices the section names."""
+    config = metadata["taupet_bids"]["training_config"]
+    return {
+        "version": metadata["version"],
+        "autoencoder_posterior": config.get("autoencoder_posterior", "sample"),
+        "tau_latent": "centred" if config.get("centre_tau_latent") else "scaled",
+    }
+
+
 class Sampler:
     """One bundle's samples, with the CPU time they took (one thread)."""
 
@@ -316,6 +325,7 @@ class Sampler:
         torch.set_num_threads(1)
         self.network, metadata = diffusion_inference.load(bundle)
         self.defaults = diffusion_inference.sampling_defaults(metadata)
+        self.model = model_recipe(metadata)
         self.n_samples, self.cpu_s, self.drawn = n_samples, 0.0, 0
 
     def draw(self, image: torch.Tensor, values: dict, seed: int) -> diffusion_inference.Samples:
@@ -456,7 +466,7 @@ def evaluate(args: argparse.Namespace, bundle: Path, train_pairs, test_pairs) ->
         "n_train": len(train_pairs), "n_test": len(test_pairs), "n_samples": args.n_samples,
         "cohorts": {"train": simulated_with(args.train_bids),
                     "test": simulated_with(args.test_bids)},
-        "mmse_sweep": list(args.mmse), "sampling": sampler.defaults,
+        "mmse_sweep": list(args.mmse), "sampling": sampler.defaults, "model": sampler.model,
         "test_without_clinical_values": sum(
             clinical.missing(s["clinical"]) == list(clinical.VARIABLES) for s in scans),
         **accuracy(methods, truth, test_pairs, args.test_bids, baselines(
@@ -529,12 +539,24 @@ def _effect_lines(effects: dict, training: dict) -> list[str]:
     return lines
 
 
-def render(results: dict) -> str:
+def markers(section: str) -> tuple[str, str]:
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
+def render(results: dict, section: str = "diffusion") -> str:
     """The docs/benchmarks.md section, every number from ``results``."""
+    model = results.get("model") or {}
+    recipe = (
+        f"Model version {model['version']}: decoder trained from the posterior's "
+        f"{model['autoencoder_posterior']}, tau latent {model['tau_latent']}. "
+        if model
+        else ""
+    )
+    title = "latent diffusion" if section == "diffusion" else f"latent diffusion, {section}"
     lines = [
-        START, "## Synthetic tau PET from T1w and clinical values (latent diffusion)", "",
+        markers(section)[0], f"## Synthetic tau PET from T1w and clinical values ({title})", "",
         f"Produced by `benchmarks/diffusion.py` ({' '.join(sys.argv[1:]) or 'defaults'}); "
-        f"measured {time.strftime('%Y-%m-%d')}. {results['n_train']} training and "
+        f"measured {time.strftime('%Y-%m-%d')}. {recipe}{results['n_train']} training and "
         f"{results['n_test']} held-out scans; network seed {TRAIN_SEED}; sampling seed "
         f"{SAMPLING_SEED} + scan index, the same for every condition of a scan. Training cohort: "
         f"`{results['cohorts']['train']}`; held-out cohort: `{results['cohorts']['test']}`. "
@@ -577,7 +599,7 @@ def render(results: dict) -> str:
         f"CPU time per sample (one thread): {results['cpu_seconds_per_sample']:.2f} s"
         + (f"; U-Net per subject: {results['unet_cpu_seconds_per_subject']:.2f} s."
            if results["unet_cpu_seconds_per_subject"] is not None else "."),
-        END,
+        markers(section)[1],
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -622,6 +644,7 @@ def _arguments() -> argparse.Namespace:
     add("--ddim-steps", type=int, default=ldm.DDIM_STEPS)
     add("--report", type=Path, default=REPORT)
     add("--results", type=Path, default=RESULTS)
+    add("--section", default="diffusion", help="the report section's marker name")
     add("--no-write", action="store_true", help="no report section (the JSON is still written)")
     return parser.parse_args()
 
@@ -654,8 +677,12 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, default=float) + "\n")
     if not args.no_write:
-        update_report(args.report, render(results), START, END)
-    print(render(results) if args.no_write else f"wrote the diffusion section of {args.report}")
+        update_report(args.report, render(results, args.section), *markers(args.section))
+    print(
+        render(results, args.section)
+        if args.no_write
+        else f"wrote the {args.section} section of {args.report}"
+    )
     print(f"wrote {args.results}")
 
 
