@@ -48,6 +48,12 @@ GUIDANCE = 2.0
 SCHEDULE = {"schedule": "scaled_linear_beta", "beta_start": 0.0015, "beta_end": 0.0195}
 
 
+def latent_shape(autoencoder_channels: Sequence[int], latent_channels: int) -> tuple[int, ...]:
+    """(C, X, Y, Z) of the latent: each autoencoder level after the first halves the grid."""
+    factor = 2 ** (len(autoencoder_channels) - 1)
+    return (latent_channels, *(n // factor for n in INPUT_SHAPE))
+
+
 class LatentStandard(nn.Module):
     """One kind's latent standardisation, weights of the bundle: ``(latent - center) * value``."""
 
@@ -100,7 +106,7 @@ class LatentDiffusion(nn.Module):
             norm_num_groups=norm_groups, num_head_channels=head_channels,
             with_conditioning=True, cross_attention_dim=CONTEXT_DIM,
         )  # fmt: skip
-        latent = (latent_channels, *(n // 2 ** (levels - 1) for n in INPUT_SHAPE))
+        latent = latent_shape(autoencoder_channels, latent_channels)
         self.standard = nn.ModuleDict({kind: LatentStandard(latent) for kind in KINDS})
 
     def scheduler(self) -> DDIMScheduler:

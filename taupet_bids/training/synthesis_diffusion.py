@@ -9,12 +9,11 @@ from the BIDS dataset's ``participants.tsv`` / ``sessions.tsv``:
    size), from the posterior's mean or a sample of it (``autoencoder_posterior``);
 2. ``denoiser``: the autoencoder is frozen, the latent standardisations are fitted once (the
    SD of each kind's training latents, about the mean tau latent with ``centre_tau_latent``),
-   and the U-Net
-   learns to predict the noise added to the tau latent at a random timestep (MSE), given the
-   T1w latent and the clinical tokens. With probability ``condition_dropout`` the whole
-   clinical context is replaced by the null one (classifier-free guidance), and each present
-   value is dropped with ``variable_dropout`` so partly missing
-   conditions are seen in training.
+   and the U-Net learns to predict the noise added to the tau latent at a random timestep
+   (MSE), given the T1w latent and the clinical tokens. With probability ``condition_dropout``
+   the whole clinical context is replaced by the null one (classifier-free guidance), and each
+   present value is dropped with ``variable_dropout`` so partly missing conditions are seen in
+   training.
 
 All randomness of a step (volumes, augmentation, dropped values, timesteps, noise) is drawn in
 the batch from a generator keyed by (seed, stage, step): a seed gives bit-identical weights.
@@ -87,8 +86,8 @@ class DiffusionConfig:
     #: times the spread of the code between scans ("Latent diffusion on constructed data" in
     #: docs/benchmarks.md), so a decoder trained on samples sees mostly noise.
     autoencoder_posterior: str = "mean"
-    #: Centre the tau latent on the training scans' mean before scaling (version 0.2.0's
-    #: default; its samples followed a person less: docs/synthesis.md).
+    #: Centre the tau latent on the training scans' mean before scaling (the first 0.2.0 build
+    #: always did; its samples followed a person less: docs/synthesis.md).
     centre_tau_latent: bool = False
     condition_dropout: float = 0.15
     variable_dropout: float = 0.1
@@ -118,8 +117,7 @@ class DiffusionConfig:
         return diffusion.LatentDiffusion(**self.architecture())
 
     def latent_shape(self) -> tuple[int, ...]:
-        factor = 2 ** (len(self.autoencoder_channels) - 1)
-        return (self.latent_channels, *(n // factor for n in preprocessing.INPUT_SHAPE))
+        return diffusion.latent_shape(self.autoencoder_channels, self.latent_channels)
 
 
 #: The autoencoder's reconstruction losses: the power of the masked absolute error.
