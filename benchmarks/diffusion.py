@@ -74,6 +74,7 @@ from taupet_bids.training.synthesis import score, truth_images  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import (  # noqa: E402
     AUTOENCODER_LOSSES,
     POSTERIORS,
+    TAU_LATENTS,
     DiffusionConfig,
     find_tables,
     reconstruct,
@@ -85,7 +86,7 @@ from taupet_bids.training.synthesis_tasks import TRAINING  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "benchmarks.md"
-RESULTS = Path(__file__).resolve().parent / "results" / "diffusion.json"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TRAIN_SEED = TRAINING["tau-from-t1w"].seed
 SAMPLING_SEED = 0
 MMSE_SWEEP = (30.0, 25.0, 20.0, 15.0, 10.0)
@@ -635,7 +636,7 @@ def _arguments() -> argparse.Namespace:
         choices=POSTERIORS,
         default=DiffusionConfig.autoencoder_posterior,
     )
-    add("--tau-latent", choices=("scaled", "centred"), default="scaled")
+    add("--tau-latent", choices=TAU_LATENTS, default=TAU_LATENTS[0])
     add("--autoencoder-channels", type=int, nargs="+", default=list(ldm.AUTOENCODER_CHANNELS))
     add("--latent-channels", type=int, default=ldm.LATENT_CHANNELS)
     add("--unet-channels", type=int, nargs="+", default=list(ldm.UNET_CHANNELS))
@@ -643,10 +644,12 @@ def _arguments() -> argparse.Namespace:
     add("--head-channels", type=int, default=ldm.HEAD_CHANNELS)
     add("--ddim-steps", type=int, default=ldm.DDIM_STEPS)
     add("--report", type=Path, default=REPORT)
-    add("--results", type=Path, default=RESULTS)
     add("--section", default="diffusion", help="the report section's marker name")
+    add("--results", type=Path, help="default: benchmarks/results/<section>.json, - as _")
     add("--no-write", action="store_true", help="no report section (the JSON is still written)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.results = args.results or RESULTS_DIR / f"{args.section.replace('-', '_')}.json"
+    return args
 
 
 def trained_bundle(args: argparse.Namespace) -> Path:

@@ -124,6 +124,8 @@ class DiffusionConfig:
 AUTOENCODER_LOSSES = {"mse": 2, "l1": 1}
 #: What the autoencoder's decoder reconstructs from in training.
 POSTERIORS = ("mean", "sample")
+#: The tau latents the diffusion can learn (``--tau-latent``): scaled, or centred and scaled.
+TAU_LATENTS = ("scaled", "centred")
 
 # The training volumes and contexts live in module globals so that forked workers share them.
 _POOL: Examples | None = None

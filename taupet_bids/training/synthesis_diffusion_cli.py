@@ -10,6 +10,7 @@ from taupet_bids.training.cli_common import run_fields, train_and_export
 from taupet_bids.training.synthesis_diffusion import (
     AUTOENCODER_LOSSES,
     POSTERIORS,
+    TAU_LATENTS,
     DiffusionConfig,
 )
 
@@ -38,7 +39,7 @@ def add_diffusion_arguments(parser: argparse.ArgumentParser) -> None:
         "of it (%(default)s)",
     )  # fmt: skip
     group.add_argument(
-        "--tau-latent", choices=("scaled", "centred"), default="scaled",
+        "--tau-latent", choices=TAU_LATENTS, default=TAU_LATENTS[0],
         help="the tau latent the diffusion learns: scaled to unit SD, or first centred on the "
         "training scans' mean (%(default)s)",
     )  # fmt: skip
