@@ -163,6 +163,8 @@ def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, co
         assert float(trained["standard"][f"{kind}.value"]) > 0
     assert not trained["standard"]["suvr.center"].any()  # scaled only, by default
     assert not trained["standard"]["t1w.center"].any()
+    # one scale for the latent space (version 0.1.0's recipe)
+    assert torch.equal(trained["standard"]["t1w.value"], trained["standard"]["suvr.value"])
     assert check_bundle(bundle, "tau-from-t1w", network="diffusion").network == "diffusion"
     with pytest.raises(InvalidBundle, match="is a diffusion bundle, not unet"):
         check_bundle(bundle, network="unet")

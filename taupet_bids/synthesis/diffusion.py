@@ -15,11 +15,11 @@ Sampling runs DDIM (:class:`~monai.networks.schedulers.DDIMScheduler`, 10-25 ste
 initial noise is the only randomness, so a seed gives the same image.
 
 Latents are standardised (:class:`LatentStandard`, fitted after stage 1 on the training scans):
-divided by their SD, as Rombach et al., so the diffusion sees unit variance; optionally the tau
-latent is first centred on the training scans' mean tau latent, so that the diffusion works on
-what differs between people (measured worse at following a person: docs/synthesis.md). The
-T1w latent, a condition and not a target, is never centred: in a cohort of near-identical
-anatomy its noise would be magnified.
+divided by the SD of the training tau latents, as Rombach et al., so the diffusion sees unit
+variance. Optionally the tau latent is first centred on the training scans' mean tau latent, so
+that the diffusion works on what differs between people (measured worse at following a person:
+docs/synthesis.md); the T1w latent, a condition and not a target, is then scaled by its own SD
+and never centred (in a cohort of near-identical anatomy its noise would be magnified).
 """
 
 from __future__ import annotations

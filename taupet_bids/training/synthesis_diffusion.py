@@ -8,12 +8,11 @@ from the BIDS dataset's ``participants.tsv`` / ``sessions.tsv``:
    plus a small KL term; no adversarial or perceptual term, which Rombach et al. add at full
    size), from the posterior's mean or a sample of it (``autoencoder_posterior``);
 2. ``denoiser``: the autoencoder is frozen, the latent standardisations are fitted once (the
-   SD of each kind's training latents, about the mean tau latent with ``centre_tau_latent``),
-   and the U-Net learns to predict the noise added to the tau latent at a random timestep
-   (MSE), given the T1w latent and the clinical tokens. With probability ``condition_dropout``
-   the whole clinical context is replaced by the null one (classifier-free guidance), and each
-   present value is dropped with ``variable_dropout`` so partly missing conditions are seen in
-   training.
+   SD of the tau latents, about their mean with ``centre_tau_latent``), and the U-Net learns to
+   predict the noise added to the tau latent at a random timestep (MSE), given the T1w latent
+   and the clinical tokens. With probability ``condition_dropout`` the whole clinical context
+   is replaced by the null one (classifier-free guidance), and each present value is dropped
+   with ``variable_dropout`` so partly missing conditions are seen in training.
 
 All randomness of a step (volumes, augmentation, dropped values, timesteps, noise) is drawn in
 the batch from a generator keyed by (seed, stage, step): a seed gives bit-identical weights.
@@ -80,12 +79,12 @@ class DiffusionConfig:
     #: above it, and L1 tolerates that more (on constructed data, 300 steps: a Braak region at
     #: SUVR 2.5 came back as 1.18 with MSE, 1.09 with L1).
     autoencoder_loss: str = "mse"
-    #: What the decoder reconstructs from in training: the posterior "mean" (a deterministic,
-    #: KL-regularised autoencoder, as MONAI's ``reconstruct``) or a "sample" of it (MONAI's
-    #: forward). At the small KL weight the posterior's SD stays near its initial 1, 30-200
-    #: times the spread of the code between scans ("Latent diffusion on constructed data" in
-    #: docs/benchmarks.md), so a decoder trained on samples sees mostly noise.
-    autoencoder_posterior: str = "mean"
+    #: What the decoder reconstructs from in training: a "sample" of the posterior (MONAI's
+    #: forward) or its "mean" (a deterministic, KL-regularised autoencoder, as MONAI's
+    #: ``reconstruct``). The mean keeps a little more of each person through the autoencoder
+    #: (ceiling slope 0.74 against 0.70) but its decoder, never trained on a perturbed code,
+    #: turned the denoiser's samples into one image for everyone (docs/synthesis.md).
+    autoencoder_posterior: str = "sample"
     #: Centre the tau latent on the training scans' mean before scaling (the first 0.2.0 build
     #: always did; its samples followed a person less: docs/synthesis.md).
     centre_tau_latent: bool = False
@@ -123,7 +122,7 @@ class DiffusionConfig:
 #: The autoencoder's reconstruction losses: the power of the masked absolute error.
 AUTOENCODER_LOSSES = {"mse": 2, "l1": 1}
 #: What the autoencoder's decoder reconstructs from in training.
-POSTERIORS = ("mean", "sample")
+POSTERIORS = ("sample", "mean")
 #: The tau latents the diffusion can learn (``--tau-latent``): scaled, or centred and scaled.
 TAU_LATENTS = ("scaled", "centred")
 
@@ -218,14 +217,27 @@ def fit_standard(
     network: diffusion.LatentDiffusion, inputs: np.ndarray, targets: np.ndarray,
     centre_tau: bool = False,
 ) -> None:  # fmt: skip
-    """Fit each kind's latent standardisation on the training scans, once (kept on resume)."""
-    for kind, volumes in (("t1w", inputs), ("suvr", targets)):
-        standard = network.standard[kind]
-        if not bool(standard.fitted):
-            with torch.no_grad():
-                latents = [network.autoencoder.encode(torch.from_numpy(v)[None, None])[0]
-                           for v in volumes]  # fmt: skip
-                standard.fit(torch.cat(latents), centred=centre_tau and kind == "suvr")
+    """Fit the latent standardisations on the training scans, once (kept on resume).
+
+    The tau latent: scaled to unit SD (centred first with ``centre_tau``). The T1w latent: by
+    the tau latent's factor, one scale for the latent space as in version 0.1.0; by its own SD
+    when the tau latent is centred, whose factor then measures differences between people.
+    """
+    tau, anatomy = network.standard["suvr"], network.standard["t1w"]
+    if bool(tau.fitted) and bool(anatomy.fitted):
+        return
+    with torch.no_grad():
+
+        def latents(volumes: np.ndarray) -> torch.Tensor:
+            return torch.cat([network.autoencoder.encode(torch.from_numpy(v)[None, None])[0]
+                              for v in volumes])  # fmt: skip
+
+        tau.fit(latents(targets), centred=centre_tau)
+        if centre_tau:
+            anatomy.fit(latents(inputs), centred=False)
+        else:
+            anatomy.value.copy_(tau.value)
+            anatomy.fitted.fill_(True)
 
 
 def denoiser_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) -> engine.Stage:

@@ -17,8 +17,9 @@ from taupet_bids.training.synthesis_diffusion import DiffusionConfig
 MODEL_VERSION = "0.2.0"
 CHANGELOG = {
     "0.1.0": "first release: 3-D latent diffusion, T1w + MMSE/amyloid/age -> tau SUVR",
-    "0.2.0": "the autoencoder's decoder trained from the posterior's mean (option: a sample); "
-    "each kind's latent scaled by its own SD (option: the tau latent centred first)",
+    "0.2.0": "the latent scale stored per kind (bundle layout); options to train the decoder "
+    "from the posterior's mean and to centre the tau latent, both measured worse and off by "
+    "default (the default recipe is 0.1.0's)",
 }
 NETWORK = "diffusion"
 
