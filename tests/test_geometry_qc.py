@@ -195,7 +195,10 @@ def test_the_brain_check_reads_a_miss_the_size_it_is(phantoms, pattern, tmp_path
         nib.Nifti1Image(_on_template(phantoms, pattern, move), affine).to_filename(path)
         readings[name] = brain_check(str(path))
     scale = {name: values["RegistrationCheckScalePct"] for name, values in readings.items()}
-    assert readings["correct"]["RegistrationCheckMm"] < 2.0
+    # correct copies of the 40 calibration heads read 0.5-3.0 mm (median 1.0); this one read
+    # 1.9-2.02 mm on different builds of the same pins, so 2.0 tested the build: the bound is
+    # the one the correct-normalisation test above uses, well below the 4.5 mm flag
+    assert readings["correct"]["RegistrationCheckMm"] < 2.5
     assert abs(scale["correct"]) < 2.5  # this brain is not the template's: ~1-2 % larger
     assert 4.5 < readings["shifted"]["RegistrationCheckMm"] < 7.5
     assert abs(scale["shifted"] - scale["correct"]) < 0.5
