@@ -26,12 +26,12 @@ def _templateflow(templateflow_home):
     """Workflows import TemplateFlow: its home must be set before the first import."""
 
 
-def _sphere_t1w(spacing: float = 2.0, n: int = 40):
+def _sphere_t1w(spacing: float = 2.0, n: int = 40, noise: float = 5.0):
     """WM core (100), GM shell (60), CSF (20) with noise; radius in voxels from the centre."""
     z, y, x = np.mgrid[:n, :n, :n]
     radius = np.sqrt((x - n / 2) ** 2 + (y - n / 2) ** 2 + (z - n / 2) ** 2)
     image = np.where(radius < 8, 100.0, np.where(radius < 13, 60.0, 20.0))
-    image += np.random.default_rng(0).normal(0, 5, image.shape)
+    image += np.random.default_rng(0).normal(0, noise, image.shape)
     mask = (radius < 16).astype(np.float32)
     as_ants = ants.from_numpy(image.astype(np.float32), spacing=(spacing,) * 3)
     return as_ants, ants.from_numpy(mask, spacing=(spacing,) * 3), radius
@@ -46,6 +46,16 @@ def test_atropos_finds_the_grey_matter_shell():
     assert wm[core].mean() > 0.9 and wm[shell].mean() < 0.1
     assert gm[radius >= 16].max() == 0  # nothing outside the brain mask
     assert brain.numpy().sum() == mask.numpy().sum()
+
+
+def test_atropos_gives_the_same_probabilities_every_time():
+    """With Atropos's default asynchronous label updates, repeated runs on this noisy phantom
+    differed by up to 0.025 in GM probability (and on a simulated T1w by up to 0.07)."""
+    t1w, mask, _ = _sphere_t1w(noise=15.0)
+    runs = [segment_tissues(t1w, mask) for _ in range(4)]
+    for gm, wm, _ in runs[1:]:
+        assert np.array_equal(gm.numpy(), runs[0][0].numpy())
+        assert np.array_equal(wm.numpy(), runs[0][1].numpy())
 
 
 def test_atropos_leaves_no_files_in_the_temporary_folder(tmp_path, monkeypatch):

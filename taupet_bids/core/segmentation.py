@@ -6,7 +6,7 @@ part of each cortical label covers white matter or CSF, and tau tracers' white-m
 pulls cortical means up. A three-class Atropos segmentation (Avants et al. 2011,
 Neuroinformatics 9:381-400) of the N4-corrected, brain-masked T1w gives the subject's grey
 and white matter as probabilities. It is a k-means start followed by a few EM iterations with
-a light Markov random field, at about 2 mm (settings in :mod:`taupet_bids.greymatter`).
+a light Markov random field updated synchronously, at about 2 mm (settings in :mod:`taupet_bids.greymatter`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ from taupet_bids.greymatter import ITERATIONS, SEGMENTATION_MM
 CLASSES = ("CSF", "GM", "WM")
 #: Markov random field smoothing (weight, radius in voxels), Atropos's usual light setting.
 MRF = "[0.1,1x1x1]"
+#: Atropos's ICM option (``--icm``): "0" updates every voxel's label at once (synchronous).
+#: Atropos's default, asynchronous updating, gave different probabilities on repeated runs of
+#: the same image (up to 0.07 GM probability, in one process and with one thread), so the same
+#: data gave regional SUVRs that differed in the fifth digit and region sizes off by a voxel.
+#: Synchronous updating repeats exactly at any thread count (tests/test_regional_mask.py).
+ICM = "0"
 
 
 def _coarse(image: ants.ANTsImage, mask: ants.ANTsImage, mm: float):
@@ -75,6 +81,7 @@ def segment_tissues(
             i=f"Kmeans[{len(CLASSES)}]",
             m=MRF,
             c=f"[{int(iterations)},0]",
+            g=ICM,
             verbose=0,
         )
     probabilities = result["probabilityimages"]
