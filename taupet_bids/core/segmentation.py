@@ -6,7 +6,8 @@ part of each cortical label covers white matter or CSF, and tau tracers' white-m
 pulls cortical means up. A three-class Atropos segmentation (Avants et al. 2011,
 Neuroinformatics 9:381-400) of the N4-corrected, brain-masked T1w gives the subject's grey
 and white matter as probabilities. It is a k-means start followed by a few EM iterations with
-a light Markov random field updated synchronously, at about 2 mm (settings in :mod:`taupet_bids.greymatter`).
+a light Markov random field updated synchronously, at about 2 mm (settings in
+:mod:`taupet_bids.greymatter`).
 """
 
 from __future__ import annotations
