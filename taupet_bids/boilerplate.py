@@ -183,7 +183,7 @@ def _regional_mask_sentence(config: RunConfig) -> str:
         "For scans with a T1w image, the N4-corrected, brain-masked T1w was segmented into "
         f"CSF, grey and white matter with Atropos [atropos] (k-means initialisation, "
         f"{gm.ITERATIONS} EM iterations with a Markov random field whose labels were updated "
-        f"synchronously, at "
+        "synchronously, at "
         f"{gm.SEGMENTATION_MM:g} mm), and the tissue probabilities were brought to template "
         "space with the T1w-to-template transforms (linear interpolation). Grey-matter "
         "regions (cortical Desikan-Killiany regions, cerebellar cortex, hippocampus, amygdala, "

@@ -28,7 +28,7 @@ MRF = "[0.1,1x1x1]"
 #: Atropos's ICM option (``--icm``): "0" updates every voxel's label at once (synchronous).
 #: Atropos's default, asynchronous updating, gave different probabilities on repeated runs of
 #: the same image (up to 0.07 GM probability, in one process and with one thread), so the same
-#: data gave regional SUVRs that differed in the fifth digit and region sizes off by a voxel.
+#: data gave regional SUVRs that differed in the 4th-6th digit and region sizes off by a voxel.
 #: Synchronous updating repeats exactly at any thread count (tests/test_regional_mask.py).
 ICM = "0"
 
