@@ -70,6 +70,12 @@ class LatentStandard(nn.Module):
         self.value.fill_(1.0 / max(float((latents - self.center).std()), 1e-6))
         self.fitted.fill_(True)
 
+    def share_scale(self, other: LatentStandard) -> None:
+        """Take ``other``'s scale, uncentred: one scale for the latent space (version 0.1.0)."""
+        self.center.zero_()
+        self.value.copy_(other.value)
+        self.fitted.fill_(True)
+
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return (latent - self.center) * self.value
 

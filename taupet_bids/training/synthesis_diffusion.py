@@ -226,18 +226,19 @@ def fit_standard(
     tau, anatomy = network.standard["suvr"], network.standard["t1w"]
     if bool(tau.fitted) and bool(anatomy.fitted):
         return
-    with torch.no_grad():
+    tau.fit(_raw_latents(network, targets), centred=centre_tau)
+    if centre_tau:
+        anatomy.fit(_raw_latents(network, inputs), centred=False)
+    else:
+        anatomy.share_scale(tau)
 
-        def latents(volumes: np.ndarray) -> torch.Tensor:
-            return torch.cat([network.autoencoder.encode(torch.from_numpy(v)[None, None])[0]
-                              for v in volumes])  # fmt: skip
 
-        tau.fit(latents(targets), centred=centre_tau)
-        if centre_tau:
-            anatomy.fit(latents(inputs), centred=False)
-        else:
-            anatomy.value.copy_(tau.value)
-            anatomy.fitted.fill_(True)
+@torch.no_grad()
+def _raw_latents(network: diffusion.LatentDiffusion, volumes: np.ndarray) -> torch.Tensor:
+    """The autoencoder's unstandardised latent means of (N, X, Y, Z) volumes."""
+    return torch.cat(
+        [network.autoencoder.encode(torch.from_numpy(v)[None, None])[0] for v in volumes]
+    )
 
 
 def denoiser_stage(config: DiffusionConfig, network: diffusion.LatentDiffusion) -> engine.Stage:
