@@ -1,12 +1,14 @@
 """Clinically conditioned latent diffusion (T1w + MMSE, amyloid, age -> tau): the clinical
 tokens, seeded sampling, unconditional sampling of missing values, the training command's
 bundle through MONAI's runner, the autoencoder's loss and ceiling. Tiny widths and few steps:
-wiring is checked, not accuracy. Whether a trained model follows MMSE the right way is not
-tested here: a tiny model needs minutes of training and still went either way
-(docs/synthesis.md); benchmarks/diffusion.py measures it."""
+wiring is checked, not accuracy. That a trained model follows MMSE the right way is tested on
+a tiny model trained once by benchmarks/diffusion_direction_fixture.py (thousands of denoiser
+steps, more than a test may spend) and stored in tests/data; benchmarks/diffusion.py measures
+the direction at full size."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +32,7 @@ from taupet_bids.synthesis.diffusion import LatentDiffusion
 from taupet_bids.training import cli
 from taupet_bids.training.synthesis_diffusion import DiffusionConfig, autoencoder_stage, train
 from taupet_bids.training.synthesis_diffusion_card import render_card
-from tests.synthesis_cohort import write_cohort
+from tests.synthesis_cohort import _template, write_cohort
 
 TINY = {"autoencoder_channels": [4, 4, 4], "latent_channels": 2, "unet_channels": [8, 8],
         "norm_groups": 4, "head_channels": 4}  # fmt: skip
@@ -138,6 +140,40 @@ def test_missing_clinical_values_sample_unconditionally_and_say_so():
     assert not np.array_equal(given.mean, missing.mean)
     assert given.conditioning["ClinicalMissing"] == ["amyloid_status", "age"]
     assert "missing (not conditioned on)" in given.conditioning["Conditioning"]
+
+
+DIRECTION_MODEL = Path(__file__).resolve().parent / "data" / "diffusion_direction"
+
+
+def _direction_model() -> LatentDiffusion:
+    """The stored tiny model, refused if its weights are not the ones its script recorded."""
+    record = json.loads((DIRECTION_MODEL / "config.json").read_text())
+    weights = (DIRECTION_MODEL / "model.pt").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == record["model_sha256"]
+    network = LatentDiffusion(**record["architecture"])
+    for child, state in torch.load(DIRECTION_MODEL / "model.pt", weights_only=True).items():
+        getattr(network, child).load_state_dict(state)  # strict: a changed layout fails here
+    return network.eval()
+
+
+def test_a_tiny_trained_model_gives_more_tau_at_a_lower_mmse(tmp_path, templateflow_home):
+    """Its training cohort has one anatomy and Braak I-IV SUVR rising as MMSE falls (30 -> 12),
+    so only the clinical condition can move the sample; it must move it up, whatever the
+    sampling seed, and more with stronger guidance."""
+    network = _direction_model()
+    derivatives = write_cohort(tmp_path, n=2, atrophy=0.0)
+    image = torch.from_numpy(preprocessing.read_t1w(_t1w(derivatives)))[None, None]
+    braak = _template()[1]
+
+    def braak_suvr(mmse: int, seed: int, guidance: float) -> float:
+        made = diffusion_inference.sample(
+            network, image, [f"mmse={mmse}", "age=70"], seed=seed, steps=10, guidance=guidance
+        )
+        return float(made.mean[braak].mean())
+
+    for seed in (1, 2, 3):
+        rise = {g: braak_suvr(12, seed, g) - braak_suvr(30, seed, g) for g in (2.0, 5.0)}
+        assert 0 < rise[2.0] < rise[5.0], (seed, rise)
 
 
 def test_the_training_command_writes_a_checked_bundle_that_monai_runs(bundle, cohort, tmp_path):
