@@ -6,6 +6,7 @@ normaliser's own determinism and resume test is in test_mrless.py.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from functools import partial
@@ -16,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from taupet_bids.errors import InputError
 from taupet_bids.models.bundle import (
     METADATA,
     WEIGHTS,
@@ -87,6 +89,19 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, stop
     ]
     assert rows[0] == rows[1] and len(rows[0]) == 1 + 7 + 5
     assert rows[0][0] == ["stage", "step", "loss"]
+
+
+def test_resuming_with_another_step_count_is_refused_and_names_the_checkpoint(tmp_path):
+    """A finished run asked for more steps would continue its cosine schedule past its end."""
+    train_toy(tmp_path / "run")
+    network = engine.seeded(Toy, seed=5, threads=1)
+    stages = toy_stages(network)
+    stages[1] = dataclasses.replace(stages[1], steps=9)
+    with pytest.raises(InputError) as refused:
+        engine.Run(tmp_path / "run", seed=5, checkpoint_every=3).fit(network, stages)
+    message = str(refused.value)
+    assert engine.CHECKPOINT in message and "5 second steps" in message and "asks for 9" in message
+    train_toy(tmp_path / "run")  # the same step counts still resume (to the end: nothing to do)
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):

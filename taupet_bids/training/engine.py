@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from taupet_bids import __version__
+from taupet_bids.errors import InputError
 from taupet_bids.models.bundle import CONFIG, METADATA, WEIGHTS, sha256, state_by_child
 
 CHECKPOINT = "checkpoint.pt"
@@ -145,6 +146,7 @@ class Run:
         )
         start = 0
         if state:
+            self._check_steps(stage, state)
             optimiser.load_state_dict(state["optimiser"])
             schedule.load_state_dict(state["schedule"])
             start = state["step"]
@@ -168,6 +170,19 @@ class Run:
                     self.log(f"  {done}: {self.loss_name} {loss.item():.3f}, {seconds:.0f} s")
                 if step % self.checkpoint_every == 0 or step == stage.steps:
                     self._checkpoint(network, stage.name, step, optimiser, schedule)
+
+    def _check_steps(self, stage: Stage, state: dict) -> None:
+        """Refuse to resume a stage with another step count: its cosine schedule was laid out
+        over the checkpoint's count, and continued past its end it would raise the learning rate
+        again (a finished run "extended" that way trains a different, worse model)."""
+        planned = state["schedule"].get("T_max")
+        if planned is not None and planned != max(1, stage.steps):
+            raise InputError(
+                self.out_dir / CHECKPOINT,
+                f"written by a run of {planned} {stage.name} steps, and this run asks for "
+                f"{stage.steps}",
+                "resume with the same step counts, or train in a new --out folder",
+            )
 
     def _checkpoint(self, network, stage: str, step: int, optimiser, schedule) -> None:
         path = self.out_dir / CHECKPOINT
