@@ -33,8 +33,12 @@ ifeq ($(TAUPET_REQUIRE_SLURM),1)
 	bash .ci/install-slurm.sh
 endif
 
+# Test files run in TEST_WORKERS processes (pytest-xdist), each file whole in one of them so its
+# module fixtures (a simulated cohort, a participant run) are built once; CI has 2 cores.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed test-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not integration and not e2e" tests
