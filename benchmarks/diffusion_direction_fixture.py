@@ -15,7 +15,6 @@ Usage: python benchmarks/diffusion_direction_fixture.py [--work /tmp/diffusion-d
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -31,6 +30,7 @@ from diffusion_constructed import ARCHITECTURE, cohort, measure, trained  # noqa
 from participant_accuracy import environment  # noqa: E402
 
 from taupet_bids import templates  # noqa: E402
+from taupet_bids.models.bundle import sha256  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import DiffusionConfig  # noqa: E402
 
 FIXTURE = REPO / "tests" / "data" / "diffusion_direction"
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     measured = measure(network, derivatives)
     FIXTURE.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config.out_dir / "model.pt", FIXTURE / "model.pt")
-    digest = hashlib.sha256((FIXTURE / "model.pt").read_bytes()).hexdigest()
+    digest = sha256(FIXTURE / "model.pt")
     record = {
         "architecture": ARCHITECTURE, "training": TRAINING, "model_sha256": digest,
         "training_minutes_one_thread": round(minutes, 1), "measured": measured,

@@ -8,7 +8,6 @@ the direction at full size."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from taupet_bids.boilerplate import methods_text
 from taupet_bids.cli.parser import parse_args
 from taupet_bids.cli.run import select_synthesis
 from taupet_bids.interfaces.synthesis import StageSynthetic, SynthesizePET
-from taupet_bids.models.bundle import CONFIG, METADATA, WEIGHTS
+from taupet_bids.models.bundle import CONFIG, METADATA, WEIGHTS, load_weights
 from taupet_bids.synthesis import clinical, diffusion_inference, preprocessing
 from taupet_bids.synthesis.bundle import InvalidBundle, check_bundle
 from taupet_bids.synthesis.diffusion import LatentDiffusion
@@ -146,14 +145,11 @@ DIRECTION_MODEL = Path(__file__).resolve().parent / "data" / "diffusion_directio
 
 
 def _direction_model() -> LatentDiffusion:
-    """The stored tiny model, refused if its weights are not the ones its script recorded."""
+    """The stored tiny model, refused if its weights are not the ones its script recorded (and,
+    loaded strictly, if the network's layout has changed since)."""
     record = json.loads((DIRECTION_MODEL / "config.json").read_text())
-    weights = (DIRECTION_MODEL / "model.pt").read_bytes()
-    assert hashlib.sha256(weights).hexdigest() == record["model_sha256"]
     network = LatentDiffusion(**record["architecture"])
-    for child, state in torch.load(DIRECTION_MODEL / "model.pt", weights_only=True).items():
-        getattr(network, child).load_state_dict(state)  # strict: a changed layout fails here
-    return network.eval()
+    return load_weights(network, DIRECTION_MODEL / "model.pt", record["model_sha256"])
 
 
 def test_a_tiny_trained_model_gives_more_tau_at_a_lower_mmse(tmp_path, templateflow_home):
