@@ -62,9 +62,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.get_closest_marker(name) for name in ("unit", *TIERS)):
             continue
-        module = item.path.stem
-        tier = next((name for name, modules in TIERS.items() if module in modules), "unit")
-        item.add_marker(tier)
+        item.add_marker(_module_tier(item.path.stem))
+    # Slowest tier first, files kept whole: `make test` hands files to two processes in this
+    # order, and long files started last would leave one process running alone at the end.
+    items.sort(key=lambda item: RUN_ORDER.index(_module_tier(item.path.stem)))
+
+
+#: The order `make test` starts the tiers in (slowest first).
+RUN_ORDER = ("e2e", "integration", "unit")
+
+
+def _module_tier(module: str) -> str:
+    return next((name for name, modules in TIERS.items() if module in modules), "unit")
 
 
 @pytest.fixture(scope="session")
