@@ -96,7 +96,9 @@ def measure(network, derivatives: Path) -> dict:
 
 def render(rows: list[dict], args: argparse.Namespace, env: dict) -> str:
     lines = [
-        START, "## Latent diffusion on constructed data (why no tiny direction test)", "",
+        START,
+        "## Latent diffusion on constructed data (why 300 steps do not teach a tiny model the "
+        "direction)", "",
         f"Produced by `benchmarks/diffusion_constructed.py` (--autoencoder-steps "
         f"{args.autoencoder_steps} --steps {args.steps} --seeds "
         f"{' '.join(map(str, args.seeds))}) on {env['date']}, commit `{env['git_commit']}`. "
