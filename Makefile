@@ -41,7 +41,7 @@ test: $(VENV)/.installed test-deps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not integration and not e2e" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not integration and not e2e" tests
 
 # lint-imports checks the import contracts of .importlinter (the layers of the package).
 lint: $(VENV)/.installed
