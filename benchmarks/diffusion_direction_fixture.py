@@ -9,7 +9,12 @@ weights, the configuration and the weights' SHA-256 to ``tests/data/diffusion_di
 Training is seeded and bit-reproducible on one thread, so rerunning this script rebuilds the
 same file; rerun it whenever the network's layout changes (the test then fails to load it).
 
+It also records the stored model's response (``response`` in config.json; ``--measure-only``
+measures the stored model without training): Braak I-IV SUVR of one sample of one T1w at MMSE 12
+minus at MMSE 30 for sampling seeds 1-3 at guidance 2 and 5, and an MMSE sweep at guidance 5.
+
 Usage: python benchmarks/diffusion_direction_fixture.py [--work /tmp/diffusion-direction]
+[--measure-only]
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ from diffusion_constructed import ARCHITECTURE, cohort, measure, trained  # noqa
 from participant_accuracy import environment  # noqa: E402
 
 from taupet_bids import templates  # noqa: E402
-from taupet_bids.models.bundle import sha256  # noqa: E402
+from taupet_bids.models.bundle import load_weights, sha256  # noqa: E402
+from taupet_bids.synthesis import diffusion_inference, preprocessing  # noqa: E402
+from taupet_bids.synthesis.diffusion import LatentDiffusion  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import DiffusionConfig  # noqa: E402
+from tests.synthesis_cohort import _template  # noqa: E402
 
 FIXTURE = REPO / "tests" / "data" / "diffusion_direction"
 #: Deterministic autoencoder and a tau latent centred on the cohort's mean (so the denoiser
@@ -42,12 +50,52 @@ TRAINING = {
 }  # fmt: skip
 
 
+SWEEP = (30, 27, 24, 21, 18, 15, 12, 6, 0)
+
+
+@torch.no_grad()
+def response(network, derivatives: Path) -> dict:
+    """What the test asserts, and an MMSE sweep: Braak I-IV SUVR of one sample of one T1w."""
+    braak = _template()[1]
+    t1w = sorted(derivatives.rglob("*desc-preproc_T1w.nii.gz"))[0]
+    image = torch.from_numpy(preprocessing.read_t1w(t1w))[None, None]
+
+    def braak_suvr(mmse: int, seed: int, guidance: float) -> float:
+        made = diffusion_inference.sample(
+            network, image, [f"mmse={mmse}", "age=70"], seed=seed, steps=10, guidance=guidance
+        )
+        return round(float(made.mean[braak].mean()), 4)
+
+    rise = {
+        str(g): [round(braak_suvr(12, s, g) - braak_suvr(30, s, g), 4) for s in (1, 2, 3)]
+        for g in (2.0, 5.0)
+    }
+    return {"rise_mmse_30_to_12_by_seed": rise,
+            "sweep_guidance_5_seed_1": {m: braak_suvr(m, 1, 5.0) for m in SWEEP}}  # fmt: skip
+
+
+def measure_stored() -> None:
+    """Measure the stored model and write its response into config.json."""
+    record = json.loads((FIXTURE / "config.json").read_text())
+    network = load_weights(
+        LatentDiffusion(**record["architecture"]), FIXTURE / "model.pt", record["model_sha256"]
+    )
+    derivatives = cohort(Path("/tmp/diffusion-direction-measure/cohort"))
+    record["response"] = response(network, derivatives)
+    (FIXTURE / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record["response"], indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/diffusion-direction"))
+    parser.add_argument("--measure-only", action="store_true")
     args = parser.parse_args(argv)
     templates.ensure_templateflow()
     torch.set_num_threads(1)
+    if args.measure_only:
+        measure_stored()
+        return
     derivatives = cohort(args.work / "cohort")
     config = DiffusionConfig(args.work / "run", [derivatives], checkpoint_every=500,
                              **TRAINING, **ARCHITECTURE)  # fmt: skip
@@ -61,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "architecture": ARCHITECTURE, "training": TRAINING, "model_sha256": digest,
         "training_minutes_one_thread": round(minutes, 1), "measured": measured,
+        "response": response(network, derivatives),
         "environment": environment(),
     }  # fmt: skip
     (FIXTURE / "config.json").write_text(json.dumps(record, indent=2) + "\n")
