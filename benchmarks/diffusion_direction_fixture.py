@@ -36,10 +36,10 @@ from participant_accuracy import environment  # noqa: E402
 
 from taupet_bids import templates  # noqa: E402
 from taupet_bids.models.bundle import load_weights, sha256  # noqa: E402
-from taupet_bids.synthesis import diffusion_inference, preprocessing  # noqa: E402
+from taupet_bids.synthesis import preprocessing  # noqa: E402
 from taupet_bids.synthesis.diffusion import LatentDiffusion  # noqa: E402
 from taupet_bids.training.synthesis_diffusion import DiffusionConfig  # noqa: E402
-from tests.synthesis_cohort import _template  # noqa: E402
+from tests.synthesis_cohort import braak_suvr_of_sample  # noqa: E402
 
 FIXTURE = REPO / "tests" / "data" / "diffusion_direction"
 #: Deterministic autoencoder and a tau latent centred on the cohort's mean (so the denoiser
@@ -56,15 +56,11 @@ SWEEP = (30, 27, 24, 21, 18, 15, 12, 6, 0)
 @torch.no_grad()
 def response(network, derivatives: Path) -> dict:
     """What the test asserts, and an MMSE sweep: Braak I-IV SUVR of one sample of one T1w."""
-    braak = _template()[1]
     t1w = sorted(derivatives.rglob("*desc-preproc_T1w.nii.gz"))[0]
     image = torch.from_numpy(preprocessing.read_t1w(t1w))[None, None]
 
     def braak_suvr(mmse: int, seed: int, guidance: float) -> float:
-        made = diffusion_inference.sample(
-            network, image, [f"mmse={mmse}", "age=70"], seed=seed, steps=10, guidance=guidance
-        )
-        return round(float(made.mean[braak].mean()), 4)
+        return round(braak_suvr_of_sample(network, image, mmse, seed, guidance), 4)
 
     rise = {
         str(g): [round(braak_suvr(12, s, g) - braak_suvr(30, s, g), 4) for s in (1, 2, 3)]
@@ -74,13 +70,13 @@ def response(network, derivatives: Path) -> dict:
             "sweep_guidance_5_seed_1": {m: braak_suvr(m, 1, 5.0) for m in SWEEP}}  # fmt: skip
 
 
-def measure_stored() -> None:
+def measure_stored(work: Path) -> None:
     """Measure the stored model and write its response into config.json."""
     record = json.loads((FIXTURE / "config.json").read_text())
     network = load_weights(
         LatentDiffusion(**record["architecture"]), FIXTURE / "model.pt", record["model_sha256"]
     )
-    derivatives = cohort(Path("/tmp/diffusion-direction-measure/cohort"))
+    derivatives = cohort(work / "cohort")
     record["response"] = response(network, derivatives)
     (FIXTURE / "config.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record["response"], indent=2))
@@ -94,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     templates.ensure_templateflow()
     torch.set_num_threads(1)
     if args.measure_only:
-        measure_stored()
+        measure_stored(args.work)
         return
     derivatives = cohort(args.work / "cohort")
     config = DiffusionConfig(args.work / "run", [derivatives], checkpoint_every=500,

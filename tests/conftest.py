@@ -53,6 +53,10 @@ TIERS = {
 }
 
 
+#: The order `make test` starts the tiers in (slowest first).
+RUN_ORDER = ("e2e", "integration", "unit")
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     listed = set().union(*TIERS.values())
@@ -66,10 +70,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Slowest tier first, files kept whole: `make test` hands files to two processes in this
     # order, and long files started last would leave one process running alone at the end.
     items.sort(key=lambda item: RUN_ORDER.index(_module_tier(item.path.stem)))
-
-
-#: The order `make test` starts the tiers in (slowest first).
-RUN_ORDER = ("e2e", "integration", "unit")
 
 
 def _module_tier(module: str) -> str:

@@ -31,7 +31,7 @@ from taupet_bids.synthesis.diffusion import LatentDiffusion
 from taupet_bids.training import cli
 from taupet_bids.training.synthesis_diffusion import DiffusionConfig, autoencoder_stage, train
 from taupet_bids.training.synthesis_diffusion_card import render_card
-from tests.synthesis_cohort import _template, write_cohort
+from tests.synthesis_cohort import braak_suvr_of_sample, write_cohort
 
 TINY = {"autoencoder_channels": [4, 4, 4], "latent_channels": 2, "unet_channels": [8, 8],
         "norm_groups": 4, "head_channels": 4}  # fmt: skip
@@ -159,13 +159,9 @@ def test_a_tiny_trained_model_gives_more_tau_at_a_lower_mmse(tmp_path, templatef
     network = _direction_model()
     derivatives = write_cohort(tmp_path, n=2, atrophy=0.0)
     image = torch.from_numpy(preprocessing.read_t1w(_t1w(derivatives)))[None, None]
-    braak = _template()[1]
 
     def braak_suvr(mmse: int, seed: int, guidance: float) -> float:
-        made = diffusion_inference.sample(
-            network, image, [f"mmse={mmse}", "age=70"], seed=seed, steps=10, guidance=guidance
-        )
-        return float(made.mean[braak].mean())
+        return braak_suvr_of_sample(network, image, mmse, seed, guidance)
 
     for seed in (1, 2, 3):
         rise = {g: braak_suvr(12, seed, g) - braak_suvr(30, seed, g) for g in (2.0, 5.0)}

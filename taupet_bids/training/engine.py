@@ -175,8 +175,8 @@ class Run:
         """Refuse to resume a stage with another step count: its cosine schedule was laid out
         over the checkpoint's count, and continued past its end it would raise the learning rate
         again (a finished run "extended" that way trains a different, worse model)."""
-        planned = state["schedule"].get("T_max")
-        if planned is not None and planned != max(1, stage.steps):
+        planned = state["schedule"]["T_max"]
+        if planned != max(1, stage.steps):
             raise InputError(
                 self.out_dir / CHECKPOINT,
                 f"written by a run of {planned} {stage.name} steps, and this run asks for "
