@@ -11,6 +11,8 @@ SUVR of the same visit:
 - *global scale*: one factor (mean PET-CT / PET-MR over every region of every training pair);
 - *regional linear*: per region, PET-CT = a + b x PET-MR fitted on the training pairs
   (least squares; the factor of the global scale where fewer than 3 training pairs exist);
+- *regional linear by AC method*: the same, fitted separately on the training pairs of each MR
+  AC method (the sidecar's ``AttenuationCorrection``), as a site with one PET/MR would;
 - *network*: the trained bundle with the subject's T1w warped to the template.
 
 Per region: bias (mean signed % difference), MAPE (mean absolute %), Spearman rank correlation
@@ -46,12 +48,13 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import update_report  # noqa: E402
 
-from taupet_bids import templates
+from taupet_bids import naming, templates
 from taupet_bids.atlases.regions import dk_grey_matter_regions, region_groups
 from taupet_bids.core.images import load_3d
 from taupet_bids.core.regions import measured_voxels, regional_statistics
 from taupet_bids.harmonisation import inference, preprocessing
 from taupet_bids.harmonisation.bundle import load_harmoniser
+from taupet_bids.simulate.attenuation.mumaps import SIDECAR_TEXT
 from taupet_bids.training.harmoniser_data import Pair, find_pairs, to_template
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +62,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 START, END = "<!-- harmonisation-benchmark:start -->", "<!-- harmonisation-benchmark:end -->"
 TRAIN_SEED, TEST_SEED = 32, 20266
 COMPOSITES = [f"Braak{r}" for r in ("I", "II", "III", "IV", "V", "VI")] + ["metatemporal"]
-METHODS = ("measured", "global scale", "regional linear", "network")
+METHODS = ("measured", "global scale", "regional linear", "regional linear by AC method", "network")
 GOALS = {"bias_pct": 2.0, "spearman": 0.98, "petct_move_pct": 0.5}
 
 
@@ -71,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pet-mr", default="mixed", help="simulator MR method (or mixed)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--channels", type=int, nargs=3, default=None)
+    parser.add_argument(
+        "--identity-fraction",
+        type=float,
+        default=None,
+        help="passed to taupet-bids-train harmoniser (default: its own); another value trains "
+        "into OUT/training-identity-F, so runs can be compared on the same cohorts",
+    )
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -132,7 +142,12 @@ def produce(args: argparse.Namespace) -> dict:
                 ],
                 out / f"participant_{name}.log",
             )
-    bundle = out / "training" / "bundle"
+    training = out / (
+        "training"
+        if args.identity_fraction is None
+        else f"training-identity-{args.identity_fraction:g}"
+    )
+    bundle = training / "bundle"
     if not (args.reuse and bundle.exists()):
         command = [
             tool("taupet-bids-train"),
@@ -141,7 +156,7 @@ def produce(args: argparse.Namespace) -> dict:
             "--bids-dir",
             out / "train" / "bids",
             "--out",
-            out / "training",
+            training,
             "--steps",
             args.steps,
             "--threads",
@@ -149,8 +164,10 @@ def produce(args: argparse.Namespace) -> dict:
         ]
         if args.channels:
             command += ["--channels", *args.channels]
-        seconds["training"] = run(command, out / "training.log")
-    return {"bundle": bundle, "seconds": seconds}
+        if args.identity_fraction is not None:
+            command += ["--identity-fraction", args.identity_fraction]
+        seconds["training"] = run(command, out / f"{training.name}.log")
+    return {"bundle": bundle, "seconds": seconds, "training": training}
 
 
 def region_values(suvr: np.ndarray) -> dict[str, float]:
@@ -179,7 +196,15 @@ def harmonise(harmoniser, suvr_file: Path, t1w: np.ndarray) -> tuple[np.ndarray,
     return result, time.process_time() - start
 
 
-def pair_table(pairs: list[Pair], harmoniser=None) -> tuple[pd.DataFrame, list[float]]:
+def ac_method(pair: Pair, bids: Path) -> str:
+    """The PET/MR scan's AC method, read back from its BIDS sidecar's AttenuationCorrection."""
+    stem = naming.scan_stem(pair.mrac.name)
+    sidecars = sorted(bids.glob(f"{pair.participant}/**/pet/{stem}*_pet.json"))
+    text = json.loads(sidecars[0].read_text()).get("AttenuationCorrection") if sidecars else None
+    return next((method for method, words in SIDECAR_TEXT.items() if words == text), "unknown")
+
+
+def pair_table(pairs: list[Pair], bids: Path, harmoniser=None) -> tuple[pd.DataFrame, list[float]]:
     """One row per (pair, region): PET-CT, PET-MR and (with a harmoniser) network values, and the
     network's output for the PET-CT input."""
     rows, cpu = [], []
@@ -197,6 +222,7 @@ def pair_table(pairs: list[Pair], harmoniser=None) -> tuple[pd.DataFrame, list[f
                 {
                     "participant": pair.participant,
                     "session": pair.session or "n/a",
+                    "ac_method": ac_method(pair, bids),
                     "region": region,
                     **{k: v[region] for k, v in values.items()},
                 }
@@ -204,9 +230,8 @@ def pair_table(pairs: list[Pair], harmoniser=None) -> tuple[pd.DataFrame, list[f
     return pd.DataFrame(rows), cpu
 
 
-def fit_baselines(train: pd.DataFrame) -> tuple[float, dict[str, tuple[float, float]]]:
-    """The global factor and each region's (intercept, slope) from the training pairs."""
-    scale = float((train["ctac"] / train["mrac"]).mean())
+def fit_linear(train: pd.DataFrame, scale: float) -> dict[str, tuple[float, float]]:
+    """Each region's (intercept, slope); the global factor where a fit is not possible."""
     linear = {}
     for region, rows in train.groupby("region"):
         if len(rows) >= 3 and rows["mrac"].std() > 0:
@@ -214,7 +239,34 @@ def fit_baselines(train: pd.DataFrame) -> tuple[float, dict[str, tuple[float, fl
             linear[region] = (float(intercept), float(slope))
         else:
             linear[region] = (0.0, scale)
-    return scale, linear
+    return linear
+
+
+def fit_baselines(train: pd.DataFrame) -> tuple[float, dict[str, tuple[float, float]]]:
+    """The global factor and each region's (intercept, slope) from the training pairs."""
+    scale = float((train["ctac"] / train["mrac"]).mean())
+    return scale, fit_linear(train, scale)
+
+
+def apply_linear(test: pd.DataFrame, linear: dict[str, tuple[float, float]]) -> pd.Series:
+    return pd.Series(
+        [
+            linear[r][0] + linear[r][1] * v
+            for r, v in zip(test["region"], test["mrac"], strict=True)
+        ],
+        index=test.index,
+    )
+
+
+def linear_by_method(train: pd.DataFrame, test: pd.DataFrame, scale: float) -> pd.Series:
+    """The regional linear calibration fitted and applied per AC method (pooled where the
+    training pairs lack the test scan's method)."""
+    out = apply_linear(test, fit_linear(train, scale))
+    for method, rows in test.groupby("ac_method"):
+        own = train[train["ac_method"] == method]
+        if len(own):
+            out[rows.index] = apply_linear(rows, fit_linear(own, scale))
+    return out
 
 
 def metrics(test: pd.DataFrame) -> pd.DataFrame:
@@ -263,8 +315,10 @@ def section(table: pd.DataFrame, summary: dict) -> str:
 
 Held-out simulated pairs: {summary["n_test_pairs"]} test pairs (seed {TEST_SEED}), harmoniser and
 baselines fitted on {summary["n_train_pairs"]} training pairs (seed {TRAIN_SEED}), simulator
-`--pet-mr {summary["pet_mr"]}`, {summary["steps"]} training steps. Each cell: bias / MAPE (%, PET-MR
-SUVR against the same visit's PET-CT SUVR) / Spearman rank correlation across subjects.
+`--pet-mr {summary["pet_mr"]}`, {summary["steps"]} training steps, PET-CT inputs with a zero
+target in {summary["identity_fraction"]:.0%} of the training examples. Each cell: bias / MAPE
+(%, PET-MR SUVR against the same visit's PET-CT SUVR) / Spearman rank correlation across
+subjects.
 
 {head}
 {chr(10).join(composite)}
@@ -283,6 +337,11 @@ scan (model loaded once; {summary["machine"]}).
 Goals stated before the run:
 {goals}
 
+Not a goal of the issue: the network beats the regional linear calibration fitted per AC method
+on {sum(summary["network_beats_linear_by_ac_method"].values())} of
+{len(summary["network_beats_linear_by_ac_method"])} composites (MAPE). AC methods of the pairs:
+{summary["ac_methods"]}.
+
 Command: `{summary["command"]}`
 {END}"""
 
@@ -294,31 +353,44 @@ def main(argv: list[str] | None = None) -> int:
     train_pairs = find_pairs([args.out / "train" / "derivatives"], args.out / "train" / "bids")
     test_pairs = find_pairs([args.out / "test" / "derivatives"], args.out / "test" / "bids")
     harmoniser = load_harmoniser(produced["bundle"])
-    train, _ = pair_table(train_pairs)
-    test, cpu = pair_table(test_pairs, harmoniser)
+    train, _ = pair_table(train_pairs, args.out / "train" / "bids")
+    test, cpu = pair_table(test_pairs, args.out / "test" / "bids", harmoniser)
     scale, linear = fit_baselines(train)
     test["measured"] = test["mrac"]
     test["global scale"] = test["mrac"] * scale
-    test["regional linear"] = [
-        linear[r][0] + linear[r][1] * v for r, v in zip(test["region"], test["mrac"], strict=True)
-    ]
+    test["regional linear"] = apply_linear(test, linear)
+    test["regional linear by AC method"] = linear_by_method(train, test, scale)
     table = metrics(test)
     moved = 100 * (test["ctac_through_network"] / test["ctac"] - 1).abs()
     moved = float(moved.groupby([test["participant"], test["session"]]).max().mean())
     composites = table[table.region.isin(COMPOSITES)]
     net = composites[composites.method == "network"].set_index("region")
     lin = composites[composites.method == "regional linear"].set_index("region")
+    by_method = composites[composites.method == "regional linear by AC method"].set_index("region")
     summary = {
         "n_train_pairs": len(train_pairs),
         "n_test_pairs": len(test_pairs),
         "pet_mr": args.pet_mr,
         "steps": args.steps,
+        "identity_fraction": json.loads((produced["training"] / "config.json").read_text()).get(
+            "identity_fraction", 0.0
+        ),
+        "training_metrics": json.loads((produced["training"] / "metrics.json").read_text()),
         "global_scale": scale,
+        "ac_methods": {
+            name: frame.drop_duplicates(["participant", "session"])["ac_method"]
+            .value_counts()
+            .to_dict()
+            for name, frame in (("train", train), ("test", test))
+        },
         "petct_move_pct": moved,
         "cpu_s_per_scan": float(np.mean(cpu)) if cpu else float("nan"),
         "machine": f"{platform.machine()} CPU",
         "seconds": produced["seconds"],
         "command": "python benchmarks/harmonisation.py " + " ".join(map(str, argv or sys.argv[1:])),
+        "network_beats_linear_by_ac_method": {
+            region: bool(net.mape_pct[region] < by_method.mape_pct[region]) for region in net.index
+        },
         "goals": {
             "|bias| <= 2 % in every composite": bool(
                 (net.bias_pct.abs() <= GOALS["bias_pct"]).all()

@@ -95,7 +95,7 @@ def test_inference_never_needs_the_pseudo_ct_head():
         def forward(self, _):
             raise AssertionError("the pseudo-CT head ran at inference")
 
-    network.ct_head = Refuse()
+    network.ct_project = network.ct_head = Refuse()
     field = inference.infer(network, lambda image, net: net(image), _input())
     assert field.shape == preprocessing.INPUT_SHAPE and np.abs(field).max() > 0
 

@@ -12,7 +12,11 @@ smooth and bounded by construction rather than by a penalty:
 The auxiliary ``ct_head`` predicts a pseudo-CT (HU / 1000) at 4 mm from the same features plus
 the full-resolution stem; it is trained against the simulated CT and never used at inference,
 so no CT is ever needed to run the model (the seed paper's CT-informed anatomy, done as an
-auxiliary task). Children ``stem``, ``down``, ``field_head``, ``ct_head`` are the bundle's
+auxiliary task). It works voxel by voxel (1 x 1 x 1 convolutions): a 3 x 3 x 3 convolution on
+the 4 mm grid cost 27 times more, for a head whose only job is to shape the shared features;
+the deep features are projected to the stem's width (``ct_project``) before they are brought
+to 4 mm, since that interpolation, not the convolutions, was the slowest part of a step.
+Children ``stem``, ``down``, ``field_head``, ``ct_project``, ``ct_head`` are the bundle's
 weight entries.
 """
 
@@ -52,7 +56,10 @@ class HarmoniserNet(nn.Module):
         self.field_head = nn.Conv3d(last, 1, kernel_size=3, padding=1)
         nn.init.zeros_(self.field_head.weight)
         nn.init.zeros_(self.field_head.bias)
-        self.ct_head = nn.Sequential(_conv(first + last, first), nn.Conv3d(first, 1, 1))
+        self.ct_project = nn.Conv3d(last, first, 1)
+        self.ct_head = nn.Sequential(
+            nn.Conv3d(2 * first, first, 1), nn.LeakyReLU(0.1), nn.Conv3d(first, 1, 1)
+        )
 
     def _up(self, volume: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
         return functional.interpolate(
@@ -66,7 +73,8 @@ class HarmoniserNet(nn.Module):
         shape = image.shape[2:]
         stem = self.stem(image)
         coarse = self.down(stem)
-        pseudo_ct = self.ct_head(torch.cat([stem, self._up(coarse, shape)], dim=1))
+        deep = self._up(self.ct_project(coarse), shape)
+        pseudo_ct = self.ct_head(torch.cat([stem, deep], dim=1))
         return self._field(coarse, shape), pseudo_ct
 
     def correction(self, image: torch.Tensor) -> torch.Tensor:

@@ -2,15 +2,23 @@
 
 One stage of the shared loop (:mod:`taupet_bids.training.engine`). Loss: mean squared error of
 the predicted log-ratio field against the smoothed target inside the template brain, plus
-``ct_weight`` x the mean squared error of the pseudo-CT (HU / 1000) against the pair's CT
-inside the CT's field of view (only pairs that have a CT). Batches are keyed by (seed, stage,
-step); the only augmentation is white noise on the SUVR channel (SD up to
-:data:`NOISE_SD_MAX`), since the attenuation bias is tied to the head's position in template
-space.
+``region_weight`` x the mean squared error of the regional log-ratios
+(:mod:`harmoniser_regions`), plus ``ct_weight`` x the mean squared error of the pseudo-CT
+(HU / 1000) against the pair's CT inside the CT's field of view (only pairs that have a CT).
+Batches are keyed by (seed, stage, step); the only augmentation is white noise on the SUVR
+channel (SD up to :data:`NOISE_SD_MAX`), since the attenuation bias is tied to the head's
+position in template space.
+
+A share ``identity_fraction`` of the examples in each batch is the pair's PET-CT image with a
+zero target: a scan without MR-AC bias must come out unchanged. Without them the network is
+only ever shown biased images and learns to apply its average correction to whatever it is
+given (the first benchmark moved a PET-CT input by 2.7 %). It is not told which scan is which:
+what tells an MR-AC image apart is in the image (bone and scalp uptake under-corrected, the
+loss growing towards the head's edge).
 
 Held-out metrics: the mean absolute log-ratio inside the brain before (the PET-MR as measured)
-and after harmonisation, in percent. The regional benchmark with its baselines is
-benchmarks/harmonisation.py.
+and after harmonisation, and how much the network moves the PET-CT images, in percent. The
+regional benchmark with its baselines is benchmarks/harmonisation.py.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import torch
 from taupet_bids.errors import InputError
 from taupet_bids.harmonisation import preprocessing
 from taupet_bids.harmonisation.networks import BOUND, CHANNELS, HarmoniserNet
-from taupet_bids.training import engine
+from taupet_bids.training import engine, harmoniser_regions
 from taupet_bids.training.harmoniser_data import (
     SETS,
     Example,
@@ -39,6 +47,8 @@ from taupet_bids.training.harmoniser_data import (
 )
 
 NOISE_SD_MAX = 0.03
+#: Default share of PET-CT inputs (target: zero field) in a batch.
+IDENTITY_FRACTION = 0.5
 #: Seed reserved for this model's training (docs/models.md, section 10).
 SEED = 32
 
@@ -59,6 +69,8 @@ class TrainConfig:
     channels: list[int] = field(default_factory=lambda: list(CHANNELS))
     bound: float = BOUND
     ct_weight: float = 0.1
+    region_weight: float = 1.0
+    identity_fraction: float = IDENTITY_FRACTION
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -81,45 +93,71 @@ class Examples:
     images: np.ndarray
     targets: np.ndarray
     cts: np.ndarray
+    identity_images: np.ndarray
+    regional_targets: np.ndarray
 
     @staticmethod
     def stack(examples: list[Example]) -> Examples:
         shape = preprocessing.INPUT_SHAPE
         if not examples:
             empty = np.zeros((0, *shape), np.float32)
-            return Examples(np.zeros((0, 2, *shape), np.float32), empty, empty)
-        return Examples(
-            *(np.stack([getattr(e, k) for e in examples]) for k in ("image", "target", "ct"))
-        )
+            inputs = np.zeros((0, 2, *shape), np.float32)
+            regions = np.zeros((0, len(harmoniser_regions.region_weights()[0])), np.float32)
+            return Examples(inputs, empty, empty, inputs, regions)
+        fields = ("image", "target", "ct", "identity_image", "regional_target")
+        return Examples(*(np.stack([getattr(e, k) for e in examples]) for k in fields))
 
 
 # Shared with the forked batch workers.
 _POOL: Examples | None = None
 
 
-def _batch(key: tuple[int, int, int], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _batch(
+    key: tuple[int, int, int], size: int, identity_fraction: float = 0.0
+) -> tuple[np.ndarray, ...]:
+    """(inputs, voxel targets, CTs, regional targets) of one step's examples."""
     rng = np.random.default_rng(list(key))
     picks = rng.integers(len(_POOL.targets), size=size)
-    images = _POOL.images[picks].copy()
+    identity = rng.random(size) < identity_fraction
+    images = np.where(
+        identity[:, None, None, None, None], _POOL.identity_images[picks], _POOL.images[picks]
+    )
+    targets = np.where(identity[:, None, None, None], np.float32(0.0), _POOL.targets[picks])
+    regional = np.where(identity[:, None], np.float32(0.0), _POOL.regional_targets[picks])
     noise = rng.uniform(0.0, NOISE_SD_MAX, size)[:, None, None, None]
     images[:, 0] += (noise * rng.standard_normal(images[:, 0].shape)).astype(np.float32)
     images[:, 0] = np.clip(images[:, 0], 0.0, preprocessing.SUVR_MAX)
-    return images, _POOL.targets[picks], _POOL.cts[picks]
+    return images, targets, _POOL.cts[picks], regional
 
 
-def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(field MSE in the brain, pseudo-CT MSE where a CT exists)."""
-    images, targets, cts = (torch.from_numpy(np.ascontiguousarray(a)) for a in batch)
+def _region_weights() -> torch.Tensor:
+    return torch.from_numpy(harmoniser_regions.region_weights()[1])
+
+
+def regional_residual(
+    network_field: torch.Tensor, images: torch.Tensor, regional_targets: torch.Tensor
+) -> torch.Tensor:
+    """(batch, regions) target minus predicted regional log-ratio; NaN where no target."""
+    guess = harmoniser_regions.predicted(images[:, 0], network_field[:, 0], _region_weights())
+    return regional_targets - guess
+
+
+def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, ...]:
+    """(field MSE in the brain, regional MSE, pseudo-CT MSE where a CT exists)."""
+    images, targets, cts, regional = (torch.from_numpy(np.ascontiguousarray(a)) for a in batch)
     field_pred, ct_pred = network(images)
     brain = torch.from_numpy(preprocessing.brain_mask_4mm())
     field_loss = ((field_pred[:, 0] - targets)[:, brain] ** 2).mean()
+    error = regional_residual(field_pred, images, regional)
+    known = torch.isfinite(error)
+    region_loss = (error[known] ** 2).mean() if bool(known.any()) else torch.zeros(())
     has_ct = torch.isfinite(cts)
     ct_loss = (
         ((ct_pred[:, 0] - torch.nan_to_num(cts))[has_ct] ** 2).mean()
         if bool(has_ct.any())
         else torch.zeros(())
     )
-    return field_loss, ct_loss
+    return field_loss, region_loss, ct_loss
 
 
 def predict(network: HarmoniserNet, images: np.ndarray) -> np.ndarray:
@@ -129,22 +167,44 @@ def predict(network: HarmoniserNet, images: np.ndarray) -> np.ndarray:
     return torch.stack(fields).numpy()
 
 
+METRICS = (
+    "before_percent",
+    "after_percent",
+    "regional_before_percent",
+    "regional_after_percent",
+    "petct_moved_percent",
+)
+
+
 def evaluate(network: HarmoniserNet, sets: dict[str, Examples]) -> dict:
-    """Mean absolute residual log-ratio (percent) in the brain, before and after, per set."""
+    """Per set, in percent: the mean absolute residual log-ratio inside the brain and over the
+    regions' means (:mod:`harmoniser_regions`), before and after, and how much the network moves
+    the PET-CT images inside the brain (mean |exp(field) - 1|)."""
     brain = preprocessing.brain_mask_4mm()
     network.eval()
     out = {}
     for name, examples in sets.items():
         if not len(examples.targets):
-            out[name] = {"pairs": 0, "before_percent": None, "after_percent": None}
+            out[name] = {"pairs": 0, **dict.fromkeys(METRICS, None)}
             continue
         fields = predict(network, examples.images)
-        before = np.abs(np.expm1(examples.targets[:, brain])).mean()
-        after = np.abs(np.expm1(examples.targets[:, brain] - fields[:, brain])).mean()
+        with torch.no_grad():
+            regional = regional_residual(
+                torch.from_numpy(fields[:, None]),
+                torch.from_numpy(examples.images),
+                torch.from_numpy(examples.regional_targets),
+            ).numpy()
+        known = np.isfinite(examples.regional_targets)
+        values = (
+            np.abs(np.expm1(examples.targets[:, brain])).mean(),
+            np.abs(np.expm1(examples.targets[:, brain] - fields[:, brain])).mean(),
+            np.abs(np.expm1(examples.regional_targets[known])).mean(),
+            np.abs(np.expm1(regional[known])).mean(),
+            np.abs(np.expm1(predict(network, examples.identity_images)[:, brain])).mean(),
+        )
         out[name] = {
             "pairs": len(examples.targets),
-            "before_percent": round(100 * float(before), 4),
-            "after_percent": round(100 * float(after), 4),
+            **{key: round(100 * float(v), 4) for key, v in zip(METRICS, values, strict=True)},
         }
     return out
 
@@ -190,14 +250,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     _POOL = sets["train"]
 
     def step(batch) -> torch.Tensor:
-        field_loss, ct_loss = loss_terms(network, batch)
-        return field_loss + config.ct_weight * ct_loss
+        field_loss, region_loss, ct_loss = loss_terms(network, batch)
+        return field_loss + config.region_weight * region_loss + config.ct_weight * ct_loss
 
     stage = engine.Stage(
         "main",
         network,
         config.steps,
-        partial(_batch, size=config.batch_size),
+        partial(_batch, size=config.batch_size, identity_fraction=config.identity_fraction),
         step,
         config.learning_rate,
     )

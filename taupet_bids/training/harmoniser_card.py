@@ -15,8 +15,13 @@ from taupet_bids.training import engine
 from taupet_bids.training.harmoniser import TrainConfig
 from taupet_bids.training.harmoniser_data import TARGET_SIGMA_MM
 
-MODEL_VERSION = "0.1.0"
-CHANGELOG = {"0.1.0": "first release: coarse bounded log-ratio field with a pseudo-CT head"}
+MODEL_VERSION = "0.2.0"
+CHANGELOG = {
+    "0.1.0": "first release: coarse bounded log-ratio field with a pseudo-CT head",
+    "0.2.0": "trained with PET-CT inputs at a zero target too (--identity-fraction) and on "
+    "regional means besides voxels (--region-weight); the pseudo-CT head works voxel by voxel "
+    "on projected deep features, which made training steps several times faster",
+}
 
 CARD = """# PET-MR to PET-CT harmoniser, version {version}
 
@@ -33,11 +38,15 @@ Network: channels {channels}.
 
 **Validation.** Mean absolute residual between the PET-CT and the PET-MR SUVR inside the
 template brain (voxelwise, after smoothing both with a {sigma:g} mm Gaussian), before and after
-harmonisation, on held-out participants. The regional benchmark with its baselines (one global
-scale factor, a per-region linear calibration) is `benchmarks/harmonisation.py`.
+harmonisation, on held-out participants; the same over the regions' means (Desikan-Killiany
+grey-matter regions, Braak I-VI, meta-temporal); and how much the network moves the PET-CT
+image of the same visit (mean absolute change inside the brain), which should be near zero.
+Training showed it PET-CT images with a zero target in {identity:.0%} of the examples. The
+regional benchmark with its baselines (one global scale factor, a per-region linear
+calibration) is `benchmarks/harmonisation.py`.
 
-| set | pairs | before (%) | after (%) |
-|---|---|---|---|
+| set | pairs | voxels, before / after (%) | regions, before / after (%) | PET-CT moved (%) |
+|---|---|---|---|---|
 {rows}
 
 **Intended use.** Research: pooling tau PET from PET/MR and PET-CT sites. Not for clinical use.
@@ -80,8 +89,11 @@ def _rows(metrics: dict) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
     return "\n".join(
-        f"| {name} | {metrics[name]['pairs']} | {number(metrics[name]['before_percent'])} | "
-        f"{number(metrics[name]['after_percent'])} |"
+        f"| {name} | {metrics[name]['pairs']} | {number(metrics[name]['before_percent'])} / "
+        f"{number(metrics[name]['after_percent'])} | "
+        f"{number(metrics[name].get('regional_before_percent'))} / "
+        f"{number(metrics[name].get('regional_after_percent'))} | "
+        f"{number(metrics[name].get('petct_moved_percent'))} |"
         for name in ("train", "validation", "test")
     )
 
@@ -100,6 +112,10 @@ def _command(config: dict) -> str:
         parts.append(f"--bound {config['bound']:g}")
     if config["ct_weight"] != TrainConfig.ct_weight:
         parts.append(f"--ct-weight {config['ct_weight']:g}")
+    if config.get("region_weight", 0.0) != TrainConfig.region_weight:
+        parts.append(f"--region-weight {config.get('region_weight', 0.0):g}")
+    if config.get("identity_fraction", 0.0) != TrainConfig.identity_fraction:
+        parts.append(f"--identity-fraction {config.get('identity_fraction', 0.0):g}")
     return " ".join(parts)
 
 
@@ -169,6 +185,7 @@ def render_card(metadata: dict) -> str:
         channels=" -> ".join(map(str, ours["architecture"]["channels"])),
         data=metadata["data_source"],
         sigma=TARGET_SIGMA_MM,
+        identity=float(config.get("identity_fraction", 0.0)),
         rows=_rows(metadata["eval_metrics"]),
         command=_command(config),
         steps=config["steps"],

@@ -11,6 +11,13 @@ from taupet_bids.training.cli_common import add_run_arguments, run_fields, train
 from taupet_bids.training.harmoniser import TrainConfig
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taupet-bids-train harmoniser",
@@ -25,6 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--channels", type=int, nargs=3, default=list(CHANNELS))
     parser.add_argument("--bound", type=float, default=BOUND, help="largest |log-ratio|")
     parser.add_argument("--ct-weight", type=float, default=TrainConfig.ct_weight)
+    parser.add_argument(
+        "--region-weight",
+        type=float,
+        default=TrainConfig.region_weight,
+        help="weight of the regional-means loss (default %(default)s; 0 trains on voxels only)",
+    )
+    parser.add_argument(
+        "--identity-fraction",
+        type=_fraction,
+        default=TrainConfig.identity_fraction,
+        help="share of PET-CT inputs with a zero target in each batch (teaches the network to "
+        "leave a scan without MR-AC bias alone; default %(default)s)",
+    )
     return parser
 
 
@@ -39,5 +59,7 @@ def main(argv: Sequence[str]) -> int:
         channels=list(args.channels),
         bound=args.bound,
         ct_weight=args.ct_weight,
+        region_weight=args.region_weight,
+        identity_fraction=args.identity_fraction,
     )
     return train_and_export(config, args, train, export_trained_bundle)

@@ -10,7 +10,9 @@ trained for that pair. Pairs are split by participant, never by visit.
 
 Target: ``log(SUVR_ctac / SUVR_mrac)`` on the 4 mm grid, smoothed by normalised convolution
 inside the template brain (Gaussian, :data:`TARGET_SIGMA_MM`), so voxel noise of the two
-reconstructions is not learnt, only the smooth attenuation bias.
+reconstructions is not learnt, only the smooth attenuation bias. Each example also carries the
+PET-CT's own input (``identity_image``, same T1w): fed that, the network should return a zero
+field, which training asks of it for a share of the batches (:mod:`harmoniser`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from taupet_bids.core.images import load_3d
 from taupet_bids.core.registration import apply_transforms
 from taupet_bids.errors import InputError
 from taupet_bids.harmonisation import preprocessing
+from taupet_bids.training import harmoniser_regions
 
 MR_REC, CT_REC = "mrac", "ctac"
 SUVR_PATTERN = f"*_rec-{MR_REC}_*{naming.SPACE}_desc-suvr_pet.nii.gz"
@@ -141,11 +144,14 @@ def smoothed_log_ratio(ctac: np.ndarray, mrac: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Example:
     """Network input (2, 46, 55, 46), target field and CT channel (NaN without a CT and
-    beyond the CT's field of view)."""
+    beyond the CT's field of view); ``identity_image`` is the PET-CT's input (target zero);
+    ``regional_target`` the regions' log-ratios (:mod:`harmoniser_regions`)."""
 
     image: np.ndarray
     target: np.ndarray
     ct: np.ndarray
+    identity_image: np.ndarray
+    regional_target: np.ndarray
 
 
 def load_example(pair: Pair) -> Example:
@@ -158,7 +164,14 @@ def load_example(pair: Pair) -> Example:
         ct = preprocessing.downsample(np.clip(hu, *CT_RANGE_HU) / CT_SCALE)
     else:
         ct = np.full(preprocessing.INPUT_SHAPE, np.nan, np.float32)
-    return Example(preprocessing.network_input(mrac, t1w), smoothed_log_ratio(ctac, mrac), ct)
+    image, identity_image = (preprocessing.network_input(s, t1w) for s in (mrac, ctac))
+    return Example(
+        image,
+        smoothed_log_ratio(ctac, mrac),
+        ct,
+        identity_image,
+        harmoniser_regions.regional_target(ctac, mrac),
+    )
 
 
 def split_participants(pairs: list[Pair], seed: int) -> dict[str, str]:
