@@ -78,8 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--identity-fraction",
         type=float,
         default=None,
-        help="passed to taupet-bids-train harmoniser (default: its own); another value trains "
-        "into OUT/training-identity-F, so runs can be compared on the same cohorts",
+        help="passed to taupet-bids-train harmoniser (default: its own)",
+    )
+    parser.add_argument(
+        "--region-weight",
+        type=float,
+        default=None,
+        help="passed to taupet-bids-train harmoniser (default: its own); with either option the "
+        "training goes to OUT/training-<option>-<value>..., so variants share the cohorts",
     )
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -142,11 +148,9 @@ def produce(args: argparse.Namespace) -> dict:
                 ],
                 out / f"participant_{name}.log",
             )
-    training = out / (
-        "training"
-        if args.identity_fraction is None
-        else f"training-identity-{args.identity_fraction:g}"
-    )
+    options = {"identity-fraction": args.identity_fraction, "region-weight": args.region_weight}
+    chosen = {name: value for name, value in options.items() if value is not None}
+    training = out / "-".join(["training", *(f"{k}-{v:g}" for k, v in chosen.items())])
     bundle = training / "bundle"
     if not (args.reuse and bundle.exists()):
         command = [
@@ -164,8 +168,8 @@ def produce(args: argparse.Namespace) -> dict:
         ]
         if args.channels:
             command += ["--channels", *args.channels]
-        if args.identity_fraction is not None:
-            command += ["--identity-fraction", args.identity_fraction]
+        for name, value in chosen.items():
+            command += [f"--{name}", value]
         seconds["training"] = run(command, out / f"{training.name}.log")
     return {"bundle": bundle, "seconds": seconds, "training": training}
 

@@ -42,9 +42,10 @@ def pool(monkeypatch):
 def test_a_batch_pairs_each_petct_input_with_a_zero_target(pool, fraction):
     seen_identity = 0
     for step in range(20):
-        images, targets, _, regional = harmoniser._batch((32, 0, step), 4, fraction)
+        images, targets, _, regional, labels = harmoniser._batch((32, 0, step), 4, fraction)
         # The T1w channel (no noise) tells which input each example got.
         identity = images[:, 1].reshape(4, -1).max(axis=1) < 0
+        np.testing.assert_array_equal(labels, (~identity).astype(np.float32))
         for is_identity, target, regions in zip(identity, targets, regional, strict=True):
             assert np.all(target == (0.0 if is_identity else np.float32(0.1)))
             assert np.all(regions == (0.0 if is_identity else np.float32(0.1)))
@@ -113,3 +114,34 @@ def test_a_constant_field_moves_every_regional_mean_by_its_value():
     constant = harmoniser_regions.predicted(suvr, torch.full_like(suvr, 0.05), weights)
     assert torch.allclose(zero, torch.zeros_like(zero), atol=1e-6)
     assert torch.allclose(constant, torch.full_like(constant, 0.05), atol=1e-5)
+
+
+def test_the_gate_scales_the_field_by_the_mr_ac_probability():
+    network = tiny_network()
+    image = torch.from_numpy(np.random.default_rng(6).uniform(0, 2, (1, 2, *SHAPE)).astype("f4"))
+    with torch.no_grad():
+        network.gate_head.bias.fill_(-20.0)  # sure it is a PET-CT
+        assert float(network.mr_ac_probability(image)[0]) < 1e-8
+        assert network.correction(image).abs().max() < 1e-8
+        network.gate_head.bias.fill_(20.0)  # sure it is MR-AC: the field head's own field
+        gated = network.correction(image)
+        network.gated = False
+        assert torch.allclose(gated, network.correction(image), atol=1e-6)
+        assert gated.abs().max() > 0.01
+
+
+def test_the_gate_learns_which_inputs_had_mr_ac(monkeypatch):
+    """A few steps of the real loss on inputs told apart by their SUVR level."""
+    examples = harmoniser.Examples.stack([_example(i) for i in range(2)])
+    monkeypatch.setattr(harmoniser, "_POOL", examples)
+    torch.manual_seed(0)
+    network = HarmoniserNet((2, 4, 4), gated=True)
+    optimiser = torch.optim.Adam(network.parameters(), lr=0.05)
+    for step in range(30):
+        terms = harmoniser.loss_terms(network, harmoniser._batch((1, 0, step), 2, 0.5))
+        optimiser.zero_grad()
+        terms[3].backward()
+        optimiser.step()
+    network.eval()
+    assert harmoniser.detection(network, examples) == 1.0
+    assert harmoniser.detection(HarmoniserNet((2, 4, 4)), examples) is None

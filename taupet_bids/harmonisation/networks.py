@@ -16,8 +16,13 @@ auxiliary task). It works voxel by voxel (1 x 1 x 1 convolutions): a 3 x 3 x 3 c
 the 4 mm grid cost 27 times more, for a head whose only job is to shape the shared features;
 the deep features are projected to the stem's width (``ct_project``) before they are brought
 to 4 mm, since that interpolation, not the convolutions, was the slowest part of a step.
-Children ``stem``, ``down``, ``field_head``, ``ct_project``, ``ct_head`` are the bundle's
-weight entries.
+With ``gated`` (the default since 0.2.0) a **gate** multiplies the field: the probability, read
+from the whole image (the deep features averaged over the volume, one linear layer), that the
+scan was attenuation corrected with an MR-based method. Trained with a classification loss on
+PET-MR and PET-CT inputs, it lets the field head learn the correction of MR-AC scans only and
+leaves a PET-CT input alone when the image says it is one; nothing else tells the network which
+scan is which. Children ``stem``, ``down``, ``field_head``, ``ct_project``, ``ct_head`` (and
+``gate_head``) are the bundle's weight entries.
 """
 
 from __future__ import annotations
@@ -43,12 +48,16 @@ def _conv(before: int, after: int, stride: int = 1) -> nn.Sequential:
 
 
 class HarmoniserNet(nn.Module):
-    """(B, 2, 46, 55, 46) -> field (B, 1, 46, 55, 46) in [-bound, bound], pseudo-CT (B, 1, ...)."""
+    """(B, 2, 46, 55, 46) -> field (B, 1, 46, 55, 46) in [-bound, bound], pseudo-CT (B, 1, ...)
+    and the MR-AC logit (B,) of the gate (None without one)."""
 
-    def __init__(self, channels: Sequence[int] = CHANNELS, bound: float = BOUND) -> None:
+    def __init__(
+        self, channels: Sequence[int] = CHANNELS, bound: float = BOUND, gated: bool = False
+    ) -> None:
         super().__init__()
         first, middle, last = channels
         self.bound = float(bound)
+        self.gated = bool(gated)
         self.stem = _conv(2, first)
         self.down = nn.Sequential(
             _conv(first, middle, stride=2), _conv(middle, last, stride=2), _conv(last, last)
@@ -60,23 +69,44 @@ class HarmoniserNet(nn.Module):
         self.ct_head = nn.Sequential(
             nn.Conv3d(2 * first, first, 1), nn.LeakyReLU(0.1), nn.Conv3d(first, 1, 1)
         )
+        if self.gated:
+            self.gate_head = nn.Linear(last, 1)
+            nn.init.zeros_(self.gate_head.weight)
+            nn.init.zeros_(self.gate_head.bias)
 
     def _up(self, volume: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
         return functional.interpolate(
             volume, size=tuple(shape), mode="trilinear", align_corners=False
         )
 
-    def _field(self, coarse: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-        return self._up(self.bound * torch.tanh(self.field_head(coarse)), shape)
+    def _gate_logit(self, coarse: torch.Tensor) -> torch.Tensor | None:
+        return self.gate_head(coarse.mean(dim=(2, 3, 4)))[:, 0] if self.gated else None
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _field(
+        self, coarse: torch.Tensor, shape: Sequence[int], logit: torch.Tensor | None
+    ) -> torch.Tensor:
+        field = self.bound * torch.tanh(self.field_head(coarse))
+        if logit is not None:
+            field = field * torch.sigmoid(logit)[:, None, None, None, None]
+        return self._up(field, shape)
+
+    def forward(
+        self, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         shape = image.shape[2:]
         stem = self.stem(image)
         coarse = self.down(stem)
+        logit = self._gate_logit(coarse)
         deep = self._up(self.ct_project(coarse), shape)
         pseudo_ct = self.ct_head(torch.cat([stem, deep], dim=1))
-        return self._field(coarse, shape), pseudo_ct
+        return self._field(coarse, shape, logit), pseudo_ct, logit
 
     def correction(self, image: torch.Tensor) -> torch.Tensor:
         """The field alone, what inference runs: the pseudo-CT head is never evaluated."""
-        return self._field(self.down(self.stem(image)), image.shape[2:])
+        coarse = self.down(self.stem(image))
+        return self._field(coarse, image.shape[2:], self._gate_logit(coarse))
+
+    def mr_ac_probability(self, image: torch.Tensor) -> torch.Tensor | None:
+        """The gate's probability that each image had MR-based AC (None without a gate)."""
+        logit = self._gate_logit(self.down(self.stem(image)))
+        return None if logit is None else torch.sigmoid(logit)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn import functional
 
 from taupet_bids.errors import InputError
 from taupet_bids.harmonisation import preprocessing
@@ -71,6 +72,8 @@ class TrainConfig:
     ct_weight: float = 0.1
     region_weight: float = 1.0
     identity_fraction: float = IDENTITY_FRACTION
+    #: Weight of the gate's MR-AC classification loss; 0 builds a network without a gate.
+    gate_weight: float = 0.01
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -82,10 +85,10 @@ class TrainConfig:
         return out
 
     def architecture(self) -> dict:
-        return {"channels": list(self.channels), "bound": self.bound}
+        return {"channels": list(self.channels), "bound": self.bound, "gated": self.gate_weight > 0}
 
     def network(self) -> HarmoniserNet:
-        return HarmoniserNet(self.channels, self.bound)
+        return HarmoniserNet(**self.architecture())
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ _POOL: Examples | None = None
 def _batch(
     key: tuple[int, int, int], size: int, identity_fraction: float = 0.0
 ) -> tuple[np.ndarray, ...]:
-    """(inputs, voxel targets, CTs, regional targets) of one step's examples."""
+    """(inputs, voxel targets, CTs, regional targets, MR-AC labels) of one step's examples."""
     rng = np.random.default_rng(list(key))
     picks = rng.integers(len(_POOL.targets), size=size)
     identity = rng.random(size) < identity_fraction
@@ -127,7 +130,7 @@ def _batch(
     noise = rng.uniform(0.0, NOISE_SD_MAX, size)[:, None, None, None]
     images[:, 0] += (noise * rng.standard_normal(images[:, 0].shape)).astype(np.float32)
     images[:, 0] = np.clip(images[:, 0], 0.0, preprocessing.SUVR_MAX)
-    return images, targets, _POOL.cts[picks], regional
+    return images, targets, _POOL.cts[picks], regional, (~identity).astype(np.float32)
 
 
 def _region_weights() -> torch.Tensor:
@@ -143,9 +146,17 @@ def regional_residual(
 
 
 def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, ...]:
-    """(field MSE in the brain, regional MSE, pseudo-CT MSE where a CT exists)."""
-    images, targets, cts, regional = (torch.from_numpy(np.ascontiguousarray(a)) for a in batch)
-    field_pred, ct_pred = network(images)
+    """(field MSE in the brain, regional MSE, pseudo-CT MSE where a CT exists, the gate's
+    binary cross-entropy on MR-AC against PET-CT inputs; zero without a gate)."""
+    images, targets, cts, regional, labels = (
+        torch.from_numpy(np.ascontiguousarray(a)) for a in batch
+    )
+    field_pred, ct_pred, logit = network(images)
+    gate_loss = (
+        functional.binary_cross_entropy_with_logits(logit, labels)
+        if logit is not None
+        else torch.zeros(())
+    )
     brain = torch.from_numpy(preprocessing.brain_mask_4mm())
     field_loss = ((field_pred[:, 0] - targets)[:, brain] ** 2).mean()
     error = regional_residual(field_pred, images, regional)
@@ -157,7 +168,7 @@ def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, ...]:
         if bool(has_ct.any())
         else torch.zeros(())
     )
-    return field_loss, region_loss, ct_loss
+    return field_loss, region_loss, ct_loss, gate_loss
 
 
 def predict(network: HarmoniserNet, images: np.ndarray) -> np.ndarray:
@@ -167,12 +178,25 @@ def predict(network: HarmoniserNet, images: np.ndarray) -> np.ndarray:
     return torch.stack(fields).numpy()
 
 
+def detection(network: HarmoniserNet, examples: Examples) -> float | None:
+    """Share of the PET-MR and PET-CT inputs whose gate says the right AC (None: no gate)."""
+    if not network.gated:
+        return None
+    with torch.no_grad():
+        mr, ct = (
+            np.array([float(network.mr_ac_probability(torch.from_numpy(x[None]))[0]) for x in xs])
+            for xs in (examples.images, examples.identity_images)
+        )
+    return float(np.concatenate([mr > 0.5, ct < 0.5]).mean())
+
+
 METRICS = (
     "before_percent",
     "after_percent",
     "regional_before_percent",
     "regional_after_percent",
     "petct_moved_percent",
+    "mr_ac_detected_percent",
 )
 
 
@@ -201,10 +225,14 @@ def evaluate(network: HarmoniserNet, sets: dict[str, Examples]) -> dict:
             np.abs(np.expm1(examples.regional_targets[known])).mean(),
             np.abs(np.expm1(regional[known])).mean(),
             np.abs(np.expm1(predict(network, examples.identity_images)[:, brain])).mean(),
+            detection(network, examples),
         )
         out[name] = {
             "pairs": len(examples.targets),
-            **{key: round(100 * float(v), 4) for key, v in zip(METRICS, values, strict=True)},
+            **{
+                key: None if v is None else round(100 * float(v), 4)
+                for key, v in zip(METRICS, values, strict=True)
+            },
         }
     return out
 
@@ -250,8 +278,13 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     _POOL = sets["train"]
 
     def step(batch) -> torch.Tensor:
-        field_loss, region_loss, ct_loss = loss_terms(network, batch)
-        return field_loss + config.region_weight * region_loss + config.ct_weight * ct_loss
+        field_loss, region_loss, ct_loss, gate_loss = loss_terms(network, batch)
+        return (
+            field_loss
+            + config.region_weight * region_loss
+            + config.ct_weight * ct_loss
+            + config.gate_weight * gate_loss
+        )
 
     stage = engine.Stage(
         "main",

@@ -23,6 +23,13 @@ CHANGELOG = {
     "on projected deep features, which made training steps several times faster",
 }
 
+GATE = {
+    True: "a gate multiplies the field by the probability, read from the whole image, that the "
+    "scan had MR-based AC (trained on PET-MR and PET-CT inputs; *AC right* below is its "
+    "accuracy on both).",
+    False: "no gate.",
+}
+
 CARD = """# PET-MR to PET-CT harmoniser, version {version}
 
 **What it does.** Predicts, from a PET/MR scan's template-space SUVR image and the subject's
@@ -32,7 +39,7 @@ correction. The field is predicted on a 16 mm grid, interpolated trilinearly, an
 |f| <= {bound:g} (a factor of at most {factor:.3f}); its last layer starts at zero, so an untrained
 network changes nothing. An auxiliary head predicts a pseudo-CT, trained against the CT;
 it is not used at inference, and no CT is needed to run the model.
-Network: channels {channels}.
+Network: channels {channels}; {gate}
 
 **Training data.** {data}
 
@@ -45,8 +52,8 @@ Training showed it PET-CT images with a zero target in {identity:.0%} of the exa
 regional benchmark with its baselines (one global scale factor, a per-region linear
 calibration) is `benchmarks/harmonisation.py`.
 
-| set | pairs | voxels, before / after (%) | regions, before / after (%) | PET-CT moved (%) |
-|---|---|---|---|---|
+| set | pairs | voxels, before / after (%) | regions, before / after (%) | PET-CT moved | AC right |
+|---|---|---|---|---|---|
 {rows}
 
 **Intended use.** Research: pooling tau PET from PET/MR and PET-CT sites. Not for clinical use.
@@ -93,7 +100,8 @@ def _rows(metrics: dict) -> str:
         f"{number(metrics[name]['after_percent'])} | "
         f"{number(metrics[name].get('regional_before_percent'))} / "
         f"{number(metrics[name].get('regional_after_percent'))} | "
-        f"{number(metrics[name].get('petct_moved_percent'))} |"
+        f"{number(metrics[name].get('petct_moved_percent'))} % | "
+        f"{number(metrics[name].get('mr_ac_detected_percent'))} % |"
         for name in ("train", "validation", "test")
     )
 
@@ -114,6 +122,8 @@ def _command(config: dict) -> str:
         parts.append(f"--ct-weight {config['ct_weight']:g}")
     if config.get("region_weight", 0.0) != TrainConfig.region_weight:
         parts.append(f"--region-weight {config.get('region_weight', 0.0):g}")
+    if config.get("gate_weight", 0.0) != TrainConfig.gate_weight:
+        parts.append(f"--gate-weight {config.get('gate_weight', 0.0):g}")
     if config.get("identity_fraction", 0.0) != TrainConfig.identity_fraction:
         parts.append(f"--identity-fraction {config.get('identity_fraction', 0.0):g}")
     return " ".join(parts)
@@ -183,6 +193,7 @@ def render_card(metadata: dict) -> str:
         bound=bound,
         factor=2.718281828459045**bound,
         channels=" -> ".join(map(str, ours["architecture"]["channels"])),
+        gate=GATE[bool(ours["architecture"].get("gated", False))],
         data=metadata["data_source"],
         sigma=TARGET_SIGMA_MM,
         identity=float(config.get("identity_fraction", 0.0)),

@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the regional-means loss (default %(default)s; 0 trains on voxels only)",
     )
     parser.add_argument(
+        "--gate-weight",
+        type=float,
+        default=TrainConfig.gate_weight,
+        help="weight of the gate's MR-AC classification loss (default %(default)s; 0 builds the "
+        "network without a gate)",
+    )
+    parser.add_argument(
         "--identity-fraction",
         type=_fraction,
         default=TrainConfig.identity_fraction,
@@ -61,5 +68,6 @@ def main(argv: Sequence[str]) -> int:
         ct_weight=args.ct_weight,
         region_weight=args.region_weight,
         identity_fraction=args.identity_fraction,
+        gate_weight=args.gate_weight,
     )
     return train_and_export(config, args, train, export_trained_bundle)
