@@ -190,14 +190,18 @@ def region_values(suvr: np.ndarray) -> dict[str, float]:
     return values
 
 
-def harmonise(harmoniser, suvr_file: Path, t1w: np.ndarray) -> tuple[np.ndarray, float]:
-    """The network's harmonised SUVR and the CPU seconds it took (inputs to 2 mm output)."""
+def harmonise(
+    harmoniser, suvr_file: Path, t1w: np.ndarray
+) -> tuple[np.ndarray, float, float | None]:
+    """The network's harmonised SUVR, the CPU seconds it took (inputs to 2 mm output) and its
+    gate's MR-AC probability (None without a gate)."""
     start = time.process_time()
     suvr = load_3d(suvr_file, np.float32)
-    image = preprocessing.network_input(suvr, t1w)[None]
-    field = inference.infer(harmoniser.network, harmoniser.inferer, torch.from_numpy(image))
+    image = torch.from_numpy(preprocessing.network_input(suvr, t1w)[None])
+    field = inference.infer(harmoniser.network, harmoniser.inferer, image)
     result = inference.harmonise(suvr, preprocessing.field_to_template(field))
-    return result, time.process_time() - start
+    seconds = time.process_time() - start
+    return result, seconds, inference.mr_ac_probability(harmoniser.network, image)
 
 
 def ac_method(pair: Pair, bids: Path) -> str:
@@ -215,11 +219,13 @@ def pair_table(pairs: list[Pair], bids: Path, harmoniser=None) -> tuple[pd.DataF
     for pair in pairs:
         ctac, mrac = load_3d(pair.ctac, np.float32), load_3d(pair.mrac, np.float32)
         values = {"ctac": region_values(ctac), "mrac": region_values(mrac)}
+        gates = {}
         if harmoniser is not None:
             t1w = to_template(pair.t1w, list(pair.t1w2std))
-            network, seconds = harmonise(harmoniser, pair.mrac, t1w)
+            network, seconds, gates["gate_mrac"] = harmonise(harmoniser, pair.mrac, t1w)
+            through, _, gates["gate_ctac"] = harmonise(harmoniser, pair.ctac, t1w)
             values["network"] = region_values(network)
-            values["ctac_through_network"] = region_values(harmonise(harmoniser, pair.ctac, t1w)[0])
+            values["ctac_through_network"] = region_values(through)
             cpu.append(seconds)
         for region in values["ctac"]:
             rows.append(
@@ -227,6 +233,7 @@ def pair_table(pairs: list[Pair], bids: Path, harmoniser=None) -> tuple[pd.DataF
                     "participant": pair.participant,
                     "session": pair.session or "n/a",
                     "ac_method": ac_method(pair, bids),
+                    **gates,
                     "region": region,
                     **{k: v[region] for k, v in values.items()},
                 }
@@ -293,6 +300,19 @@ def metrics(test: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gate_summary(test: pd.DataFrame) -> dict | None:
+    """The gate's MR-AC probabilities on the test pairs' PET-MR and PET-CT inputs."""
+    if "gate_mrac" not in test or test["gate_mrac"].isna().all():
+        return None
+    scans = test.drop_duplicates(["participant", "session"])
+    mr, ct = scans["gate_mrac"].to_numpy(float), scans["gate_ctac"].to_numpy(float)
+    return {
+        "pet_mr_min": float(mr.min()),
+        "pet_ct_max": float(ct.max()),
+        "right_percent": float(100 * np.concatenate([mr > 0.5, ct < 0.5]).mean()),
+    }
+
+
 def _cell(frame: pd.DataFrame, region: str, method: str) -> str:
     row = frame[(frame.region == region) & (frame.method == method)].iloc[0]
     return f"{row.bias_pct:+.2f} / {row.mape_pct:.2f} / {row.spearman:.3f}"
@@ -335,7 +355,8 @@ subjects.
 </details>
 
 A PET-CT input through the network moves by {summary["petct_move_pct"]:.2f} % (largest absolute
-regional change, mean over test pairs); harmoniser CPU time {summary["cpu_s_per_scan"]:.2f} s per
+regional change, mean over test pairs). The gate's MR-AC probability (PET-MR lowest, PET-CT
+highest, share right): {summary["gate"]}. Harmoniser CPU time {summary["cpu_s_per_scan"]:.2f} s per
 scan (model loaded once; {summary["machine"]}).
 
 Goals stated before the run:
@@ -389,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "petct_move_pct": moved,
         "cpu_s_per_scan": float(np.mean(cpu)) if cpu else float("nan"),
+        "gate": gate_summary(test),
         "machine": f"{platform.machine()} CPU",
         "seconds": produced["seconds"],
         "command": "python benchmarks/harmonisation.py " + " ".join(map(str, argv or sys.argv[1:])),

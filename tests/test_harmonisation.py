@@ -177,6 +177,7 @@ def test_interface_falls_back_to_the_template_t1w(suvr_file, bundle, tmp_path):
     meta = result.outputs.meta
     assert meta["HarmonizationAnatomy"] == "template" and meta["HarmonizationReason"] == "test"
     assert "t1w_std.nii.gz" in meta["HarmonizationAnatomyFallback"]
+    assert meta["MRACProbability"] > 0.999  # the tiny bundle's gate is open
     assert Path(result.outputs.harmonized_suvr).exists()
 
 

@@ -131,7 +131,10 @@ def test_training_on_the_run_is_deterministic_and_its_bundle_runs_in_monai(run, 
     theirs = inference.output_paths(suvr, tmp_path / "runner")
     np.testing.assert_allclose(nib.load(theirs.suvr).get_fdata(), nib.load(ours.suvr).get_fdata(),
                                atol=1e-3)  # fmt: skip
-    assert json.loads(theirs.record.read_text())["ModelSHA256"] == card.sha256
+    theirs_record = json.loads(theirs.record.read_text())
+    assert theirs_record["ModelSHA256"] == card.sha256
+    gate = inference.mr_ac_probability(harmoniser.network, inference.prepare_files(suvr))
+    assert theirs_record["MRACProbability"] == pytest.approx(gate, abs=1e-4)
     assert "taupet-bids-train harmoniser" in (bundle / "docs" / "README.md").read_text()
 
 

@@ -42,6 +42,13 @@ def infer(network: torch.nn.Module, inferer: Inferer, image: torch.Tensor) -> np
         return inferer(image, network.eval().correction)[0, 0].numpy()
 
 
+def mr_ac_probability(network: torch.nn.Module, image: torch.Tensor) -> float | None:
+    """The gate's probability that the scan had MR-based AC (None for a network without one)."""
+    with torch.no_grad():
+        probability = network.eval().mr_ac_probability(image)
+    return None if probability is None else float(probability[0])
+
+
 def harmonise(suvr: np.ndarray, field_2mm: np.ndarray) -> np.ndarray:
     """``suvr x exp(field)``; a zero field returns the SUVR's values exactly."""
     return (suvr * np.exp(field_2mm.astype(np.float64))).astype(np.float32)
@@ -91,8 +98,10 @@ def save_outputs(
     outputs: Outputs,
     metadata: dict | None = None,
     t1w_file: str | Path | None = None,
+    mr_ac: float | None = None,
 ) -> Outputs:
-    """Write the harmonised SUVR, the 2 mm log-ratio map and a JSON record of what ran."""
+    """Write the harmonised SUVR, the 2 mm log-ratio map and a JSON record of what ran
+    (with ``mr_ac``, the gate's MR-AC probability, as ``MRACProbability``)."""
     outputs.suvr.parent.mkdir(parents=True, exist_ok=True)
     field_2mm = preprocessing.field_to_template(field)
     _save(harmonise(load_3d(input_file, np.float32), field_2mm), outputs.suvr)
@@ -107,5 +116,7 @@ def save_outputs(
         "CorrectionBound": metadata.get("taupet_bids", {}).get("architecture", {}).get("bound"),
         **field_summary(field_2mm),
     }
+    if mr_ac is not None:
+        record["MRACProbability"] = round(mr_ac, DECIMALS)
     outputs.record.write_text(json.dumps(record, indent=2) + "\n")
     return outputs

@@ -56,6 +56,7 @@ class HarmoniseSUVR(SimpleInterface):
         from taupet_bids.harmonisation.bundle import load_harmoniser
         from taupet_bids.harmonisation.inference import (
             infer,
+            mr_ac_probability,
             output_paths,
             prepare_files,
             save_outputs,
@@ -81,6 +82,7 @@ class HarmoniseSUVR(SimpleInterface):
             output_paths(self.inputs.in_file, Path(runtime.cwd)),
             harmoniser.metadata,
             t1w,
+            mr_ac_probability(harmoniser.network, image),
         )
         record = json.loads(outputs.record.read_text())
         record["HarmonizationReason"] = self.inputs.reason
