@@ -17,11 +17,14 @@ the 4 mm grid cost 27 times more, for a head whose only job is to shape the shar
 the deep features are projected to the stem's width (``ct_project``) before they are brought
 to 4 mm, since that interpolation, not the convolutions, was the slowest part of a step.
 With ``gated`` (the default since 0.2.0) a **gate** multiplies the field: the probability, read
-from the whole image (the deep features averaged over the volume, one linear layer), that the
-scan was attenuation corrected with an MR-based method. Trained with a classification loss on
-PET-MR and PET-CT inputs, it lets the field head learn the correction of MR-AC scans only and
-leaves a PET-CT input alone when the image says it is one; nothing else tells the network which
-scan is which. Children ``stem``, ``down``, ``field_head``, ``ct_project``, ``ct_head`` (and
+from the whole image, that the scan was attenuation corrected with an MR-based method. Trained
+with a classification loss on PET-MR and PET-CT inputs, it lets the field head learn the
+correction of MR-AC scans only and leaves a PET-CT input alone when the image says it is one;
+nothing else tells the network which scan is which. It has its own small branch without
+normalisation (``gate_branch``: three stride-2 convolutions, averaged over the volume, one linear
+layer): the shared features are instance-normalised, so their volume means carry almost nothing
+of the intensity relations (bone and scalp against brain) that tell the two apart. Children
+``stem``, ``down``, ``field_head``, ``ct_project``, ``ct_head`` (and ``gate_branch``,
 ``gate_head``) are the bundle's weight entries.
 """
 
@@ -37,6 +40,8 @@ from torch.nn import functional
 CHANNELS = (16, 32, 64)
 #: Largest absolute log-ratio the field can take (exp(0.3) = 1.35).
 BOUND = 0.3
+#: Width of the gate's own branch.
+GATE_WIDTH = 16
 
 
 def _conv(before: int, after: int, stride: int = 1) -> nn.Sequential:
@@ -70,7 +75,15 @@ class HarmoniserNet(nn.Module):
             nn.Conv3d(2 * first, first, 1), nn.LeakyReLU(0.1), nn.Conv3d(first, 1, 1)
         )
         if self.gated:
-            self.gate_head = nn.Linear(last, 1)
+            self.gate_branch = nn.Sequential(
+                nn.Conv3d(2, GATE_WIDTH // 2, 3, stride=2, padding=1),
+                nn.LeakyReLU(0.1),
+                nn.Conv3d(GATE_WIDTH // 2, GATE_WIDTH, 3, stride=2, padding=1),
+                nn.LeakyReLU(0.1),
+                nn.Conv3d(GATE_WIDTH, GATE_WIDTH, 3, stride=2, padding=1),
+                nn.LeakyReLU(0.1),
+            )
+            self.gate_head = nn.Linear(GATE_WIDTH, 1)
             nn.init.zeros_(self.gate_head.weight)
             nn.init.zeros_(self.gate_head.bias)
 
@@ -79,8 +92,10 @@ class HarmoniserNet(nn.Module):
             volume, size=tuple(shape), mode="trilinear", align_corners=False
         )
 
-    def _gate_logit(self, coarse: torch.Tensor) -> torch.Tensor | None:
-        return self.gate_head(coarse.mean(dim=(2, 3, 4)))[:, 0] if self.gated else None
+    def _gate_logit(self, image: torch.Tensor) -> torch.Tensor | None:
+        if not self.gated:
+            return None
+        return self.gate_head(self.gate_branch(image).mean(dim=(2, 3, 4)))[:, 0]
 
     def _field(
         self, coarse: torch.Tensor, shape: Sequence[int], logit: torch.Tensor | None
@@ -96,7 +111,7 @@ class HarmoniserNet(nn.Module):
         shape = image.shape[2:]
         stem = self.stem(image)
         coarse = self.down(stem)
-        logit = self._gate_logit(coarse)
+        logit = self._gate_logit(image)
         deep = self._up(self.ct_project(coarse), shape)
         pseudo_ct = self.ct_head(torch.cat([stem, deep], dim=1))
         return self._field(coarse, shape, logit), pseudo_ct, logit
@@ -104,9 +119,9 @@ class HarmoniserNet(nn.Module):
     def correction(self, image: torch.Tensor) -> torch.Tensor:
         """The field alone, what inference runs: the pseudo-CT head is never evaluated."""
         coarse = self.down(self.stem(image))
-        return self._field(coarse, image.shape[2:], self._gate_logit(coarse))
+        return self._field(coarse, image.shape[2:], self._gate_logit(image))
 
     def mr_ac_probability(self, image: torch.Tensor) -> torch.Tensor | None:
         """The gate's probability that each image had MR-based AC (None without a gate)."""
-        logit = self._gate_logit(self.down(self.stem(image)))
+        logit = self._gate_logit(image)
         return None if logit is None else torch.sigmoid(logit)

@@ -14,11 +14,13 @@ zero target: a scan without MR-AC bias must come out unchanged. Without them the
 only ever shown biased images and learns to apply its average correction to whatever it is
 given (the first benchmark moved a PET-CT input by 2.7 %). It is not told which scan is which:
 what tells an MR-AC image apart is in the image (bone and scalp uptake under-corrected, the
-loss growing towards the head's edge).
+loss growing towards the head's edge). The gate (``gate_weight`` > 0, :mod:`networks`) learns
+that reading explicitly, with ``gate_weight`` x a binary cross-entropy.
 
-Held-out metrics: the mean absolute log-ratio inside the brain before (the PET-MR as measured)
-and after harmonisation, and how much the network moves the PET-CT images, in percent. The
-regional benchmark with its baselines is benchmarks/harmonisation.py.
+Held-out metrics (:func:`evaluate`): the mean absolute log-ratio inside the brain and over the
+regions before (the PET-MR as measured) and after harmonisation, how much the network moves the
+PET-CT images, and how often the gate tells the two apart, in percent. The regional benchmark
+with its baselines is benchmarks/harmonisation.py.
 """
 
 from __future__ import annotations
