@@ -335,6 +335,16 @@ def gate_summary(test: pd.DataFrame) -> dict | None:
     }
 
 
+def gate_text(gate: dict | None) -> str:
+    if gate is None:
+        return "The network has no MR-AC gate."
+    return (
+        f"Its MR-AC gate reads {gate['pet_mr_min']:.3f} or more on the PET-MR inputs and "
+        f"{gate['pet_ct_max']:.3f} or less on the PET-CT inputs ({gate['right_percent']:.0f} % "
+        "right at 0.5)."
+    )
+
+
 def _cell(frame: pd.DataFrame, region: str, method: str) -> str:
     row = frame[(frame.region == region) & (frame.method == method)].iloc[0]
     return f"{row.bias_pct:+.2f} / {row.mape_pct:.2f} / {row.spearman:.3f}"
@@ -377,8 +387,8 @@ subjects.
 </details>
 
 A PET-CT input through the network moves by {summary["petct_move_pct"]:.2f} % (largest absolute
-regional change, mean over test pairs). The gate's MR-AC probability (PET-MR lowest, PET-CT
-highest, share right): {summary["gate"]}. Harmoniser CPU time {summary["cpu_s_per_scan"]:.2f} s per
+regional change, mean over test pairs). {gate_text(summary["gate"])} Harmoniser CPU time {
+        summary["cpu_s_per_scan"]:.2f} s per
 scan (model loaded once; {summary["machine"]}).
 
 Goals stated before the run:

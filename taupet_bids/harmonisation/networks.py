@@ -16,16 +16,17 @@ auxiliary task). It works voxel by voxel (1 x 1 x 1 convolutions): a 3 x 3 x 3 c
 the 4 mm grid cost 27 times more, for a head whose only job is to shape the shared features;
 the deep features are projected to the stem's width (``ct_project``) before they are brought
 to 4 mm, since that interpolation, not the convolutions, was the slowest part of a step.
-With ``gated`` (the default since 0.2.0) a **gate** multiplies the field: the probability, read
-from the whole image, that the scan was attenuation corrected with an MR-based method. Trained
-with a classification loss on PET-MR and PET-CT inputs, it lets the field head learn the
-correction of MR-AC scans only and leaves a PET-CT input alone when the image says it is one;
-nothing else tells the network which scan is which. It has its own small branch without
-normalisation (``gate_branch``: three stride-2 convolutions, averaged over the volume, one linear
-layer): the shared features are instance-normalised, so their volume means carry almost nothing
-of the intensity relations (bone and scalp against brain) that tell the two apart. Children
-``stem``, ``down``, ``field_head``, ``ct_project``, ``ct_head`` (and ``gate_branch``,
-``gate_head``) are the bundle's weight entries.
+With ``gated`` (optional since 0.2.0, off by default) a **gate** multiplies the field: the
+probability, read from the whole image, that the scan was attenuation corrected with an MR-based
+method, trained with a classification loss on PET-MR and PET-CT inputs, so that the field head
+learns the correction of MR-AC scans only and a PET-CT input is left alone when the image says
+it is one. It has its own small branch without normalisation (``gate_branch``: three stride-2
+convolutions, averaged over the volume, one linear layer), because the volume means of the
+instance-normalised shared features carry almost nothing of the intensity relations (bone and
+scalp against brain) that could tell the two apart. On the simulator's pairs it stayed at
+chance, hence off by default (docs/harmonisation.md). Children ``stem``, ``down``,
+``field_head``, ``ct_project``, ``ct_head`` (and ``gate_branch``, ``gate_head``) are the
+bundle's weight entries.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ CHANGELOG = {
     "0.1.0": "first release: coarse bounded log-ratio field with a pseudo-CT head",
     "0.2.0": "trained with PET-CT inputs at a zero target too (--identity-fraction) and on "
     "regional means besides voxels (--region-weight); the pseudo-CT head works voxel by voxel "
-    "on projected deep features, which made training steps several times faster",
+    "on projected deep features, which made training steps several times faster; an optional "
+    "MR-AC gate (--gate-weight, off by default)",
 }
 
 GATE = {

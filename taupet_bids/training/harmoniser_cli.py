@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--gate-weight",
         type=float,
         default=TrainConfig.gate_weight,
-        help="weight of the gate's MR-AC classification loss (default %(default)s; 0 builds the "
-        "network without a gate)",
+        help="weight of the MR-AC gate's classification loss; > 0 builds a network whose field "
+        "is multiplied by its reading of whether the image had MR-based AC (default "
+        "%(default)s: no gate; on simulated pairs it stayed at chance, docs/harmonisation.md)",
     )
     parser.add_argument(
         "--identity-fraction",
