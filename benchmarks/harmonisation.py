@@ -55,6 +55,7 @@ from taupet_bids.core.regions import measured_voxels, regional_statistics
 from taupet_bids.harmonisation import inference, preprocessing
 from taupet_bids.harmonisation.bundle import load_harmoniser
 from taupet_bids.simulate.attenuation.mumaps import SIDECAR_TEXT
+from taupet_bids.training.harmoniser import gate_right_share
 from taupet_bids.training.harmoniser_data import Pair, find_pairs, to_template
 
 REPO = Path(__file__).resolve().parents[1]
@@ -331,7 +332,7 @@ def gate_summary(test: pd.DataFrame) -> dict | None:
     return {
         "pet_mr_min": float(mr.min()),
         "pet_ct_max": float(ct.max()),
-        "right_percent": float(100 * np.concatenate([mr > 0.5, ct < 0.5]).mean()),
+        "right_percent": 100 * gate_right_share(mr, ct),
     }
 
 

@@ -190,7 +190,12 @@ def detection(network: HarmoniserNet, examples: Examples) -> float | None:
             np.array([float(network.mr_ac_probability(torch.from_numpy(x[None]))[0]) for x in xs])
             for xs in (examples.images, examples.identity_images)
         )
-    return float(np.concatenate([mr > 0.5, ct < 0.5]).mean())
+    return gate_right_share(mr, ct)
+
+
+def gate_right_share(pet_mr: np.ndarray, pet_ct: np.ndarray) -> float:
+    """Share of inputs whose MR-AC probability falls on the right side of 0.5."""
+    return float(np.concatenate([pet_mr > 0.5, pet_ct < 0.5]).mean())
 
 
 METRICS = (
