@@ -285,6 +285,13 @@ def _harmonization_paragraph(config: RunConfig) -> str:
     meta = _bundle_json(config.harmonization_bundle, "metadata.json")
     ours = meta["taupet_bids"]
     bound = float(ours["architecture"]["bound"])
+    told = (
+        "Each scan's attenuation correction method, as its PET sidecar named it (Dixon, atlas, "
+        "UTE, another MR-based method, or CT-based, whose correction is zero), selected the "
+        "network's correction. "
+        if ours["architecture"].get("ac_conditioned")
+        else ""
+    )
     return (
         f"\nFor {_HARMONIZED_SCANS[config.harmonize]}, the template-space SUVR image was also "
         "harmonised towards CT-based attenuation correction [harmoniser] "
@@ -293,7 +300,7 @@ def _harmonization_paragraph(config: RunConfig) -> str:
         "subject's T1w in template space (the template's T1w for scans without one), both "
         "averaged into 4 mm voxels, the network predicted a log-ratio correction on a 16 mm "
         f"grid, bounded to +-{bound:g}, interpolated trilinearly to 2 mm, and the SUVR image "
-        "was multiplied by its exponential. Harmonised images and regional values are "
+        f"was multiplied by its exponential. {told}Harmonised images and regional values are "
         "reported beside the measured ones, which are unchanged.\n"
     )
 

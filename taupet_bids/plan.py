@@ -75,6 +75,8 @@ class ScanPlan:
     harmonization_bundle: Path | None = None
     harmonization_reason: str = ""
     harmonization_anatomy: str | None = None
+    #: The AC method the harmoniser is told (:func:`taupet_bids.harmonisation.detection.ac_method`).
+    harmonization_ac_method: str | None = None
 
     @property
     def harmonize(self) -> bool:
@@ -327,6 +329,7 @@ def harmonization_fields(config: RunConfig, checked: CheckedScan, normalisation:
         "harmonization_bundle": config.harmonization_bundle,
         "harmonization_reason": reason,
         "harmonization_anatomy": anatomy,
+        "harmonization_ac_method": decision.ac_method,
     }
 
 

@@ -1,8 +1,8 @@
 """A tiny harmoniser bundle for tests: seconds to write, loads and runs like a trained one.
 
 Its field head gets small random weights (a trained network's head starts at zero, which would
-leave every image unchanged and hide wiring errors), so the correction it applies is visible;
-its gate is open (it takes every scan for an MR-AC one).
+leave every image unchanged and hide wiring errors), so the correction it applies is visible.
+It is told the AC method, as trained bundles are.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from taupet_bids.harmonisation.networks import HarmoniserNet
 from taupet_bids.models.bundle import state_by_child
 from taupet_bids.training import engine
 
-TINY = {"channels": [2, 4, 4], "bound": 0.3, "gated": True}
+TINY = {"channels": [2, 4, 4], "bound": 0.3, "ac_conditioned": True}
 
 
 def tiny_network(seed: int = 5, head_scale: float = 0.5) -> HarmoniserNet:
@@ -25,7 +25,6 @@ def tiny_network(seed: int = 5, head_scale: float = 0.5) -> HarmoniserNet:
     with torch.no_grad():
         network.field_head.weight.normal_(0.0, head_scale)
         network.field_head.bias.fill_(0.05)
-        network.gate_head.bias.fill_(10.0)  # sure every scan had MR-based AC: the gate is open
     return network.eval()
 
 

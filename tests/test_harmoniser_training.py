@@ -1,6 +1,9 @@
-"""The harmoniser's training batches and held-out metrics: PET-CT inputs at a zero target."""
+"""The harmoniser's training batches and held-out metrics: the AC method each example is told,
+PET-CT inputs at a zero target, and the regional targets."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,24 +13,29 @@ from taupet_bids import templates
 from taupet_bids.atlases.regions import region_groups
 from taupet_bids.core.images import load_3d
 from taupet_bids.harmonisation import preprocessing
-from taupet_bids.harmonisation.networks import HarmoniserNet
+from taupet_bids.harmonisation.networks import HarmoniserNet, method_index
 from taupet_bids.training import harmoniser, harmoniser_regions
-from taupet_bids.training.harmoniser_data import Example
+from taupet_bids.training.harmoniser_data import Example, pet_ac_method
 from tests.harmonisation_bundle import tiny_network
 
 SHAPE = preprocessing.INPUT_SHAPE
 
 
-def _example(index: int) -> Example:
-    """PET-MR input filled with 1 + index, PET-CT input with -(1 + index), targets 0.1."""
+MR_METHODS = ("dixon", "atlas", "ute")
+
+
+def _example(index: int, target: float = 0.1) -> Example:
+    """PET-MR input filled with 1 + index, PET-CT input with -(1 + index), targets ``target``,
+    the AC method ``MR_METHODS[index % 3]``."""
     image = np.full((2, *SHAPE), 1.0 + index, np.float32)
     n_regions = len(harmoniser_regions.region_weights()[0])
     return Example(
         image=image,
-        target=np.full(SHAPE, 0.1, np.float32),
+        target=np.full(SHAPE, target, np.float32),
         ct=np.full(SHAPE, np.nan, np.float32),
         identity_image=-image,
-        regional_target=np.full(n_regions, 0.1, np.float32),
+        regional_target=np.full(n_regions, target, np.float32),
+        method=method_index(MR_METHODS[index % 3]),
     )
 
 
@@ -40,16 +48,23 @@ def pool(monkeypatch):
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
 def test_a_batch_pairs_each_petct_input_with_a_zero_target(pool, fraction):
-    seen_identity = 0
+    seen_identity = unnamed = 0
     for step in range(20):
-        images, targets, _, regional, labels = harmoniser._batch((32, 0, step), 4, fraction)
-        # The T1w channel (no noise) tells which input each example got.
+        images, targets, _, regional, methods = harmoniser._batch((32, 0, step), 4, fraction)
+        # The T1w channel (no noise) tells which input each example got, and its level which.
         identity = images[:, 1].reshape(4, -1).max(axis=1) < 0
-        np.testing.assert_array_equal(labels, (~identity).astype(np.float32))
+        picked = np.abs(images[:, 1, 0, 0, 0]).round().astype(int) - 1
+        own = pool.methods[picked]
+        assert np.all(methods[identity] == method_index("ct"))
+        told = methods[~identity]
+        assert np.all((told == own[~identity]) | (told == method_index("mr")))
+        unnamed += int((told == method_index("mr")).sum())
         for is_identity, target, regions in zip(identity, targets, regional, strict=True):
             assert np.all(target == (0.0 if is_identity else np.float32(0.1)))
             assert np.all(regions == (0.0 if is_identity else np.float32(0.1)))
         seen_identity += int(identity.sum())
+    if fraction == 0.0:  # a quarter of the PET/MR examples are told `mr`
+        assert 10 < unnamed < 32
     if fraction == 0.0:
         assert seen_identity == 0
     elif fraction == 1.0:
@@ -69,18 +84,21 @@ def test_evaluate_reports_how_far_the_petct_inputs_move():
     examples = harmoniser.Examples.stack([_example(i) for i in range(2)])
     zero = HarmoniserNet((2, 4, 4)).eval()  # its field head starts at zero
     metrics = harmoniser.evaluate(zero, {"test": examples})["test"]
-    assert metrics["petct_moved_percent"] == 0.0
+    assert metrics["petct_moved_percent"] == 0.0 == metrics["petct_as_mr_moved_percent"]
     assert metrics["after_percent"] == pytest.approx(metrics["before_percent"])
     assert metrics["regional_after_percent"] == pytest.approx(metrics["regional_before_percent"])
     assert metrics["before_percent"] == pytest.approx(100 * np.expm1(0.1), rel=1e-4)
 
     moving = tiny_network()
-    moved = harmoniser.evaluate(moving, {"test": examples})["test"]["petct_moved_percent"]
+    moved = harmoniser.evaluate(moving, {"test": examples})["test"]
+    assert moved["petct_moved_percent"] == 0.0  # told CT-based AC: zero by construction
     with torch.no_grad():
-        field = moving.correction(torch.from_numpy(examples.identity_images[:1]))[0, 0].numpy()
+        field = moving.correction(
+            torch.from_numpy(examples.identity_images[:1]), torch.tensor([method_index("mr")])
+        )[0, 0].numpy()
     expected = 100 * np.abs(np.expm1(field[preprocessing.brain_mask_4mm()])).mean()
-    assert moved > 0.1
-    assert moved == pytest.approx(expected, rel=0.05)
+    assert moved["petct_as_mr_moved_percent"] > 0.1
+    assert moved["petct_as_mr_moved_percent"] == pytest.approx(expected, rel=0.05)
 
 
 def test_training_refuses_a_fraction_outside_zero_to_one():
@@ -116,32 +134,50 @@ def test_a_constant_field_moves_every_regional_mean_by_its_value():
     assert torch.allclose(constant, torch.full_like(constant, 0.05), atol=1e-5)
 
 
-def test_the_gate_scales_the_field_by_the_mr_ac_probability():
-    network = tiny_network()
-    image = torch.from_numpy(np.random.default_rng(6).uniform(0, 2, (1, 2, *SHAPE)).astype("f4"))
-    with torch.no_grad():
-        network.gate_head.bias.fill_(-20.0)  # sure it is a PET-CT
-        assert float(network.mr_ac_probability(image)[0]) < 1e-8
-        assert network.correction(image).abs().max() < 1e-8
-        network.gate_head.bias.fill_(20.0)  # sure it is MR-AC: the field head's own field
-        gated = network.correction(image)
-        network.gated = False
-        assert torch.allclose(gated, network.correction(image), atol=1e-6)
-        assert gated.abs().max() > 0.01
-
-
-def test_the_gate_learns_which_inputs_had_mr_ac(monkeypatch):
-    """A few steps of the real loss on inputs told apart by their SUVR level."""
-    examples = harmoniser.Examples.stack([_example(i) for i in range(2)])
+def test_each_method_learns_its_own_correction(monkeypatch):
+    """A few steps of the real loss on two pairs alike but for their AC method and target:
+    told Dixon the network learns a raise, told atlas a cut, told CT nothing."""
+    examples = harmoniser.Examples.stack([_example(0, 0.1), _example(1, -0.1)])
+    examples.images[1] = examples.images[0]  # the images cannot tell the two apart
     monkeypatch.setattr(harmoniser, "_POOL", examples)
+    monkeypatch.setattr(harmoniser, "UNNAMED_FRACTION", 0.0)
     torch.manual_seed(0)
-    network = HarmoniserNet((2, 4, 4), gated=True)
-    optimiser = torch.optim.Adam(network.parameters(), lr=0.05)
-    for step in range(30):
-        terms = harmoniser.loss_terms(network, harmoniser._batch((1, 0, step), 2, 0.5))
+    network = HarmoniserNet((2, 4, 4))
+    optimiser = torch.optim.Adam(network.parameters(), lr=0.02)
+    for step in range(40):
+        field_loss, _, _ = harmoniser.loss_terms(network, harmoniser._batch((1, 0, step), 2))
         optimiser.zero_grad()
-        terms[3].backward()
+        field_loss.backward()
         optimiser.step()
-    network.eval()
-    assert harmoniser.detection(network, examples) == 1.0
-    assert harmoniser.detection(HarmoniserNet((2, 4, 4)), examples) is None
+    brain = preprocessing.brain_mask_4mm()
+    fields = {
+        method: harmoniser.predict(network.eval(), examples.images[:1], [method_index(method)])
+        for method in ("dixon", "atlas", "ct")
+    }
+    assert fields["dixon"][0][brain].mean() > 0.05
+    assert fields["atlas"][0][brain].mean() < -0.05
+    assert not fields["ct"].any()
+
+
+def test_the_ac_method_is_read_from_the_source_scans_sidecar(tmp_path):
+    import json
+
+    pet = tmp_path / "bids" / "sub-01" / "ses-1" / "pet"
+    pet.mkdir(parents=True)
+    text = {"AttenuationCorrection": "MR-based, UTE (ultrashort echo time bone segmentation)"}
+    (pet / "sub-01_ses-1_trc-FTP_rec-mrac_pet.json").write_text(json.dumps(text))
+    suvr = Path("sub-01_ses-1_trc-FTP_rec-mrac_space-MNI152NLin6Asym_res-2_desc-suvr_pet.nii.gz")
+    assert pet_ac_method(suvr, tmp_path / "bids") == "ute"
+    other = Path(str(suvr).replace("sub-01", "sub-02"))
+    assert pet_ac_method(other, tmp_path / "bids") == "mr"  # no sidecar: an unnamed MR method
+
+
+def test_training_can_leave_the_network_untold():
+    from taupet_bids.training.harmoniser_cli import build_parser
+
+    args = build_parser().parse_args(["D", "--bids-dir", "B", "--out", "O"])
+    assert args.ac_conditioned is True
+    args = build_parser().parse_args(["D", "--bids-dir", "B", "--out", "O", "--no-ac-conditioning"])
+    assert args.ac_conditioned is False
+    untold = HarmoniserNet((2, 4, 4), ac_conditioned=False)
+    assert untold.field_head.out_channels == 1

@@ -76,6 +76,8 @@ def test_only_the_pet_mr_scan_is_harmonised_without_any_ct(run):
                          .read_text())  # fmt: skip
     assert sidecar["HarmonizationAnatomy"] == "subject"
     assert "MR-based" in sidecar["HarmonizationReason"]
+    assert sidecar["HarmonizationACMethod"] == "dixon"  # told the method its sidecar names
+    assert "told: MR-based AC, dixon" in sidecar["HarmonizationReason"]
     assert sidecar["ModelSHA256"] == check_bundle(run["bundle"]).sha256
     ct_side = json.loads((_pet(run) / f"{CT}_{SPACE}_desc-suvr_pet.json").read_text())
     assert ct_side["Harmonized"] is False and "CT-based" in ct_side["HarmonizationReason"]
@@ -120,22 +122,23 @@ def test_training_on_the_run_is_deterministic_and_its_bundle_runs_in_monai(run, 
     runner = subprocess.run(
         [sys.executable, "-m", "monai.bundle", "run", "--config_file",
          bundle / "configs" / "inference.json", "--meta_file", bundle / "configs" / "metadata.json",
-         "--bundle_root", bundle, "--input_file", suvr, "--output_dir", tmp_path / "runner"],
+         "--bundle_root", bundle, "--input_file", suvr, "--ac_method", "dixon",
+         "--output_dir", tmp_path / "runner"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert runner.returncode == 0, runner.stderr[-3000:]
     harmoniser = load_harmoniser(bundle)
-    field = inference.infer(harmoniser.network, harmoniser.inferer, inference.prepare_files(suvr))
+    image = inference.prepare_files(suvr)
+    field = inference.infer(harmoniser.network, harmoniser.inferer, image, "dixon")
     ours = inference.save_outputs(field, suvr, inference.output_paths(suvr, tmp_path / "product"),
-                                  harmoniser.metadata)  # fmt: skip
+                                  harmoniser.metadata, ac_method="dixon")  # fmt: skip
     theirs = inference.output_paths(suvr, tmp_path / "runner")
     np.testing.assert_allclose(nib.load(theirs.suvr).get_fdata(), nib.load(ours.suvr).get_fdata(),
                                atol=1e-3)  # fmt: skip
     theirs_record = json.loads(theirs.record.read_text())
     assert theirs_record["ModelSHA256"] == card.sha256
-    # The default network has no MR-AC gate, so neither path records a reading.
-    assert inference.mr_ac_probability(harmoniser.network, inference.prepare_files(suvr)) is None
-    assert "MRACProbability" not in theirs_record
+    assert theirs_record["HarmonizationACMethod"] == "dixon"
+    assert harmoniser.network.ac_conditioned  # the default trains a network told the method
     assert "taupet-bids-train harmoniser" in (bundle / "docs" / "README.md").read_text()
 
 

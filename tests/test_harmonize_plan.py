@@ -27,6 +27,7 @@ def test_auto_harmonises_the_pet_mr_scan_with_its_own_t1w(tmp_path):
     assert plan.harmonize and plan.harmonization_anatomy == "subject"
     assert "DIXON Brain HiRes" in plan.harmonization_reason
     assert plan.harmonization_bundle == tmp_path / "bundle"
+    assert plan.harmonization_ac_method == "dixon"  # the harmoniser is told the method
 
 
 def test_auto_leaves_other_scans_and_says_why(tmp_path):
@@ -44,8 +45,10 @@ def test_a_scan_without_t1w_uses_the_template_anatomy_and_says_so(tmp_path):
     assert "template's T1w" in plan.harmonization_reason
 
 
-def test_all_mode_takes_a_pet_ct_scan_too(tmp_path):
-    assert plan_scan(_harmonize(tmp_path, "all"), _checked(tmp_path, **HRRT)).harmonize
+def test_all_mode_takes_a_transmission_corrected_scan_too_at_zero_correction(tmp_path):
+    plan = plan_scan(_harmonize(tmp_path, "all"), _checked(tmp_path, **HRRT))
+    assert plan.harmonize and plan.harmonization_ac_method == "ct"
+    assert "zero correction" in plan.harmonization_reason
 
 
 def test_unreadable_t1w_of_a_harmonised_scan_names_the_way_out(tmp_path):

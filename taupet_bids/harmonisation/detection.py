@@ -6,6 +6,9 @@ matched on words, case-insensitively, after punctuation becomes spaces, so "MR-b
 "MRAC", "DIXON Brain HiRes" (a Biograph mMR's text) and "SIGNA PET/MR" are found, and
 "measured,AC_CT_Brain" (a Siemens PET-CT's text), "CT-based" and "CTAC" are CT-based. An MR word
 wins over "CT" ("MR-based pseudo-CT" is MR-based). No torch here: the plan imports this module.
+
+The same text names the scan's AC method (:func:`ac_method`), which the harmoniser is told: one
+image does not show which AC it had (docs/harmonisation.md), the sidecar does.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ MR_AC_WORDS = (
     "pseudoct",
     "mlaa",
 )
-#: Words that name a CT-derived mu-map (checked after the MR words).
-CT_AC_WORDS = ("ct", "ctac", "computed tomography")
+#: AC methods the harmoniser knows, in the order of its conditioning index: ``ct`` (the target
+#: scale: zero correction), the simulator's three MR-based methods, and ``mr``, any other or
+#: unnamed MR-based method (trained on all three).
+AC_METHODS = ("ct", "dixon", "atlas", "ute", "mr")
+#: Words that name a measured mu-map, from a CT or a transmission scan (checked after the MR
+#: words): bone is right in both, so neither is harmonised.
+CT_AC_WORDS = ("ct", "ctac", "computed tomography", "transmission")
 #: Scanner models that are PET/MR systems (matched as words in ``ManufacturersModelName``).
 PET_MR_MODELS = ("biograph mmr", "mmr", "signa pet mr", "signa pet", "upmr", "pet mr", "petmr")
 
@@ -42,6 +50,8 @@ class Decision:
 
     harmonize: bool
     reason: str
+    #: The AC method the harmoniser is told (:data:`AC_METHODS`); None when not harmonised.
+    ac_method: str | None = None
 
 
 def _words(text: object) -> str:
@@ -65,6 +75,27 @@ def pet_mr_scanner(model: object) -> str | None:
     return _names(model, PET_MR_MODELS) if isinstance(model, str) else None
 
 
+def ac_method(sidecar: dict) -> str:
+    """The scan's AC method from its sidecar, one of :data:`AC_METHODS`: the MR method named in
+    ``AttenuationCorrection`` when the harmoniser was trained on it, ``mr`` for any other
+    MR-based text, a PET/MR scanner or no recognisable text, ``ct`` for a CT-based text."""
+    text = sidecar.get("AttenuationCorrection")
+    method = mr_based_attenuation(text)
+    if method:
+        return method if method in AC_METHODS else "mr"
+    if isinstance(text, str) and _names(text, CT_AC_WORDS):
+        return "ct"
+    return "mr"
+
+
+def _told(method: str) -> str:
+    if method == "ct":
+        return "; its AC is CT- or transmission-based, the harmoniser's target: zero correction"
+    if method == "mr":
+        return "; the harmoniser is told: MR-based AC of no method it knows by name (pooled)"
+    return f"; the harmoniser is told: MR-based AC, {method}"
+
+
 def decide(mode: str, sidecar: dict) -> Decision:
     """``--harmonize`` for one scan from its PET sidecar.
 
@@ -76,18 +107,21 @@ def decide(mode: str, sidecar: dict) -> Decision:
         raise ValueError(f"--harmonize must be one of {MODES}, not {mode!r}")
     if mode == "none":
         return Decision(False, "--harmonize none")
+    method = ac_method(sidecar)
     if mode == "all":
-        return Decision(True, "--harmonize all (every scan, whatever its attenuation correction)")
+        reason = "--harmonize all (every scan, whatever its attenuation correction)"
+        return Decision(True, reason + _told(method), method)
     text = sidecar.get("AttenuationCorrection")
     model = sidecar.get("ManufacturersModelName")
-    method = mr_based_attenuation(text)
-    if method:
-        return Decision(True, f"AttenuationCorrection {text!r} names an MR-based method")
-    if isinstance(text, str) and _names(text, CT_AC_WORDS):
-        return Decision(False, f"AttenuationCorrection {text!r} is CT-based")
+    if mr_based_attenuation(text):
+        reason = f"AttenuationCorrection {text!r} names an MR-based method"
+        return Decision(True, reason + _told(method), method)
+    if method == "ct":
+        return Decision(False, f"AttenuationCorrection {text!r} is CT- or transmission-based")
     scanner = pet_mr_scanner(model)
     if scanner:
-        return Decision(True, f"ManufacturersModelName {model!r} is a PET/MR system")
+        reason = f"ManufacturersModelName {model!r} is a PET/MR system"
+        return Decision(True, reason + _told(method), method)
     return Decision(
         False,
         f"neither AttenuationCorrection ({text!r}) nor ManufacturersModelName ({model!r}) "

@@ -21,6 +21,7 @@ from monai.inferers import Inferer
 from taupet_bids import naming
 from taupet_bids.core.images import load_3d
 from taupet_bids.harmonisation import preprocessing
+from taupet_bids.harmonisation.networks import method_index
 
 #: How the anatomy channel was filled, for sidecars and the methods text.
 ANATOMY = {
@@ -36,17 +37,16 @@ def prepare_files(suvr_file: str | Path, t1w_file: str | Path | None = None) -> 
     return torch.from_numpy(preprocessing.read_inputs(suvr_file, t1w_file))[None]
 
 
-def infer(network: torch.nn.Module, inferer: Inferer, image: torch.Tensor) -> np.ndarray:
-    """The 4 mm log-ratio field (46, 55, 46) of a prepared scan."""
+def infer(
+    network: torch.nn.Module, inferer: Inferer, image: torch.Tensor, ac_method: str = "mr"
+) -> np.ndarray:
+    """The 4 mm log-ratio field (46, 55, 46) of a prepared scan whose attenuation correction
+    is ``ac_method`` (:data:`~taupet_bids.harmonisation.detection.AC_METHODS`; ``mr``: an
+    MR-based method not named; ignored by an unconditioned network)."""
+    methods = torch.full((image.shape[0],), method_index(ac_method), dtype=torch.long)
+    network = network.eval()
     with torch.no_grad():
-        return inferer(image, network.eval().correction)[0, 0].numpy()
-
-
-def mr_ac_probability(network: torch.nn.Module, image: torch.Tensor) -> float | None:
-    """The gate's probability that the scan had MR-based AC (None for a network without one)."""
-    with torch.no_grad():
-        probability = network.eval().mr_ac_probability(image)
-    return None if probability is None else float(probability[0])
+        return inferer(image, lambda batch: network.correction(batch, methods))[0, 0].numpy()
 
 
 def harmonise(suvr: np.ndarray, field_2mm: np.ndarray) -> np.ndarray:
@@ -98,25 +98,24 @@ def save_outputs(
     outputs: Outputs,
     metadata: dict | None = None,
     t1w_file: str | Path | None = None,
-    mr_ac: float | None = None,
+    ac_method: str = "mr",
 ) -> Outputs:
-    """Write the harmonised SUVR, the 2 mm log-ratio map and a JSON record of what ran
-    (with ``mr_ac``, the gate's MR-AC probability, as ``MRACProbability``)."""
+    """Write the harmonised SUVR, the 2 mm log-ratio map and a JSON record of what ran."""
     outputs.suvr.parent.mkdir(parents=True, exist_ok=True)
     field_2mm = preprocessing.field_to_template(field)
     _save(harmonise(load_3d(input_file, np.float32), field_2mm), outputs.suvr)
     _save(field_2mm, outputs.field)
     metadata = metadata or {}
+    architecture = metadata.get("taupet_bids", {}).get("architecture", {})
     record = {
         "ModelName": metadata.get("name"),
         "ModelVersion": metadata.get("version"),
         "ModelSHA256": metadata.get("taupet_bids", {}).get("model_sha256"),
         "HarmonizationAnatomy": "subject" if t1w_file else "template",
         "HarmonizationAnatomyDescription": ANATOMY["subject" if t1w_file else "template"],
-        "CorrectionBound": metadata.get("taupet_bids", {}).get("architecture", {}).get("bound"),
+        "CorrectionBound": architecture.get("bound"),
+        "HarmonizationACMethod": ac_method if architecture.get("ac_conditioned") else None,
         **field_summary(field_2mm),
     }
-    if mr_ac is not None:
-        record["MRACProbability"] = round(mr_ac, DECIMALS)
     outputs.record.write_text(json.dumps(record, indent=2) + "\n")
     return outputs

@@ -32,6 +32,9 @@ class _HarmoniseInputSpec(BaseInterfaceInputSpec):
     t1w_file = File(desc="T1w in template space (2 mm grid); unset: the template's T1w")
     bundle = Directory(exists=True, mandatory=True, desc="trained harmoniser bundle")
     reason = traits.Str("", usedefault=True, desc="why the scan is harmonised (the plan's)")
+    ac_method = traits.Str(
+        "mr", usedefault=True, desc="the scan's AC method as its sidecar names it (the plan's)"
+    )
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="PyTorch threads")
 
 
@@ -56,7 +59,6 @@ class HarmoniseSUVR(SimpleInterface):
         from taupet_bids.harmonisation.bundle import load_harmoniser
         from taupet_bids.harmonisation.inference import (
             infer,
-            mr_ac_probability,
             output_paths,
             prepare_files,
             save_outputs,
@@ -75,14 +77,14 @@ class HarmoniseSUVR(SimpleInterface):
             fallback = f"the subject's T1w in template space could not be used ({error})"
             LOG.warning("%s: %s; harmonised with the template's T1w", self.inputs.in_file, fallback)
             t1w, image = None, prepare_files(self.inputs.in_file, None)
-        field = infer(harmoniser.network, harmoniser.inferer, image)
+        field = infer(harmoniser.network, harmoniser.inferer, image, self.inputs.ac_method)
         outputs = save_outputs(
             field,
             self.inputs.in_file,
             output_paths(self.inputs.in_file, Path(runtime.cwd)),
             harmoniser.metadata,
             t1w,
-            mr_ac_probability(harmoniser.network, image),
+            self.inputs.ac_method,
         )
         record = json.loads(outputs.record.read_text())
         record["HarmonizationReason"] = self.inputs.reason

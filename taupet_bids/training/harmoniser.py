@@ -9,18 +9,22 @@ Batches are keyed by (seed, stage, step); the only augmentation is white noise o
 channel (SD up to :data:`NOISE_SD_MAX`), since the attenuation bias is tied to the head's
 position in template space.
 
+**The AC method** (``ac_conditioned``, the default since 0.3.0): each PET/MR example is given
+its scan's method as the sidecar names it, except a share :data:`UNNAMED_FRACTION` given as
+``mr`` (a method the sidecar does not name), so that output learns the pooled correction.
+
 A share ``identity_fraction`` of the examples in each batch is the pair's PET-CT image with a
-zero target: a scan without MR-AC bias must come out unchanged. Without them the network is
-only ever shown biased images and learns to apply its average correction to whatever it is
-given (the first benchmark moved a PET-CT input by 2.7 %). It is not told which scan is which:
-what tells an MR-AC image apart is in the image (bone and scalp uptake under-corrected, the
-loss growing towards the head's edge). The optional gate (``gate_weight`` > 0, :mod:`networks`)
-tries to learn that reading explicitly, with ``gate_weight`` x a binary cross-entropy.
+zero target (given as ``ct``: for a conditioned network that output is zero by construction, so
+these examples teach it nothing; they are for the unconditioned design). Not told the method,
+the network can only read the AC from the image, which does not show it: the first benchmark's
+unconditioned network, never shown a PET-CT image, moved one by 2.7 %; shown them, it hedged its
+correction on every scan (docs/harmonisation.md).
 
 Held-out metrics (:func:`evaluate`): the mean absolute log-ratio inside the brain and over the
-regions before (the PET-MR as measured) and after harmonisation, how much the network moves the
-PET-CT images, and how often the gate tells the two apart, in percent. The regional benchmark
-with its baselines is benchmarks/harmonisation.py.
+regions before (the PET-MR as measured) and after harmonisation (told each scan's method, and
+told ``mr``), and how much the network moves the PET-CT images (told ``ct``, and told ``mr`` as a
+scan whose sidecar wrongly says MR-based AC would be), in percent. The regional benchmark with
+its baselines is benchmarks/harmonisation.py.
 """
 
 from __future__ import annotations
@@ -34,11 +38,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional
 
 from taupet_bids.errors import InputError
 from taupet_bids.harmonisation import preprocessing
-from taupet_bids.harmonisation.networks import BOUND, CHANNELS, HarmoniserNet
+from taupet_bids.harmonisation.networks import BOUND, CHANNELS, HarmoniserNet, method_index
 from taupet_bids.training import engine, harmoniser_regions
 from taupet_bids.training.harmoniser_data import (
     SETS,
@@ -50,8 +53,12 @@ from taupet_bids.training.harmoniser_data import (
 )
 
 NOISE_SD_MAX = 0.03
-#: Default share of PET-CT inputs (target: zero field) in a batch.
-IDENTITY_FRACTION = 0.5
+#: Default share of PET-CT inputs (target: zero field) in a batch: none, since the conditioned
+#: network's PET-CT output is zero by construction (0.2.0, unconditioned: 0.5).
+IDENTITY_FRACTION = 0.0
+#: Share of PET/MR examples given as ``mr``, the method their sidecar does not name.
+UNNAMED_FRACTION = 0.25
+CT, UNNAMED = method_index("ct"), method_index("mr")
 #: Seed reserved for this model's training (docs/models.md, section 10).
 SEED = 32
 
@@ -74,9 +81,8 @@ class TrainConfig:
     ct_weight: float = 0.1
     region_weight: float = 1.0
     identity_fraction: float = IDENTITY_FRACTION
-    #: Weight of the gate's MR-AC classification loss; 0 (the default: on the simulator the
-    #: gate stayed at chance, docs/harmonisation.md) builds a network without a gate.
-    gate_weight: float = 0.0
+    #: Tell the network each scan's AC method (0.3.0); False: 0.2.0's design, one output.
+    ac_conditioned: bool = True
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -88,7 +94,11 @@ class TrainConfig:
         return out
 
     def architecture(self) -> dict:
-        return {"channels": list(self.channels), "bound": self.bound, "gated": self.gate_weight > 0}
+        return {
+            "channels": list(self.channels),
+            "bound": self.bound,
+            "ac_conditioned": self.ac_conditioned,
+        }
 
     def network(self) -> HarmoniserNet:
         return HarmoniserNet(**self.architecture())
@@ -101,6 +111,7 @@ class Examples:
     cts: np.ndarray
     identity_images: np.ndarray
     regional_targets: np.ndarray
+    methods: np.ndarray
 
     @staticmethod
     def stack(examples: list[Example]) -> Examples:
@@ -109,9 +120,10 @@ class Examples:
             empty = np.zeros((0, *shape), np.float32)
             inputs = np.zeros((0, 2, *shape), np.float32)
             regions = np.zeros((0, len(harmoniser_regions.region_weights()[0])), np.float32)
-            return Examples(inputs, empty, empty, inputs, regions)
+            return Examples(inputs, empty, empty, inputs, regions, np.zeros(0, np.int64))
         fields = ("image", "target", "ct", "identity_image", "regional_target")
-        return Examples(*(np.stack([getattr(e, k) for e in examples]) for k in fields))
+        stacked = (np.stack([getattr(e, k) for e in examples]) for k in fields)
+        return Examples(*stacked, np.array([e.method for e in examples], np.int64))
 
 
 # Shared with the forked batch workers.
@@ -121,10 +133,13 @@ _POOL: Examples | None = None
 def _batch(
     key: tuple[int, int, int], size: int, identity_fraction: float = 0.0
 ) -> tuple[np.ndarray, ...]:
-    """(inputs, voxel targets, CTs, regional targets, MR-AC labels) of one step's examples."""
+    """(inputs, voxel targets, CTs, regional targets, AC method indices) of one step's
+    examples."""
     rng = np.random.default_rng(list(key))
     picks = rng.integers(len(_POOL.targets), size=size)
     identity = rng.random(size) < identity_fraction
+    unnamed = rng.random(size) < UNNAMED_FRACTION
+    methods = np.where(identity, CT, np.where(unnamed, UNNAMED, _POOL.methods[picks]))
     images = np.where(
         identity[:, None, None, None, None], _POOL.identity_images[picks], _POOL.images[picks]
     )
@@ -133,7 +148,7 @@ def _batch(
     noise = rng.uniform(0.0, NOISE_SD_MAX, size)[:, None, None, None]
     images[:, 0] += (noise * rng.standard_normal(images[:, 0].shape)).astype(np.float32)
     images[:, 0] = np.clip(images[:, 0], 0.0, preprocessing.SUVR_MAX)
-    return images, targets, _POOL.cts[picks], regional, (~identity).astype(np.float32)
+    return images, targets, _POOL.cts[picks], regional, methods
 
 
 def _region_weights() -> torch.Tensor:
@@ -149,17 +164,11 @@ def regional_residual(
 
 
 def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, ...]:
-    """(field MSE in the brain, regional MSE, pseudo-CT MSE where a CT exists, the gate's
-    binary cross-entropy on MR-AC against PET-CT inputs; zero without a gate)."""
-    images, targets, cts, regional, labels = (
+    """(field MSE in the brain, regional MSE, pseudo-CT MSE where a CT exists)."""
+    images, targets, cts, regional, methods = (
         torch.from_numpy(np.ascontiguousarray(a)) for a in batch
     )
-    field_pred, ct_pred, logit = network(images)
-    gate_loss = (
-        functional.binary_cross_entropy_with_logits(logit, labels)
-        if logit is not None
-        else torch.zeros(())
-    )
+    field_pred, ct_pred = network(images, methods)
     brain = torch.from_numpy(preprocessing.brain_mask_4mm())
     field_loss = ((field_pred[:, 0] - targets)[:, brain] ** 2).mean()
     error = regional_residual(field_pred, images, regional)
@@ -171,31 +180,17 @@ def loss_terms(network: HarmoniserNet, batch) -> tuple[torch.Tensor, ...]:
         if bool(has_ct.any())
         else torch.zeros(())
     )
-    return field_loss, region_loss, ct_loss, gate_loss
+    return field_loss, region_loss, ct_loss
 
 
-def predict(network: HarmoniserNet, images: np.ndarray) -> np.ndarray:
-    """The 4 mm fields of a stack of inputs, one scan at a time."""
+def predict(network: HarmoniserNet, images: np.ndarray, methods: np.ndarray) -> np.ndarray:
+    """The 4 mm fields of a stack of inputs, one scan at a time, each told its AC method."""
     with torch.no_grad():
-        fields = [network.correction(torch.from_numpy(image[None]))[0, 0] for image in images]
+        fields = [
+            network.correction(torch.from_numpy(image[None]), torch.tensor([int(method)]))[0, 0]
+            for image, method in zip(images, methods, strict=True)
+        ]
     return torch.stack(fields).numpy()
-
-
-def detection(network: HarmoniserNet, examples: Examples) -> float | None:
-    """Share of the PET-MR and PET-CT inputs whose gate says the right AC (None: no gate)."""
-    if not network.gated:
-        return None
-    with torch.no_grad():
-        mr, ct = (
-            np.array([float(network.mr_ac_probability(torch.from_numpy(x[None]))[0]) for x in xs])
-            for xs in (examples.images, examples.identity_images)
-        )
-    return gate_right_share(mr, ct)
-
-
-def gate_right_share(pet_mr: np.ndarray, pet_ct: np.ndarray) -> float:
-    """Share of inputs whose MR-AC probability falls on the right side of 0.5."""
-    return float(np.concatenate([pet_mr > 0.5, pet_ct < 0.5]).mean())
 
 
 METRICS = (
@@ -203,15 +198,34 @@ METRICS = (
     "after_percent",
     "regional_before_percent",
     "regional_after_percent",
+    "regional_after_unnamed_percent",
     "petct_moved_percent",
-    "mr_ac_detected_percent",
+    "petct_as_mr_moved_percent",
 )
+
+
+def _regional_error(fields: np.ndarray, examples: Examples) -> float:
+    with torch.no_grad():
+        residual = regional_residual(
+            torch.from_numpy(fields[:, None]),
+            torch.from_numpy(examples.images),
+            torch.from_numpy(examples.regional_targets),
+        ).numpy()
+    return np.abs(np.expm1(residual[np.isfinite(residual)])).mean()
+
+
+def _moved(network: HarmoniserNet, examples: Examples, method: int) -> float:
+    """Mean |exp(field) - 1| inside the brain of the PET-CT inputs told ``method``."""
+    told = np.full(len(examples.targets), method)
+    through = predict(network, examples.identity_images, told)
+    return np.abs(np.expm1(through[:, preprocessing.brain_mask_4mm()])).mean()
 
 
 def evaluate(network: HarmoniserNet, sets: dict[str, Examples]) -> dict:
     """Per set, in percent: the mean absolute residual log-ratio inside the brain and over the
-    regions' means (:mod:`harmoniser_regions`), before and after, and how much the network moves
-    the PET-CT images inside the brain (mean |exp(field) - 1|)."""
+    regions' means (:mod:`harmoniser_regions`), before and after (each scan told its AC method;
+    and all told ``mr``), and how much the network moves the PET-CT images inside the brain
+    (mean |exp(field) - 1|; told ``ct``, and told ``mr``)."""
     brain = preprocessing.brain_mask_4mm()
     network.eval()
     out = {}
@@ -219,28 +233,23 @@ def evaluate(network: HarmoniserNet, sets: dict[str, Examples]) -> dict:
         if not len(examples.targets):
             out[name] = {"pairs": 0, **dict.fromkeys(METRICS, None)}
             continue
-        fields = predict(network, examples.images)
-        with torch.no_grad():
-            regional = regional_residual(
-                torch.from_numpy(fields[:, None]),
-                torch.from_numpy(examples.images),
-                torch.from_numpy(examples.regional_targets),
-            ).numpy()
+        count = len(examples.targets)
+        fields = predict(network, examples.images, examples.methods)
+        unnamed = predict(network, examples.images, np.full(count, UNNAMED))
         known = np.isfinite(examples.regional_targets)
+
         values = (
             np.abs(np.expm1(examples.targets[:, brain])).mean(),
             np.abs(np.expm1(examples.targets[:, brain] - fields[:, brain])).mean(),
             np.abs(np.expm1(examples.regional_targets[known])).mean(),
-            np.abs(np.expm1(regional[known])).mean(),
-            np.abs(np.expm1(predict(network, examples.identity_images)[:, brain])).mean(),
-            detection(network, examples),
+            _regional_error(fields, examples),
+            _regional_error(unnamed, examples),
+            _moved(network, examples, CT),
+            _moved(network, examples, UNNAMED),
         )
         out[name] = {
-            "pairs": len(examples.targets),
-            **{
-                key: None if v is None else round(100 * float(v), 4)
-                for key, v in zip(METRICS, values, strict=True)
-            },
+            "pairs": count,
+            **{key: round(100 * float(v), 4) for key, v in zip(METRICS, values, strict=True)},
         }
     return out
 
@@ -286,13 +295,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     _POOL = sets["train"]
 
     def step(batch) -> torch.Tensor:
-        field_loss, region_loss, ct_loss, gate_loss = loss_terms(network, batch)
-        return (
-            field_loss
-            + config.region_weight * region_loss
-            + config.ct_weight * ct_loss
-            + config.gate_weight * gate_loss
-        )
+        field_loss, region_loss, ct_loss = loss_terms(network, batch)
+        return field_loss + config.region_weight * region_loss + config.ct_weight * ct_loss
 
     stage = engine.Stage(
         "main",

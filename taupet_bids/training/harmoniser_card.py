@@ -15,20 +15,23 @@ from taupet_bids.training import engine
 from taupet_bids.training.harmoniser import TrainConfig
 from taupet_bids.training.harmoniser_data import TARGET_SIGMA_MM
 
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.3.0"
 CHANGELOG = {
     "0.1.0": "first release: coarse bounded log-ratio field with a pseudo-CT head",
     "0.2.0": "trained with PET-CT inputs at a zero target too (--identity-fraction) and on "
     "regional means besides voxels (--region-weight); the pseudo-CT head works voxel by voxel "
     "on projected deep features, which made training steps several times faster; an optional "
     "MR-AC gate (--gate-weight, off by default)",
+    "0.3.0": "told each scan's AC method from its sidecar (one field output per MR-based "
+    "method, zero for CT-based AC; --no-ac-conditioning gives 0.2.0's single output); no "
+    "PET-CT examples by default; the gate, which stayed at chance, removed",
 }
 
-GATE = {
-    True: "a gate multiplies the field by the probability, read from the whole image, that the "
-    "scan had MR-based AC (trained on PET-MR and PET-CT inputs; *AC right* below is its "
-    "accuracy on both).",
-    False: "no gate.",
+CONDITIONING = {
+    True: "told the scan's attenuation correction method, as its sidecar names it: one field "
+    "output per MR-based method (Dixon, atlas, UTE, and `mr` for any other, trained on all "
+    "three), and a zero field for CT-based AC.",
+    False: "not told the attenuation correction method: one field for every scan.",
 }
 
 CARD = """# PET-MR to PET-CT harmoniser, version {version}
@@ -40,21 +43,22 @@ correction. The field is predicted on a 16 mm grid, interpolated trilinearly, an
 |f| <= {bound:g} (a factor of at most {factor:.3f}); its last layer starts at zero, so an untrained
 network changes nothing. An auxiliary head predicts a pseudo-CT, trained against the CT;
 it is not used at inference, and no CT is needed to run the model.
-Network: channels {channels}; {gate}
+Network: channels {channels}; {conditioning}
 
 **Training data.** {data}
 
 **Validation.** Mean absolute residual between the PET-CT and the PET-MR SUVR inside the
 template brain (voxelwise, after smoothing both with a {sigma:g} mm Gaussian), before and after
 harmonisation, on held-out participants; the same over the regions' means (Desikan-Killiany
-grey-matter regions, Braak I-VI, meta-temporal); and how much the network moves the PET-CT
-image of the same visit (mean absolute change inside the brain), which should be near zero.
-Training showed it PET-CT images with a zero target in {identity:.0%} of the examples. The
-regional benchmark with its baselines (one global scale factor, a per-region linear
-calibration) is `benchmarks/harmonisation.py`.
+grey-matter regions, Braak I-VI, meta-temporal), each scan told its own AC method and all told
+`mr` (an MR-based method the sidecar does not name); and how much the network moves the PET-CT
+image of the same visit (mean absolute change inside the brain), told CT-based AC / told `mr`
+(a sidecar that wrongly says MR-based). Training showed it PET-CT images with a zero
+target in {identity:.0%} of the examples. The regional benchmark with its baselines (one
+global scale factor, a per-region linear calibration) is `benchmarks/harmonisation.py`.
 
-| set | pairs | voxels, before / after (%) | regions, before / after (%) | PET-CT moved | AC right |
-|---|---|---|---|---|---|
+| set | pairs | voxels: before / after (%) | regions: before / after / told mr (%) | PET-CT moved |
+|---|---|---|---|---|
 {rows}
 
 **Intended use.** Research: pooling tau PET from PET/MR and PET-CT sites. Not for clinical use.
@@ -69,10 +73,12 @@ Trained on simulated attenuation bias only (see data); a real PET/MR's bias may 
 ```
 python -m monai.bundle run --config_file BUNDLE/configs/inference.json \\
     --meta_file BUNDLE/configs/metadata.json --bundle_root BUNDLE \\
-    --input_file SUVR.nii.gz [--t1w_file T1W_IN_TEMPLATE.nii.gz] --output_dir OUT
+    --input_file SUVR.nii.gz [--t1w_file T1W_IN_TEMPLATE.nii.gz] \
+    [--ac_method dixon|atlas|ute|mr|ct] --output_dir OUT
 ```
 
-Both images on the MNI152NLin6Asym 2 mm grid; without `--t1w_file` the template's T1w is used.
+Both images on the MNI152NLin6Asym 2 mm grid; without `--t1w_file` the template's T1w is used;
+without `--ac_method`, `mr` (an MR-based method not named).
 Writes `<scan>_space-MNI152NLin6Asym_res-2_desc-harmonized_pet.nii.gz` (harmonised SUVR),
 `<scan>_space-MNI152NLin6Asym_res-2_desc-harmonization_map.nii.gz` (the log-ratio field) and
 `<scan>_desc-harmonization_record.json`.
@@ -100,9 +106,10 @@ def _rows(metrics: dict) -> str:
         f"| {name} | {metrics[name]['pairs']} | {number(metrics[name]['before_percent'])} / "
         f"{number(metrics[name]['after_percent'])} | "
         f"{number(metrics[name].get('regional_before_percent'))} / "
-        f"{number(metrics[name].get('regional_after_percent'))} | "
-        f"{number(metrics[name].get('petct_moved_percent'))} % | "
-        f"{number(metrics[name].get('mr_ac_detected_percent'))} % |"
+        f"{number(metrics[name].get('regional_after_percent'))} / "
+        f"{number(metrics[name].get('regional_after_unnamed_percent'))} | "
+        f"{number(metrics[name].get('petct_moved_percent'))} / "
+        f"{number(metrics[name].get('petct_as_mr_moved_percent'))} % |"
         for name in ("train", "validation", "test")
     )
 
@@ -123,8 +130,8 @@ def _command(config: dict) -> str:
         parts.append(f"--ct-weight {config['ct_weight']:g}")
     if config.get("region_weight", 0.0) != TrainConfig.region_weight:
         parts.append(f"--region-weight {config.get('region_weight', 0.0):g}")
-    if config.get("gate_weight", 0.0) != TrainConfig.gate_weight:
-        parts.append(f"--gate-weight {config.get('gate_weight', 0.0):g}")
+    if not config.get("ac_conditioned", False):
+        parts.append("--no-ac-conditioning")
     if config.get("identity_fraction", 0.0) != TrainConfig.identity_fraction:
         parts.append(f"--identity-fraction {config.get('identity_fraction', 0.0):g}")
     return " ".join(parts)
@@ -138,7 +145,8 @@ def metadata(config: TrainConfig, metrics: dict) -> dict:
         "changelog": CHANGELOG,
         "name": "taupet-bids PET-MR to PET-CT harmoniser",
         "task": "Correction of MR-based attenuation bias in template-space tau SUVR images",
-        "description": "3-D CNN predicting a smooth bounded log-ratio field, pseudo-CT head.",
+        "description": "3-D CNN predicting a smooth bounded log-ratio field, pseudo-CT head; "
+        "told the scan's AC method (ac_method: ct, dixon, atlas, ute or mr).",
         "authors": "taupet-bids developers",
         "copyright": "taupet-bids developers, Apache-2.0",
         "data_source": _data_description(config.to_json(), metrics),
@@ -194,7 +202,7 @@ def render_card(metadata: dict) -> str:
         bound=bound,
         factor=2.718281828459045**bound,
         channels=" -> ".join(map(str, ours["architecture"]["channels"])),
-        gate=GATE[bool(ours["architecture"].get("gated", False))],
+        conditioning=CONDITIONING[bool(ours["architecture"].get("ac_conditioned", False))],
         data=metadata["data_source"],
         sigma=TARGET_SIGMA_MM,
         identity=float(config.get("identity_fraction", 0.0)),

@@ -39,19 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the regional-means loss (default %(default)s; 0 trains on voxels only)",
     )
     parser.add_argument(
-        "--gate-weight",
-        type=float,
-        default=TrainConfig.gate_weight,
-        help="weight of the MR-AC gate's classification loss; > 0 builds a network whose field "
-        "is multiplied by its reading of whether the image had MR-based AC (default "
-        "%(default)s: no gate; on simulated pairs it stayed at chance, docs/harmonisation.md)",
+        "--no-ac-conditioning",
+        dest="ac_conditioned",
+        action="store_false",
+        help="do not tell the network each scan's AC method (0.2.0's design: one correction "
+        "for every scan, which it then applies to PET-CT images too; use --identity-fraction)",
     )
     parser.add_argument(
         "--identity-fraction",
         type=_fraction,
         default=TrainConfig.identity_fraction,
-        help="share of PET-CT inputs with a zero target in each batch (teaches the network to "
-        "leave a scan without MR-AC bias alone; default %(default)s)",
+        help="share of PET-CT inputs with a zero target in each batch (teaches an unconditioned "
+        "network to leave a scan without MR-AC bias alone; a conditioned one leaves it alone "
+        "by construction; default %(default)s)",
     )
     return parser
 
@@ -69,6 +69,6 @@ def main(argv: Sequence[str]) -> int:
         ct_weight=args.ct_weight,
         region_weight=args.region_weight,
         identity_fraction=args.identity_fraction,
-        gate_weight=args.gate_weight,
+        ac_conditioned=args.ac_conditioned,
     )
     return train_and_export(config, args, train, export_trained_bundle)

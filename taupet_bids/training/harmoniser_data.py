@@ -12,11 +12,14 @@ Target: ``log(SUVR_ctac / SUVR_mrac)`` on the 4 mm grid, smoothed by normalised 
 inside the template brain (Gaussian, :data:`TARGET_SIGMA_MM`), so voxel noise of the two
 reconstructions is not learnt, only the smooth attenuation bias. Each example also carries the
 PET-CT's own input (``identity_image``, same T1w): fed that, the network should return a zero
-field, which training asks of it for a share of the batches (:mod:`harmoniser`).
+field, which training asks of it for a share of the batches (:mod:`harmoniser`). The PET/MR
+scan's AC method is read from its BIDS sidecar as the app reads it
+(:func:`taupet_bids.harmonisation.detection.ac_method`).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from taupet_bids import naming, templates
 from taupet_bids.core.images import load_3d
 from taupet_bids.core.registration import apply_transforms
 from taupet_bids.errors import InputError
-from taupet_bids.harmonisation import preprocessing
+from taupet_bids.harmonisation import detection, preprocessing
 from taupet_bids.training import harmoniser_regions
 
 MR_REC, CT_REC = "mrac", "ctac"
@@ -59,6 +62,8 @@ class Pair:
     t1w2std: tuple[Path, ...]
     pet2t1w_ctac: tuple[Path, ...]
     ct: Path | None
+    #: The PET/MR scan's AC method (:data:`~taupet_bids.harmonisation.detection.AC_METHODS`).
+    ac_method: str = "mr"
 
     @property
     def name(self) -> str:
@@ -103,8 +108,19 @@ def _pair(mrac: Path, bids_dir: Path) -> Pair | None:
     ct_folder = bids_dir / subject / (session or "") / "ct"
     cts = sorted(ct_folder.glob(f"{prefix}*_ct.nii.gz"))
     return Pair(
-        subject, session, mrac, ctac, t1w, (warp, affine), (rigid,), cts[0] if cts else None
-    )
+        subject, session, mrac, ctac, t1w, (warp, affine), (rigid,), cts[0] if cts else None,
+        pet_ac_method(mrac, bids_dir),
+    )  # fmt: skip
+
+
+def pet_ac_method(suvr: Path, bids_dir: Path) -> str:
+    """The AC method the BIDS sidecar of a derivative's source scan names (``mr`` without one)."""
+    parts = naming.entities(suvr.name)
+    stem = naming.scan_stem(suvr.name)
+    sidecars = sorted(Path(bids_dir).glob(f"sub-{parts['sub']}/**/pet/{stem}*_pet.json"))
+    if not sidecars:
+        return "mr"
+    return detection.ac_method(json.loads(sidecars[0].read_text()))
 
 
 def find_pairs(derivatives: list[Path], bids_dir: Path) -> list[Pair]:
@@ -152,6 +168,8 @@ class Example:
     ct: np.ndarray
     identity_image: np.ndarray
     regional_target: np.ndarray
+    #: Conditioning index of the PET/MR scan's AC method.
+    method: int = 0
 
 
 def load_example(pair: Pair) -> Example:
@@ -171,6 +189,7 @@ def load_example(pair: Pair) -> Example:
         ct,
         identity_image,
         harmoniser_regions.regional_target(ctac, mrac),
+        detection.AC_METHODS.index(pair.ac_method),
     )
 
 

@@ -30,6 +30,7 @@ def init_harmonisation_wf(plan: ScanPlan, name: str = "harmonisation_wf") -> pe.
         HarmoniseSUVR(
             bundle=str(plan.harmonization_bundle),
             reason=plan.harmonization_reason,
+            ac_method=plan.harmonization_ac_method or "mr",
             num_threads=plan.omp_nthreads,
         ),
         name="harmonise_suvr",
