@@ -58,6 +58,7 @@ from taupet_bids.core.images import load_3d
 from taupet_bids.core.regions import measured_voxels, regional_statistics
 from taupet_bids.harmonisation import inference, preprocessing
 from taupet_bids.harmonisation.bundle import load_harmoniser
+from taupet_bids.harmonisation.networks import CONDITIONINGS
 from taupet_bids.training.harmoniser_data import Pair, find_pairs, to_template
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,10 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "cohorts",
     )
     parser.add_argument(
-        "--no-ac-conditioning",
-        dest="ac_conditioned",
-        action="store_false",
-        help="train the network without telling it the AC method (0.2.0's design)",
+        "--conditioning",
+        choices=CONDITIONINGS,
+        default=None,
+        help="passed to taupet-bids-train harmoniser (default: its own)",
     )
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -168,7 +169,7 @@ def produce(args: argparse.Namespace) -> dict:
     options = {"identity-fraction": args.identity_fraction, "region-weight": args.region_weight}
     chosen = {name: value for name, value in options.items() if value is not None}
     parts = [f"{k}-{v:g}" for k, v in chosen.items()]
-    parts += [] if args.ac_conditioned else ["no-ac-conditioning"]
+    parts += [f"conditioning-{args.conditioning}"] if args.conditioning else []
     training = out / "-".join(["training", *parts])
     bundle = training / "bundle"
     if not (args.reuse and bundle.exists()):
@@ -189,7 +190,7 @@ def produce(args: argparse.Namespace) -> dict:
             command += ["--channels", *args.channels]
         for name, value in chosen.items():
             command += [f"--{name}", value]
-        command += [] if args.ac_conditioned else ["--no-ac-conditioning"]
+        command += ["--conditioning", args.conditioning] if args.conditioning else []
         seconds["training"] = run(command, out / f"{training.name}.log")
     return {"bundle": bundle, "seconds": seconds, "training": training}
 
@@ -382,7 +383,8 @@ subjects.
 A PET-CT input through the network moves by {summary["petct_move_pct"]:.2f} % told CT-based AC
 (as the app tells it) and by {summary["petct_as_mr_move_pct"]:.2f} % told `mr` (as a sidecar that
 wrongly says MR-based would), largest absolute regional change, mean over test pairs. The
-network is {"" if summary["ac_conditioned"] else "not "}told the AC method. Harmoniser CPU time {
+network's conditioning is `{summary["conditioning"]}` (`ct`: told whether the AC was CT-based;
+`method`: told the MR method; `none`: told nothing). Harmoniser CPU time {
         summary["cpu_s_per_scan"]:.2f} s per scan (model loaded once; {summary["machine"]}).
 
 Goals stated before the run:
@@ -436,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         "pet_mr": args.pet_mr,
         "steps": args.steps,
         "identity_fraction": config.get("identity_fraction", 0.0),
-        "ac_conditioned": bool(config.get("ac_conditioned", False)),
+        "conditioning": config.get("conditioning", "none"),
         "training_metrics": json.loads((produced["training"] / "metrics.json").read_text()),
         "global_scale": scale,
         "ac_methods": {

@@ -285,13 +285,13 @@ def _harmonization_paragraph(config: RunConfig) -> str:
     meta = _bundle_json(config.harmonization_bundle, "metadata.json")
     ours = meta["taupet_bids"]
     bound = float(ours["architecture"]["bound"])
-    told = (
-        "Each scan's attenuation correction method, as its PET sidecar named it (Dixon, atlas, "
-        "UTE, another MR-based method, or CT-based, whose correction is zero), selected the "
-        "network's correction. "
-        if ours["architecture"].get("ac_conditioned")
-        else ""
-    )
+    told = {
+        "ct": "The network was told whether each scan's attenuation correction was CT-based, "
+        "as its PET sidecar said (a zero correction), or MR-based. ",
+        "method": "Each scan's attenuation correction method, as its PET sidecar named it "
+        "(Dixon, atlas, UTE, another MR-based method, or CT-based, whose correction is zero), "
+        "selected the network's correction. ",
+    }.get(ours["architecture"].get("conditioning", "none"), "")
     return (
         f"\nFor {_HARMONIZED_SCANS[config.harmonize]}, the template-space SUVR image was also "
         "harmonised towards CT-based attenuation correction [harmoniser] "

@@ -1,6 +1,7 @@
 """``make demo``: simulate a small tau PET cohort and run the app on it, then say where to look.
 
-Usage: ``python -m taupet_bids.demo DEMO_DIR [--n-subjects N] [--classify] [--synthesize]``.
+Usage: ``python -m taupet_bids.demo DEMO_DIR [--n-subjects N] [--classify] [--synthesize]
+[--harmonize]``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from taupet_bids import demo_synthesis, templates
+from taupet_bids import demo_harmonisation, demo_synthesis, templates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         "a tiny latent diffusion model on the demo's own derivatives and run every --synthesize "
         "path (about 20 minutes more; the bundles show the path, not an accuracy)",
     )
+    parser.add_argument(
+        "--harmonize",
+        action="store_true",
+        help="also image every visit on a PET/MR with MR-based attenuation correction, train a "
+        "small harmoniser on the demo's own PET/MR and PET-CT pairs and run --harmonize auto "
+        "(a few minutes more; the bundle shows the path, not an accuracy)",
+    )
     args = parser.parse_args(argv)
 
     templates.ensure_templateflow()
@@ -51,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         code = simulate(
             [str(bids_dir), "--n-subjects", str(args.n_subjects), "--seed", str(args.seed),
              "--no-t1w-fraction", str(args.no_t1w_fraction),
-             *(demo_synthesis.SIMULATE_OPTIONS if args.synthesize else [])]
+             *(demo_synthesis.SIMULATE_OPTIONS if args.synthesize else []),
+             *(demo_harmonisation.SIMULATE_OPTIONS if args.harmonize else [])]
         )  # fmt: skip
         if code:
             return code
@@ -66,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             bids_dir, out_dir, demo / "work", demo / "synthesis-models", run_app, train
         )
         code = code or synthesis_code
+    if args.harmonize:
+        harmonisation_code = demo_harmonisation.run(
+            bids_dir, out_dir, demo / "work", demo / "harmonisation-models", run_app, train
+        )
+        code = code or harmonisation_code
     print(f"[demo] running: taupet-bids {bids_dir} {out_dir} group", flush=True)
     group_code = run_app([str(bids_dir), str(out_dir), "group"])
     tables = sorted(out_dir.rglob("*seg-MetaTemporal*_suvr.tsv"))
@@ -85,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthesize:
         synthetic = sorted(out_dir.glob("sub-*/**/*_desc-synthetic*_pet.nii.gz"))
         print(f"  synthetic images       : {len(synthetic)}, e.g. {synthetic[:1]}")
+    if args.harmonize:
+        harmonised = sorted(out_dir.glob("sub-*/**/*_desc-harmonized_pet.nii.gz"))
+        print(f"  harmonised SUVR images : {len(harmonised)}, e.g. {harmonised[:1]}")
     print(f"\n[demo] group report: {out_dir / 'group' / 'report.html'}")
     return code or group_code
 

@@ -2,7 +2,7 @@
 
 Its field head gets small random weights (a trained network's head starts at zero, which would
 leave every image unchanged and hide wiring errors), so the correction it applies is visible.
-It is told the AC method, as trained bundles are.
+It is told the AC method (a field per MR method, so tests see which one ran).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from taupet_bids.harmonisation.networks import HarmoniserNet
 from taupet_bids.models.bundle import state_by_child
 from taupet_bids.training import engine
 
-TINY = {"channels": [2, 4, 4], "bound": 0.3, "ac_conditioned": True}
+TINY = {"channels": [2, 4, 4], "bound": 0.3, "conditioning": "method"}
 
 
 def tiny_network(seed: int = 5, head_scale: float = 0.5) -> HarmoniserNet:

@@ -105,6 +105,22 @@ def test_a_ct_based_scan_is_left_exactly_unchanged_and_each_mr_method_has_its_ow
         network.correction(image)
 
 
+def test_told_only_ct_or_mr_every_mr_method_gets_the_one_field():
+    torch.manual_seed(3)
+    network = HarmoniserNet((2, 4, 4), conditioning="ct").eval()
+    with torch.no_grad():
+        network.field_head.weight.normal_(0.0, 5.0)
+        fields = {m: network.correction(_input(5), _told(m))[0, 0] for m in AC_METHODS}
+    assert not fields["ct"].any() and fields["mr"].abs().max() > 0.01
+    assert all(torch.equal(fields[m], fields["mr"]) for m in ("dixon", "atlas", "ute"))
+    untold = HarmoniserNet((2, 4, 4), conditioning="none").eval()
+    with torch.no_grad():
+        untold.field_head.weight.normal_(0.0, 5.0)
+        assert untold.correction(_input(5)).abs().max() > 0.01  # a PET-CT scan is moved too
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        HarmoniserNet(conditioning="tracer")
+
+
 def test_field_is_bounded_and_smooth():
     network = tiny_network(head_scale=50.0)  # saturates tanh: the bound must still hold
     with torch.no_grad():

@@ -142,7 +142,7 @@ def test_each_method_learns_its_own_correction(monkeypatch):
     monkeypatch.setattr(harmoniser, "_POOL", examples)
     monkeypatch.setattr(harmoniser, "UNNAMED_FRACTION", 0.0)
     torch.manual_seed(0)
-    network = HarmoniserNet((2, 4, 4))
+    network = HarmoniserNet((2, 4, 4), conditioning="method")
     optimiser = torch.optim.Adam(network.parameters(), lr=0.02)
     for step in range(40):
         field_loss, _, _ = harmoniser.loss_terms(network, harmoniser._batch((1, 0, step), 2))
@@ -172,12 +172,14 @@ def test_the_ac_method_is_read_from_the_source_scans_sidecar(tmp_path):
     assert pet_ac_method(other, tmp_path / "bids") == "mr"  # no sidecar: an unnamed MR method
 
 
-def test_training_can_leave_the_network_untold():
+def test_training_chooses_what_the_network_is_told():
     from taupet_bids.training.harmoniser_cli import build_parser
 
     args = build_parser().parse_args(["D", "--bids-dir", "B", "--out", "O"])
-    assert args.ac_conditioned is True
-    args = build_parser().parse_args(["D", "--bids-dir", "B", "--out", "O", "--no-ac-conditioning"])
-    assert args.ac_conditioned is False
-    untold = HarmoniserNet((2, 4, 4), ac_conditioned=False)
-    assert untold.field_head.out_channels == 1
+    assert args.conditioning == "ct"
+    for choice, outputs in (("none", 1), ("ct", 1), ("method", 4)):
+        argv = ["D", "--bids-dir", "B", "--out", "O", "--conditioning", choice]
+        assert build_parser().parse_args(argv).conditioning == choice
+        assert HarmoniserNet((2, 4, 4), conditioning=choice).field_head.out_channels == outputs
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["D", "--bids-dir", "B", "--out", "O", "--conditioning", "x"])

@@ -138,7 +138,7 @@ def test_training_on_the_run_is_deterministic_and_its_bundle_runs_in_monai(run, 
     theirs_record = json.loads(theirs.record.read_text())
     assert theirs_record["ModelSHA256"] == card.sha256
     assert theirs_record["HarmonizationACMethod"] == "dixon"
-    assert harmoniser.network.ac_conditioned  # the default trains a network told the method
+    assert theirs_record["HarmonizationConditioning"] == "ct"  # the training default
     assert "taupet-bids-train harmoniser" in (bundle / "docs" / "README.md").read_text()
 
 

@@ -114,7 +114,8 @@ def save_outputs(
         "HarmonizationAnatomy": "subject" if t1w_file else "template",
         "HarmonizationAnatomyDescription": ANATOMY["subject" if t1w_file else "template"],
         "CorrectionBound": architecture.get("bound"),
-        "HarmonizationACMethod": ac_method if architecture.get("ac_conditioned") else None,
+        "HarmonizationACMethod": ac_method,
+        "HarmonizationConditioning": architecture.get("conditioning", "none"),
         **field_summary(field_2mm),
     }
     outputs.record.write_text(json.dumps(record, indent=2) + "\n")

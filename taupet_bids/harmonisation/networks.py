@@ -9,14 +9,19 @@ smooth and bounded by construction rather than by a penalty:
 - it is ``bound x tanh(.)``, so no voxel is scaled by more than ``exp(+-bound)``;
 - the field head's last convolution starts at zero, so an untrained network is the identity.
 
-**Told the AC method** (``ac_conditioned``, since 0.3.0): the field head has one output per
-MR-based method of :data:`~taupet_bids.harmonisation.detection.AC_METHODS` and the scan's
-method, read from its sidecar, picks one; ``ct``, the target scale, gets a zero field by
-definition. One image does not show which AC it had (the simulator's pairs: scalp and bone
-uptake differ by a few per cent between the two scans of a visit and by far more between
-people), so a network that is not told hedges its correction on every scan; a gate that tried
-to read the AC from the image (0.2.0) stayed at chance and was removed. Without
-``ac_conditioned`` the head has one output, whatever the scan (0.2.0's design).
+**Told the AC method** (``conditioning``, since 0.3.0), as the scan's sidecar names it
+(:data:`~taupet_bids.harmonisation.detection.AC_METHODS`): CT- or transmission-based AC, the
+target scale, gets a zero field by construction, and
+
+- ``ct`` (told only whether the AC was CT-based): one field for every MR-based method;
+- ``method``: one field output per MR-based method (Dixon, atlas, UTE, and ``mr`` for any other),
+  picked by the scan's method;
+- ``none`` (0.2.0's design): one field for every scan, PET-CT included.
+
+One image does not show which AC it had (the simulator's pairs: scalp and bone uptake differ
+by a few per cent between the two scans of a visit and by far more between people), so a
+network that is not told hedges its correction on every scan; a gate that tried to read the AC
+from the image (0.2.0) stayed at chance and was removed.
 
 The auxiliary ``ct_head`` predicts a pseudo-CT (HU / 1000) at 4 mm from the same features plus
 the full-resolution stem; it is trained against the simulated CT and never used at inference,
@@ -37,6 +42,8 @@ from torch.nn import functional
 
 from taupet_bids.harmonisation.detection import AC_METHODS
 
+#: How much of the AC method the network is told (module doc).
+CONDITIONINGS = ("none", "ct", "method")
 #: Widths of the full-resolution stem and the two stride-2 stages.
 CHANNELS = (16, 32, 64)
 #: Largest absolute log-ratio the field can take (exp(0.3) = 1.35).
@@ -67,17 +74,19 @@ class HarmoniserNet(nn.Module):
         self,
         channels: Sequence[int] = CHANNELS,
         bound: float = BOUND,
-        ac_conditioned: bool = True,
+        conditioning: str = "ct",
     ) -> None:
         super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}")
         first, middle, last = channels
         self.bound = float(bound)
-        self.ac_conditioned = bool(ac_conditioned)
+        self.conditioning = conditioning
         self.stem = _conv(2, first)
         self.down = nn.Sequential(
             _conv(first, middle, stride=2), _conv(middle, last, stride=2), _conv(last, last)
         )
-        outputs = len(AC_METHODS) - 1 if self.ac_conditioned else 1
+        outputs = len(AC_METHODS) - 1 if conditioning == "method" else 1
         self.field_head = nn.Conv3d(last, outputs, kernel_size=3, padding=1)
         nn.init.zeros_(self.field_head.weight)
         nn.init.zeros_(self.field_head.bias)
@@ -95,12 +104,15 @@ class HarmoniserNet(nn.Module):
         self, coarse: torch.Tensor, shape: Sequence[int], methods: torch.Tensor | None
     ) -> torch.Tensor:
         fields = self.bound * torch.tanh(self.field_head(coarse))
-        if self.ac_conditioned:
+        if self.conditioning != "none":
             if methods is None:
                 raise ValueError("this harmoniser is told the AC method: pass one per image")
             every = torch.cat([torch.zeros_like(fields[:, :1]), fields], dim=1)
-            index = methods.long().to(fields.device)[:, None, None, None, None]
-            fields = torch.gather(every, 1, index.expand(-1, 1, *fields.shape[2:]))
+            index = methods.long().to(fields.device)
+            if self.conditioning == "ct":
+                index = (index != 0).long()  # every MR-based method: the one field
+            index = index[:, None, None, None, None].expand(-1, 1, *fields.shape[2:])
+            fields = torch.gather(every, 1, index)
         return self._up(fields, shape)
 
     def forward(
@@ -115,6 +127,7 @@ class HarmoniserNet(nn.Module):
 
     def correction(self, image: torch.Tensor, methods: torch.Tensor | None = None) -> torch.Tensor:
         """The field alone, what inference runs: the pseudo-CT head is never evaluated.
-        ``methods``: AC method indices (:func:`method_index`), needed when ``ac_conditioned``."""
+        ``methods``: AC method indices (:func:`method_index`), needed unless ``conditioning`` is
+        ``none``."""
         coarse = self.down(self.stem(image))
         return self._field(coarse, image.shape[2:], methods)

@@ -9,9 +9,10 @@ Batches are keyed by (seed, stage, step); the only augmentation is white noise o
 channel (SD up to :data:`NOISE_SD_MAX`), since the attenuation bias is tied to the head's
 position in template space.
 
-**The AC method** (``ac_conditioned``, the default since 0.3.0): each PET/MR example is given
-its scan's method as the sidecar names it, except a share :data:`UNNAMED_FRACTION` given as
-``mr`` (a method the sidecar does not name), so that output learns the pooled correction.
+**The AC method** (``conditioning``, since 0.3.0; :mod:`networks`): each PET/MR example is given
+its scan's method as the sidecar names it, except (for ``method``) a share
+:data:`UNNAMED_FRACTION` given as ``mr`` (a method the sidecar does not name), so that output
+learns the pooled correction.
 
 A share ``identity_fraction`` of the examples in each batch is the pair's PET-CT image with a
 zero target (given as ``ct``: for a conditioned network that output is zero by construction, so
@@ -81,8 +82,9 @@ class TrainConfig:
     ct_weight: float = 0.1
     region_weight: float = 1.0
     identity_fraction: float = IDENTITY_FRACTION
-    #: Tell the network each scan's AC method (0.3.0); False: 0.2.0's design, one output.
-    ac_conditioned: bool = True
+    #: How much of the AC method the network is told (``networks.CONDITIONINGS``): ``ct``
+    #: (only whether it was CT-based; the default, chosen by the benchmark), ``method``, ``none``.
+    conditioning: str = "ct"
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -97,7 +99,7 @@ class TrainConfig:
         return {
             "channels": list(self.channels),
             "bound": self.bound,
-            "ac_conditioned": self.ac_conditioned,
+            "conditioning": self.conditioning,
         }
 
     def network(self) -> HarmoniserNet:

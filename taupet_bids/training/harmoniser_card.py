@@ -22,16 +22,18 @@ CHANGELOG = {
     "regional means besides voxels (--region-weight); the pseudo-CT head works voxel by voxel "
     "on projected deep features, which made training steps several times faster; an optional "
     "MR-AC gate (--gate-weight, off by default)",
-    "0.3.0": "told each scan's AC method from its sidecar (one field output per MR-based "
-    "method, zero for CT-based AC; --no-ac-conditioning gives 0.2.0's single output); no "
-    "PET-CT examples by default; the gate, which stayed at chance, removed",
+    "0.3.0": "told from each scan's sidecar whether its AC was CT-based (zero correction) or "
+    "MR-based (--conditioning ct; 'method': a correction per MR method; 'none': 0.2.0's "
+    "design); no PET-CT examples by default; the gate, which stayed at chance, removed",
 }
 
 CONDITIONING = {
-    True: "told the scan's attenuation correction method, as its sidecar names it: one field "
-    "output per MR-based method (Dixon, atlas, UTE, and `mr` for any other, trained on all "
-    "three), and a zero field for CT-based AC.",
-    False: "not told the attenuation correction method: one field for every scan.",
+    "ct": "told whether the scan's attenuation correction was CT-based, as its sidecar says: "
+    "one field for every MR-based method, a zero field for CT- or transmission-based AC.",
+    "method": "told the scan's attenuation correction method, as its sidecar names it: one "
+    "field output per MR-based method (Dixon, atlas, UTE, and `mr` for any other, trained on "
+    "all three), and a zero field for CT- or transmission-based AC.",
+    "none": "not told the attenuation correction method: one field for every scan.",
 }
 
 CARD = """# PET-MR to PET-CT harmoniser, version {version}
@@ -130,8 +132,8 @@ def _command(config: dict) -> str:
         parts.append(f"--ct-weight {config['ct_weight']:g}")
     if config.get("region_weight", 0.0) != TrainConfig.region_weight:
         parts.append(f"--region-weight {config.get('region_weight', 0.0):g}")
-    if not config.get("ac_conditioned", False):
-        parts.append("--no-ac-conditioning")
+    if config.get("conditioning", "none") != TrainConfig.conditioning:
+        parts.append(f"--conditioning {config.get('conditioning', 'none')}")
     if config.get("identity_fraction", 0.0) != TrainConfig.identity_fraction:
         parts.append(f"--identity-fraction {config.get('identity_fraction', 0.0):g}")
     return " ".join(parts)
@@ -202,7 +204,7 @@ def render_card(metadata: dict) -> str:
         bound=bound,
         factor=2.718281828459045**bound,
         channels=" -> ".join(map(str, ours["architecture"]["channels"])),
-        conditioning=CONDITIONING[bool(ours["architecture"].get("ac_conditioned", False))],
+        conditioning=CONDITIONING[ours["architecture"].get("conditioning", "none")],
         data=metadata["data_source"],
         sigma=TARGET_SIGMA_MM,
         identity=float(config.get("identity_fraction", 0.0)),

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from taupet_bids.harmonisation.networks import BOUND, CHANNELS
+from taupet_bids.harmonisation.networks import BOUND, CHANNELS, CONDITIONINGS
 from taupet_bids.training.cli_common import add_run_arguments, run_fields, train_and_export
 from taupet_bids.training.harmoniser import TrainConfig
 
@@ -39,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the regional-means loss (default %(default)s; 0 trains on voxels only)",
     )
     parser.add_argument(
-        "--no-ac-conditioning",
-        dest="ac_conditioned",
-        action="store_false",
-        help="do not tell the network each scan's AC method (0.2.0's design: one correction "
-        "for every scan, which it then applies to PET-CT images too; use --identity-fraction)",
+        "--conditioning",
+        choices=CONDITIONINGS,
+        default=TrainConfig.conditioning,
+        help="what the network is told of each scan's AC method, from its sidecar: 'ct' only "
+        "whether it was CT-based (zero correction) or MR-based (one correction), 'method' which "
+        "MR-based method (a correction each), 'none' nothing (0.2.0's design: one correction "
+        "for every scan, PET-CT too; use --identity-fraction) (default %(default)s)",
     )
     parser.add_argument(
         "--identity-fraction",
@@ -69,6 +71,6 @@ def main(argv: Sequence[str]) -> int:
         ct_weight=args.ct_weight,
         region_weight=args.region_weight,
         identity_fraction=args.identity_fraction,
-        ac_conditioned=args.ac_conditioned,
+        conditioning=args.conditioning,
     )
     return train_and_export(config, args, train, export_trained_bundle)
