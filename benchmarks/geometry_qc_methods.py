@@ -12,7 +12,11 @@ head outline, brain check, and for ``network+ants`` the refinement's disagreemen
 network (``RefinementShiftMm``) and the reference region's distance to the edge of the field of
 view (``ReferenceMarginMm``). SUVR uses each tracer's default reference region, as the app does
 (MK-6240: the deep inferior cerebellar grey); every head is also scored with the full
-InfCerebGrey, to show what the deep region changes. Writes the "Geometry QC on the app's own
+InfCerebGrey, to show what the deep region changes. Also: how far each method puts the
+template's brain outline from the subject's brain edge, in the PET (mm, at the template brain
+mask's boundary voxels, against where the truth maps them; the mean over all of them and over
+the part below z = -10 mm, the skull base, temporal poles and orbits, where the network missed
+on a real head; issue #15's goal is 3 mm). Writes the "Geometry QC on the app's own
 normalisations" section of docs/benchmarks.md and benchmarks/results/geometry_qc_methods.json.
 
 Usage: python benchmarks/geometry_qc_methods.py [--n-heads 40] [--seed 20267] [--jobs 2]
@@ -44,6 +48,7 @@ from participant_accuracy import (  # noqa: E402
 
 from taupet_bids import templates, tracers  # noqa: E402
 from taupet_bids.core.grids import linear_coordinates, sample  # noqa: E402
+from taupet_bids.core.images import load_3d  # noqa: E402
 from taupet_bids.core.registration import set_threads  # noqa: E402
 from taupet_bids.normalisation import registration_check  # noqa: E402
 from taupet_bids.normalisation.qc import normalisation_qc, reference_edge_pct  # noqa: E402
@@ -77,6 +82,33 @@ def _qc(pet: np.ndarray, affine: np.ndarray, label: str, shift: float | None) ->
     return normalisation_qc(pet, label, shift, check)
 
 
+#: Below this template height (mm) the brain edge borders the skull base and orbits.
+LOWER_Z_MM = -10.0
+
+
+def brain_edge_points(affine: np.ndarray) -> np.ndarray:
+    """Template-world positions (3, n, 1, 1) of the template brain mask's boundary voxels (the
+    shape of a grid, which the network's point map expects)."""
+    from nibabel.affines import apply_affine
+    from scipy import ndimage
+
+    mask = load_3d(templates.brain_mask_path(templates.WORKING_RESOLUTION), np.float32) > 0.5
+    edge = mask & ~ndimage.binary_erosion(mask)
+    return apply_affine(affine, np.argwhere(edge)).T[:, :, None, None]
+
+
+def outline_errors(method: np.ndarray, truth: np.ndarray, edge: np.ndarray) -> dict:
+    """How far a method maps the template's brain edge from where the truth maps it (mm, in the
+    PET): mean, 95th percentile, and the mean below :data:`LOWER_Z_MM`."""
+    distance = np.linalg.norm((method - truth).reshape(3, -1), axis=0)
+    lower = edge[2].ravel() < LOWER_Z_MM
+    return {
+        "outline_mean_mm": float(distance.mean()),
+        "outline_p95_mm": float(np.percentile(distance, 95)),
+        "outline_lower_mean_mm": float(distance[lower].mean()),
+    }
+
+
 def reference_mask(label: str) -> np.ndarray:
     return np.asarray(nib.load(templates.reference_mask_path(label)).dataobj) > 0
 
@@ -104,8 +136,16 @@ def head_rows(task: tuple[int, int]) -> list[dict]:
         nib.Nifti1Image(network, affine).to_filename(path)
         refine, shift_mm, _ = refinement_affine(path, f"{work}/")
         refined_points = affine_points(refine, points)
+        edge = brain_edge_points(affine)
+        refined_edge = affine_points(refine, edge)
     refined = sample(head.volume, head.affine, mapping.pet_points(refined_points))
     refined = refined.astype(np.float32)
+    edge_truth = pet_points(head.targets, edge)
+    outlines = {
+        "correct copy": outline_errors(edge_truth, edge_truth, edge),
+        "network": outline_errors(mapping.pet_points(edge), edge_truth, edge),
+        "network+ants": outline_errors(mapping.pet_points(refined_edge), edge_truth, edge),
+    }
     tracer = head.name.split(", ")[1]
     default = tracers.identify_tracer(tracer).reference_region
     rows = []
@@ -129,7 +169,7 @@ def head_rows(task: tuple[int, int]) -> list[dict]:
                 "max_abs_error_pct": max(abs(e) for e in errors.values()), "tracer": tracer,
                 "reference_error_pct": 100 * (pet[reference].mean() / truth_reference - 1),
                 "reference_gradient_pct": gradient,
-                "qc_flags": qc["Flags"],
+                "qc_flags": qc["Flags"], **outlines[method],
                 **{key: qc.get(key, float("nan")) for key in QC_KEYS},
             })  # fmt: skip
     print(f"head {index} ({head.name}) done", flush=True)
@@ -184,6 +224,11 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
             "off and flagged, geometry": int((off & geometric).sum()),
             "within 4 % and flagged, geometry": int((~off & geometric).sum()),
             "brain check (median mm)": part.RegistrationCheckMm.median(),
+            "brain outline from the brain edge (mean / worst head, mm)":
+                f"{part.outline_mean_mm.mean():.2f} / {part.outline_mean_mm.max():.2f}",
+            "the same below z = -10 mm (mean / worst head, mm)":
+                f"{part.outline_lower_mean_mm.mean():.2f} / {part.outline_lower_mean_mm.max():.2f}",
+            "outline p95 (worst head, mm)": part.outline_p95_mm.max(),
             "reference margin < 6 mm": int((part.ReferenceMarginMm < 6).sum()),
         })  # fmt: skip
     return pd.DataFrame(out)
