@@ -68,13 +68,14 @@ def method_index(method: str) -> int:
 
 class HarmoniserNet(nn.Module):
     """(B, 2, 46, 55, 46) and the AC method indices (B,) -> field (B, 1, 46, 55, 46) in
-    [-bound, bound] and pseudo-CT (B, 1, ...)."""
+    [-bound, bound] and pseudo-CT (B, 1, ...). ``conditioning`` defaults to ``none`` so that a
+    bundle whose config predates it runs as it was trained (training's default is ``ct``)."""
 
     def __init__(
         self,
         channels: Sequence[int] = CHANNELS,
         bound: float = BOUND,
-        conditioning: str = "ct",
+        conditioning: str = "none",
     ) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
