@@ -183,3 +183,28 @@ def test_training_chooses_what_the_network_is_told():
         assert HarmoniserNet((2, 4, 4), conditioning=choice).field_head.out_channels == outputs
     with pytest.raises(SystemExit):
         build_parser().parse_args(["D", "--bids-dir", "B", "--out", "O", "--conditioning", "x"])
+
+
+def test_a_pair_without_a_processed_t1w_is_left_out_and_named(tmp_path):
+    """A participant normalised without MRI has no T1w in the derivatives: its pair cannot
+    train, but the others still do (the demo has such a participant)."""
+    from taupet_bids.training.harmoniser_data import find_pairs
+
+    space = "space-MNI152NLin6Asym_res-2"
+    for sub in ("sub-01", "sub-02"):
+        pet = tmp_path / "deriv" / sub / "pet"
+        pet.mkdir(parents=True)
+        for rec in ("mrac", "ctac"):
+            (pet / f"{sub}_trc-FTP_rec-{rec}_{space}_desc-suvr_pet.nii.gz").touch()
+        (pet / f"{sub}_trc-FTP_rec-ctac_from-pet_to-T1w_mode-image_xfm.mat").touch()
+    anat = tmp_path / "deriv" / "sub-02" / "anat"
+    anat.mkdir()
+    for name in ("desc-preproc_T1w.nii.gz",
+                 "from-T1w_to-MNI152NLin6Asym_mode-image_desc-warp_xfm.nii.gz",
+                 "from-T1w_to-MNI152NLin6Asym_mode-image_desc-affine_xfm.mat"):  # fmt: skip
+        (anat / f"sub-02_{name}").touch()
+    skipped: list[str] = []
+    pairs = find_pairs([tmp_path / "deriv"], tmp_path / "bids", skipped)
+    assert [pair.participant for pair in pairs] == ["sub-02"]
+    (reason,) = skipped
+    assert reason.startswith("sub-01_trc-FTP_rec-mrac") and "T1w" in reason

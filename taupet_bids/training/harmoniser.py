@@ -257,11 +257,15 @@ def evaluate(network: HarmoniserNet, sets: dict[str, Examples]) -> dict:
 
 
 def prepare_sets(config: TrainConfig, log: Callable[[str], None]) -> dict[str, Examples]:
-    pairs = find_pairs(config.derivatives, config.bids_dir)
+    skipped: list[str] = []
+    pairs = find_pairs(config.derivatives, config.bids_dir, skipped)
+    for reason in skipped:
+        log(f"pair left out: {reason}")
     if not pairs:
         raise InputError(
             config.derivatives[0],
-            "no rec-mrac / rec-ctac template-space SUVR pairs found",
+            "no rec-mrac / rec-ctac template-space SUVR pairs found"
+            + (f" ({len(skipped)} left out without a T1w)" if skipped else ""),
             "run taupet-bids participant on a taupet-bids-simulate --pet-mr dataset first",
         )
     assigned = split_participants(pairs, config.seed)

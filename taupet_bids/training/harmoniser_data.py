@@ -123,12 +123,21 @@ def pet_ac_method(suvr: Path, bids_dir: Path) -> str:
     return detection.ac_method(json.loads(sidecars[0].read_text()))
 
 
-def find_pairs(derivatives: list[Path], bids_dir: Path) -> list[Pair]:
-    """Every rec-mrac template-space SUVR image with its rec-ctac partner, in name order."""
+def find_pairs(
+    derivatives: list[Path], bids_dir: Path, skipped: list[str] | None = None
+) -> list[Pair]:
+    """Every rec-mrac template-space SUVR image with its rec-ctac partner, in name order. A pair
+    the MR-based path did not process (no T1w: normalised without MRI) is left out, and why goes
+    into ``skipped``."""
     pairs = []
     for folder in derivatives:
         for mrac in sorted(Path(folder).glob(f"sub-*/**/pet/{SUVR_PATTERN}")):
-            pair = _pair(mrac, Path(bids_dir))
+            try:
+                pair = _pair(mrac, Path(bids_dir))
+            except InputError as error:
+                if skipped is not None:
+                    skipped.append(str(error))
+                continue
             if pair is not None:
                 pairs.append(pair)
     return pairs
