@@ -77,7 +77,7 @@ def test_only_the_pet_mr_scan_is_harmonised_without_any_ct(run):
     assert sidecar["HarmonizationAnatomy"] == "subject"
     assert "MR-based" in sidecar["HarmonizationReason"]
     assert sidecar["HarmonizationACMethod"] == "dixon"  # told the method its sidecar names
-    assert "told: MR-based AC, dixon" in sidecar["HarmonizationReason"]
+    assert "AC method given to the harmoniser: dixon" in sidecar["HarmonizationReason"]
     assert sidecar["ModelSHA256"] == check_bundle(run["bundle"]).sha256
     ct_side = json.loads((_pet(run) / f"{CT}_{SPACE}_desc-suvr_pet.json").read_text())
     assert ct_side["Harmonized"] is False and "CT-based" in ct_side["HarmonizationReason"]

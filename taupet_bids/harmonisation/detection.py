@@ -89,11 +89,13 @@ def ac_method(sidecar: dict) -> str:
 
 
 def _told(method: str) -> str:
+    """The reason's note of the AC method the harmoniser is given (which of it a model uses is
+    its ``conditioning``, in the record)."""
     if method == "ct":
         return "; its AC is CT- or transmission-based, the harmoniser's target: zero correction"
     if method == "mr":
-        return "; the harmoniser is told: MR-based AC of no method it knows by name (pooled)"
-    return f"; the harmoniser is told: MR-based AC, {method}"
+        return "; AC method given to the harmoniser: MR-based, method not named"
+    return f"; AC method given to the harmoniser: {method}"
 
 
 def decide(mode: str, sidecar: dict) -> Decision:
