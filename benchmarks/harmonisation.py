@@ -234,17 +234,16 @@ def pair_table(pairs: list[Pair], harmoniser=None) -> tuple[pd.DataFrame, list[f
         values = {"ctac": region_values(ctac), "mrac": region_values(mrac)}
         if harmoniser is not None:
             t1w = to_template(pair.t1w, list(pair.t1w2std))
-            network, seconds = harmonise(harmoniser, pair.mrac, t1w, pair.ac_method)
-            cpu.append(seconds)
             for name, image, told in (
                 ("network", pair.mrac, pair.ac_method),
                 ("network told mr", pair.mrac, "mr"),
                 ("ctac_through_network", pair.ctac, "ct"),
                 ("ctac_through_network_as_mr", pair.ctac, "mr"),
             ):
-                if name != "network":
-                    network = harmonise(harmoniser, image, t1w, told)[0]
-                values[name] = region_values(network)
+                result, seconds = harmonise(harmoniser, image, t1w, told)
+                values[name] = region_values(result)
+                if name == "network":
+                    cpu.append(seconds)
         for region in values["ctac"]:
             rows.append(
                 {
