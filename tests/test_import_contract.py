@@ -21,9 +21,9 @@ import taupet_bids
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / ".importlinter"
 PACKAGE = Path(taupet_bids.__file__).parent
-#: Top-level modules outside the product: the fixtures' code and `make demo` (demo, demo_synthesis),
-#: which uses both.
-NOT_PRODUCT = {"simulate", "training", "demo", "demo_synthesis"}
+#: Top-level modules outside the product: the fixtures' code and `make demo` (demo, demo_synthesis,
+#: demo_harmonisation), which uses both.
+NOT_PRODUCT = {"simulate", "training", "demo", "demo_synthesis", "demo_harmonisation"}
 PRODUCT = "product-without-fixtures"
 
 
