@@ -48,8 +48,18 @@ from participant_accuracy import (  # noqa: E402
 from pvc_recovery import GOAL_MAPE_PCT, GOAL_MAX_ABS_PCT, GOAL_REGIONS, KEY_REGIONS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-MARKER_START = "<!-- pvc-native:start -->"
-MARKER_END = "<!-- pvc-native:end -->"
+
+
+def markers(section: str) -> tuple[str, str]:
+    """The docs markers of a section (``pvc-native`` is the main one)."""
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
+def results_stem(section: str) -> str:
+    """File name stem of a section's results (``pvc_native`` for the main one)."""
+    return section.replace("-", "_")
+
+
 METHODS = ("none", "GTM", "RBV", "MG")
 WORLDS = ("template:subject-gm", "other:subject-gm", "other:template")
 #: QC flags that say nothing about the SUVR (the simulator's motion fires the FD flag widely).
@@ -64,7 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--psf", choices=("table", "nominal"), default="table")
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--reuse", action="store_true", help="tables already in --out")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read the app's tables where --out holds a world's"
+    )
+    parser.add_argument(
+        "--section", default="pvc-native",
+        help="docs section (its markers) and results file names; default pvc-native",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -75,12 +91,20 @@ def nominal_fwhm(bids: Path, subject: str) -> float:
     return float(json.loads(sidecar.read_text())["psf_fwhm_mm"])
 
 
-def run_app(bids: Path, out: Path, mask: str, nprocs: int, extra: list[str]) -> float:
+def parse_world(world: str) -> tuple[str, str, str]:
+    """(anatomy, regional mask, PVC regions) of ``anatomy:mask[:regions]`` (regions: hard)."""
+    anatomy, mask, *rest = world.split(":")
+    return anatomy, mask, rest[0] if rest else "hard"
+
+
+def run_app(
+    bids: Path, out: Path, mask: str, nprocs: int, extra: list[str], regions: str = "hard"
+) -> float:
     """One app run (seconds), as a user would type it."""
     command = [
         venv_bin("taupet-bids"), bids, out / "derivatives", "participant", "-w", out / "work",
         "--skip-bids-validation", "--mr-less", "never", "--nprocs", str(nprocs),
-        "--regional-mask", mask, "--pvc", "gtm", "rbv", "mg", *extra,
+        "--regional-mask", mask, "--pvc", "gtm", "rbv", "mg", "--pvc-regions", regions, *extra,
     ]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run([str(c) for c in command], capture_output=True, text=True)
@@ -112,23 +136,24 @@ def scan_flags(derivatives: Path, subject: str) -> list[str]:
 
 def collect(bench: Path, out: Path, world: str, psf: str, nprocs: int, reuse: bool):
     """Long table (world, subject, method, region, measured, sharp truth, flagged), run times."""
-    anatomy, mask = world.split(":")
-    bids, run_dir = bench / anatomy / "bids", out / anatomy / mask
+    anatomy, mask, regions = parse_world(world)
+    folder = mask if regions == "hard" else f"{mask}-{regions}"
+    bids, run_dir = bench / anatomy / "bids", out / anatomy / folder
     participants = pd.read_csv(bids / "participants.tsv", sep="\t")
     subjects = [p.removeprefix("sub-") for p in participants.participant_id]
     fwhm = {subject: nominal_fwhm(bids, subject) for subject in subjects}
     runs = []
+    reuse = reuse and (run_dir / "derivatives").exists()
     if not reuse and psf == "table":
-        runs.append(
-            {"world": world, "subject": "all", "seconds": run_app(bids, run_dir, mask, nprocs, [])}
-        )
+        seconds = run_app(bids, run_dir, mask, nprocs, [], regions)
+        runs.append({"world": world, "subject": "all", "seconds": seconds})
     rows = []
     for participant in participants.itertuples():
         subject = participant.participant_id.removeprefix("sub-")
         if not reuse and psf == "nominal":
             extra = ["--participant-label", subject, "--pvc-fwhm", f"{fwhm[subject]:.4f}"]
-            runs.append({"world": world, "subject": subject,
-                         "seconds": run_app(bids, run_dir, mask, nprocs, extra)})  # fmt: skip
+            seconds = run_app(bids, run_dir, mask, nprocs, extra, regions)
+            runs.append({"world": world, "subject": subject, "seconds": seconds})
         derivatives = run_dir / "derivatives"
         flags = scan_flags(derivatives, subject)
         truth = truth_table(bids, subject, "sharp").rename(columns={"suvr": "truth_sharp"})
@@ -224,21 +249,25 @@ def render(env: dict, args, long, summary, runs, goals_table, worlds) -> str:
         if args.psf == "table"
         else "`--pvc-fwhm <nominal FWHM>` per subject (the oracle PSF)"
     )
+    start, end = markers(args.section)
+    stem = results_stem(args.section)
     lines = [
-        MARKER_START,
-        "## Partial-volume correction in PET space (MR-based path, through the app)",
+        start,
+        "## Partial-volume correction in PET space (MR-based path, through the app)"
+        + ("" if args.section == "pvc-native" else f": {args.section}"),
         "",
         "Produced by `benchmarks/pvc_native.py`; do not edit by hand. Rerun with",
         "",
         "```",
         f"NIPYPE_NO_ET=1 .venv/bin/python benchmarks/pvc_native.py --bench {args.bench} "
         f"--out {args.out} --psf {args.psf} --worlds {' '.join(worlds)} "
-        "--report docs/benchmarks.md",
+        + ("" if args.section == "pvc-native" else f"--section {args.section} ")
+        + "--report docs/benchmarks.md",
         "```",
         "",
         f"Measured {env['date']} on {env['cpu']}, {env['cores']} cores; Python {env['python']}, "
         f"{packages}; commit `{env['git_commit']}`. Raw results: "
-        "`benchmarks/results/pvc_native_long.csv` and `pvc_native_summary.json`.",
+        f"`benchmarks/results/{stem}_long.csv` and `{stem}_summary.json`.",
         "",
         f"Input: the participant benchmark's cohorts ({n} subjects per anatomy), processed by "
         f"`taupet-bids participant --pvc gtm rbv mg --regional-mask <mask>` with {psf}. Worlds "
@@ -246,7 +275,9 @@ def render(env: dict, args, long, summary, runs, goals_table, worlds) -> str:
         "template, the flattering case) or the other anatomy (the simulator's default); with "
         "`subject-gm` the PVC label image follows the subject's segmented T1w (cortex where its "
         "grey matter is, white matter likewise, CSF unlabelled, as reference the subject's grey "
-        "matter of the template reference mask), with `template` it is the template's DK atlas. "
+        "matter of the template reference mask), with `template` it is the template's DK atlas; "
+        "a third part `:soft` runs with `--pvc-regions soft` (each brain voxel shared between "
+        "grey matter, white matter and CSF by the T1w's estimated fractions), else hard labels. "
         "In both the head around the brain is split into shells (0-4 mm: meninges, sinuses, "
         "inner skull; 4-10 mm: skull; the rest) and template voxels without PET data form a "
         "region of their own. The label image is pulled onto the subject's PET grid through the "
@@ -278,7 +309,7 @@ def render(env: dict, args, long, summary, runs, goals_table, worlds) -> str:
             + ".",
             "",
         ]
-    lines.append(MARKER_END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -296,12 +327,13 @@ def main(argv: list[str] | None = None) -> None:
     goals_table, goals = goal_rows(summary, args.worlds)
     env = environment()
     update_report(args.report, render(env, args, long, summary, runs, goals_table, args.worlds),
-                  MARKER_START, MARKER_END)  # fmt: skip
+                  *markers(args.section))  # fmt: skip
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    long.to_csv(RESULTS_DIR / "pvc_native_long.csv", index=False, float_format="%.6f")
+    stem = results_stem(args.section)
+    long.to_csv(RESULTS_DIR / f"{stem}_long.csv", index=False, float_format="%.6f")
     payload = {"environment": env, "psf": args.psf, "goals": goals,
                "runs": runs.to_dict(orient="records")}  # fmt: skip
-    (RESULTS_DIR / "pvc_native_summary.json").write_text(
+    (RESULTS_DIR / f"{stem}_summary.json").write_text(
         json.dumps(payload, indent=2, default=float) + "\n"
     )
     for world, by_scans in goals.items():

@@ -32,6 +32,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import ants
 import numpy as np
 import pandas as pd
 
@@ -40,25 +41,34 @@ from participant_accuracy import RESULTS_DIR, markdown_table, update_report  # n
 
 from taupet_bids.core import pvc  # noqa: E402
 from taupet_bids.core import pvc_segmentation as segmentation  # noqa: E402
+from taupet_bids.core import segmentation as tissue_segmentation  # noqa: E402
 from taupet_bids.greymatter import TISSUE_THRESHOLD  # noqa: E402
 from taupet_bids.simulate import other_anatomy, partial_volume, uptake  # noqa: E402
+from taupet_bids.simulate.modalities import t1w as t1w_modality  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER_START = "<!-- pvc-tissue-mixing:start -->"
 MARKER_END = "<!-- pvc-tissue-mixing:end -->"
 FWHM_RANGE_MM = (6.5, 8.0)
+#: The T1w's noise has a random stream of its own, so the phantoms are those of earlier runs.
+T1W_NOISE_STREAM = 1
 COMPOSITES = {
     "metatemporal": ("MetaTemporal", (1,)),
     "BraakI_II": ("Braak", (1, 2)),
     "BraakIII_IV": ("Braak", (3, 4)),
     "BraakV_VI": ("Braak", (5, 6)),
 }
-#: (name, label threshold, soft regions)
+#: (name, label threshold, soft regions, tissue maps): ``true`` the anatomy's own fractions (a
+#: perfect segmentation), ``posterior`` Atropos's probabilities of the anatomy's noisy T1w (as
+#: the app segments a subject), ``estimated`` the fractions of the mixel-model fit to that T1w.
 METHODS = (
-    ("no PVC", None, False),
-    (f"GTM, hard labels at {TISSUE_THRESHOLD:g}", TISSUE_THRESHOLD, False),
-    (f"GTM, soft regions (labels at {TISSUE_THRESHOLD:g})", TISSUE_THRESHOLD, True),
-    ("GTM, hard labels at 0.7 (the painted cortex)", 0.7, False),
+    ("no PVC", None, False, "true"),
+    (f"GTM, hard labels at {TISSUE_THRESHOLD:g}", TISSUE_THRESHOLD, False, "true"),
+    (f"GTM, soft regions (labels at {TISSUE_THRESHOLD:g})", TISSUE_THRESHOLD, True, "true"),
+    ("GTM, hard labels at 0.7 (the painted cortex)", 0.7, False, "true"),
+    ("GTM, hard labels from the T1w's posteriors", TISSUE_THRESHOLD, False, "posterior"),
+    ("GTM, soft regions from the T1w's posteriors", TISSUE_THRESHOLD, True, "posterior"),
+    ("GTM, soft regions from the T1w's estimated fractions", TISSUE_THRESHOLD, True, "estimated"),
 )
 
 
@@ -97,10 +107,31 @@ def corrected_composites(
     return composites(painted, anatomy.atlas_images)
 
 
+def t1w_tissue_maps(anatomy, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, ...]]:
+    """Atropos posteriors and mixel-model fractions of the anatomy's T1w with the simulator's
+    noise, on the anatomy's 2 mm grid (no bias field, no registration: only the segmentation)."""
+    scaled = anatomy.head_t1w * t1w_modality.INTENSITY_SCALE
+    noise = [rng.standard_normal(scaled.shape).astype(np.float32) * t1w_modality.NOISE_SD
+             for _ in range(2)]  # fmt: skip
+    rician = np.sqrt((scaled + noise[0]) ** 2 + noise[1] ** 2).astype(np.float32)
+    one_mm, two_mm = anatomy.grid_1mm.affine, anatomy.grid_2mm.affine
+    t1w = ants.from_numpy(rician, origin=tuple(one_mm[:3, 3]), spacing=(1.0, 1.0, 1.0))
+    mask = ants.from_numpy(anatomy.brain_mask.astype(np.float32),
+                           origin=tuple(two_mm[:3, 3]), spacing=(2.0, 2.0, 2.0))  # fmt: skip
+    maps = tissue_segmentation.segment_tissue_maps(t1w, mask)
+    if maps.brain.shape != anatomy.brain_mask.shape:
+        raise RuntimeError(f"segmentation grid {maps.brain.shape} is not the anatomy's 2 mm grid")
+    return {
+        "posterior": (maps.gm.numpy(), maps.wm.numpy()),
+        "estimated": (maps.gm_fraction.numpy(), maps.wm_fraction.numpy()),
+    }
+
+
 def run(n_phantoms: int, seed: int) -> pd.DataFrame:
     anatomy = other_anatomy.load_other_anatomy()
     fractions = other_anatomy._load_arrays(("gm_fraction", "wm_fraction"))
-    gm, wm = fractions["gm_fraction"], fractions["wm_fraction"]
+    maps = {"true": (fractions["gm_fraction"], fractions["wm_fraction"])}
+    maps.update(t1w_tissue_maps(anatomy, np.random.default_rng([seed, T1W_NOISE_STREAM])))
     rng = np.random.default_rng(seed)
     rows = []
     for phantom in range(n_phantoms):
@@ -119,7 +150,8 @@ def run(n_phantoms: int, seed: int) -> pd.DataFrame:
         }
         for phantom_kind, image in seen.items():
             blurred = pvc.blur(image, sigma)
-            for method, threshold, soft in METHODS:
+            for method, threshold, soft, source in METHODS:
+                gm, wm = maps[source]
                 start = time.perf_counter()
                 measured = corrected_composites(blurred, anatomy, gm, wm, threshold, soft, sigma)
                 seconds = time.perf_counter() - start
@@ -176,6 +208,10 @@ def report(rows: pd.DataFrame, args: argparse.Namespace) -> str:
         "voxel pure tissue, cortex where the grey-matter probability is at least 0.7 (the "
         "simulator before tissue mixing); *mixed*: every brain voxel the mixture of grey, white "
         "matter and CSF by its fractions, as the T1w shows it (the simulator's default now). "
+        "Labels and soft regions come from the anatomy's own fractions unless the method names "
+        "the T1w: then from Atropos's posteriors, or from the fractions of the mixel model fitted "
+        "to the intensity histogram (`taupet_bids.core.tissue_fractions`), of the anatomy's T1w "
+        "with the simulator's Rician noise, segmented at 2 mm as the app segments a subject. "
         "Errors against the sharp truth (each region's tissue concentration).",
         "",
         "MAPE % / largest absolute error %:",

@@ -34,6 +34,8 @@ REFERENCES = {
     "atropos": "Avants BB, Tustison NJ, Wu J, Cook PA, Gee JC (2011) An open source "
     "multivariate framework for n-tissue segmentation with evaluation on public data. "
     "Neuroinformatics 9:381-400.",
+    "mixel": "Santago P, Gage HD (1993) Quantification of MR brain images by mixture density "
+    "and partial volume modeling. IEEE Trans Med Imaging 12:566-574.",
     "joshi": "Joshi A, Koeppe RA, Fessler JA (2009) Reducing between scanner differences in "
     "multi-center PET studies. NeuroImage 46:154-159.",
     "conv5fc3": "Wen J et al. (2020) Convolutional neural networks for classification of "
@@ -62,6 +64,8 @@ REFERENCES = {
 #: References cited only when the run used them.
 _OPTIONAL_REFERENCES = {
     "atropos": lambda config: config.regional_mask == "subject-gm",
+    "mixel": lambda config: bool(config.pvc) and config.regional_mask == "subject-gm"
+    and config.pvc_regions == "soft",
     **{key: lambda config: config.classifier_bundle is not None
        for key in ("conv5fc3", "occlusion")},
     "integratedgradients": lambda config: config.classifier_bundle is not None
@@ -196,8 +200,23 @@ def _regional_mask_sentence(config: RunConfig) -> str:
         "followed the same tissues (cortex and white matter where their probability was at "
         f"least {gm.TISSUE_THRESHOLD:g}, named by the nearest template label), and its "
         "reference was the subject's grey matter of the template reference mask without the "
-        "edge margin, whose spill-over the correction models. CenTauRz and scans normalised "
-        "without MRI kept the template's regions and reference mask."
+        f"edge margin, whose spill-over the correction models.{_soft_regions_sentence(config)} "
+        "CenTauRz and scans normalised without MRI kept the template's regions and reference "
+        "mask."
+    )
+
+
+def _soft_regions_sentence(config: RunConfig) -> str:
+    """How ``--pvc-regions soft`` shared voxels between tissues (nothing otherwise)."""
+    if not config.pvc or config.pvc_regions != "soft":
+        return ""
+    return (
+        " In the correction each brain voxel was shared between the nearest grey-matter label, "
+        "the nearest white-matter label and CSF by its tissue fractions, estimated by fitting a "
+        "partial-volume mixel model (three pure tissues and their two mixtures) [mixel] to the "
+        "histogram of the brain's T1w intensities, starting from the Atropos "
+        "class means, and brought onto the PET grid through the inverse of the PET-to-T1w "
+        "registration (linear interpolation)."
     )
 
 

@@ -19,6 +19,11 @@ REGIONAL_MASKS = ("template", "subject-gm")
 #: on phantoms whose anatomy is not the template, the subject's grey matter brings every
 #: composite closer to the truth (Braak V/VI MAPE 1.35 % vs 1.85 %, ICC 0.984 vs 0.954).
 DEFAULT_REGIONAL_MASK = "subject-gm"
+#: How the PET-space partial-volume correction of ``subject-gm`` scans draws its regions
+#: (``--pvc-regions``): ``hard`` labels (a voxel is all grey, white matter or CSF) or ``soft``
+#: regions (each voxel shared between them by its fractions from the T1w, docs/pvc.md).
+PVC_REGIONS = ("hard", "soft")
+DEFAULT_PVC_REGIONS = "hard"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class RunConfig:
     mr_less_method: str = "network+ants"
     mr_less_model: Path | None = None
     regional_mask: str = DEFAULT_REGIONAL_MASK
+    pvc_regions: str = DEFAULT_PVC_REGIONS
     #: ``--classify``: a trained AD-vs-CN classifier bundle (None: no classification).
     classifier_bundle: Path | None = None
     #: ``--harmonize``: ``none``, ``auto`` (PET/MR scans) or ``all``; and its trained bundle.

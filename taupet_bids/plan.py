@@ -67,6 +67,8 @@ class ScanPlan:
     regional_mask: str = "template"
     #: Why :attr:`regional_mask` is what it is, for logs and the tables' sidecars.
     regional_mask_reason: str = ""
+    #: ``--pvc-regions`` as asked (:attr:`pvc_soft_regions` says whether this scan uses soft).
+    pvc_regions: str = "hard"
     #: ``--classify``: the trained AD-vs-CN bundle run on the template-space SUVR, or None.
     classifier_bundle: Path | None = None
     #: ``--harmonize``: the harmoniser bundle when this scan is harmonised, else None; why
@@ -92,6 +94,12 @@ class ScanPlan:
     def subject_gm(self) -> bool:
         """Regional means and the reference follow the subject's grey matter."""
         return self.regional_mask == "subject-gm"
+
+    @property
+    def pvc_soft_regions(self) -> bool:
+        """PVC shares brain voxels between tissues by the T1w's fractions (``--pvc-regions
+        soft``): only where it runs in PET space with the subject's tissues (subject-gm)."""
+        return bool(self.pvc_methods) and self.subject_gm and self.pvc_regions == "soft"
 
     @property
     def name(self) -> str:
@@ -363,6 +371,7 @@ def plan_scan(config: RunConfig, checked: CheckedScan) -> ScanPlan:
         use_fsl=config.use_fsl,
         regional_mask=mask,
         regional_mask_reason=mask_reason,
+        pvc_regions=config.pvc_regions,
         classifier_bundle=config.classifier_bundle,
         **harmonization_fields(config, checked, normalisation),
     )

@@ -9,7 +9,9 @@ from pathlib import Path
 from taupet_bids import __version__, atlases, scanners
 from taupet_bids.config import (
     DEFAULT_ATLASES,
+    DEFAULT_PVC_REGIONS,
     DEFAULT_REGIONAL_MASK,
+    PVC_REGIONS,
     REGIONAL_MASKS,
     RunConfig,
 )
@@ -121,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MM",
         help="effective resolution (PSF FWHM, mm) of every PET for --pvc and --smooth-to-fwhm; "
         "overrides the scanner resolution table and --pvc-scanner-fwhm",
+    )
+    quant.add_argument(
+        "--pvc-regions",
+        choices=PVC_REGIONS,
+        default=DEFAULT_PVC_REGIONS,
+        help="regions of the PET-space correction with --regional-mask subject-gm: hard = each "
+        "voxel one label; soft = each brain voxel shared between grey matter, white matter and "
+        "CSF by its fractions, estimated from the T1w's intensity histogram (docs/pvc.md); "
+        f"other scans always use hard labels (default: {DEFAULT_PVC_REGIONS})",
     )
     quant.add_argument(
         "--pvc-scanner-fwhm",
@@ -510,6 +521,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         mr_less_method=args.mr_less_method,
         mr_less_model=args.mr_less_model.absolute() if args.mr_less_model else None,
         regional_mask=args.regional_mask,
+        pvc_regions=args.pvc_regions,
         classifier_bundle=args.classify.absolute() if args.classify else None,
         harmonize=args.harmonize,
         harmonization_bundle=(

@@ -15,10 +15,12 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import ants
 import numpy as np
 
+from taupet_bids.core import tissue_fractions as fractions
 from taupet_bids.greymatter import ITERATIONS, SEGMENTATION_MM
 
 #: Classes in order of T1w intensity (k-means initialisation sorts them so): CSF, GM, WM.
@@ -59,6 +61,30 @@ def private_tempdir() -> Iterator[str]:
             tempfile.tempdir = previous
 
 
+def _coarse_brain(t1w: ants.ANTsImage, mask: ants.ANTsImage, mm: float):
+    """The T1w and its binary brain mask on the segmentation grid; refuses a tiny mask."""
+    image, brain = _coarse(t1w, mask.astype("float32"), mm)
+    brain = ants.threshold_image(brain, 0.5, 1e9, 1, 0)
+    if int(brain.numpy().sum()) < 3 * len(CLASSES):
+        raise ValueError("the brain mask has too few voxels to segment")
+    return image, brain
+
+
+def _posteriors(image: ants.ANTsImage, brain: ants.ANTsImage, iterations: int) -> list:
+    """Atropos's (CSF, GM, WM) posterior probabilities, each times the brain mask."""
+    with private_tempdir():
+        result = ants.atropos(
+            a=image,
+            x=brain,
+            i=f"Kmeans[{len(CLASSES)}]",
+            m=MRF,
+            c=f"[{int(iterations)},0]",
+            g=ICM,
+            verbose=0,
+        )
+    return [p * brain for p in result["probabilityimages"]]
+
+
 def segment_tissues(
     t1w: ants.ANTsImage,
     mask: ants.ANTsImage,
@@ -71,21 +97,45 @@ def segment_tissues(
     image. Probabilities are 0 outside the mask. The brain mask comes back on the same grid so
     that all three can be warped to the template together.
     """
-    image, brain = _coarse(t1w, mask.astype("float32"), mm)
-    brain = ants.threshold_image(brain, 0.5, 1e9, 1, 0)
-    if int(brain.numpy().sum()) < 3 * len(CLASSES):
-        raise ValueError("the brain mask has too few voxels to segment")
-    with private_tempdir():
-        result = ants.atropos(
-            a=image,
-            x=brain,
-            i=f"Kmeans[{len(CLASSES)}]",
-            m=MRF,
-            c=f"[{int(iterations)},0]",
-            g=ICM,
-            verbose=0,
-        )
-    probabilities = result["probabilityimages"]
-    gm = probabilities[CLASSES.index("GM")] * brain
-    wm = probabilities[CLASSES.index("WM")] * brain
-    return gm, wm, brain
+    image, brain = _coarse_brain(t1w, mask, mm)
+    probabilities = _posteriors(image, brain, iterations)
+    return probabilities[CLASSES.index("GM")], probabilities[CLASSES.index("WM")], brain
+
+
+@dataclass(frozen=True)
+class TissueMaps:
+    """A T1w's tissue maps on the segmentation grid: Atropos's GM and WM posteriors, the GM and
+    WM fractions of the mixel model they start, and the brain mask (0 outside it)."""
+
+    gm: ants.ANTsImage
+    wm: ants.ANTsImage
+    gm_fraction: ants.ANTsImage
+    wm_fraction: ants.ANTsImage
+    brain: ants.ANTsImage
+
+
+def segment_tissue_maps(
+    t1w: ants.ANTsImage,
+    mask: ants.ANTsImage,
+    mm: float = SEGMENTATION_MM,
+    iterations: int = ITERATIONS,
+) -> TissueMaps:
+    """Posteriors and fractions of a brain-masked T1w from one Atropos run, on the coarse grid.
+
+    The posteriors say which class a voxel more likely is (regional masks, hard labels); the
+    fractions, from the mixel model fitted to the brain's intensity histogram
+    (:mod:`taupet_bids.core.tissue_fractions`), say how much of each tissue it holds, which is
+    what its PET signal mixes (soft partial-volume regions).
+    """
+    image, brain = _coarse_brain(t1w, mask, mm)
+    posteriors = _posteriors(image, brain, iterations)
+    grey, white, _ = fractions.tissue_fractions(
+        image.numpy(), brain.numpy(), [p.numpy() for p in posteriors]
+    )
+    return TissueMaps(
+        gm=posteriors[CLASSES.index("GM")],
+        wm=posteriors[CLASSES.index("WM")],
+        gm_fraction=image.new_image_like(grey),
+        wm_fraction=image.new_image_like(white),
+        brain=brain,
+    )

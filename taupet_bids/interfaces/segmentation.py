@@ -2,7 +2,9 @@
 
 Besides the GM and WM probability maps, the node writes one 4-D image (GM, WM, brain mask) so
 that a single resampling node brings all three to the template grid through the T1w's
-registration; the SUVR and table nodes read its volumes by :data:`TISSUE_VOLUMES`.
+registration; the SUVR and table nodes read its volumes by :data:`TISSUE_VOLUMES`. With
+``fractions`` it also writes the GM and WM *fractions* (the mixel model's, for soft
+partial-volume regions) in the same 4-D layout.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from nipype.interfaces.base import (
 
 from taupet_bids.core.images import out_path
 from taupet_bids.core.registration import set_threads
-from taupet_bids.core.segmentation import segment_tissues
+from taupet_bids.core.segmentation import segment_tissue_maps
 from taupet_bids.greymatter import ITERATIONS, SEGMENTATION_MM
 
 #: Volumes of the 4-D tissue image, in order.
@@ -40,6 +42,9 @@ class _SegmentInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, mandatory=True, desc="brain mask of the T1w")
     resolution_mm = traits.Float(SEGMENTATION_MM, usedefault=True, desc="segmentation voxel size")
     iterations = traits.Int(ITERATIONS, usedefault=True, desc="Atropos EM iterations")
+    fractions = traits.Bool(
+        False, usedefault=True, desc="also write the GM and WM fractions (out_fractions)"
+    )
     num_threads = traits.Int(1, usedefault=True, nohash=True)
 
 
@@ -47,6 +52,7 @@ class _SegmentOutputSpec(TraitedSpec):
     out_gm = File(exists=True, desc="grey matter probability (T1w space, coarse grid)")
     out_wm = File(exists=True, desc="white matter probability (T1w space, coarse grid)")
     out_tissues = File(exists=True, desc="4-D: GM, WM probability and brain mask, same grid")
+    out_fractions = File(desc="4-D: GM, WM fraction and brain mask, same grid (with fractions)")
 
 
 class TissueSegmentation(SimpleInterface):
@@ -57,19 +63,24 @@ class TissueSegmentation(SimpleInterface):
 
     def _run_interface(self, runtime):
         set_threads(self.inputs.num_threads)
-        gm, wm, brain = segment_tissues(
+        maps = segment_tissue_maps(
             ants.image_read(self.inputs.in_file),
             ants.image_read(self.inputs.mask_file),
             mm=self.inputs.resolution_mm,
             iterations=self.inputs.iterations,
         )
         outputs = {}
-        for key, image in (("out_gm", gm), ("out_wm", wm)):
+        for key, image in (("out_gm", maps.gm), ("out_wm", maps.wm)):
             outputs[key] = out_path(self.inputs.in_file, f"_{key[4:]}prob")
             ants.image_write(image, outputs[key])
-        first = nib.load(outputs["out_gm"])
-        stacked = np.stack([gm.numpy(), wm.numpy(), brain.numpy()], axis=-1).astype(np.float32)
-        outputs["out_tissues"] = out_path(self.inputs.in_file, "_tissues")
-        nib.save(nib.Nifti1Image(stacked, first.affine), outputs["out_tissues"])
+        affine = nib.load(outputs["out_gm"]).affine
+        stacks = {"out_tissues": ("_tissues", maps.gm, maps.wm)}
+        if self.inputs.fractions:
+            stacks["out_fractions"] = ("_fractions", maps.gm_fraction, maps.wm_fraction)
+        for key, (suffix, grey, white) in stacks.items():
+            volumes = [grey.numpy(), white.numpy(), maps.brain.numpy()]
+            outputs[key] = out_path(self.inputs.in_file, suffix)
+            stacked = np.stack(volumes, axis=-1).astype(np.float32)
+            nib.save(nib.Nifti1Image(stacked, affine), outputs[key])
         self._results.update(outputs)
         return runtime

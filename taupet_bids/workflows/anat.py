@@ -30,7 +30,8 @@ def init_anat_wf(plan: ScanPlan | SynthesisPlan, name: str = "anat_wf") -> pe.Wo
     ``std2t1w_invert`` flags (template -> T1w, for pulling template labels into the subject).
     ``t1w_std`` is the N4-corrected T1w resampled onto the template grid by that registration
     (the harmoniser's anatomy). With a ``subject-gm`` plan also ``tissues_std``: the subject's
-    GM and WM probabilities and brain mask (4-D) on the template grid.
+    GM and WM probabilities and brain mask (4-D) on the template grid; with ``--pvc-regions
+    soft`` also ``tissue_fractions``: GM and WM fractions and the brain mask in T1w space.
     """
     omp_nthreads, seed = plan.omp_nthreads, plan.seed
     workflow = pe.Workflow(name=name)
@@ -47,6 +48,7 @@ def init_anat_wf(plan: ScanPlan | SynthesisPlan, name: str = "anat_wf") -> pe.Wo
                 "std2t1w_xfm",
                 "std2t1w_invert",
                 "tissues_std",
+                "tissue_fractions",
                 "t1w_std",
             ]  # fmt: skip
         ),
@@ -101,7 +103,9 @@ def _add_tissues(workflow, n4, brain_mask, to_template, outputnode, plan: ScanPl
     so no new registration is run."""
     threads = plan.omp_nthreads
     segment = pe.Node(
-        TissueSegmentation(num_threads=threads), name="tissue_segmentation", n_procs=threads
+        TissueSegmentation(num_threads=threads, fractions=plan.pvc_soft_regions),
+        name="tissue_segmentation",
+        n_procs=threads,
     )
     to_std = pe.Node(
         ApplyTransforms(
@@ -119,3 +123,5 @@ def _add_tissues(workflow, n4, brain_mask, to_template, outputnode, plan: ScanPl
         (to_template, to_std, [("forward_transforms", "transforms")]),
         (to_std, outputnode, [("out_file", "tissues_std")]),
     ])  # fmt: skip
+    if plan.pvc_soft_regions:
+        workflow.connect([(segment, outputnode, [("out_fractions", "tissue_fractions")])])

@@ -96,7 +96,9 @@ def connect_anat(workflow: pe.Workflow, anat_wf: pe.Workflow, scan_wf: pe.Workfl
                  plan: ScanPlan) -> None:  # fmt: skip
     """Feed one MR-based scan's workflow from its session's T1w workflow."""
     into = {
-        "quantification_wf": list(ANAT_TO_QUANT) + (["tissues_std"] if plan.subject_gm else []),
+        "quantification_wf": list(ANAT_TO_QUANT)
+        + (["tissues_std"] if plan.subject_gm else [])
+        + (["tissue_fractions"] if plan.pvc_soft_regions else []),
         "outputs_wf": list(ANAT_FIELDS),
         "reportlets_wf": list(reportlets.FROM_ANAT),
     }

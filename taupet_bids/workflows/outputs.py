@@ -130,6 +130,7 @@ def _pvc_regional_mask_meta(plan: ScanPlan) -> dict:
             "RegionalMask": "subject-gm",
             "RegionalMaskReason": PVC_SUBJECT_GM,
             "GreyMatterThreshold": TISSUE_THRESHOLD,
+            "PVCRegions": PVC_SOFT if plan.pvc_soft_regions else PVC_HARD,
         }
     return {"RegionalMask": "template", "RegionalMaskReason": PVC_REGIONAL_MASK}
 
@@ -164,6 +165,13 @@ PVC_SUBJECT_GM = (
     "subject's grey matter of the template reference mask (the SUVR's subject-gm reference "
     "without its margin from the brain's edge, whose spill-over the "
     "correction models); the tables read the corrected values over the subject's grey matter"
+)
+#: ``--pvc-regions`` on the MR-based subject-gm path (sidecar ``PVCRegions``).
+PVC_HARD = "hard: each voxel of the label image belongs to one region"
+PVC_SOFT = (
+    "soft: each brain voxel is shared between the nearest grey-matter label, the nearest "
+    "white-matter label and CSF by the T1w's tissue fractions (a mixel model fitted to the "
+    "brain's intensity histogram), pulled onto the PET grid"
 )
 #: How PVC tables are referenced (the sidecar says it, since the PVC literature does both).
 REFERENCE_RENORMALISATION = (

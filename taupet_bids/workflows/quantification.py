@@ -84,6 +84,7 @@ def init_quantification_wf(plan: ScanPlan, name: str = "quantification_wf") -> p
                 "std2t1w_xfm",
                 "std2t1w_invert",
                 "tissues_std",
+                "tissue_fractions",
             ]  # fmt: skip
         ),
         name="inputnode",
@@ -297,8 +298,9 @@ def _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan: Sca
     With a ``subject-gm`` plan the label image follows the subject's grey and white matter and
     the reference is the subject's grey matter of the template reference mask (without the
     SUVR reference's margins: ``PVCSegmentation``); the tables then read the painted
-    values over the subject's grey matter, as the uncorrected tables do. The regions are hard:
-    soft regions from the Atropos posteriors read worse in the benchmark (docs/pvc.md).
+    values over the subject's grey matter, as the uncorrected tables do. The regions are hard,
+    or with ``--pvc-regions soft`` shared between the tissues by the T1w's fractions, pulled
+    onto the PET grid through the inverse of the PET-to-T1w registration (docs/pvc.md).
     """
     segmentation = _pvc_segmentation_node(plan.reference_region)
     if plan.subject_gm:
@@ -326,7 +328,10 @@ def _add_native_pvc(workflow, inputnode, coregister, suvr, outputnode, plan: Sca
             ("transforms", "transforms"), ("flags", "invert_transform_flags"),
         ]),
     ])  # fmt: skip
+    fractions = _fractions_to_pet(workflow, inputnode, coregister, plan)
     for method, correct, tables in _pvc_method_nodes(workflow, outputnode, plan, plan.subject_gm):
+        if fractions is not None:
+            workflow.connect([(fractions, correct, [("out_file", "tissues_file")])])
         if plan.subject_gm:
             workflow.connect([
                 (inputnode, tables, [("tissues_std", "inputnode.tissues_std")]),
@@ -362,6 +367,29 @@ def _add_pvc(workflow, suvr, outputnode, plan: ScanPlan):
             (segmentation, correct, [("out_file", "seg_file"), ("labels_file", "labels_file")]),
             (correct, tables, [("out_file", "inputnode.suvr")]),
         ])  # fmt: skip
+
+
+def _fractions_to_pet(workflow, inputnode, coregister, plan: ScanPlan) -> pe.Node | None:
+    """With ``--pvc-regions soft``: the T1w's tissue fractions on the PET grid (linear), through
+    the PET-to-T1w registration inverted, for the correction's soft regions; else None."""
+    if not plan.pvc_soft_regions:
+        return None
+    inverse = pe.Node(
+        niu.Function(function=_compose_inverse, output_names=["transforms", "flags"]),
+        name="invert_pet2t1w",
+        run_without_submitting=True,
+    )
+    inverse.inputs.std2t1w, inverse.inputs.std2t1w_invert = [], []
+    to_pet = pe.Node(
+        ApplyTransforms(interpolation="linear", out_suffix="_pet", num_threads=plan.omp_nthreads),
+        name="pvc_fractions_to_pet",
+    )
+    workflow.connect([
+        (coregister, inverse, [("outputnode.transforms", "pet2t1w")]),
+        (inputnode, to_pet, [("tissue_fractions", "in_file"), ("pet_average", "reference_image")]),
+        (inverse, to_pet, [("transforms", "transforms"), ("flags", "invert_transform_flags")]),
+    ])  # fmt: skip
+    return to_pet
 
 
 def _pvc_method_nodes(workflow, outputnode, plan: ScanPlan, subject_gm: bool = False):
