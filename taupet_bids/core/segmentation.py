@@ -105,13 +105,15 @@ def segment_tissues(
 @dataclass(frozen=True)
 class TissueMaps:
     """A T1w's tissue maps on the segmentation grid: Atropos's GM and WM posteriors, the GM and
-    WM fractions of the mixel model they start, and the brain mask (0 outside it)."""
+    WM fractions of the mixel model they start (and the fitted model), and the brain mask (0
+    outside it)."""
 
     gm: ants.ANTsImage
     wm: ants.ANTsImage
     gm_fraction: ants.ANTsImage
     wm_fraction: ants.ANTsImage
     brain: ants.ANTsImage
+    model: fractions.MixelModel
 
 
 def segment_tissue_maps(
@@ -129,7 +131,7 @@ def segment_tissue_maps(
     """
     image, brain = _coarse_brain(t1w, mask, mm)
     posteriors = _posteriors(image, brain, iterations)
-    grey, white, _ = fractions.tissue_fractions(
+    grey, white, model = fractions.tissue_fractions(
         image.numpy(), brain.numpy(), [p.numpy() for p in posteriors]
     )
     return TissueMaps(
@@ -138,4 +140,5 @@ def segment_tissue_maps(
         gm_fraction=image.new_image_like(grey),
         wm_fraction=image.new_image_like(white),
         brain=brain,
+        model=model,
     )

@@ -1,0 +1,123 @@
+"""What the mixel model finds on the simulator's T1w images: the oracle's and the subjects'.
+
+`--pvc-regions soft` shares voxels between tissues by fractions from a mixel model fitted to the
+T1w's intensity histogram (:mod:`taupet_bids.core.tissue_fractions`). This script fits it, as
+the app does (:func:`taupet_bids.core.segmentation.segment_tissue_maps`), to
+
+- *oracle*: the other anatomy's own T1w with the simulator's Rician noise, on the anatomy's 2 mm
+  grid (the input of ``benchmarks/pvc_tissue_mixing.py``'s estimated-fraction rows), whose true
+  fractions are known;
+- each subject's N4-corrected T1w and brain mask as the app wrote them (``desc-preproc`` and
+  ``desc-brain`` in ``DERIV/sub-*/anat``),
+
+and reports the pure intensities (as fractions of the WM one), the noise SD, the share of each
+component, and the total grey and white matter of the fractions against Atropos's posteriors
+(and for the oracle against the truth).
+
+Rerun: ``python benchmarks/tissue_fraction_fits.py --derivatives DERIV [--seed 20269]
+[--report docs/benchmarks.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+import ants
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from participant_accuracy import markdown_table, update_report  # noqa: E402
+from pvc_tissue_mixing import T1W_NOISE_STREAM  # noqa: E402
+
+from taupet_bids.core.segmentation import TissueMaps, segment_tissue_maps  # noqa: E402
+from taupet_bids.core.tissue_fractions import COMPONENTS  # noqa: E402
+from taupet_bids.simulate import other_anatomy  # noqa: E402
+from taupet_bids.simulate.modalities import t1w as t1w_modality  # noqa: E402
+
+MARKER_START = "<!-- tissue-fraction-fits:start -->"
+MARKER_END = "<!-- tissue-fraction-fits:end -->"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--derivatives", type=Path, required=True, help="an app run's output")
+    parser.add_argument("--seed", type=int, default=20269, help="the oracle T1w's noise seed")
+    parser.add_argument("--report", type=Path, default=None, help="docs file to update")
+    return parser.parse_args(argv)
+
+
+def oracle_maps(seed: int) -> tuple[TissueMaps, np.ndarray, np.ndarray]:
+    """The other anatomy's noisy T1w segmented as the app segments, and its true fractions."""
+    anatomy = other_anatomy.load_other_anatomy()
+    rng = np.random.default_rng([seed, T1W_NOISE_STREAM])
+    scaled = anatomy.head_t1w * t1w_modality.INTENSITY_SCALE
+    noise = [rng.standard_normal(scaled.shape).astype(np.float32) * t1w_modality.NOISE_SD
+             for _ in range(2)]  # fmt: skip
+    rician = np.sqrt((scaled + noise[0]) ** 2 + noise[1] ** 2).astype(np.float32)
+    one_mm, two_mm = anatomy.grid_1mm.affine, anatomy.grid_2mm.affine
+    t1w = ants.from_numpy(rician, origin=tuple(one_mm[:3, 3]), spacing=(1.0, 1.0, 1.0))
+    mask = ants.from_numpy(anatomy.brain_mask.astype(np.float32),
+                           origin=tuple(two_mm[:3, 3]), spacing=(2.0, 2.0, 2.0))  # fmt: skip
+    truth = other_anatomy._load_arrays(("gm_fraction", "wm_fraction"))
+    return segment_tissue_maps(t1w, mask), truth["gm_fraction"], truth["wm_fraction"]
+
+
+def row(name: str, maps: TissueMaps, truth: tuple | None = None) -> dict:
+    brain = maps.brain.numpy() > 0
+    model = maps.model
+    out = {
+        "T1w": name,
+        "CSF / WM": model.csf / model.wm,
+        "GM / WM": model.gm / model.wm,
+        "noise SD / WM (%)": 100 * model.sigma / model.wm,
+    }
+    out.update({f"{c} share": w for c, w in zip(COMPONENTS, model.weights, strict=True)})
+    gm_f, wm_f = maps.gm_fraction.numpy()[brain], maps.wm_fraction.numpy()[brain]
+    out["GM fractions / posteriors"] = gm_f.sum() / maps.gm.numpy()[brain].sum()
+    out["WM fractions / posteriors"] = wm_f.sum() / maps.wm.numpy()[brain].sum()
+    if truth is not None:
+        out["GM fractions / truth"] = gm_f.sum() / truth[0][brain].sum()
+        out["GM fraction r with truth"] = float(np.corrcoef(gm_f, truth[0][brain])[0, 1])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    maps, gm, wm = oracle_maps(args.seed)
+    rows = [row("oracle (the anatomy's own T1w + noise)", maps, (gm, wm))]
+    for anat in sorted(args.derivatives.glob("sub-*/anat")):
+        subject = anat.parent.name
+        (t1w,) = anat.glob("*_desc-preproc_T1w.nii.gz")
+        (mask,) = anat.glob("*_desc-brain_mask.nii.gz")
+        fit = segment_tissue_maps(ants.image_read(str(t1w)), ants.image_read(str(mask)))
+        rows.append(row(subject, fit))
+        print(f"{subject}: {fit.model}", flush=True)
+    table = pd.DataFrame(rows)
+    text = "\n".join([
+        MARKER_START,
+        "## Tissue fractions: what the mixel model finds (`benchmarks/tissue_fraction_fits.py`)",
+        "",
+        f"Generated by `python benchmarks/tissue_fraction_fits.py --derivatives "
+        f"{args.derivatives} --seed {args.seed}` on {date.today().isoformat()}. The mixel model "
+        "(pure CSF, GM and WM and their two mixtures, one noise SD) fitted as the app fits it, "
+        "to the oracle T1w of the tissue-mixing benchmark and to each subject's N4-corrected "
+        "T1w in the app's derivatives. Pure intensities are given as fractions of the pure WM "
+        "one; *share*: each component's weight; the last columns compare the total grey "
+        "(white) matter of the fractions with that of Atropos's posteriors, and for the oracle "
+        "with the truth.",
+        "",
+        markdown_table(table.round(3)),
+        MARKER_END,
+    ])  # fmt: skip
+    print(text)
+    if args.report:
+        update_report(args.report, text, MARKER_START, MARKER_END)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
