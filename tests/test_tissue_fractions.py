@@ -192,3 +192,23 @@ def test_the_option_and_the_methods_text(tmp_path):
     assert "mixel model" in soft and "IEEE Trans Med Imaging 12:566-574" in soft
     hard = methods_text(_config(tmp_path, regional_mask="subject-gm", pvc=("gtm",)))
     assert "mixel" not in hard
+
+
+def test_a_brain_too_small_to_fit_is_refused_by_name_for_soft_regions(tmp_path, monkeypatch):
+    from taupet_bids.errors import InputError
+    from taupet_bids.interfaces.segmentation import TissueSegmentation
+
+    values, _, _ = _mixed_voxels(n=24**3)
+    flat = ants.from_numpy(values.reshape(24, 24, 24).astype(np.float32), spacing=(2.0,) * 3)
+    small = np.zeros((24, 24, 24), np.float32)
+    small[:8, :8, :8] = 1  # 512 voxels: Atropos segments them, the mixel fit needs 1000
+    mask = ants.from_numpy(small, spacing=(2.0,) * 3)
+    ants.image_write(flat, str(tmp_path / "sub-01_T1w.nii.gz"))
+    ants.image_write(mask, str(tmp_path / "mask.nii.gz"))
+    monkeypatch.chdir(tmp_path)
+    node = TissueSegmentation(
+        in_file=str(tmp_path / "sub-01_T1w.nii.gz"), mask_file=str(tmp_path / "mask.nii.gz")
+    )
+    node.inputs.fractions = True
+    with pytest.raises(InputError, match=r"sub-01_T1w.nii.gz: tissue fractions: 512 brain voxel"):
+        node.run()

@@ -22,7 +22,8 @@ from nipype.interfaces.base import (
 
 from taupet_bids.core.images import out_path
 from taupet_bids.core.registration import set_threads
-from taupet_bids.core.segmentation import segment_tissue_maps
+from taupet_bids.core.segmentation import segment_tissue_maps, segment_tissues
+from taupet_bids.errors import InputError
 from taupet_bids.greymatter import ITERATIONS, SEGMENTATION_MM
 
 #: Volumes of the 4-D tissue image, in order.
@@ -63,24 +64,29 @@ class TissueSegmentation(SimpleInterface):
 
     def _run_interface(self, runtime):
         set_threads(self.inputs.num_threads)
-        maps = segment_tissue_maps(
-            ants.image_read(self.inputs.in_file),
-            ants.image_read(self.inputs.mask_file),
-            mm=self.inputs.resolution_mm,
-            iterations=self.inputs.iterations,
-        )
+        t1w, mask = ants.image_read(self.inputs.in_file), ants.image_read(self.inputs.mask_file)
+        settings = {"mm": self.inputs.resolution_mm, "iterations": self.inputs.iterations}
+        stacks = {}
+        if self.inputs.fractions:
+            try:
+                maps = segment_tissue_maps(t1w, mask, **settings)
+            except ValueError as err:
+                raise InputError(
+                    self.inputs.in_file, f"tissue fractions: {err}", "use --pvc-regions hard"
+                ) from err
+            gm, wm, brain = maps.gm, maps.wm, maps.brain
+            stacks["out_fractions"] = ("_fractions", maps.gm_fraction, maps.wm_fraction)
+        else:  # the mixel fit is only needed for soft PVC regions: no new way to fail without
+            gm, wm, brain = segment_tissues(t1w, mask, **settings)
+        stacks["out_tissues"] = ("_tissues", gm, wm)
         outputs = {}
-        for key, image in (("out_gm", maps.gm), ("out_wm", maps.wm)):
+        for key, image in (("out_gm", gm), ("out_wm", wm)):
             outputs[key] = out_path(self.inputs.in_file, f"_{key[4:]}prob")
             ants.image_write(image, outputs[key])
         affine = nib.load(outputs["out_gm"]).affine
-        stacks = {"out_tissues": ("_tissues", maps.gm, maps.wm)}
-        if self.inputs.fractions:
-            stacks["out_fractions"] = ("_fractions", maps.gm_fraction, maps.wm_fraction)
         for key, (suffix, grey, white) in stacks.items():
-            volumes = [grey.numpy(), white.numpy(), maps.brain.numpy()]
             outputs[key] = out_path(self.inputs.in_file, suffix)
-            stacked = np.stack(volumes, axis=-1).astype(np.float32)
-            nib.save(nib.Nifti1Image(stacked, affine), outputs[key])
+            stacked = np.stack([grey.numpy(), white.numpy(), brain.numpy()], axis=-1)
+            nib.save(nib.Nifti1Image(stacked.astype(np.float32), affine), outputs[key])
         self._results.update(outputs)
         return runtime
