@@ -107,9 +107,11 @@ def corrected_composites(
     return composites(painted, anatomy.atlas_images)
 
 
-def t1w_tissue_maps(anatomy, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, ...]]:
-    """Atropos posteriors and mixel-model fractions of the anatomy's T1w with the simulator's
-    noise, on the anatomy's 2 mm grid (no bias field, no registration: only the segmentation)."""
+def oracle_tissue_maps(anatomy, seed: int) -> tissue_segmentation.TissueMaps:
+    """The anatomy's T1w with the simulator's Rician noise (its own random stream of ``seed``),
+    segmented as the app segments a subject, on the anatomy's 2 mm grid (no bias field, no
+    registration: only the segmentation)."""
+    rng = np.random.default_rng([seed, T1W_NOISE_STREAM])
     scaled = anatomy.head_t1w * t1w_modality.INTENSITY_SCALE
     noise = [rng.standard_normal(scaled.shape).astype(np.float32) * t1w_modality.NOISE_SD
              for _ in range(2)]  # fmt: skip
@@ -121,17 +123,16 @@ def t1w_tissue_maps(anatomy, rng: np.random.Generator) -> dict[str, tuple[np.nda
     maps = tissue_segmentation.segment_tissue_maps(t1w, mask)
     if maps.brain.shape != anatomy.brain_mask.shape:
         raise RuntimeError(f"segmentation grid {maps.brain.shape} is not the anatomy's 2 mm grid")
-    return {
-        "posterior": (maps.gm.numpy(), maps.wm.numpy()),
-        "estimated": (maps.gm_fraction.numpy(), maps.wm_fraction.numpy()),
-    }
+    return maps
 
 
 def run(n_phantoms: int, seed: int) -> pd.DataFrame:
     anatomy = other_anatomy.load_other_anatomy()
     fractions = other_anatomy._load_arrays(("gm_fraction", "wm_fraction"))
     maps = {"true": (fractions["gm_fraction"], fractions["wm_fraction"])}
-    maps.update(t1w_tissue_maps(anatomy, np.random.default_rng([seed, T1W_NOISE_STREAM])))
+    oracle = oracle_tissue_maps(anatomy, seed)
+    maps["posterior"] = (oracle.gm.numpy(), oracle.wm.numpy())
+    maps["estimated"] = (oracle.gm_fraction.numpy(), oracle.wm_fraction.numpy())
     rng = np.random.default_rng(seed)
     rows = []
     for phantom in range(n_phantoms):

@@ -31,12 +31,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from participant_accuracy import markdown_table, update_report  # noqa: E402
-from pvc_tissue_mixing import T1W_NOISE_STREAM  # noqa: E402
+from pvc_tissue_mixing import oracle_tissue_maps  # noqa: E402
 
 from taupet_bids.core.segmentation import TissueMaps, segment_tissue_maps  # noqa: E402
 from taupet_bids.core.tissue_fractions import COMPONENTS  # noqa: E402
 from taupet_bids.simulate import other_anatomy  # noqa: E402
-from taupet_bids.simulate.modalities import t1w as t1w_modality  # noqa: E402
 
 MARKER_START = "<!-- tissue-fraction-fits:start -->"
 MARKER_END = "<!-- tissue-fraction-fits:end -->"
@@ -50,23 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def oracle_maps(seed: int) -> tuple[TissueMaps, np.ndarray, np.ndarray]:
-    """The other anatomy's noisy T1w segmented as the app segments, and its true fractions."""
-    anatomy = other_anatomy.load_other_anatomy()
-    rng = np.random.default_rng([seed, T1W_NOISE_STREAM])
-    scaled = anatomy.head_t1w * t1w_modality.INTENSITY_SCALE
-    noise = [rng.standard_normal(scaled.shape).astype(np.float32) * t1w_modality.NOISE_SD
-             for _ in range(2)]  # fmt: skip
-    rician = np.sqrt((scaled + noise[0]) ** 2 + noise[1] ** 2).astype(np.float32)
-    one_mm, two_mm = anatomy.grid_1mm.affine, anatomy.grid_2mm.affine
-    t1w = ants.from_numpy(rician, origin=tuple(one_mm[:3, 3]), spacing=(1.0, 1.0, 1.0))
-    mask = ants.from_numpy(anatomy.brain_mask.astype(np.float32),
-                           origin=tuple(two_mm[:3, 3]), spacing=(2.0, 2.0, 2.0))  # fmt: skip
-    truth = other_anatomy._load_arrays(("gm_fraction", "wm_fraction"))
-    return segment_tissue_maps(t1w, mask), truth["gm_fraction"], truth["wm_fraction"]
-
-
-def row(name: str, maps: TissueMaps, truth: tuple | None = None) -> dict:
+def row(name: str, maps: TissueMaps, true_gm: np.ndarray | None = None) -> dict:
     brain = maps.brain.numpy() > 0
     model = maps.model
     out = {
@@ -79,16 +62,18 @@ def row(name: str, maps: TissueMaps, truth: tuple | None = None) -> dict:
     gm_f, wm_f = maps.gm_fraction.numpy()[brain], maps.wm_fraction.numpy()[brain]
     out["GM fractions / posteriors"] = gm_f.sum() / maps.gm.numpy()[brain].sum()
     out["WM fractions / posteriors"] = wm_f.sum() / maps.wm.numpy()[brain].sum()
-    if truth is not None:
-        out["GM fractions / truth"] = gm_f.sum() / truth[0][brain].sum()
-        out["GM fraction r with truth"] = float(np.corrcoef(gm_f, truth[0][brain])[0, 1])
+    if true_gm is not None:
+        out["GM fractions / truth"] = gm_f.sum() / true_gm[brain].sum()
+        out["GM fraction r with truth"] = float(np.corrcoef(gm_f, true_gm[brain])[0, 1])
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    maps, gm, wm = oracle_maps(args.seed)
-    rows = [row("oracle (the anatomy's own T1w + noise)", maps, (gm, wm))]
+    anatomy = other_anatomy.load_other_anatomy()
+    truth = other_anatomy._load_arrays(("gm_fraction", "wm_fraction"))
+    maps = oracle_tissue_maps(anatomy, args.seed)
+    rows = [row("oracle (the anatomy's own T1w + noise)", maps, truth["gm_fraction"])]
     for anat in sorted(args.derivatives.glob("sub-*/anat")):
         subject = anat.parent.name
         (t1w,) = anat.glob("*_desc-preproc_T1w.nii.gz")
