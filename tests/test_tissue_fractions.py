@@ -212,3 +212,21 @@ def test_a_brain_too_small_to_fit_is_refused_by_name_for_soft_regions(tmp_path, 
     node.inputs.fractions = True
     with pytest.raises(InputError, match=r"sub-01_T1w.nii.gz: tissue fractions: 512 brain voxel"):
         node.run()
+
+
+def test_a_t1w_atropos_cannot_segment_is_refused_by_name(tmp_path, monkeypatch):
+    """A T1w without contrast: Atropos fails with antspyx's bare Exception; the node names the
+    file instead."""
+    from taupet_bids.errors import InputError
+    from taupet_bids.interfaces.segmentation import TissueSegmentation
+
+    flat = ants.from_numpy(np.full((24, 24, 24), 50.0, np.float32), spacing=(2.0,) * 3)
+    mask = ants.from_numpy(np.ones((24, 24, 24), np.float32), spacing=(2.0,) * 3)
+    ants.image_write(flat, str(tmp_path / "sub-02_T1w.nii.gz"))
+    ants.image_write(mask, str(tmp_path / "mask.nii.gz"))
+    monkeypatch.chdir(tmp_path)
+    node = TissueSegmentation(
+        in_file=str(tmp_path / "sub-02_T1w.nii.gz"), mask_file=str(tmp_path / "mask.nii.gz")
+    )
+    with pytest.raises(InputError, match=r"sub-02_T1w.nii.gz: tissue segmentation: .*Atropos"):
+        node.run()

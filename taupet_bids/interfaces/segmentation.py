@@ -67,17 +67,19 @@ class TissueSegmentation(SimpleInterface):
         t1w, mask = ants.image_read(self.inputs.in_file), ants.image_read(self.inputs.mask_file)
         settings = {"mm": self.inputs.resolution_mm, "iterations": self.inputs.iterations}
         stacks = {}
-        if self.inputs.fractions:
-            try:
+        try:
+            if self.inputs.fractions:
                 maps = segment_tissue_maps(t1w, mask, **settings)
-            except ValueError as err:
-                raise InputError(
-                    self.inputs.in_file, f"tissue fractions: {err}", "use --pvc-regions hard"
-                ) from err
-            gm, wm, brain = maps.gm, maps.wm, maps.brain
-            stacks["out_fractions"] = ("_fractions", maps.gm_fraction, maps.wm_fraction)
-        else:  # the mixel fit is only needed for soft PVC regions: no new way to fail without
-            gm, wm, brain = segment_tissues(t1w, mask, **settings)
+                gm, wm, brain = maps.gm, maps.wm, maps.brain
+                stacks["out_fractions"] = ("_fractions", maps.gm_fraction, maps.wm_fraction)
+            else:  # the mixel fit is only needed for soft PVC regions: no new way to fail
+                gm, wm, brain = segment_tissues(t1w, mask, **settings)
+        except Exception as err:  # antspyx raises a bare Exception when Atropos fails
+            step = "tissue fractions" if isinstance(err, ValueError) else "tissue segmentation"
+            fix = "use --regional-mask template"
+            if self.inputs.fractions:
+                fix = "use --pvc-regions hard, or --regional-mask template"
+            raise InputError(self.inputs.in_file, f"{step}: {err}", fix) from err
         stacks["out_tissues"] = ("_tissues", gm, wm)
         outputs = {}
         for key, image in (("out_gm", gm), ("out_wm", wm)):
