@@ -11,23 +11,11 @@ from taupet_bids import demo_harmonisation
 from taupet_bids.cli.parser import build_parser
 from taupet_bids.simulate.cli import build_parser as simulate_parser
 from taupet_bids.training.harmoniser_cli import build_parser as train_parser
+from tests.demo_calls import recorded_run
 
 
 def _run(tmp_path: Path, training_code: int = 0):
-    app_calls, train_calls = [], []
-
-    def run_app(argv):
-        app_calls.append(argv)
-        return 0
-
-    def train(argv):
-        train_calls.append(argv)
-        return training_code
-
-    code = demo_harmonisation.run(
-        tmp_path / "bids", tmp_path / "out", tmp_path / "work", tmp_path / "models", run_app, train
-    )
-    return code, app_calls, train_calls
+    return recorded_run(demo_harmonisation.run, tmp_path, lambda argv: training_code)
 
 
 def test_training_on_the_demo_then_harmonising_with_its_bundle(tmp_path):

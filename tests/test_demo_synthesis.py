@@ -11,23 +11,14 @@ from pathlib import Path
 from taupet_bids import demo_synthesis
 from taupet_bids.cli.parser import build_parser
 from taupet_bids.training.synthesis_cli import build_parser as train_parser
+from tests.demo_calls import recorded_run
 
 
 def _run(tmp_path: Path, failing_task: str | None = None):
-    app_calls, train_calls = [], []
-
-    def run_app(argv):
-        app_calls.append(argv)
-        return 0
-
-    def train(argv):
-        train_calls.append(argv)
+    def training_code(argv):
         return 1 if argv[argv.index("--task") + 1] == failing_task else 0
 
-    code = demo_synthesis.run(
-        tmp_path / "bids", tmp_path / "out", tmp_path / "work", tmp_path / "models", run_app, train
-    )
-    return code, app_calls, train_calls
+    return recorded_run(demo_synthesis.run, tmp_path, training_code)
 
 
 def test_tracers_then_training_then_each_synthesis_run(tmp_path):
