@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-#: Histogram bins for the fit: enough to resolve the tissue peaks, few enough to fit in a second.
+#: Histogram bins for the fit: enough to resolve the tissue peaks; the fit's cost is per bin.
 BINS = 256
 #: Components in the order of :attr:`MixelModel.weights`.
 COMPONENTS = ("CSF", "GM", "WM", "CSF/GM", "GM/WM")
