@@ -230,3 +230,23 @@ def test_a_t1w_atropos_cannot_segment_is_refused_by_name(tmp_path, monkeypatch):
     )
     with pytest.raises(InputError, match=r"sub-02_T1w.nii.gz: tissue segmentation: .*Atropos"):
         node.run()
+
+
+def test_a_tiny_brain_mask_on_the_default_path_is_named_a_segmentation_problem(
+    tmp_path, monkeypatch
+):
+    """Without soft regions no fractions are fitted, so the message must not blame them."""
+    from taupet_bids.errors import InputError
+    from taupet_bids.interfaces.segmentation import TissueSegmentation
+
+    mask = np.zeros((8, 8, 8), np.float32)
+    mask[0, 0, :3] = 1
+    ants.image_write(ants.from_numpy(np.random.default_rng(0).random((8, 8, 8), np.float32)),
+                     str(tmp_path / "sub-03_T1w.nii.gz"))  # fmt: skip
+    ants.image_write(ants.from_numpy(mask), str(tmp_path / "mask.nii.gz"))
+    monkeypatch.chdir(tmp_path)
+    node = TissueSegmentation(
+        in_file=str(tmp_path / "sub-03_T1w.nii.gz"), mask_file=str(tmp_path / "mask.nii.gz")
+    )
+    with pytest.raises(InputError, match=r"sub-03_T1w.nii.gz: tissue segmentation: .*too few"):
+        node.run()

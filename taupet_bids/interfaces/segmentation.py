@@ -75,10 +75,10 @@ class TissueSegmentation(SimpleInterface):
             else:  # the mixel fit is only needed for soft PVC regions: no new way to fail
                 gm, wm, brain = segment_tissues(t1w, mask, **settings)
         except Exception as err:  # antspyx raises a bare Exception when Atropos fails
-            step = "tissue fractions" if isinstance(err, ValueError) else "tissue segmentation"
-            fix = "use --regional-mask template"
+            step, fix = "tissue segmentation", "use --regional-mask template"
             if self.inputs.fractions:
                 fix = "use --pvc-regions hard, or --regional-mask template"
+                step = "tissue fractions" if isinstance(err, ValueError) else step
             raise InputError(self.inputs.in_file, f"{step}: {err}", fix) from err
         stacks["out_tissues"] = ("_tissues", gm, wm)
         outputs = {}
