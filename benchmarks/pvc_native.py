@@ -62,7 +62,8 @@ def results_stem(section: str) -> str:
 
 METHODS = ("none", "GTM", "RBV", "MG")
 WORLDS = ("template:subject-gm", "other:subject-gm", "other:template")
-#: QC flags that say nothing about the SUVR (the simulator's motion fires the FD flag widely).
+#: QC flags that say nothing about the SUVR: inter-frame motion is corrected, and cohorts simulated
+#: before restlessness (simulate/head_motion.py, 2026-12-08) reach the FD flag on half the scans.
 IGNORED_FLAGS = ("motion:",)
 
 
@@ -285,8 +286,8 @@ def render(env: dict, args, long, summary, runs, goals_table, worlds) -> str:
         "there, each corrected image is divided by its own mean in the reference region, and "
         "each label's value is painted on the template labels for the usual tables. Errors are "
         "against the sharp truth over the subject's own regions. *Unflagged*: scans whose "
-        "`_qc.json` has no flag other than motion (the simulator's motion sets the framewise-"
-        "displacement flag on most scans).",
+        "`_qc.json` has no flag other than motion (inter-frame motion is corrected; cohorts "
+        "simulated before 2026-12-08 reach the framewise-displacement flag on half the scans).",
         "",
         f"### Goal: GTM MAPE <= {GOAL_MAPE_PCT:g} % and every scan within "
         f"{GOAL_MAX_ABS_PCT:g} % of the sharp truth",

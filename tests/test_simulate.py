@@ -19,7 +19,9 @@ from taupet_bids.core.grids import Grid, apply_affine
 from taupet_bids.simulate import CohortConfig, find_truth, load_truth, simulate_cohort, truth_value
 from taupet_bids.simulate.anatomy import atrophy_field, atrophy_severity, random_anatomy
 from taupet_bids.simulate.cli import main as cli_main
+from taupet_bids.simulate.head_motion import restlessness
 from taupet_bids.simulate.other_anatomy import SPACE, load_other_anatomy, template_to_source
+from taupet_bids.simulate.population import draw_cohort
 from taupet_bids.simulate.template import BONE, BRAIN, MENINGES, SOFT_TISSUE, load_template
 from taupet_bids.simulate.truth import read_truth_table, regional_table
 from taupet_bids.simulate.uptake import TauState, random_profile, suvr_map
@@ -199,6 +201,16 @@ def test_truth_api_finds_scan_truth(longitudinal):
         find_truth(longitudinal, "003", "M000")
     params = json.loads(find_truth(longitudinal, "001", "M000", suffix=".json").read_text())
     assert params["braak_stage"] in range(7) and 6.0 <= params["psf_fwhm_mm"] <= 8.0
+
+
+def test_each_visit_moves_by_its_participants_restlessness(longitudinal):
+    specs = draw_cohort(2, 11, n_sessions=2, no_t1w_fraction=0.5)
+    for spec in specs:
+        for visit in spec.visits:
+            path = find_truth(longitudinal, spec.label, visit.session, suffix=".json")
+            recorded = json.loads(path.read_text())["motion_scale"]
+            assert recorded == round(restlessness(spec.seed, visit.diagnosis), 4)
+            assert 0.0 < recorded < 5.0
 
 
 def test_longitudinal_tau_never_decreases(longitudinal):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from taupet_bids.simulate import anatomy as anatomy_mod
-from taupet_bids.simulate import fdg, gm_atrophy, truth, tspo, uptake, writer
+from taupet_bids.simulate import fdg, gm_atrophy, head_motion, truth, tspo, uptake, writer
 from taupet_bids.simulate.attenuation.ct import subject_layers
 from taupet_bids.simulate.attenuation.mumaps import MR_METHODS
 from taupet_bids.simulate.clinical import stream
@@ -252,7 +252,8 @@ def simulate_subject(root: Path, subject: SubjectSpec, config: CohortConfig) -> 
         pairing = (second, setting, PetMR(pet_generator), config.write_ct)
     for index, spec in enumerate(subject.visits):
         anatomy = base if index == 0 else base.with_pose(anatomy_mod.random_pose(rng))
-        visit = Visit(subject.label, spec.session, spec.months, spec.tau, profile, template)
+        motion = head_motion.restlessness(subject.seed, spec.diagnosis)
+        visit = Visit(subject.label, spec.session, spec.months, spec.tau, profile, template, motion)
         t1w_visit = visit
         if traits is not None:
             loss = gm_atrophy.regional_loss(traits, profile, spec.tau, spec.age)

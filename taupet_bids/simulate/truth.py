@@ -248,6 +248,7 @@ def write_scan_truth(
         "injected_mbq": round(pet.truth["injected_mbq"], 4),
         "weight_kg": round(pet.truth["weight_kg"], 3),
         "reference_bqml": round(pet.truth["reference_bqml"], 4),
+        "motion_scale": round(visit.motion_scale, 4),
     }
     if "reference_region" in pet.truth:
         parameters["reference_region"] = reference_region

@@ -23,6 +23,8 @@ class Visit:
     tau: TauState
     profile: UptakeProfile
     template: TemplateData
+    #: Scale of the frame-to-frame head motion (:mod:`head_motion`; 1 = ``taupet.MOTION_*_SD``).
+    motion_scale: float = 1.0
 
 
 @dataclass

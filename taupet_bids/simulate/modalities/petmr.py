@@ -114,7 +114,14 @@ class PetMR:
         measured = blurred * bias * np.float32(setting.calibration)
         centre = anatomy.head_centre(visit.template)
         acquired = self.generator.acquire(
-            measured, working, centre, PET_MR_SCANNER, reference_bqml, rng, setting.noise_scale
+            measured,
+            working,
+            centre,
+            PET_MR_SCANNER,
+            reference_bqml,
+            rng,
+            setting.noise_scale,
+            visit.motion_scale,
         )
         truth = {
             **petct.truth,

@@ -161,12 +161,16 @@ def _noise_gain(sigma: float) -> float:
     return float(np.sqrt((ndimage.gaussian_filter(delta, sigma) ** 2).sum()))
 
 
-def frame_motion(rng: np.random.Generator, n_frames: int) -> list[np.ndarray]:
-    """Rigid head motion per frame (frame world -> motion-free PET world), a random walk."""
+def frame_motion(rng: np.random.Generator, n_frames: int, scale: float = 1.0) -> list[np.ndarray]:
+    """Rigid head motion per frame (frame world -> motion-free PET world), a random walk.
+
+    ``scale`` multiplies the walk's steps (the participant's restlessness, :mod:`head_motion`);
+    the draws are the same for every scale, so a cohort differs only in how far heads move.
+    """
     if n_frames == 1:
         return [np.eye(4)]
-    rotations = np.cumsum(rng.normal(0.0, MOTION_ROTATION_SD_DEG, (n_frames, 3)), axis=0)
-    shifts = np.cumsum(rng.normal(0.0, MOTION_SHIFT_SD_MM, (n_frames, 3)), axis=0)
+    rotations = np.cumsum(rng.normal(0.0, MOTION_ROTATION_SD_DEG, (n_frames, 3)), axis=0) * scale
+    shifts = np.cumsum(rng.normal(0.0, MOTION_SHIFT_SD_MM, (n_frames, 3)), axis=0) * scale
     return [rigid_matrix(r, t) for r, t in zip(rotations, shifts, strict=True)]
 
 
@@ -219,7 +223,14 @@ class TauPET:
         sigma_vox = fwhm / (2 * np.sqrt(2 * np.log(2))) / WORKING_VOXEL_MM
         blurred = ndimage.gaussian_filter(head * np.float32(reference_bqml), sigma_vox)
         acquired = self.acquire(
-            blurred, working, centre, scanner, reference_bqml, rng, self.spec.noise_scale
+            blurred,
+            working,
+            centre,
+            scanner,
+            reference_bqml,
+            rng,
+            self.spec.noise_scale,
+            visit.motion_scale,
         )
         sidecar = self._sidecar(scanner, injected, acquired.starts, acquired.durations, rng)
         truth = {
@@ -257,10 +268,12 @@ class TauPET:
         reference_bqml: float,
         rng: np.random.Generator,
         noise_scale: float = 1.0,
+        motion_scale: float = 1.0,
     ) -> Acquisition:
         """The frames of a blurred head: placed in the scanner, moving, on its grid, with noise.
 
-        ``noise_scale`` multiplies the noise of every frame (a system with less sensitivity).
+        ``noise_scale`` multiplies the noise of every frame (a system with less sensitivity),
+        ``motion_scale`` the frame-to-frame motion (:func:`frame_motion`).
         """
         pet_to_t1w = rigid_matrix(
             rng.normal(0.0, PET_TO_T1W_ROTATION_SD_DEG, 3),
@@ -270,7 +283,7 @@ class TauPET:
         pet_centre = pet_centre[:3] + rng.normal(0.0, 5.0, 3)
         grid = oriented_grid(ORIENTATION, scanner.voxel_mm, scanner.shape, pet_centre)
         starts, durations = frame_timing(self.n_frames, self.spec)
-        motion = frame_motion(rng, self.n_frames)
+        motion = frame_motion(rng, self.n_frames, motion_scale)
         frames = [
             self._frame(
                 blurred,
