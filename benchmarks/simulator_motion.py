@@ -108,10 +108,10 @@ def through_the_app(seed: int, n: int, work: Path) -> pd.DataFrame:
     for participant, diagnosis in zip(diagnoses.participant_id, diagnoses.diagnosis, strict=True):
         subject = participant.removeprefix("sub-")
         (pet,) = (bids / participant / "pet").glob("*_pet.nii.gz")
-        xfm = find_truth(bids, subject, kind="sharp", suffix=".json").parent
-        (record,) = xfm.glob("*_from-pet_to-T1w_xfm.json")
+        parameters = find_truth(bids, subject, kind="sharp", suffix=".json")
+        (record,) = parameters.parent.glob("*_from-pet_to-T1w_xfm.json")
         truth = json.loads(record.read_text())
-        params = json.loads(find_truth(bids, subject, kind="sharp", suffix=".json").read_text())
+        params = json.loads(parameters.read_text())
         grid = np.array(truth["PetGrid"]["affine"])
         shape = np.array(truth["PetGrid"]["shape"])
         centre = grid[:3, :3] @ ((shape - 1) / 2) + grid[:3, 3]
